@@ -1,0 +1,1 @@
+"""tsunagu chat service: WebSocket gateway, HTTP API, threads, storage, fan-out."""

@@ -1,0 +1,1 @@
+"""tsunagu moderation: scanner (no I/O), policy and review queue."""

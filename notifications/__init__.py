@@ -1,0 +1,1 @@
+"""tsunagu notifications: events, scheduling and delivery channels."""
