@@ -1,0 +1,120 @@
+"""The aiohttp application: wires settings, storage, fan-out, presence, gateway and HTTP API.
+
+Long-lived resources are opened and closed by ``cleanup_ctx`` in dependency order; typed
+application state uses ``web.AppKey``. :func:`build_app` does no I/O; the resources open
+when the app starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+from .auth import TokenVerifier
+from .config import Settings
+from .errors import ChatError
+from .fanout import FanOut, LocalFanOut, RedisFanOut
+from .gateway import Gateway
+from .http_api import HttpApi, errors_middleware, json_response
+from .presence import LocalPresence, Presence, RedisPresence
+from .service import ChatService
+from .store import Store, open_store
+
+log = logging.getLogger("tsunagu")
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+FANOUT = web.AppKey("fanout", FanOut)
+SERVICE = web.AppKey("service", ChatService)
+GATEWAY = web.AppKey("gateway", Gateway)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def build_app(settings: Settings) -> web.Application:
+    """Build the application for ``settings`` (which must already carry a token key)."""
+    node_id = settings.node_id or f"node-{secrets.token_hex(4)}"
+    store = open_store(settings)
+    fanout: FanOut
+    presence: Presence
+    if settings.redis_url:
+        redis_fanout = RedisFanOut(settings.redis_url, prefix=settings.redis_prefix,
+                                   node_id=node_id)
+        fanout = redis_fanout
+        presence = RedisPresence(redis_fanout._redis, prefix=settings.redis_prefix,
+                                 node_id=node_id)
+    else:
+        fanout = LocalFanOut()
+        presence = LocalPresence()
+    verifier = TokenVerifier(settings)
+    service = ChatService(settings, store, fanout)
+    gateway = Gateway(settings, service, verifier, presence)
+    api = HttpApi(settings, service, verifier)
+
+    app = web.Application(middlewares=[errors_middleware],
+                          client_max_size=settings.max_http_body_bytes)
+    app[SETTINGS] = settings
+    app[STORE] = store
+    app[FANOUT] = fanout
+    app[SERVICE] = service
+    app[GATEWAY] = gateway
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        if settings.is_embedded:
+            applied = await store.migrate()
+            if applied:
+                log.info("applied migrations %s", applied)
+        else:
+            version = await store.schema_version()
+            if version == 0:
+                raise ChatError("the database has no schema: run `tsunagu migrate` first")
+        await fanout.start()
+        await presence.start()
+        log.info("node %s serving on %s, fan-out %s", node_id,
+                 "sqlite" if settings.is_embedded else "postgresql", fanout.health()["backend"])
+        yield
+        await presence.stop()
+        await fanout.stop()
+        await store.close()
+
+    async def on_shutdown(app: web.Application) -> None:
+        await gateway.drain()
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            await store.ping()
+        except ChatError as exc:
+            return json_response({"ok": False, "store": exc.message}, 503)
+        fan = fanout.health()
+        body = {"ok": True, "node": node_id, "store": "ok", "fanout": fan,
+                "connections": len(gateway.connections), "draining": gateway.draining}
+        return json_response(body, 200 if not gateway.draining else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        api.identify(request)
+        return web.Response(
+            body=orjson.dumps({
+                "connections": len(gateway.connections),
+                "channels": len(fanout.hub),
+                "group_commit": {"batches": service.committer.batches,
+                                 "messages": service.committer.messages},
+                "fanout": fanout.health(),
+            }),
+            content_type="application/json",
+        )
+
+    app.cleanup_ctx.append(resources)
+    app.on_shutdown.append(on_shutdown)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/ws", gateway.handle)
+    app.router.add_routes(api.routes())
+    if STATIC_DIR.is_dir():
+        app.router.add_static("/static/", STATIC_DIR, show_index=False)
+    return app

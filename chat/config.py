@@ -1,0 +1,236 @@
+"""Settings, read once at start-up from ``TSUNAGU_*`` variables and an optional TOML file.
+
+Nothing below this module reads ``os.environ``: :func:`load_settings` builds one frozen
+:class:`Settings` and the application passes it down. Every field is documented in
+``docs/configuration.md``; a bad value raises :class:`ConfigError` whose message is one line
+naming the setting.
+
+Precedence: built-in default < TOML file (``TSUNAGU_CONFIG`` or ``--config``) < environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("tsunagu.config")
+
+ALGORITHMS = ("HS256", "RS256", "EdDSA")
+
+
+class ConfigError(Exception):
+    """A setting has a bad value. ``str(exc)`` is one line that names it."""
+
+
+class Secret(str):
+    """A string that does not print itself (tokens keys in logs and reprs)."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- running
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "./data"
+    database_url: str = ""  # empty: sqlite:///<data_dir>/tsunagu.db
+    redis_url: str = ""  # empty: in-process fan-out (one node)
+    redis_prefix: str = "tsunagu"
+    node_id: str = ""  # empty: random per process
+    log_level: str = "INFO"
+    pg_pool_min: int = 2
+    pg_pool_max: int = 10
+    # --- tokens
+    jwt_secret: Secret = Secret("")  # noqa: RUF009 - immutable str subclass
+    jwt_public_key: Secret = Secret("")  # noqa: RUF009
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_leeway_s: float = 0.0
+    allowed_origins: tuple[str, ...] = ()  # empty: same-origin and non-browser clients only
+    # --- limits
+    max_frame_bytes: int = 65536
+    max_body_chars: int = 10000
+    max_title_chars: int = 200
+    rate_per_s: float = 10.0
+    rate_burst: int = 30
+    max_connections_per_user: int = 16
+    outbound_queue_depth: int = 1024
+    hello_timeout_s: float = 10.0
+    heartbeat_s: float = 25.0
+    history_max_limit: int = 500
+    max_participants: int = 100
+    max_http_body_bytes: int = 1048576
+    http_rate_per_s: float = 20.0
+    http_rate_burst: int = 60
+    # --- storage tuning
+    group_commit_max: int = 512
+    sqlite_synchronous: str = "FULL"
+    drain_timeout_s: float = 10.0
+    # --- moderation
+    moderation_enabled: bool = True
+    moderation_policy: str = ""  # empty: the packaged default policy
+    moderation_allow_domains: tuple[str, ...] = ()
+    moderation_history: int = 5
+    # --- demo
+    demo: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir) / 'tsunagu.db'}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.effective_database_url.startswith("sqlite:")
+
+
+def _check(s: Settings) -> None:
+    def bad(name: str, why: str) -> ConfigError:
+        return ConfigError(f"TSUNAGU_{name.upper()}: {why}")
+
+    if not 0 <= s.port <= 65535:
+        raise bad("port", f"{s.port} is not a TCP port (0..65535)")
+    url = s.effective_database_url
+    if not (url.startswith("sqlite:///") or url.startswith(("postgresql://", "postgres://"))):
+        raise bad("database_url", f"{url!r} must start with sqlite:/// or postgresql://")
+    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise bad("redis_url", f"{s.redis_url!r} must start with redis://, rediss:// or unix://")
+    for alg in s.jwt_algorithms:
+        if alg not in ALGORITHMS:
+            raise bad("jwt_algorithms", f"{alg!r} is not one of {', '.join(ALGORITHMS)}")
+    if not s.jwt_algorithms:
+        raise bad("jwt_algorithms", "at least one algorithm is required")
+    if any(a != "HS256" for a in s.jwt_algorithms) and not s.jwt_public_key:
+        raise bad("jwt_public_key", "RS256/EdDSA need a PEM public key")
+    if s.jwt_secret and len(s.jwt_secret) < 32:
+        raise bad("jwt_secret", "must be at least 32 characters")
+    if s.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise bad("sqlite_synchronous", f"{s.sqlite_synchronous!r} is not OFF, NORMAL, FULL or EXTRA")
+    if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise bad("log_level", f"{s.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+    positive = (
+        "max_frame_bytes max_body_chars max_title_chars rate_burst max_connections_per_user "
+        "outbound_queue_depth history_max_limit max_participants "
+        "max_http_body_bytes group_commit_max pg_pool_min pg_pool_max http_rate_burst"
+    ).split()
+    for name in positive:
+        if getattr(s, name) <= 0:
+            raise bad(name, f"must be positive, got {getattr(s, name)}")
+    for name in ("rate_per_s", "http_rate_per_s", "hello_timeout_s", "heartbeat_s", "drain_timeout_s"):
+        if getattr(s, name) <= 0:
+            raise bad(name, f"must be positive, got {getattr(s, name)}")
+    if s.pg_pool_min > s.pg_pool_max:
+        raise bad("pg_pool_min", "must not exceed TSUNAGU_PG_POOL_MAX")
+    for origin in s.allowed_origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise bad("allowed_origins", f"{origin!r} must be '*' or start with http(s)://")
+
+
+def _cast(name: str, raw: Any, default: Any) -> Any:
+    """Cast a raw TOML or environment value to the type of the field's default."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(f"{raw!r} is not a boolean")
+        if isinstance(default, Secret):
+            return Secret(str(raw))
+        if isinstance(default, int):
+            if isinstance(raw, bool):
+                raise ValueError("not an integer")
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            if isinstance(raw, list | tuple):
+                return tuple(str(x) for x in raw)
+            return tuple(p.strip() for p in str(raw).split(",") if p.strip())
+        return str(raw)
+    except ValueError as exc:
+        raise ConfigError(f"TSUNAGU_{name.upper()}: {exc}") from None
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read settings: defaults, then the TOML file, then ``TSUNAGU_*`` variables, then overrides.
+
+    Raises :class:`ConfigError` (one line naming the setting) on any bad value, unknown
+    key in the TOML file or unknown ``TSUNAGU_*`` variable.
+    """
+    env = dict(os.environ if env is None else env)
+    defaults = Settings()
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    path = config_file or env.get("TSUNAGU_CONFIG")
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"TSUNAGU_CONFIG: cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"TSUNAGU_CONFIG: {path} is not valid TOML: {exc}") from None
+        for key, raw in data.items():
+            if key not in known:
+                raise ConfigError(f"TSUNAGU_CONFIG: unknown setting {key!r} in {path}")
+            values[key] = _cast(key, raw, getattr(defaults, key))
+    for var, raw in env.items():
+        if not var.startswith("TSUNAGU_") or var == "TSUNAGU_CONFIG":
+            continue
+        key = var[len("TSUNAGU_") :].lower()
+        if key not in known:
+            if key.startswith(("test_", "bench_")):
+                continue  # test and benchmark knobs, not service settings
+            raise ConfigError(f"{var}: unknown setting")
+        values[key] = _cast(key, raw, getattr(defaults, key))
+    for key, raw in overrides.items():
+        if raw is not None:
+            values[key] = _cast(key, raw, getattr(defaults, key))
+    return Settings(**values)
+
+
+def resolve_token_key(settings: Settings) -> Settings:
+    """Return settings with a token key, creating one in the data directory if needed.
+
+    The embedded default with no key configured generates a random HS256 secret once, stores
+    it in ``<data_dir>/jwt-secret`` (mode 0600) and logs where it is, so that ``tsunagu token``
+    and the server agree. Production (PostgreSQL) must configure a key explicitly.
+    """
+    if settings.jwt_secret or settings.jwt_public_key:
+        return settings
+    if not settings.is_embedded:
+        raise ConfigError(
+            "TSUNAGU_JWT_SECRET: required with PostgreSQL (or set TSUNAGU_JWT_PUBLIC_KEY)"
+        )
+    path = Path(settings.data_dir) / "jwt-secret"
+    if path.exists():
+        secret = path.read_text(encoding="utf-8").strip()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secret + "\n")
+        log.warning("no token key configured: generated an HS256 secret in %s", path)
+    return dataclasses.replace(settings, jwt_secret=Secret(secret))

@@ -1,0 +1,286 @@
+"""Fan-out: one interface, two back ends (in-process for one node; Redis pub/sub for many).
+
+Theory of operation:
+
+* Storage is the source of truth; fan-out is only the fast path. Every ``message`` event
+  carries its ``seq``, and each connection remembers the last seq it pushed per thread
+  (:mod:`chat.session`), so a duplicate is dropped and a gap is filled from storage.
+* Local subscribers (connections) register on the node's :class:`Hub` by channel name:
+  ``t:<thread>`` for a thread's events, ``u:<user>`` for one user, ``r:<role>`` for staff.
+* :class:`RedisFanOut` delivers an event to the local hub at once, and publishes it on one
+  Redis channel that every node subscribes to; a node ignores its own echo. Publishes are
+  pipelined by a flusher task. If Redis drops, the reader reconnects with backoff and
+  resubscribes by itself, then calls the ``on_resync`` hook so the node re-reads from storage
+  whatever its local subscribers may have missed. Publishes that failed are retried.
+  ``health()`` tells whether the subscription is live (exposed on ``/healthz``).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+import orjson
+
+from .models import Message
+
+log = logging.getLogger("tsunagu.fanout")
+
+_MESSAGE_FIELDS = tuple(f.name for f in fields(Message))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something to push to the subscribers of ``channel``.
+
+    ``kind`` is ``message`` (then ``message`` is set), or a frame type pushed as is
+    (``receipt``, ``typing``, ``presence``, ``update``, ``thread``, ``notification``,
+    ``review``...) with ``payload`` as its fields.
+    """
+
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    message: Message | None = None
+
+    def encode(self, origin: str) -> bytes:
+        doc: dict[str, Any] = {"o": origin, "c": self.channel, "k": self.kind, "p": self.payload}
+        if self.message is not None:
+            doc["m"] = [getattr(self.message, f) for f in _MESSAGE_FIELDS]
+        return orjson.dumps(doc)
+
+    @staticmethod
+    def decode(data: bytes) -> tuple[str, Event]:
+        doc = orjson.loads(data)
+        msg = Message(*doc["m"]) if "m" in doc else None
+        return doc["o"], Event(doc["c"], doc["k"], doc["p"], msg)
+
+
+def thread_channel(thread_id: str) -> str:
+    return f"t:{thread_id}"
+
+
+def user_channel(user_id: str) -> str:
+    return f"u:{user_id}"
+
+
+def role_channel(role: str) -> str:
+    return f"r:{role}"
+
+
+class Subscriber(Protocol):
+    def deliver(self, event: Event) -> None:
+        """Take an event without blocking (queue it, or drop the subscriber if it is full)."""
+
+
+class Hub:
+    """The node's local subscribers, by channel."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, set[Subscriber]] = {}
+
+    def add(self, channel: str, sub: Subscriber) -> None:
+        self._subs.setdefault(channel, set()).add(sub)
+
+    def discard(self, channel: str, sub: Subscriber) -> None:
+        subs = self._subs.get(channel)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[channel]
+
+    def dispatch(self, event: Event) -> int:
+        subs = self._subs.get(event.channel)
+        if not subs:
+            return 0
+        for sub in tuple(subs):
+            sub.deliver(event)
+        return len(subs)
+
+    def channels(self) -> list[str]:
+        return list(self._subs)
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+
+ResyncHook = Callable[[], Awaitable[None]]
+
+
+class FanOut(abc.ABC):
+    """Publish events to every subscriber of a channel, on this node and on the others."""
+
+    def __init__(self) -> None:
+        self.hub = Hub()
+        self.on_resync: ResyncHook | None = None
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Start background tasks (Redis reader and publisher)."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop background tasks, after flushing pending publishes."""
+
+    @abc.abstractmethod
+    def publish(self, event: Event) -> None:
+        """Deliver to local subscribers now and to other nodes as soon as possible."""
+
+    def health(self) -> dict[str, Any]:
+        return {"backend": "in-process", "ok": True}
+
+
+class LocalFanOut(FanOut):
+    """One node: the hub is everything."""
+
+    def publish(self, event: Event) -> None:
+        self.hub.dispatch(event)
+
+
+class RedisFanOut(FanOut):
+    def __init__(
+        self, url: str, *, prefix: str, node_id: str, max_pending: int = 100_000
+    ) -> None:
+        super().__init__()
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_keepalive=True)
+        self._url = url
+        self.channel = f"{prefix}:fanout"
+        self.node_id = node_id
+        self._pending: deque[bytes] = deque()
+        self._max_pending = max_pending
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Future[None]] = set()
+        self._subscribed = asyncio.Event()
+        self._stopping = False
+        self.reconnects = 0
+        self.dropped = 0
+        self.received = 0
+        self.published = 0
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._reader(), name="redis-fanout-reader"),
+            asyncio.create_task(self._publisher(), name="redis-fanout-publisher"),
+        ]
+        # Wait (briefly) for the first subscription so a fresh node does not miss events.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), 5)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._flush_all(), 2)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._redis.aclose()
+
+    async def _flush_all(self) -> None:
+        while self._pending:
+            await asyncio.sleep(0.01)
+
+    def publish(self, event: Event) -> None:
+        self.hub.dispatch(event)
+        if len(self._pending) >= self._max_pending:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append(event.encode(self.node_id))
+        self._wake.set()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "backend": "redis",
+            "ok": self._subscribed.is_set(),
+            "reconnects": self.reconnects,
+            "pending_publishes": len(self._pending),
+            "dropped_publishes": self.dropped,
+        }
+
+    async def _publisher(self) -> None:
+        backoff = 0.05
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                if self._stopping:
+                    return
+                await self._wake.wait()
+                continue
+            batch = list(self._pending)
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for data in batch:
+                        pipe.publish(self.channel, data)
+                    await pipe.execute()
+            except Exception as exc:  # redis errors, OSError: keep and retry
+                log.warning("redis publish failed (%s); retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            for _ in range(min(len(batch), len(self._pending))):
+                self._pending.popleft()
+            self.published += len(batch)
+
+    async def _reader(self) -> None:
+        backoff = 0.1
+        first = True
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                # The subscription is confirmed by the first reply; read until we see it.
+                while True:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=False, timeout=5)
+                    if msg is not None and msg["type"] == "subscribe":
+                        break
+                self._subscribed.set()
+                if not first:
+                    self.reconnects += 1
+                    log.warning("redis fan-out resubscribed; resyncing local subscribers")
+                    if self.on_resync is not None:
+                        task = asyncio.ensure_future(self.on_resync())
+                        self._background.add(task)
+                        task.add_done_callback(self._background.discard)
+                first = False
+                backoff = 0.1
+                while True:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30)
+                    if msg is None:
+                        await pubsub.ping()
+                        continue
+                    if msg["type"] != "message":
+                        continue
+                    self._on_data(msg["data"])
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                raise
+            except Exception as exc:
+                self._subscribed.clear()
+                log.warning("redis fan-out subscription lost (%s); retrying in %.1fs", exc, backoff)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 5.0)
+
+    def _on_data(self, data: bytes) -> None:
+        try:
+            origin, event = Event.decode(data)
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            log.error("undecodable fan-out event dropped: %s", exc)
+            return
+        if origin == self.node_id:
+            return
+        self.received += 1
+        self.hub.dispatch(event)

@@ -1,0 +1,371 @@
+"""The WebSocket gateway at ``/v1/ws``: handshake, hello, the frame loop, drain.
+
+The handler only carries bytes: frames are decoded by :mod:`chat.frames`, decisions are
+made by :class:`~chat.service.ChatService` and pushes are ordered by
+:class:`~chat.session.Connection`. See ``docs/protocol.md`` for the frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from . import frames as F
+from .auth import Identity, TokenVerifier
+from .config import Settings
+from .errors import (
+    CLOSE_GOING_AWAY,
+    CLOSE_TOO_BIG,
+    CLOSE_TOO_MANY_CONNECTIONS,
+    CLOSE_UNAUTHORIZED,
+    BadFrame,
+    ChatError,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
+from .fanout import Event, role_channel, thread_channel, user_channel
+from .limits import RateLimiter
+from .models import ThreadBrief
+from .presence import Presence
+from .service import ChatService
+from .session import Connection
+
+log = logging.getLogger("tsunagu.gateway")
+
+STAFF_ROLES = ("moderator", "dispute", "admin")
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...],
+                   scheme: str) -> bool:
+    """Cross-site WebSocket hijacking guard: a browser's Origin must be allowed.
+
+    No Origin header (a non-browser client) is accepted; the token still decides. Same
+    origin (the page was served by tsunagu itself) is accepted.
+    """
+    if origin is None:
+        return True
+    if "*" in allowed or origin in allowed:
+        return True
+    return host is not None and origin in (f"http://{host}", f"https://{host}",
+                                           f"{scheme}://{host}")
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        service: ChatService,
+        verifier: TokenVerifier,
+        presence: Presence,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.verifier = verifier
+        self.presence = presence
+        self.hub = service.fanout.hub
+        self.limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self._inflight = 0
+        service.fanout.on_resync = self.resync
+
+    # --- the handler
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        s = self.settings
+        if self.draining:
+            raise web.HTTPServiceUnavailable(
+                text='{"error":{"code":"unavailable","message":"draining"}}',
+                content_type="application/json",
+            )
+        if not origin_allowed(request.headers.get("Origin"), request.host, s.allowed_origins,
+                              request.scheme):
+            raise web.HTTPForbidden(
+                text='{"error":{"code":"forbidden","message":"origin not allowed"}}',
+                content_type="application/json",
+            )
+        ws = web.WebSocketResponse(
+            heartbeat=s.heartbeat_s, max_msg_size=s.max_frame_bytes, compress=False
+        )
+        await ws.prepare(request)
+        identity, resume, hello_id = await self._hello(ws)
+        if identity is None:
+            return ws
+        if self.presence.connections(identity.user_id) >= s.max_connections_per_user:
+            await ws.close(code=CLOSE_TOO_MANY_CONNECTIONS, message=b"too many connections")
+            return ws
+        conn = Connection(ws, identity, self.service.store, queue_depth=s.outbound_queue_depth)
+        conn.on_join = self._on_join
+        self.connections.add(conn)
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, identity.exp - time.time()), self._expire, conn
+        )
+        try:
+            await self._open(conn, resume, hello_id)
+            await self._loop(ws, conn)
+        finally:
+            expiry.cancel()
+            await self._close(conn)
+        return ws
+
+    async def _hello(self, ws: web.WebSocketResponse
+                     ) -> tuple[Identity | None, dict[str, int], str | None]:
+        try:
+            msg = await ws.receive(timeout=self.settings.hello_timeout_s)
+        except TimeoutError:
+            await ws.close(code=CLOSE_UNAUTHORIZED, message=b"no hello within the time limit")
+            return None, {}, None
+        if msg.type != WSMsgType.TEXT:
+            code = CLOSE_TOO_BIG if msg.type == WSMsgType.ERROR else CLOSE_UNAUTHORIZED
+            if not ws.closed:
+                await ws.close(code=code, message=b"expected a hello frame")
+            return None, {}, None
+        try:
+            frame = F.decode(msg.data, max_body_chars=self.settings.max_body_chars)
+        except BadFrame as exc:
+            frame = None
+            why = exc.message
+        else:
+            why = "the first frame must be hello"
+        if not isinstance(frame, F.Hello):
+            await ws.close(code=CLOSE_UNAUTHORIZED, message=why.encode()[:120])
+            return None, {}, None
+        try:
+            identity = self.verifier.verify(frame.token)
+        except Unauthorized as exc:
+            await ws.close(code=CLOSE_UNAUTHORIZED, message=exc.message.encode()[:120])
+            return None, {}, None
+        return identity, frame.resume, frame.id
+
+    async def _open(self, conn: Connection, resume: dict[str, int], hello_id: str | None) -> None:
+        """Subscribe, answer hello, then push what the client missed (see session docs)."""
+        user = conn.user
+        store = self.service.store
+        briefs = await store.user_threads_brief(user)
+        conn.threads = briefs
+        for tid, brief in briefs.items():
+            conn.cursors[tid] = min(resume.get(tid, brief.last_seq), brief.last_seq)
+        others = {m for b in briefs.values() for m in b.members if m != user}
+        came_online = await self.presence.connected(user)
+        online = await self.presence.online(others)
+        conn.presence = {u: ("online" if u in online else "offline") for u in others}
+        conn.send(F.ok_frame(
+            hello_id,
+            user=conn.identity.to_json(),
+            threads={tid: {"last_seq": b.last_seq, "stage": b.stage} for tid, b in briefs.items()},
+            presence=conn.presence,
+            limits={
+                "max_frame_bytes": self.settings.max_frame_bytes,
+                "max_body_chars": self.settings.max_body_chars,
+                "rate_per_s": self.settings.rate_per_s,
+                "rate_burst": self.settings.rate_burst,
+            },
+        ))
+        for channel in self._channels(conn):
+            self.hub.add(channel, conn)
+        conn.start()
+        for tid in briefs:
+            if conn.cursors[tid] < briefs[tid].last_seq:
+                conn.sync(tid)
+        # Anything stored between the first read and the subscription is pushed from storage.
+        for tid, seq in (await store.user_thread_seqs(user)).items():
+            if tid in briefs and seq > briefs[tid].last_seq and conn.cursors[tid] >= briefs[
+                tid
+            ].last_seq:
+                conn.sync(tid)
+        if came_online:
+            self._publish_presence(conn, "online")
+
+    def _channels(self, conn: Connection) -> list[str]:
+        chans = [thread_channel(t) for t in conn.threads]
+        chans.append(user_channel(conn.user))
+        chans.extend(role_channel(r) for r in STAFF_ROLES if conn.identity.has(r))
+        return chans
+
+    def _on_join(self, conn: Connection, thread: str) -> None:
+        self.hub.add(thread_channel(thread), conn)
+
+    def _publish_presence(self, conn: Connection, status: str) -> None:
+        for tid in conn.threads:
+            self.service.fanout.publish(
+                Event(thread_channel(tid), "presence", {"user": conn.user, "status": status})
+            )
+
+    def _expire(self, conn: Connection) -> None:
+        conn.close_soon(CLOSE_UNAUTHORIZED, "token expired")
+
+    async def _close(self, conn: Connection) -> None:
+        for channel in self._channels(conn):
+            self.hub.discard(channel, conn)
+        self.connections.discard(conn)
+        await conn.stop()
+        if await self.presence.disconnected(conn.user):
+            self._publish_presence(conn, "offline")
+
+    async def _loop(self, ws: web.WebSocketResponse, conn: Connection) -> None:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                conn.busy = True
+                self._inflight += 1
+                try:
+                    await self._frame(conn, msg.data)
+                finally:
+                    conn.busy = False
+                    self._inflight -= 1
+                if self.draining:
+                    await conn.flush(self.settings.drain_timeout_s)
+                    await ws.close(code=CLOSE_GOING_AWAY, message=b"server draining")
+                    break
+            elif msg.type == WSMsgType.BINARY:
+                conn.send(F.error_frame(None, "bad_frame", "binary frames are not accepted"))
+            elif msg.type == WSMsgType.ERROR:
+                break
+        if ws.close_code == CLOSE_TOO_BIG:
+            log.info("closed %s: frame larger than %d bytes", conn.user, self.settings.max_frame_bytes)
+
+    async def _frame(self, conn: Connection, data: str) -> None:
+        re: str | None = None
+        try:
+            frame = F.decode(data, max_body_chars=self.settings.max_body_chars)
+            re = frame.id
+            answer = await self._dispatch(conn, frame)
+        except ChatError as exc:
+            if exc.status == 401:
+                conn.close_soon(CLOSE_UNAUTHORIZED, exc.message)
+                return
+            extra = {k: v for k, v in exc.extra.items() if k != "re"}
+            conn.send(F.error_frame(exc.extra.get("re", re), exc.code, exc.message, **extra))
+            return
+        except Exception:
+            log.exception("frame handler failed for %s", conn.user)
+            conn.send(F.error_frame(re, "internal", "internal error; the frame was not applied"))
+            return
+        if answer is not None:
+            conn.send(answer)
+
+    def _member(self, conn: Connection, thread: str) -> ThreadBrief:
+        brief = conn.threads.get(thread)
+        if brief is None:
+            raise Forbidden("you do not take part in this thread")
+        return brief
+
+    async def _known_member(self, conn: Connection, thread: str) -> ThreadBrief:
+        """The thread's brief; reload it if the client was added after connecting."""
+        brief = conn.threads.get(thread)
+        if brief is not None:
+            return brief
+        t = await self.service.store.get_thread(thread)
+        if t is None:
+            raise NotFound(f"thread {thread!r} does not exist")
+        if t.role_of(conn.user) is None:
+            raise Forbidden("you do not take part in this thread")
+        conn.deliver(Event(user_channel(conn.user), "thread", {"thread": t.to_json()}))
+        return ThreadBrief(t.last_seq, t.stage, {p.user_id: p.role for p in t.participants})
+
+    def _rate(self, conn: Connection) -> None:
+        wait = self.limiter.check(conn.user)
+        if wait > 0:
+            raise RateLimited("too many messages; slow down", retry_after=wait)
+
+    async def _dispatch(self, conn: Connection, frame: F.Frame) -> dict[str, Any] | None:
+        svc = self.service
+        who = conn.identity
+        match frame:
+            case F.Send():
+                brief = await self._known_member(conn, frame.thread)
+                self._rate(conn)
+                out = await svc.send(
+                    who, thread=frame.thread, stage=brief.stage,
+                    role=brief.members.get(conn.user, "member"),
+                    client_msg_id=frame.client_msg_id, body=frame.body,
+                )
+                fields: dict[str, Any] = {}
+                if out.appended is not None:
+                    fields["message"] = out.appended.message.view(conn.user)
+                    fields["duplicate"] = not out.appended.created
+                if out.withheld is not None:
+                    fields["withheld"] = out.withheld
+                if out.verdict is not None and out.verdict.record is not None:
+                    fields["moderation"] = _sender_moderation(out.verdict.record)
+                return F.ok_frame(frame.id, **fields)
+            case F.Read():
+                await self._known_member(conn, frame.thread)
+                pos = await svc.read(who, thread=frame.thread, seq=frame.seq)
+                return F.ok_frame(frame.id, thread=frame.thread, seq=pos)
+            case F.Typing():
+                self._member(conn, frame.thread)
+                svc.typing(who, thread=frame.thread)
+                return None if frame.id is None else F.ok_frame(frame.id)
+            case F.Edit():
+                brief = await self._known_member(conn, frame.thread)
+                self._rate(conn)
+                msg, verdict = await svc.edit(
+                    who, thread=frame.thread, stage=brief.stage,
+                    role=brief.members.get(conn.user, "member"),
+                    message_id=frame.message, body=frame.body,
+                )
+                fields = {"message": msg.view(conn.user)}
+                if verdict is not None and verdict.record is not None:
+                    fields["moderation"] = _sender_moderation(verdict.record)
+                return F.ok_frame(frame.id, **fields)
+            case F.Delete():
+                await self._known_member(conn, frame.thread)
+                msg = await svc.delete(who, thread=frame.thread, message_id=frame.message)
+                return F.ok_frame(frame.id, message=msg.view(conn.user))
+            case F.Thanks():
+                await self._known_member(conn, frame.thread)
+                msg, added = await svc.thank(who, thread=frame.thread, message_id=frame.message)
+                return F.ok_frame(frame.id, message=msg.view(conn.user), added=added)
+            case F.Ping():
+                return F.ok_frame(frame.id, time=time.time())
+            case F.Token():
+                new = self.verifier.verify(frame.token)
+                if new.user_id != conn.user:
+                    raise Forbidden("a new token must be for the same user")
+                conn.identity = new
+                return F.ok_frame(frame.id, exp=int(new.exp))
+            case F.Hello():
+                raise BadFrame("hello was already received", re=frame.id)
+        raise BadFrame("unsupported frame")  # pragma: no cover - decode() is exhaustive
+
+    # --- cluster events
+    async def resync(self) -> None:
+        """After a fan-out outage, push from storage whatever local clients may have missed."""
+        lowest: dict[str, int] = {}
+        for conn in list(self.connections):
+            for tid, cur in conn.cursors.items():
+                lowest[tid] = min(cur, lowest.get(tid, cur))
+        for tid, after in lowest.items():
+            try:
+                page = await self.service.store.history(tid, after_seq=after, limit=1000)
+            except ChatError as exc:
+                log.warning("resync of %s failed: %s", tid, exc)
+                continue
+            for msg in page:
+                self.hub.dispatch(Event(thread_channel(tid), "message", {}, msg))
+
+    async def drain(self) -> None:
+        """Graceful shutdown: refuse new sockets, let in-flight frames finish, close 1001."""
+        self.draining = True
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        for conn in list(self.connections):
+            if not conn.busy:
+                await conn.flush(max(0.0, deadline - time.monotonic()))
+                with contextlib.suppress(Exception):
+                    await conn.socket.close(code=CLOSE_GOING_AWAY, message=b"server draining")
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await self.service.committer.drain()
+
+
+def _sender_moderation(record: dict[str, Any]) -> dict[str, Any]:
+    out = {"action": record.get("action"), "categories": record.get("categories", [])}
+    if record.get("sender_warning"):
+        out["warning"] = record["sender_warning"]
+    return out

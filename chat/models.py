@@ -1,0 +1,196 @@
+"""Domain objects shared by storage, gateway and HTTP API. Frozen; serialised by ``to_json``.
+
+Times are stored as integer microseconds since the epoch (portable between SQLite and
+PostgreSQL, cheap to compare) and rendered as RFC 3339 UTC strings on the wire.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+THREAD_KINDS = ("inquiry", "contract", "team")
+STAGES = ("inquiry", "deposit_pending", "in_progress", "delivered", "closed")
+PARTICIPANT_ROLES = ("client", "worker", "member", "observer")
+MESSAGE_KINDS = ("user", "system")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def rfc3339(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return (
+        datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def new_id(prefix: str) -> str:
+    """A random id: prefix, then 40 bits of time (ms, sortable) and 64 random bits in hex."""
+    return f"{prefix}_{(time.time_ns() // 1_000_000) & 0xFFFFFFFFFF:010x}{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    user_id: str
+    role: str
+    joined_at: int
+    read_seq: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "role": self.role,
+            "joined_at": rfc3339(self.joined_at),
+            "read_seq": self.read_seq,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    id: str
+    kind: str
+    title: str
+    stage: str
+    ref: dict[str, Any]
+    last_seq: int
+    created_at: int
+    updated_at: int
+    participants: tuple[Participant, ...] = ()
+
+    def role_of(self, user_id: str) -> str | None:
+        for p in self.participants:
+            if p.user_id == user_id:
+                return p.role
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "title": self.title,
+            "stage": self.stage,
+            "ref": self.ref,
+            "last_seq": self.last_seq,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+            "participants": [p.to_json() for p in self.participants],
+        }
+
+
+@dataclass(slots=True)
+class ThreadBrief:
+    """What a connection keeps about one of its threads (mutable: updated by events)."""
+
+    last_seq: int
+    stage: str
+    members: dict[str, str]  # user id -> participant role
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    """One row of a user's thread list."""
+
+    thread: Thread
+    role: str
+    read_seq: int
+    unread: int
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.thread.to_json()
+        out.update(role=self.role, read_seq=self.read_seq, unread=self.unread)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    thread: str
+    seq: int
+    sender: str
+    kind: str
+    body: str
+    created_at: int
+    client_msg_id: str | None = None
+    data: dict[str, Any] | None = None
+    edited_at: int | None = None
+    deleted_at: int | None = None
+    rev: int = 0
+    thanks: int = 0
+    # Moderation: the recipient's view when spans are masked, and the scan outcome.
+    masked: str | None = None
+    moderation: dict[str, Any] | None = None
+
+    def view(self, viewer: str | None, *, staff: bool = False) -> dict[str, Any]:
+        """The message as ``viewer`` sees it: deleted is a tombstone, masked for recipients."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "thread": self.thread,
+            "seq": self.seq,
+            "sender": self.sender,
+            "kind": self.kind,
+            "body": self.body,
+            "created_at": rfc3339(self.created_at),
+        }
+        if self.client_msg_id is not None and viewer == self.sender:
+            out["client_msg_id"] = self.client_msg_id
+        if self.data is not None:
+            out["data"] = self.data
+        if self.rev:
+            out["rev"] = self.rev
+        if self.edited_at is not None:
+            out["edited_at"] = rfc3339(self.edited_at)
+        if self.thanks:
+            out["thanks"] = self.thanks
+        if self.deleted_at is not None:
+            out["deleted"] = True
+            out["deleted_at"] = rfc3339(self.deleted_at)
+            if not staff:
+                out["body"] = ""
+        elif self.masked is not None and viewer != self.sender and not staff:
+            out["body"] = self.masked
+            out["masked"] = True
+        if self.moderation is not None:
+            out["moderation"] = _moderation_view(self.moderation, viewer == self.sender, staff)
+        return out
+
+
+def _moderation_view(mod: dict[str, Any], is_sender: bool, staff: bool) -> dict[str, Any]:
+    if staff:
+        return mod
+    view = {"action": mod.get("action"), "categories": mod.get("categories", [])}
+    warning = mod.get("sender_warning") if is_sender else mod.get("recipient_warning")
+    if warning:
+        view["warning"] = warning
+    return view
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A request to append one message (from ``send`` or the system-message API)."""
+
+    thread: str
+    sender: str
+    kind: str
+    body: str
+    client_msg_id: str | None = None
+    data: dict[str, Any] | None = None
+    masked: str | None = None
+    moderation: dict[str, Any] | None = None
+    id: str = field(default_factory=lambda: new_id("m"))
+    created_at: int = field(default_factory=now_us)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The result of an append: the stored message, and whether this call stored it."""
+
+    message: Message
+    created: bool

@@ -1,0 +1,288 @@
+"""The chat operations, shared by the WebSocket gateway and the HTTP API.
+
+Callers check who may act (participant or service role) before calling; this layer stores,
+then publishes. Every write is stored before it is published, and published after the
+commit, so a receiver that gets an event can always read it back from storage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .auth import Identity
+from .commit import GroupCommitter
+from .config import Settings
+from .errors import BadRequest, Forbidden, NotFound
+from .fanout import Event, FanOut, thread_channel, user_channel
+from .models import (
+    PARTICIPANT_ROLES,
+    STAGES,
+    THREAD_KINDS,
+    Appended,
+    Message,
+    NewMessage,
+    Thread,
+    new_id,
+    now_us,
+)
+from .store.base import Store
+
+log = logging.getLogger("tsunagu.service")
+
+SYSTEM_SENDER = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What moderation decided about a body (see :mod:`moderation`)."""
+
+    action: str  # allow | flag | mask | hold | block
+    masked: str | None
+    record: dict[str, Any] | None  # stored with the message: findings, action, warnings
+
+
+class Screener(Protocol):
+    async def screen_send(
+        self, *, thread: str, stage: str, sender: Identity, sender_role: str, body: str
+    ) -> Verdict: ...
+
+    async def withheld(
+        self, *, req: NewMessage, verdict: Verdict, sender: Identity, thread_stage: str
+    ) -> dict[str, Any]:
+        """Store a held or blocked message outside the thread's seq; return its description."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    appended: Appended | None  # None when moderation withheld the message
+    verdict: Verdict | None
+    withheld: dict[str, Any] | None = None
+
+
+class ChatService:
+    def __init__(self, settings: Settings, store: Store, fanout: FanOut) -> None:
+        self.settings = settings
+        self.store = store
+        self.fanout = fanout
+        self.committer = GroupCommitter(store, max_batch=settings.group_commit_max)
+        self.screener: Screener | None = None
+
+    # --- threads (service role)
+    async def create_thread(
+        self,
+        *,
+        kind: str,
+        title: str,
+        participants: Sequence[tuple[str, str]],
+        ref: dict[str, Any],
+        stage: str | None = None,
+        thread_id: str | None = None,
+    ) -> Thread:
+        if kind not in THREAD_KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(THREAD_KINDS)}")
+        stage = stage or ("inquiry" if kind == "inquiry" else "deposit_pending"
+                          if kind == "contract" else "in_progress")
+        if stage not in STAGES:
+            raise BadRequest(f"stage must be one of {', '.join(STAGES)}")
+        seen: set[str] = set()
+        for user, role in participants:
+            if role not in PARTICIPANT_ROLES:
+                raise BadRequest(f"participant role must be one of {', '.join(PARTICIPANT_ROLES)}")
+            if user in seen:
+                raise BadRequest(f"participant {user!r} is listed twice")
+            if user == SYSTEM_SENDER:
+                raise BadRequest(f"{SYSTEM_SENDER!r} is reserved")
+            seen.add(user)
+        if len(participants) > self.settings.max_participants:
+            raise BadRequest(f"at most {self.settings.max_participants} participants")
+        thread = await self.store.create_thread(
+            id=thread_id or new_id("t"),
+            kind=kind,
+            title=title,
+            stage=stage,
+            ref=ref,
+            participants=participants,
+            at=now_us(),
+        )
+        for p in thread.participants:
+            self._publish_membership(thread, p.user_id)
+        return thread
+
+    async def add_participant(self, thread_id: str, user_id: str, role: str) -> Thread:
+        if role not in PARTICIPANT_ROLES:
+            raise BadRequest(f"role must be one of {', '.join(PARTICIPANT_ROLES)}")
+        if user_id == SYSTEM_SENDER:
+            raise BadRequest(f"{SYSTEM_SENDER!r} is reserved")
+        current = await self.get_thread(thread_id)
+        if len(current.participants) >= self.settings.max_participants and current.role_of(
+            user_id
+        ) is None:
+            raise BadRequest(f"at most {self.settings.max_participants} participants")
+        thread, added = await self.store.add_participant(thread_id, user_id, role, at=now_us())
+        if added:
+            self._publish_membership(thread, user_id)
+            self.fanout.publish(
+                Event(
+                    thread_channel(thread.id),
+                    "participant",
+                    {"thread": thread.id, "user": user_id, "role": role},
+                )
+            )
+        return thread
+
+    def _publish_membership(self, thread: Thread, user_id: str) -> None:
+        self.fanout.publish(Event(user_channel(user_id), "thread", {"thread": thread.to_json()}))
+
+    async def update_thread(
+        self, thread_id: str, *, stage: str | None = None, title: str | None = None
+    ) -> Thread:
+        if stage is not None and stage not in STAGES:
+            raise BadRequest(f"stage must be one of {', '.join(STAGES)}")
+        thread = await self.store.update_thread(thread_id, stage=stage, title=title, at=now_us())
+        self.fanout.publish(
+            Event(
+                thread_channel(thread.id),
+                "thread_updated",
+                {"thread": thread.id, "stage": thread.stage, "title": thread.title},
+            )
+        )
+        return thread
+
+    async def get_thread(self, thread_id: str) -> Thread:
+        thread = await self.store.get_thread(thread_id)
+        if thread is None:
+            raise NotFound(f"thread {thread_id!r} does not exist")
+        return thread
+
+    async def participant_thread(self, who: Identity, thread_id: str) -> Thread:
+        """The thread, if ``who`` takes part in it (staff and service may read any)."""
+        thread = await self.get_thread(thread_id)
+        if thread.role_of(who.user_id) is None and not who.has("service", "admin"):
+            raise Forbidden("you do not take part in this thread")
+        return thread
+
+    # --- messages
+    async def send(
+        self,
+        who: Identity,
+        *,
+        thread: str,
+        stage: str,
+        role: str,
+        client_msg_id: str,
+        body: str,
+    ) -> SendOutcome:
+        """Store and publish a user message (after moderation); idempotent per client_msg_id."""
+        req = NewMessage(thread=thread, sender=who.user_id, kind="user", body=body,
+                         client_msg_id=client_msg_id)
+        verdict: Verdict | None = None
+        if self.screener is not None:
+            verdict = await self.screener.screen_send(
+                thread=thread, stage=stage, sender=who, sender_role=role, body=body
+            )
+            if verdict.action in ("hold", "block"):
+                withheld = await self.screener.withheld(
+                    req=req, verdict=verdict, sender=who, thread_stage=stage
+                )
+                return SendOutcome(None, verdict, withheld)
+            if verdict.record is not None:
+                req = NewMessage(
+                    thread=thread, sender=who.user_id, kind="user", body=body,
+                    client_msg_id=client_msg_id, masked=verdict.masked,
+                    moderation=verdict.record, id=req.id, created_at=req.created_at,
+                )
+        appended = await self.committer.append(req)
+        # Publish retries too: if an earlier attempt was stored but its node died before
+        # publishing, this repairs it; receivers drop what they already have by seq.
+        self.publish_message(appended.message)
+        return SendOutcome(appended, verdict)
+
+    def publish_message(self, message: Message) -> None:
+        self.fanout.publish(Event(thread_channel(message.thread), "message", {}, message))
+
+    async def post_system(
+        self, thread_id: str, body: str, data: dict[str, Any] | None = None,
+        *, client_msg_id: str | None = None,
+    ) -> Appended:
+        appended = await self.committer.append(
+            NewMessage(thread=thread_id, sender=SYSTEM_SENDER, kind="system", body=body,
+                       data=data, client_msg_id=client_msg_id)
+        )
+        self.publish_message(appended.message)
+        return appended
+
+    async def _own_message(self, who: Identity, thread: str, message_id: str) -> Message:
+        msg = await self.store.get_message(thread, message_id)
+        if msg is None:
+            raise NotFound(f"message {message_id!r} does not exist in this thread")
+        if msg.sender != who.user_id or msg.kind != "user":
+            raise Forbidden("you may only change your own messages")
+        return msg
+
+    async def edit(
+        self, who: Identity, *, thread: str, stage: str, role: str, message_id: str, body: str
+    ) -> tuple[Message, Verdict | None]:
+        await self._own_message(who, thread, message_id)
+        verdict: Verdict | None = None
+        masked: str | None = None
+        record: dict[str, Any] | None = None
+        if self.screener is not None:
+            verdict = await self.screener.screen_send(
+                thread=thread, stage=stage, sender=who, sender_role=role, body=body
+            )
+            if verdict.action in ("hold", "block"):
+                # The edit is refused; the attempt is logged by the screener.
+                await self.screener.withheld(
+                    req=NewMessage(thread=thread, sender=who.user_id, kind="user", body=body,
+                                   data={"edit_of": message_id}),
+                    verdict=verdict, sender=who, thread_stage=stage,
+                )
+                return await self._own_message(who, thread, message_id), verdict
+            masked, record = verdict.masked, verdict.record
+        msg = await self.store.edit_message(
+            thread, message_id, actor=who.user_id, body=body, masked=masked,
+            moderation=record, at=now_us(),
+        )
+        self._publish_update(msg, "edit")
+        return msg, verdict
+
+    async def delete(self, who: Identity, *, thread: str, message_id: str) -> Message:
+        await self._own_message(who, thread, message_id)
+        msg = await self.store.delete_message(thread, message_id, actor=who.user_id, at=now_us())
+        self._publish_update(msg, "delete")
+        return msg
+
+    async def thank(self, who: Identity, *, thread: str, message_id: str) -> tuple[Message, bool]:
+        msg = await self.store.get_message(thread, message_id)
+        if msg is None:
+            raise NotFound(f"message {message_id!r} does not exist in this thread")
+        if msg.sender == who.user_id:
+            raise BadRequest("you cannot thank your own message")
+        if msg.kind != "user" or msg.deleted_at is not None:
+            raise BadRequest("only live user messages can be thanked")
+        msg, added = await self.store.thank(thread, message_id, who.user_id, at=now_us())
+        if added:
+            self._publish_update(msg, "thanks", by=who.user_id)
+        return msg, added
+
+    def _publish_update(self, msg: Message, action: str, **extra: Any) -> None:
+        self.fanout.publish(
+            Event(thread_channel(msg.thread), "update", {"action": action, **extra}, msg)
+        )
+
+    async def read(self, who: Identity, *, thread: str, seq: int) -> int:
+        pos = await self.store.set_read(thread, who.user_id, seq)
+        self.fanout.publish(
+            Event(thread_channel(thread), "receipt", {"thread": thread, "user": who.user_id,
+                                                      "seq": pos})
+        )
+        return pos
+
+    def typing(self, who: Identity, *, thread: str) -> None:
+        self.fanout.publish(
+            Event(thread_channel(thread), "typing", {"thread": thread, "user": who.user_id})
+        )

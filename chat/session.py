@@ -1,0 +1,230 @@
+"""One authenticated WebSocket connection: its threads, cursors and outbound queue.
+
+Theory of operation:
+
+* Everything sent to the client goes through one bounded queue and one writer task, so
+  answers (``ok``/``error``) and pushes keep their order. :meth:`Connection.deliver` never
+  blocks: when the queue is full the client is too slow, and it is disconnected (close
+  4008) instead of letting memory grow.
+* ``cursors[thread]`` is the last seq pushed to this client. The writer drops a ``message``
+  event at or below the cursor (a duplicate) and, for one above ``cursor + 1`` (a gap: a
+  fan-out fault, two nodes publishing out of order), first pushes the missing range from
+  storage. A ``sync`` item pushes everything after the cursor (resume, resync). So on one
+  connection the messages of a thread arrive exactly once and in seq order, whatever the
+  fan-out does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .auth import Identity
+from .errors import CLOSE_SLOW_CONSUMER
+from .fanout import Event
+from .frames import encode
+from .models import Message, ThreadBrief
+from .store.base import Store
+
+log = logging.getLogger("tsunagu.session")
+
+HISTORY_PAGE = 500
+_background: set[asyncio.Task[None]] = set()  # close tasks, kept referenced until done
+
+
+class Socket(Protocol):
+    async def send_str(self, data: str) -> None: ...
+
+    async def close(self, *, code: int = ..., message: bytes = ...) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sync:
+    """Push every stored message of ``thread`` after the cursor."""
+
+    thread: str
+
+
+Outbound = str | Event | Sync
+
+
+class Connection:
+    def __init__(
+        self,
+        socket: Socket,
+        identity: Identity,
+        store: Store,
+        *,
+        queue_depth: int,
+        on_close: Callable[[Connection], None] | None = None,
+    ) -> None:
+        self.socket = socket
+        self.identity = identity
+        self.user = identity.user_id
+        self.store = store
+        self.threads: dict[str, ThreadBrief] = {}
+        self.cursors: dict[str, int] = {}
+        self.presence: dict[str, str] = {}
+        self.queue: asyncio.Queue[Outbound] = asyncio.Queue(queue_depth)
+        self.closed = False
+        self.busy = False
+        self.pushed = 0
+        self._on_close = on_close
+        self.on_join: Callable[[Connection, str], None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    # --- queue side (called by the hub, the handler, the gateway)
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.user}")
+
+    def deliver(self, event: Event) -> None:
+        """Hub callback: queue the event, or disconnect a client that cannot keep up."""
+        self._put(event)
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self._put(encode(frame))
+
+    def sync(self, thread: str) -> None:
+        self._put(Sync(thread))
+
+    def _put(self, item: Outbound) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            log.warning("slow consumer %s: outbound queue full, disconnecting", self.user)
+            self.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer: outbound queue full")
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        task = asyncio.create_task(self._close(code, reason))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.socket.close(code=code, message=reason.encode()[:120])
+
+    async def stop(self) -> None:
+        """Stop the writer (after the socket is gone)."""
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        if self._on_close is not None:
+            self._on_close(self)
+
+    async def flush(self, timeout: float) -> None:
+        """Wait until the queue is empty (graceful drain)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not self.queue.empty() and self._writer and not self._writer.done():
+                    await asyncio.sleep(0.01)
+
+    # --- writer side
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                item = await self.queue.get()
+                if isinstance(item, str):
+                    await self.socket.send_str(item)
+                elif isinstance(item, Sync):
+                    await self._sync(item.thread, None)
+                else:
+                    await self._event(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the socket went away mid-send
+            log.debug("writer for %s ended: %s", self.user, exc)
+            self.closed = True
+
+    async def _push_message(self, msg: Message) -> None:
+        await self.socket.send_str(
+            encode({"type": "message", "message": msg.view(self.user)})
+        )
+        self.cursors[msg.thread] = msg.seq
+        brief = self.threads.get(msg.thread)
+        if brief is not None and msg.seq > brief.last_seq:
+            brief.last_seq = msg.seq
+        self.pushed += 1
+
+    async def _sync(self, thread: str, upto: int | None) -> None:
+        """Push stored messages after the cursor, up to (not including) ``upto``."""
+        while True:
+            cursor = self.cursors.get(thread, 0)
+            if upto is not None and cursor + 1 >= upto:
+                return
+            page = await self.store.history(
+                thread, after_seq=cursor, before_seq=upto, limit=HISTORY_PAGE
+            )
+            for msg in page:
+                if msg.seq > self.cursors.get(thread, 0):
+                    await self._push_message(msg)
+            if len(page) < HISTORY_PAGE:
+                return
+
+    async def _event(self, event: Event) -> None:
+        kind = event.kind
+        if kind == "message":
+            msg = event.message
+            assert msg is not None
+            if msg.thread not in self.threads:
+                return
+            cursor = self.cursors.get(msg.thread, 0)
+            if msg.seq <= cursor:
+                return
+            if msg.seq > cursor + 1:
+                await self._sync(msg.thread, msg.seq)
+            if msg.seq > self.cursors.get(msg.thread, 0):
+                await self._push_message(msg)
+            return
+        payload = event.payload
+        if kind == "update":
+            msg = event.message
+            assert msg is not None
+            if msg.thread not in self.threads:
+                return
+            if msg.seq > self.cursors.get(msg.thread, 0):
+                # Not pushed yet: push it (and anything before it) from storage first, so an
+                # older copy still in flight is dropped as a duplicate.
+                await self._sync(msg.thread, msg.seq + 1)
+            await self.socket.send_str(
+                encode({"type": "update", **payload, "message": msg.view(self.user)})
+            )
+            return
+        if kind in ("typing", "presence") and payload.get("user") == self.user:
+            return
+        if kind == "presence":
+            if self.presence.get(payload["user"]) == payload["status"]:
+                return
+            self.presence[payload["user"]] = payload["status"]
+        elif kind == "thread":
+            self._joined(payload["thread"])
+        elif kind == "participant":
+            brief = self.threads.get(payload["thread"])
+            if brief is not None:
+                brief.members[payload["user"]] = payload["role"]
+        elif kind == "thread_updated":
+            brief = self.threads.get(payload["thread"])
+            if brief is not None:
+                brief.stage = payload["stage"]
+        await self.socket.send_str(encode({"type": kind, **payload}))
+
+    def _joined(self, thread: dict[str, Any]) -> None:
+        """The user was added to a thread: follow it from its current end."""
+        tid = thread["id"]
+        if tid in self.threads:
+            return
+        members = {p["user_id"]: p["role"] for p in thread["participants"]}
+        self.threads[tid] = ThreadBrief(thread["last_seq"], thread["stage"], members)
+        self.cursors[tid] = thread["last_seq"]
+        if self.on_join is not None:
+            self.on_join(self, tid)

@@ -1,0 +1,412 @@
+"""PostgreSQL back end through an asyncpg pool: production, shared by many nodes.
+
+A batch append locks its threads' rows in id order (``FOR UPDATE``), so two nodes appending
+to the same thread serialise and never deadlock, and seqs stay gapless. Four round trips per
+batch, whatever its size (lock, idempotency lookup, insert, last_seq update).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+
+from ..errors import ChatError, Conflict, NotFound, Unavailable
+from ..models import (
+    Appended,
+    Message,
+    NewMessage,
+    Participant,
+    Thread,
+    ThreadBrief,
+    ThreadSummary,
+)
+from .base import (
+    IdemKey,
+    Store,
+    _brief,
+    dumps,
+    edited,
+    message_from_row,
+    plan_batch,
+    thread_from_row,
+)
+from .schema import MESSAGE_COLUMNS, MIGRATIONS, MIGRATIONS_TABLE, THREAD_COLUMNS
+
+MIGRATION_LOCK = 0x7473_756E  # advisory lock id: "tsun"
+_PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, 16))
+
+
+class PostgresStore(Store):
+    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self._min = min_size
+        self._max = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    @contextlib.asynccontextmanager
+    async def _conn(self, *, tx: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise Unavailable("store is not open")
+        try:
+            async with self._pool.acquire() as conn:
+                if tx:
+                    async with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+            raise Unavailable(f"postgresql: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise Unavailable(f"postgresql: {exc.__class__.__name__}: {exc}") from exc
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=self._min, max_size=self._max, command_timeout=30
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise Unavailable(f"postgresql: cannot connect: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> None:
+        async with self._conn() as c:
+            await c.fetchval("SELECT 1")
+
+    async def migrate(self) -> list[int]:
+        async with self._conn(tx=True) as c:
+            await c.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await c.execute(
+                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            )
+            done = {r[0] for r in await c.fetch(f"SELECT version FROM {MIGRATIONS_TABLE}")}
+            applied = []
+            for m in MIGRATIONS:
+                if m.version in done:
+                    continue
+                for stmt in m.statements:
+                    await c.execute(stmt)
+                await c.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} VALUES "
+                    "($1, $2, (extract(epoch from now()) * 1000000)::bigint)",
+                    m.version,
+                    m.name,
+                )
+                applied.append(m.version)
+            return applied
+
+    async def schema_version(self) -> int:
+        async with self._conn() as c:
+            exists = await c.fetchval("SELECT to_regclass($1)", MIGRATIONS_TABLE)
+            if exists is None:
+                return 0
+            return int(await c.fetchval(f"SELECT coalesce(max(version), 0) FROM {MIGRATIONS_TABLE}"))
+
+    # --- threads
+    @staticmethod
+    async def _thread(c: asyncpg.Connection, thread_id: str) -> Thread | None:
+        row = await c.fetchrow(f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = $1", thread_id)
+        if row is None:
+            return None
+        parts = await c.fetch(
+            "SELECT user_id, role, joined_at, read_seq FROM participants WHERE thread_id = $1 "
+            "ORDER BY joined_at, user_id",
+            thread_id,
+        )
+        return thread_from_row(row, (Participant(*p) for p in parts))
+
+    async def create_thread(
+        self,
+        *,
+        id: str,
+        kind: str,
+        title: str,
+        stage: str,
+        ref: dict[str, Any],
+        participants: Sequence[tuple[str, str]],
+        at: int,
+    ) -> Thread:
+        async with self._conn(tx=True) as c:
+            try:
+                await c.execute(
+                    f"INSERT INTO threads ({THREAD_COLUMNS}) VALUES ($1,$2,$3,$4,$5,0,$6,$6)",
+                    id, kind, title, stage, dumps(ref), at,
+                )
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"thread {id!r} already exists") from None
+            await c.executemany(
+                "INSERT INTO participants (thread_id, user_id, role, joined_at) "
+                "VALUES ($1,$2,$3,$4)",
+                [(id, user, role, at) for user, role in participants],
+            )
+            thread = await self._thread(c, id)
+            assert thread is not None
+            return thread
+
+    async def get_thread(self, thread_id: str) -> Thread | None:
+        async with self._conn() as c:
+            return await self._thread(c, thread_id)
+
+    async def update_thread(
+        self, thread_id: str, *, stage: str | None = None, title: str | None = None, at: int
+    ) -> Thread:
+        async with self._conn(tx=True) as c:
+            status = await c.execute(
+                "UPDATE threads SET stage = coalesce($1, stage), title = coalesce($2, title), "
+                "updated_at = $3 WHERE id = $4",
+                stage, title, at, thread_id,
+            )
+            if status.endswith(" 0"):
+                raise NotFound(f"thread {thread_id!r} does not exist")
+            thread = await self._thread(c, thread_id)
+            assert thread is not None
+            return thread
+
+    async def add_participant(
+        self, thread_id: str, user_id: str, role: str, *, at: int
+    ) -> tuple[Thread, bool]:
+        async with self._conn(tx=True) as c:
+            if await c.fetchval("SELECT 1 FROM threads WHERE id = $1 FOR UPDATE", thread_id) is None:
+                raise NotFound(f"thread {thread_id!r} does not exist")
+            existing = await c.fetchval(
+                "SELECT role FROM participants WHERE thread_id = $1 AND user_id = $2",
+                thread_id, user_id,
+            )
+            if existing is not None and existing != role:
+                raise Conflict(f"{user_id!r} already takes part as {existing!r}")
+            if existing is None:
+                await c.execute(
+                    "INSERT INTO participants (thread_id, user_id, role, joined_at) "
+                    "VALUES ($1, $2, $3, $4)",
+                    thread_id, user_id, role, at,
+                )
+            thread = await self._thread(c, thread_id)
+            assert thread is not None
+            return thread, existing is None
+
+    async def user_threads(self, user_id: str, *, limit: int) -> list[ThreadSummary]:
+        cols = ", ".join("t." + x.strip() for x in THREAD_COLUMNS.split(","))
+        async with self._conn() as c:
+            rows = await c.fetch(
+                f"SELECT {cols}, p.role, p.read_seq, (SELECT count(*) FROM messages m "
+                "WHERE m.thread_id = t.id AND m.seq > p.read_seq AND m.sender <> p.user_id "
+                "AND m.deleted_at IS NULL) FROM participants p JOIN threads t "
+                "ON t.id = p.thread_id WHERE p.user_id = $1 "
+                "ORDER BY t.updated_at DESC, t.id LIMIT $2",
+                user_id, limit,
+            )
+            out = []
+            for row in rows:
+                thread = await self._thread(c, row[0])
+                assert thread is not None
+                out.append(ThreadSummary(thread, row[8], row[9], row[10]))
+            return out
+
+    async def user_thread_seqs(self, user_id: str) -> dict[str, int]:
+        async with self._conn() as c:
+            rows = await c.fetch(
+                "SELECT t.id, t.last_seq FROM participants p JOIN threads t ON t.id = p.thread_id "
+                "WHERE p.user_id = $1",
+                user_id,
+            )
+            return {r[0]: r[1] for r in rows}
+
+    async def user_threads_brief(self, user_id: str) -> dict[str, ThreadBrief]:
+        async with self._conn() as c:
+            rows = await c.fetch(
+                "SELECT t.id, t.last_seq, t.stage, q.user_id, q.role FROM participants p "
+                "JOIN threads t ON t.id = p.thread_id "
+                "JOIN participants q ON q.thread_id = p.thread_id WHERE p.user_id = $1",
+                user_id,
+            )
+            return _brief(rows)
+
+    # --- messages
+    async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | ChatError]:
+        threads = sorted({m.thread for m in batch})
+        keyed = [m for m in batch if m.client_msg_id is not None]
+        async with self._conn(tx=True) as c:
+            rows = await c.fetch(
+                "SELECT id, last_seq FROM threads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                threads,
+            )
+            last = {r[0]: r[1] for r in rows}
+            existing: dict[IdemKey, Message] = {}
+            if keyed:
+                found = await c.fetch(
+                    f"SELECT {', '.join('m.' + x.strip() for x in MESSAGE_COLUMNS.split(','))} "
+                    "FROM messages m JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, s, c) "
+                    "ON m.thread_id = k.t AND m.sender = k.s AND m.client_msg_id = k.c",
+                    [m.thread for m in keyed],
+                    [m.sender for m in keyed],
+                    [m.client_msg_id for m in keyed],
+                )
+                for row in found:
+                    msg = message_from_row(row)
+                    assert msg.client_msg_id is not None
+                    existing[(msg.thread, msg.sender, msg.client_msg_id)] = msg
+            plan = plan_batch(batch, last, existing)
+            if plan.rows:
+                await c.executemany(
+                    f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({_PLACEHOLDERS})", plan.rows
+                )
+                ids = list(plan.last_seqs)
+                await c.execute(
+                    "UPDATE threads SET last_seq = v.s, updated_at = v.u FROM "
+                    "unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, s, u) "
+                    "WHERE threads.id = v.id",
+                    ids,
+                    [plan.last_seqs[t] for t in ids],
+                    [plan.touched_at[t] for t in ids],
+                )
+            return plan.results
+
+    async def history(
+        self,
+        thread_id: str,
+        *,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[Message]:
+        hi = before_seq if before_seq is not None else 2**62
+        async with self._conn() as c:
+            if after_seq is not None:
+                rows = await c.fetch(
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND seq > $2 "
+                    "AND seq < $3 ORDER BY seq LIMIT $4",
+                    thread_id, after_seq, hi, limit,
+                )
+                return [message_from_row(r) for r in rows]
+            rows = await c.fetch(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND seq < $2 "
+                "ORDER BY seq DESC LIMIT $3",
+                thread_id, hi, limit,
+            )
+            return [message_from_row(r) for r in reversed(rows)]
+
+    @staticmethod
+    async def _message(
+        c: asyncpg.Connection, thread_id: str, message_id: str, *, lock: bool = False
+    ) -> Message | None:
+        row = await c.fetchrow(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND thread_id = $2"
+            + (" FOR UPDATE" if lock else ""),
+            message_id, thread_id,
+        )
+        return None if row is None else message_from_row(row)
+
+    async def _live_message(self, c: asyncpg.Connection, thread_id: str, message_id: str) -> Message:
+        msg = await self._message(c, thread_id, message_id, lock=True)
+        if msg is None:
+            raise NotFound(f"message {message_id!r} does not exist in this thread")
+        return msg
+
+    async def get_message(self, thread_id: str, message_id: str) -> Message | None:
+        async with self._conn() as c:
+            return await self._message(c, thread_id, message_id)
+
+    @staticmethod
+    async def _keep_revision(
+        c: asyncpg.Connection, msg: Message, action: str, actor: str, at: int
+    ) -> None:
+        await c.execute(
+            "INSERT INTO message_revisions (message_id, rev, action, body, masked, moderation, "
+            "actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            msg.id, msg.rev, action, msg.body, msg.masked, dumps(msg.moderation), actor, at,
+        )
+
+    async def edit_message(
+        self,
+        thread_id: str,
+        message_id: str,
+        *,
+        actor: str,
+        body: str,
+        masked: str | None,
+        moderation: dict[str, Any] | None,
+        at: int,
+    ) -> Message:
+        async with self._conn(tx=True) as c:
+            msg = await self._live_message(c, thread_id, message_id)
+            if msg.deleted_at is not None:
+                raise Conflict("a deleted message cannot be edited")
+            await self._keep_revision(c, msg, "edit", actor, at)
+            new = edited(msg, body=body, at=at, masked=masked, moderation=moderation)
+            await c.execute(
+                "UPDATE messages SET body = $1, edited_at = $2, rev = $3, masked = $4, "
+                "moderation = $5 WHERE id = $6",
+                new.body, at, new.rev, masked, dumps(moderation), message_id,
+            )
+            return new
+
+    async def delete_message(
+        self, thread_id: str, message_id: str, *, actor: str, at: int
+    ) -> Message:
+        async with self._conn(tx=True) as c:
+            msg = await self._live_message(c, thread_id, message_id)
+            if msg.deleted_at is not None:
+                return msg
+            await self._keep_revision(c, msg, "delete", actor, at)
+            await c.execute(
+                "UPDATE messages SET deleted_at = $1, rev = rev + 1 WHERE id = $2", at, message_id
+            )
+            out = await self._message(c, thread_id, message_id)
+            assert out is not None
+            return out
+
+    async def revisions(self, message_id: str) -> list[dict[str, Any]]:
+        async with self._conn() as c:
+            rows = await c.fetch(
+                "SELECT rev, action, body, actor, at FROM message_revisions "
+                "WHERE message_id = $1 ORDER BY rev",
+                message_id,
+            )
+            return [
+                {"rev": r[0], "action": r[1], "body": r[2], "actor": r[3], "at": r[4]}
+                for r in rows
+            ]
+
+    async def set_read(self, thread_id: str, user_id: str, seq: int) -> int:
+        async with self._conn() as c:
+            value = await c.fetchval(
+                "UPDATE participants SET read_seq = greatest(read_seq, least($1, "
+                "(SELECT last_seq FROM threads WHERE id = $2))) "
+                "WHERE thread_id = $2 AND user_id = $3 RETURNING read_seq",
+                seq, thread_id, user_id,
+            )
+            if value is None:
+                raise NotFound(f"{user_id!r} does not take part in {thread_id!r}")
+            return int(value)
+
+    async def thank(
+        self, thread_id: str, message_id: str, user_id: str, *, at: int
+    ) -> tuple[Message, bool]:
+        async with self._conn(tx=True) as c:
+            msg = await self._live_message(c, thread_id, message_id)
+            status = await c.execute(
+                "INSERT INTO thanks (message_id, user_id, recipient, at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT DO NOTHING",
+                message_id, user_id, msg.sender, at,
+            )
+            if status.endswith(" 0"):
+                return msg, False
+            await c.execute("UPDATE messages SET thanks = thanks + 1 WHERE id = $1", message_id)
+            out = await self._message(c, thread_id, message_id)
+            assert out is not None
+            return out, True
+
+    async def thanks_summary(self, user_id: str) -> dict[str, int]:
+        async with self._conn() as c:
+            received = await c.fetchval("SELECT count(*) FROM thanks WHERE recipient = $1", user_id)
+            given = await c.fetchval("SELECT count(*) FROM thanks WHERE user_id = $1", user_id)
+            return {"received": int(received), "given": int(given)}

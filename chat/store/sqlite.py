@@ -1,0 +1,455 @@
+"""SQLite back end: the embedded default. One file, WAL mode, no server.
+
+One writer thread owns the write connection, so writes are serialised without locks and a
+whole group-committed batch runs as one call on that thread. A second thread owns a read
+connection (WAL lets it read while the writer writes). asyncio code awaits both through
+``run_in_executor``; nothing blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import ChatError, Conflict, NotFound, Unavailable
+from ..models import (
+    Appended,
+    Message,
+    NewMessage,
+    Participant,
+    Thread,
+    ThreadBrief,
+    ThreadSummary,
+)
+from .base import (
+    IdemKey,
+    Store,
+    _brief,
+    dumps,
+    edited,
+    message_from_row,
+    plan_batch,
+    thread_from_row,
+)
+from .schema import MESSAGE_COLUMNS, MIGRATIONS, MIGRATIONS_TABLE, THREAD_COLUMNS
+
+T = TypeVar("T")
+Conn = sqlite3.Connection
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._sync = synchronous.upper()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-w")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-r")
+        self._wconn: Conn | None = None
+        self._rconn: Conn | None = None
+
+    # --- plumbing
+    def _connect(self) -> Conn:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._sync}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    async def _write(self, fn: Callable[[Conn], T]) -> T:
+        conn = self._wconn
+        if conn is None:
+            raise Unavailable("store is not open")
+
+        def run() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._call(self._writer, run)
+
+    async def _read(self, fn: Callable[[Conn], T]) -> T:
+        conn = self._rconn
+        if conn is None:
+            raise Unavailable("store is not open")
+        return await self._call(self._reader, lambda: fn(conn))
+
+    @staticmethod
+    async def _call(pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn)
+        except sqlite3.Error as exc:
+            raise Unavailable(f"sqlite: {exc}") from exc
+
+    async def open(self) -> None:
+        if self._wconn is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._wconn = await self._call(self._writer, self._connect)
+        self._rconn = await self._call(self._reader, self._connect)
+
+    async def close(self) -> None:
+        for conn, pool in ((self._wconn, self._writer), (self._rconn, self._reader)):
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+        self._wconn = self._rconn = None
+        self._writer.shutdown(wait=False)
+        self._reader.shutdown(wait=False)
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def migrate(self) -> list[int]:
+        def run(c: Conn) -> list[int]:
+            c.execute(
+                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            )
+            done = {r[0] for r in c.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}
+            applied = []
+            for m in MIGRATIONS:
+                if m.version in done:
+                    continue
+                for stmt in m.statements:
+                    c.execute(stmt)
+                c.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, ?, strftime('%s','now')*1000000)",
+                    (m.version, m.name),
+                )
+                applied.append(m.version)
+            return applied
+
+        return await self._write(run)
+
+    async def schema_version(self) -> int:
+        def run(c: Conn) -> int:
+            try:
+                row = c.execute(f"SELECT max(version) FROM {MIGRATIONS_TABLE}").fetchone()
+            except sqlite3.OperationalError:
+                return 0
+            return int(row[0] or 0)
+
+        return await self._read(run)
+
+    # --- threads
+    @staticmethod
+    def _thread(c: Conn, thread_id: str) -> Thread | None:
+        row = c.execute(f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        if row is None:
+            return None
+        parts = c.execute(
+            "SELECT user_id, role, joined_at, read_seq FROM participants WHERE thread_id = ? "
+            "ORDER BY joined_at, user_id",
+            (thread_id,),
+        ).fetchall()
+        return thread_from_row(row, (Participant(*p) for p in parts))
+
+    async def create_thread(
+        self,
+        *,
+        id: str,
+        kind: str,
+        title: str,
+        stage: str,
+        ref: dict[str, Any],
+        participants: Sequence[tuple[str, str]],
+        at: int,
+    ) -> Thread:
+        def run(c: Conn) -> Thread:
+            try:
+                c.execute(
+                    f"INSERT INTO threads ({THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+                    (id, kind, title, stage, dumps(ref), at, at),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"thread {id!r} already exists") from None
+            c.executemany(
+                "INSERT INTO participants (thread_id, user_id, role, joined_at) VALUES (?,?,?,?)",
+                [(id, user, role, at) for user, role in participants],
+            )
+            thread = self._thread(c, id)
+            assert thread is not None
+            return thread
+
+        return await self._write(run)
+
+    async def get_thread(self, thread_id: str) -> Thread | None:
+        return await self._read(lambda c: self._thread(c, thread_id))
+
+    async def update_thread(
+        self, thread_id: str, *, stage: str | None = None, title: str | None = None, at: int
+    ) -> Thread:
+        def run(c: Conn) -> Thread:
+            cur = c.execute(
+                "UPDATE threads SET stage = coalesce(?, stage), title = coalesce(?, title), "
+                "updated_at = ? WHERE id = ?",
+                (stage, title, at, thread_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"thread {thread_id!r} does not exist")
+            thread = self._thread(c, thread_id)
+            assert thread is not None
+            return thread
+
+        return await self._write(run)
+
+    async def add_participant(
+        self, thread_id: str, user_id: str, role: str, *, at: int
+    ) -> tuple[Thread, bool]:
+        def run(c: Conn) -> tuple[Thread, bool]:
+            if c.execute("SELECT 1 FROM threads WHERE id = ?", (thread_id,)).fetchone() is None:
+                raise NotFound(f"thread {thread_id!r} does not exist")
+            row = c.execute(
+                "SELECT role FROM participants WHERE thread_id = ? AND user_id = ?",
+                (thread_id, user_id),
+            ).fetchone()
+            if row is not None and row[0] != role:
+                raise Conflict(f"{user_id!r} already takes part as {row[0]!r}")
+            if row is None:
+                c.execute(
+                    "INSERT INTO participants (thread_id, user_id, role, joined_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (thread_id, user_id, role, at),
+                )
+            thread = self._thread(c, thread_id)
+            assert thread is not None
+            return thread, row is None
+
+        return await self._write(run)
+
+    async def user_threads(self, user_id: str, *, limit: int) -> list[ThreadSummary]:
+        def run(c: Conn) -> list[ThreadSummary]:
+            rows = c.execute(
+                f"SELECT {', '.join('t.' + x.strip() for x in THREAD_COLUMNS.split(','))}, "
+                "p.role, p.read_seq, (SELECT count(*) FROM messages m WHERE m.thread_id = t.id "
+                "AND m.seq > p.read_seq AND m.sender <> p.user_id AND m.deleted_at IS NULL) "
+                "FROM participants p JOIN threads t ON t.id = p.thread_id WHERE p.user_id = ? "
+                "ORDER BY t.updated_at DESC, t.id LIMIT ?",
+                (user_id, limit),
+            ).fetchall()
+            out = []
+            for row in rows:
+                thread = self._thread(c, row[0])
+                assert thread is not None
+                out.append(ThreadSummary(thread, row[8], row[9], row[10]))
+            return out
+
+        return await self._read(run)
+
+    async def user_thread_seqs(self, user_id: str) -> dict[str, int]:
+        def run(c: Conn) -> dict[str, int]:
+            rows = c.execute(
+                "SELECT t.id, t.last_seq FROM participants p JOIN threads t ON t.id = p.thread_id "
+                "WHERE p.user_id = ?",
+                (user_id,),
+            )
+            return {r[0]: r[1] for r in rows}
+
+        return await self._read(run)
+
+    async def user_threads_brief(self, user_id: str) -> dict[str, ThreadBrief]:
+        def run(c: Conn) -> dict[str, ThreadBrief]:
+            rows = c.execute(
+                "SELECT t.id, t.last_seq, t.stage, q.user_id, q.role FROM participants p "
+                "JOIN threads t ON t.id = p.thread_id "
+                "JOIN participants q ON q.thread_id = p.thread_id WHERE p.user_id = ?",
+                (user_id,),
+            )
+            return _brief(rows)
+
+        return await self._read(run)
+
+    # --- messages
+    async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | ChatError]:
+        def run(c: Conn) -> list[Appended | ChatError]:
+            last: dict[str, int] = {}
+            for tid in {m.thread for m in batch}:
+                row = c.execute("SELECT last_seq FROM threads WHERE id = ?", (tid,)).fetchone()
+                if row is not None:
+                    last[tid] = row[0]
+            existing: dict[IdemKey, Message] = {}
+            for m in batch:
+                if m.client_msg_id is None or m.thread not in last:
+                    continue
+                row = c.execute(
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages "
+                    "WHERE thread_id = ? AND sender = ? AND client_msg_id = ?",
+                    (m.thread, m.sender, m.client_msg_id),
+                ).fetchone()
+                if row is not None:
+                    existing[(m.thread, m.sender, m.client_msg_id)] = message_from_row(row)
+            plan = plan_batch(batch, last, existing)
+            if plan.rows:
+                c.executemany(
+                    f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    plan.rows,
+                )
+                c.executemany(
+                    "UPDATE threads SET last_seq = ?, updated_at = ? WHERE id = ?",
+                    [(s, plan.touched_at[t], t) for t, s in plan.last_seqs.items()],
+                )
+            return plan.results
+
+        return await self._write(run)
+
+    async def history(
+        self,
+        thread_id: str,
+        *,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[Message]:
+        def run(c: Conn) -> list[Message]:
+            hi = before_seq if before_seq is not None else 2**62
+            if after_seq is not None:
+                rows = c.execute(
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND seq > ? "
+                    "AND seq < ? ORDER BY seq LIMIT ?",
+                    (thread_id, after_seq, hi, limit),
+                ).fetchall()
+            else:
+                rows = c.execute(
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND seq < ? "
+                    "ORDER BY seq DESC LIMIT ?",
+                    (thread_id, hi, limit),
+                ).fetchall()
+                rows.reverse()
+            return [message_from_row(r) for r in rows]
+
+        return await self._read(run)
+
+    @staticmethod
+    def _message(c: Conn, thread_id: str, message_id: str) -> Message | None:
+        row = c.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ? AND thread_id = ?",
+            (message_id, thread_id),
+        ).fetchone()
+        return None if row is None else message_from_row(row)
+
+    def _live_message(self, c: Conn, thread_id: str, message_id: str) -> Message:
+        msg = self._message(c, thread_id, message_id)
+        if msg is None:
+            raise NotFound(f"message {message_id!r} does not exist in this thread")
+        return msg
+
+    async def get_message(self, thread_id: str, message_id: str) -> Message | None:
+        return await self._read(lambda c: self._message(c, thread_id, message_id))
+
+    @staticmethod
+    def _keep_revision(c: Conn, msg: Message, action: str, actor: str, at: int) -> None:
+        c.execute(
+            "INSERT INTO message_revisions (message_id, rev, action, body, masked, moderation, "
+            "actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (msg.id, msg.rev, action, msg.body, msg.masked, dumps(msg.moderation), actor, at),
+        )
+
+    async def edit_message(
+        self,
+        thread_id: str,
+        message_id: str,
+        *,
+        actor: str,
+        body: str,
+        masked: str | None,
+        moderation: dict[str, Any] | None,
+        at: int,
+    ) -> Message:
+        def run(c: Conn) -> Message:
+            msg = self._live_message(c, thread_id, message_id)
+            if msg.deleted_at is not None:
+                raise Conflict("a deleted message cannot be edited")
+            self._keep_revision(c, msg, "edit", actor, at)
+            new = edited(msg, body=body, at=at, masked=masked, moderation=moderation)
+            c.execute(
+                "UPDATE messages SET body = ?, edited_at = ?, rev = ?, masked = ?, moderation = ? "
+                "WHERE id = ?",
+                (new.body, at, new.rev, masked, dumps(moderation), message_id),
+            )
+            return new
+
+        return await self._write(run)
+
+    async def delete_message(
+        self, thread_id: str, message_id: str, *, actor: str, at: int
+    ) -> Message:
+        def run(c: Conn) -> Message:
+            msg = self._live_message(c, thread_id, message_id)
+            if msg.deleted_at is not None:
+                return msg
+            self._keep_revision(c, msg, "delete", actor, at)
+            c.execute(
+                "UPDATE messages SET deleted_at = ?, rev = rev + 1 WHERE id = ?", (at, message_id)
+            )
+            out = self._message(c, thread_id, message_id)
+            assert out is not None
+            return out
+
+        return await self._write(run)
+
+    async def revisions(self, message_id: str) -> list[dict[str, Any]]:
+        def run(c: Conn) -> list[dict[str, Any]]:
+            rows = c.execute(
+                "SELECT rev, action, body, actor, at FROM message_revisions WHERE message_id = ? "
+                "ORDER BY rev",
+                (message_id,),
+            )
+            return [
+                {"rev": r[0], "action": r[1], "body": r[2], "actor": r[3], "at": r[4]}
+                for r in rows
+            ]
+
+        return await self._read(run)
+
+    async def set_read(self, thread_id: str, user_id: str, seq: int) -> int:
+        def run(c: Conn) -> int:
+            row = c.execute(
+                "UPDATE participants SET read_seq = max(read_seq, min(?, "
+                "(SELECT last_seq FROM threads WHERE id = ?))) "
+                "WHERE thread_id = ? AND user_id = ? RETURNING read_seq",
+                (seq, thread_id, thread_id, user_id),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"{user_id!r} does not take part in {thread_id!r}")
+            return int(row[0])
+
+        return await self._write(run)
+
+    async def thank(
+        self, thread_id: str, message_id: str, user_id: str, *, at: int
+    ) -> tuple[Message, bool]:
+        def run(c: Conn) -> tuple[Message, bool]:
+            msg = self._live_message(c, thread_id, message_id)
+            cur = c.execute(
+                "INSERT INTO thanks (message_id, user_id, recipient, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (message_id, user_id, msg.sender, at),
+            )
+            if cur.rowcount == 0:
+                return msg, False
+            c.execute("UPDATE messages SET thanks = thanks + 1 WHERE id = ?", (message_id,))
+            out = self._message(c, thread_id, message_id)
+            assert out is not None
+            return out, True
+
+        return await self._write(run)
+
+    async def thanks_summary(self, user_id: str) -> dict[str, int]:
+        def run(c: Conn) -> dict[str, int]:
+            received = c.execute(
+                "SELECT count(*) FROM thanks WHERE recipient = ?", (user_id,)
+            ).fetchone()[0]
+            given = c.execute("SELECT count(*) FROM thanks WHERE user_id = ?", (user_id,)).fetchone()[0]
+            return {"received": int(received), "given": int(given)}
+
+        return await self._read(run)
