@@ -47,7 +47,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
 
-    async def run() -> list[int]:
+    async def run() -> list[str]:
         store = open_store(settings)
         await store.open()
         try:

@@ -32,6 +32,7 @@ from ..models import (
     ThreadBrief,
     ThreadSummary,
 )
+from .db import Db
 
 IdemKey = tuple[str, str, str]  # (thread, sender, client_msg_id)
 
@@ -190,9 +191,11 @@ class Store(abc.ABC):
     async def ping(self) -> None:
         """Raise :class:`~chat.errors.Unavailable` if the database cannot be reached."""
 
+    db: Db  # portable SQL for the other components (see chat.store.db)
+
     @abc.abstractmethod
-    async def migrate(self) -> list[int]:
-        """Apply pending migrations; return the versions applied now."""
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations of every component; return ``component:version`` applied."""
 
     @abc.abstractmethod
     async def schema_version(self) -> int: ...

@@ -33,7 +33,14 @@ from .base import (
     plan_batch,
     thread_from_row,
 )
-from .schema import MESSAGE_COLUMNS, MIGRATIONS, MIGRATIONS_TABLE, THREAD_COLUMNS
+from .db import PgDb
+from .schema import (
+    MESSAGE_COLUMNS,
+    MIGRATIONS_DDL,
+    MIGRATIONS_TABLE,
+    THREAD_COLUMNS,
+    all_migrations,
+)
 
 MIGRATION_LOCK = 0x7473_756E  # advisory lock id: "tsun"
 _PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, 16))
@@ -45,6 +52,7 @@ class PostgresStore(Store):
         self._min = min_size
         self._max = max_size
         self._pool: asyncpg.Pool | None = None
+        self.db: PgDb = PgDb()
 
     @contextlib.asynccontextmanager
     async def _conn(self, *, tx: bool = False) -> AsyncIterator[asyncpg.Connection]:
@@ -69,6 +77,7 @@ class PostgresStore(Store):
             self._pool = await asyncpg.create_pool(
                 self.dsn, min_size=self._min, max_size=self._max, command_timeout=30
             )
+            self.db.pool = self._pool
         except (OSError, asyncpg.PostgresError) as exc:
             raise Unavailable(f"postgresql: cannot connect: {exc}") from exc
 
@@ -76,32 +85,32 @@ class PostgresStore(Store):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+            self.db.pool = None
 
     async def ping(self) -> None:
         async with self._conn() as c:
             await c.fetchval("SELECT 1")
 
-    async def migrate(self) -> list[int]:
+    async def migrate(self) -> list[str]:
         async with self._conn(tx=True) as c:
             await c.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            await c.execute(
-                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-            )
-            done = {r[0] for r in await c.fetch(f"SELECT version FROM {MIGRATIONS_TABLE}")}
+            await c.execute(MIGRATIONS_DDL)
+            done = {(r[0], r[1]) for r in await c.fetch(
+                f"SELECT component, version FROM {MIGRATIONS_TABLE}")}
             applied = []
-            for m in MIGRATIONS:
-                if m.version in done:
+            for m in all_migrations():
+                if (m.component, m.version) in done:
                     continue
                 for stmt in m.statements:
                     await c.execute(stmt)
                 await c.execute(
                     f"INSERT INTO {MIGRATIONS_TABLE} VALUES "
-                    "($1, $2, (extract(epoch from now()) * 1000000)::bigint)",
+                    "($1, $2, $3, (extract(epoch from now()) * 1000000)::bigint)",
+                    m.component,
                     m.version,
                     m.name,
                 )
-                applied.append(m.version)
+                applied.append(f"{m.component}:{m.version}")
             return applied
 
     async def schema_version(self) -> int:
@@ -109,7 +118,9 @@ class PostgresStore(Store):
             exists = await c.fetchval("SELECT to_regclass($1)", MIGRATIONS_TABLE)
             if exists is None:
                 return 0
-            return int(await c.fetchval(f"SELECT coalesce(max(version), 0) FROM {MIGRATIONS_TABLE}"))
+            return int(await c.fetchval(
+                f"SELECT coalesce(max(version), 0) FROM {MIGRATIONS_TABLE} "
+                "WHERE component = 'chat'"))
 
     # --- threads
     @staticmethod

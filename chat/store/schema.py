@@ -6,6 +6,7 @@ applied once, in order, inside a transaction, and recorded in ``schema_migration
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 MIGRATIONS_TABLE = "schema_migrations"
@@ -20,13 +21,47 @@ THREAD_COLUMNS = "id, kind, title, stage, ref, last_seq, created_at, updated_at"
 
 @dataclass(frozen=True)
 class Migration:
+    """One schema step of one component; applied once, recorded by (component, version)."""
+
+    component: str
     version: int
     name: str
     statements: tuple[str, ...]
 
 
+# Each component keeps its migrations in its own module, as a ``MIGRATIONS`` tuple; chat's
+# come first (the others may refer to its tables).
+COMPONENT_SCHEMAS = (
+    "chat.store.schema",
+    "moderation.schema",
+    "notifications.schema",
+    "chat.evidence.schema",
+)
+
+
+def all_migrations() -> list[Migration]:
+    out: list[Migration] = []
+    for name in COMPONENT_SCHEMAS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):
+                continue  # the component is not installed
+            raise
+        out.extend(sorted(module.MIGRATIONS, key=lambda m: m.version))
+    return out
+
+
+MIGRATIONS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (component TEXT NOT NULL, "
+    "version INTEGER NOT NULL, name TEXT NOT NULL, applied_at BIGINT NOT NULL, "
+    "PRIMARY KEY (component, version))"
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
+        "chat",
         1,
         "threads, participants, messages, revisions, thanks",
         (

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import ChatError, Conflict, NotFound, Unavailable
+from ..errors import ChatError, Conflict, NotFound
 from ..models import (
     Appended,
     Message,
@@ -35,7 +34,14 @@ from .base import (
     plan_batch,
     thread_from_row,
 )
-from .schema import MESSAGE_COLUMNS, MIGRATIONS, MIGRATIONS_TABLE, THREAD_COLUMNS
+from .db import SqliteDb
+from .schema import (
+    MESSAGE_COLUMNS,
+    MIGRATIONS_DDL,
+    MIGRATIONS_TABLE,
+    THREAD_COLUMNS,
+    all_migrations,
+)
 
 T = TypeVar("T")
 Conn = sqlite3.Connection
@@ -45,10 +51,7 @@ class SQLiteStore(Store):
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
         self.path = path
         self._sync = synchronous.upper()
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-w")
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-r")
-        self._wconn: Conn | None = None
-        self._rconn: Conn | None = None
+        self.db: SqliteDb = SqliteDb()
 
     # --- plumbing
     def _connect(self) -> Conn:
@@ -60,72 +63,48 @@ class SQLiteStore(Store):
         return conn
 
     async def _write(self, fn: Callable[[Conn], T]) -> T:
-        conn = self._wconn
-        if conn is None:
-            raise Unavailable("store is not open")
-
-        def run() -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        return await self._call(self._writer, run)
+        return await self.db.run_write(fn)
 
     async def _read(self, fn: Callable[[Conn], T]) -> T:
-        conn = self._rconn
-        if conn is None:
-            raise Unavailable("store is not open")
-        return await self._call(self._reader, lambda: fn(conn))
-
-    @staticmethod
-    async def _call(pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(pool, fn)
-        except sqlite3.Error as exc:
-            raise Unavailable(f"sqlite: {exc}") from exc
+        return await self.db.run_read(fn)
 
     async def open(self) -> None:
-        if self._wconn is not None:
+        if self.db.wconn is not None:
             return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._wconn = await self._call(self._writer, self._connect)
-        self._rconn = await self._call(self._reader, self._connect)
+        self.db.wconn = await self.db.call(self.db.writer, self._connect)
+        self.db.rconn = await self.db.call(self.db.reader, self._connect)
 
     async def close(self) -> None:
-        for conn, pool in ((self._wconn, self._writer), (self._rconn, self._reader)):
+        db = self.db
+        for conn, pool in ((db.wconn, db.writer), (db.rconn, db.reader)):
             if conn is not None:
                 await asyncio.get_running_loop().run_in_executor(pool, conn.close)
-        self._wconn = self._rconn = None
-        self._writer.shutdown(wait=False)
-        self._reader.shutdown(wait=False)
+        db.wconn = db.rconn = None
+        db.writer.shutdown(wait=False)
+        db.reader.shutdown(wait=False)
 
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
 
-    async def migrate(self) -> list[int]:
-        def run(c: Conn) -> list[int]:
-            c.execute(
-                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-            )
-            done = {r[0] for r in c.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}
+    async def migrate(self) -> list[str]:
+        def run(c: Conn) -> list[str]:
+            c.execute(MIGRATIONS_DDL)
+            done = {(r[0], r[1]) for r in c.execute(
+                f"SELECT component, version FROM {MIGRATIONS_TABLE}")}
             applied = []
-            for m in MIGRATIONS:
-                if m.version in done:
+            for m in all_migrations():
+                if (m.component, m.version) in done:
                     continue
                 for stmt in m.statements:
                     c.execute(stmt)
                 c.execute(
-                    f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, ?, strftime('%s','now')*1000000)",
-                    (m.version, m.name),
+                    f"INSERT INTO {MIGRATIONS_TABLE} VALUES "
+                    "(?, ?, ?, CAST(strftime('%s','now') AS INTEGER) * 1000000)",
+                    (m.component, m.version, m.name),
                 )
-                applied.append(m.version)
+                applied.append(f"{m.component}:{m.version}")
             return applied
 
         return await self._write(run)
@@ -133,7 +112,9 @@ class SQLiteStore(Store):
     async def schema_version(self) -> int:
         def run(c: Conn) -> int:
             try:
-                row = c.execute(f"SELECT max(version) FROM {MIGRATIONS_TABLE}").fetchone()
+                row = c.execute(
+                    f"SELECT max(version) FROM {MIGRATIONS_TABLE} WHERE component = 'chat'"
+                ).fetchone()
             except sqlite3.OperationalError:
                 return 0
             return int(row[0] or 0)
