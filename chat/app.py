@@ -109,6 +109,11 @@ def build_app(settings: Settings) -> web.Application:
             content_type="application/json",
         )
 
+    if settings.moderation_enabled:
+        from moderation.review import setup as setup_moderation
+
+        setup_moderation(app, api, service)
+
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/healthz", healthz)

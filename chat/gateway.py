@@ -287,12 +287,12 @@ class Gateway:
                 )
                 fields: dict[str, Any] = {}
                 if out.appended is not None:
-                    fields["message"] = out.appended.message.view(conn.user)
+                    fields["message"] = out.appended.message.view(conn.user, locale=who.locale)
                     fields["duplicate"] = not out.appended.created
                 if out.withheld is not None:
                     fields["withheld"] = out.withheld
                 if out.verdict is not None and out.verdict.record is not None:
-                    fields["moderation"] = _sender_moderation(out.verdict.record)
+                    fields["moderation"] = _sender_moderation(out.verdict.record, who.locale)
                 return F.ok_frame(frame.id, **fields)
             case F.Read():
                 await self._known_member(conn, frame.thread)
@@ -310,18 +310,18 @@ class Gateway:
                     role=brief.members.get(conn.user, "member"),
                     message_id=frame.message, body=frame.body,
                 )
-                fields = {"message": msg.view(conn.user)}
+                fields = {"message": msg.view(conn.user, locale=who.locale)}
                 if verdict is not None and verdict.record is not None:
-                    fields["moderation"] = _sender_moderation(verdict.record)
+                    fields["moderation"] = _sender_moderation(verdict.record, who.locale)
                 return F.ok_frame(frame.id, **fields)
             case F.Delete():
                 await self._known_member(conn, frame.thread)
                 msg = await svc.delete(who, thread=frame.thread, message_id=frame.message)
-                return F.ok_frame(frame.id, message=msg.view(conn.user))
+                return F.ok_frame(frame.id, message=msg.view(conn.user, locale=who.locale))
             case F.Thanks():
                 await self._known_member(conn, frame.thread)
                 msg, added = await svc.thank(who, thread=frame.thread, message_id=frame.message)
-                return F.ok_frame(frame.id, message=msg.view(conn.user), added=added)
+                return F.ok_frame(frame.id, message=msg.view(conn.user, locale=who.locale), added=added)
             case F.Ping():
                 return F.ok_frame(frame.id, time=time.time())
             case F.Token():
@@ -364,8 +364,9 @@ class Gateway:
         await self.service.committer.drain()
 
 
-def _sender_moderation(record: dict[str, Any]) -> dict[str, Any]:
-    out = {"action": record.get("action"), "categories": record.get("categories", [])}
+def _sender_moderation(record: dict[str, Any], locale: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"action": record.get("action"),
+                           "categories": record.get("categories", [])}
     if record.get("sender_warning"):
-        out["warning"] = record["sender_warning"]
+        out["warning"] = {**record["sender_warning"], "text": record["sender_warning"].get(locale)}
     return out

@@ -55,6 +55,12 @@ class Screener(Protocol):
         """Store a held or blocked message outside the thread's seq; return its description."""
         ...
 
+    async def after_store(
+        self, message: Message, verdict: Verdict, *, stage: str, sender_role: str
+    ) -> None:
+        """A flagged or masked message was stored: queue it for review."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SendOutcome:
@@ -196,6 +202,9 @@ class ChatService:
                     moderation=verdict.record, id=req.id, created_at=req.created_at,
                 )
         appended = await self.committer.append(req)
+        if appended.created and verdict is not None and self.screener is not None:
+            await self.screener.after_store(appended.message, verdict, stage=stage,
+                                            sender_role=role)
         # Publish retries too: if an earlier attempt was stored but its node died before
         # publishing, this repairs it; receivers drop what they already have by seq.
         self.publish_message(appended.message)
@@ -247,6 +256,8 @@ class ChatService:
             thread, message_id, actor=who.user_id, body=body, masked=masked,
             moderation=record, at=now_us(),
         )
+        if verdict is not None and self.screener is not None:
+            await self.screener.after_store(msg, verdict, stage=stage, sender_role=role)
         self._publish_update(msg, "edit")
         return msg, verdict
 

@@ -148,7 +148,7 @@ class Connection:
 
     async def _push_message(self, msg: Message) -> None:
         await self.socket.send_str(
-            encode({"type": "message", "message": msg.view(self.user)})
+            encode({"type": "message", "message": msg.view(self.user, locale=self.identity.locale)})
         )
         self.cursors[msg.thread] = msg.seq
         brief = self.threads.get(msg.thread)
@@ -197,7 +197,7 @@ class Connection:
                 # older copy still in flight is dropped as a duplicate.
                 await self._sync(msg.thread, msg.seq + 1)
             await self.socket.send_str(
-                encode({"type": "update", **payload, "message": msg.view(self.user)})
+                encode({"type": "update", **payload, "message": msg.view(self.user, locale=self.identity.locale)})
             )
             return
         if kind in ("typing", "presence") and payload.get("user") == self.user:
