@@ -33,6 +33,7 @@ from .store.base import Store
 log = logging.getLogger("tsunagu.session")
 
 HISTORY_PAGE = 500
+EPHEMERAL = frozenset({"typing", "presence"})
 _background: set[asyncio.Task[None]] = set()  # close tasks, kept referenced until done
 
 
@@ -73,6 +74,7 @@ class Connection:
         self.closed = False
         self.busy = False
         self.pushed = 0
+        self.dropped_ephemeral = 0
         self._on_close = on_close
         self.on_join: Callable[[Connection, str], None] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -82,7 +84,14 @@ class Connection:
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.user}")
 
     def deliver(self, event: Event) -> None:
-        """Hub callback: queue the event, or disconnect a client that cannot keep up."""
+        """Hub callback: queue the event, or disconnect a client that cannot keep up.
+
+        Ephemeral events (typing, presence) are dropped first: when the queue is half full
+        they are not queued at all.
+        """
+        if event.kind in EPHEMERAL and self.queue.qsize() * 2 >= self.queue.maxsize:
+            self.dropped_ephemeral += 1
+            return
         self._put(event)
 
     def send(self, frame: dict[str, Any]) -> None:
