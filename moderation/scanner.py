@@ -1,0 +1,161 @@
+"""The message scanner: runs every detector over a window of one sender's messages.
+
+Theory of operation: the current message and up to `MAX_HISTORY` previous messages of the
+same sender are joined with ``\\n`` into one text, so a phone number, email or ID spread
+over several messages reads as one.  Each detector reports hits on a normalized view; hits
+are mapped back to the joined original, cut at message boundaries and turned into
+`Finding` records.  Only hits that touch the current message are reported (older ones
+were reported when those messages were sent); a hit that spans messages is reported once
+per message it touches.  No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from moderation import lexicon as lx
+from moderation.contacts import find_emails, find_links
+from moderation.context import Hit, ScanText
+from moderation.findings import Finding
+from moderation.normalize import base, deleet, identity, squeeze
+from moderation.phones import find_phones
+from moderation.rules import CUE_RULES, RULES, CueRule
+
+MAX_HISTORY: Final = 5
+MAX_WINDOW_CHARS: Final = 4000
+
+_QUOTED: Final = re.compile(lx.QUOTED)
+_REFUSAL: Final = re.compile(lx.REFUSAL, re.IGNORECASE)
+
+
+def _norm_phrase(phrase: str) -> str:
+    return deleet(squeeze(base(identity(phrase)))).text.strip()
+
+
+class Scanner:
+    """Finds contact exchange, off-platform deals, personal-data requests and expense demands.
+
+    ``allow_domains``: email/link domains that are never reported (the platform's own,
+    e.g. ``example-platform.jp``; subdomains included).  ``allow_phrases``: phrases
+    (matched case-insensitively after normalization) inside which nothing is reported.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow_domains: Iterable[str] = (),
+        allow_phrases: Iterable[str] = (),
+        max_history: int = MAX_HISTORY,
+    ) -> None:
+        self._allow_domains = frozenset(d.lower().strip().lstrip("@.") for d in allow_domains)
+        phrases = [p for p in (_norm_phrase(p) for p in allow_phrases) if p]
+        self._allow_phrases: re.Pattern[str] | None = (
+            re.compile("|".join(re.escape(p) for p in phrases), re.IGNORECASE) if phrases else None
+        )
+        self._max_history = max(0, max_history)
+
+    def scan(self, text: str, history: Sequence[str] = ()) -> list[Finding]:
+        """Scan ``text`` (the current message) in the light of ``history`` (oldest first).
+
+        Findings in the current message have ``message_index == len(history)``.
+        """
+        first = max(0, len(history) - self._max_history)
+        window = [*history[first:], text]
+        while len(window) > 1 and sum(len(m) + 1 for m in window) > MAX_WINDOW_CHARS:
+            window.pop(0)
+            first += 1
+        offsets: list[int] = []
+        pos = 0
+        for message in window:
+            offsets.append(pos)
+            pos += len(message) + 1
+        current_start = offsets[-1]
+        st = ScanText("\n".join(window))
+
+        hits: list[Hit] = []
+        hits.extend(find_emails(st, self._allow_domains))
+        hits.extend(find_links(st, self._allow_domains))
+        hits.extend(find_phones(st))
+        for rule in CUE_RULES:
+            hits.extend(_cue_hits(st, rule))
+
+        allowed = self._allowed_spans(st)
+        spans: dict[tuple[str, int, int], None] = {}
+        for hit in hits:
+            o_start, o_end = hit.view.span(hit.start, hit.end)
+            if o_end <= current_start or o_end <= o_start:
+                continue
+            if any(a <= o_start and o_end <= b for a, b in allowed):
+                continue
+            spans[(hit.rule, o_start, o_end)] = None
+        return self._findings(_dedupe(list(spans)), offsets, window, first)
+
+    def _allowed_spans(self, st: ScanText) -> list[tuple[int, int]]:
+        if self._allow_phrases is None:
+            return []
+        kw = st.kw
+        return [kw.span(m.start(), m.end()) for m in self._allow_phrases.finditer(kw.text)]
+
+    @staticmethod
+    def _findings(
+        spans: list[tuple[str, int, int]], offsets: list[int], window: list[str], first: int
+    ) -> list[Finding]:
+        out: list[Finding] = []
+        for rule, o_start, o_end in spans:
+            info = RULES[rule]
+            explanation = {"ja": info.ja, "en": info.en}
+            for i, m_start in enumerate(offsets):
+                m_end = m_start + len(window[i])
+                lo, hi = max(o_start, m_start), min(o_end, m_end)
+                if lo < hi or (lo == hi == o_start and m_start <= lo <= m_end and o_start == o_end):
+                    out.append(
+                        Finding(
+                            category=info.category,
+                            rule=rule,
+                            start=lo - m_start,
+                            end=hi - m_start,
+                            message_index=first + i,
+                            severity=info.severity,
+                            explanation=dict(explanation),
+                        )
+                    )
+        out.sort(key=lambda f: (f.message_index, f.start, f.end, f.rule))
+        return out
+
+
+def _dedupe(spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Drop a span contained in another span of the same rule."""
+    spans.sort(key=lambda s: (s[0], s[1], -s[2]))
+    out: list[tuple[str, int, int]] = []
+    for rule, start, end in spans:
+        if out and out[-1][0] == rule and out[-1][1] <= start and end <= out[-1][2]:
+            continue
+        out.append((rule, start, end))
+    return out
+
+
+def _inside_quotes(text: str, lo: int, hi: int, a: int, b: int) -> bool:
+    return any(q.start() < a and b < q.end() for q in _QUOTED.finditer(text, lo, hi))
+
+
+def _cue_hits(st: ScanText, rule: CueRule) -> list[Hit]:
+    view = st.kw
+    text = view.text
+    hits: list[Hit] = []
+    for m in rule.anchor.finditer(text):
+        a, b = m.span()
+        lo, hi = st.sentences(view).bounds(a, b)
+        if rule.cue is not None:
+            if not rule.cue.search(text, max(lo, a - rule.window), min(hi, b + rule.window)):
+                continue
+        if rule.block is not None and rule.block.search(text, lo, hi):
+            continue
+        if rule.refusable and _REFUSAL.search(text, lo, hi):
+            continue
+        if rule.skip_quoted and _inside_quotes(text, lo, hi, a, b):
+            continue
+        hits.append(Hit(rule.rule, view, a, b))
+        hits.extend(Hit(extra, view, a, b) for extra in rule.also)
+    return hits
