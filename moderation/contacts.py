@@ -24,7 +24,7 @@ _COMMON_TLDS: Final = frozenset(
 )
 _FREE_MAIL: Final = re.compile(
     r"(?i)(?<![A-Za-z0-9])(?:gmail|googlemail|yahoo|outlook|hotmail|icloud|proton(?:mail)?"
-    r"|live|aol|example)(?![A-Za-z0-9])"
+    r"|live|aol)(?![A-Za-z0-9])"
 )
 _PLACEHOLDER_LOCAL: Final = frozenset(
     "example test user name yourname your.name you me foo bar baz sample dummy noreply "
@@ -50,7 +50,7 @@ def _allowed(domain: str, allow_domains: frozenset[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in allow_domains)
 
 
-def _emails_in(view: nz.View, allow: frozenset[str], *, need_spelled_dot: bool) -> list[Hit]:
+def _emails_in(view: nz.View, allow: frozenset[str]) -> list[Hit]:
     hits: list[Hit] = []
     for m in _EMAIL.finditer(view.text):
         if m.group("tld").lower() not in _COMMON_TLDS and len(m.group("tld")) > 4:
@@ -66,15 +66,15 @@ def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
     src = base.text
     if nz.SPELLED_HINT.search(src) is None:
         return []
-    hits = _emails_in(base, allow_domains, need_spelled_dot=False)
+    hits = _emails_in(base, allow_domains)
     spelled = nz.spelled_email(base, weak_at=False)
     if spelled is not base:
-        hits.extend(_emails_in(spelled, allow_domains, need_spelled_dot=False))
+        hits.extend(_emails_in(spelled, allow_domains))
     # A bare " at " is accepted only with a spelled " dot " or a well-known mail provider.
     if re.search(r"(?i)\sdot\s", src) or _FREE_MAIL.search(src):
         weak = nz.spelled_email(base, weak_at=True)
         if weak is not spelled:
-            hits.extend(_emails_in(weak, allow_domains, need_spelled_dot=True))
+            hits.extend(_emails_in(weak, allow_domains))
     if "@" in src:
         for m in _REVERSED.finditer(src):
             forward = m.group()[::-1]

@@ -45,6 +45,7 @@ class ScanText:
         self.original = original
         self._base: nz.View | None = None
         self._kw: nz.View | None = None
+        self._cased: nz.View | None = None
         self._digits: nz.View | None = None
         self._sentences: dict[int, Sentences] = {}
 
@@ -55,10 +56,17 @@ class ScanText:
         return self._base
 
     @property
+    def cased(self) -> nz.View:
+        """Base, spaced-out letters joined, leetspeak undone; case kept."""
+        if self._cased is None:
+            self._cased = nz.deleet(nz.squeeze(self.base))
+        return self._cased
+
+    @property
     def kw(self) -> nz.View:
-        """Keyword view: base, spaced-out letters joined, leetspeak undone."""
+        """Keyword view: `cased` lower-cased, with the same offsets."""
         if self._kw is None:
-            self._kw = nz.deleet(nz.squeeze(self.base))
+            self._kw = nz.lower(self.cased)
         return self._kw
 
     @property

@@ -6,6 +6,7 @@ kanji as word characters: ``\\bLINE\\b`` does not match 「LINEで」.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 _B: Final = r"(?<![A-Za-z0-9])"
@@ -17,22 +18,42 @@ def word(alternatives: str) -> str:
     return _B + "(?:" + alternatives + ")" + _E
 
 
+def anchor_word(alternatives: str) -> str:
+    """Like `word` but with the right boundary only.
+
+    Rule anchors start with a literal so the regex engine can skip ahead on the first
+    character; the scanner checks the left boundary of each anchor match itself.
+    """
+    return "(?:" + alternatives + ")" + _E
+
+
+_CAPITAL = re.compile(r"(?<!\\)(?<!\(\?)[A-Z]")
+
+
+def compile_lower(pattern: str) -> re.Pattern[str]:
+    """Compile a pattern meant for the lower-cased keyword view (letters lower-cased)."""
+    return re.compile(_CAPITAL.sub(lambda m: m.group().lower(), pattern))
+
+
 # Messaging apps and their euphemisms.  LINE and X are matched case-sensitively; katakana
 # ライン must not be part of a longer katakana word (ガイドライン, オンライン, ラインナップ).
 APPS: Final = (
     "(?:"
-    + word(
+    + anchor_word(
         r"whats\s?app|telegram|tg|we\s?chat|discord|disc0rd|chat\s?work|slack|signal|"
         r"kakao(?:\s?talk)?|instagram|insta|ig|facebook|fb|messenger|twitter|viber|"
-        r"sk[y*]pe|gmail|g-mail|yahoo\s?mail|hotmail|outlook|icloud|(?-i:LINE|Line|X)"
+        r"sk[y*]pe|gmail|g-mail|yahoo\s?mail|hotmail|outlook|icloud"
     )
     + r"|ワッツアップ|テレグラム|微信|ウィーチャット|ディスコード|ディスコ(?![ァ-ヺー])|"
     r"チャットワーク|スラック|シグナル|カカオ(?:トーク)?|インスタ(?:グラム)?|フェイスブック|"
     r"メッセンジャー|ツイッター|スカイプ|すかいぷ|ジーメール|"
-    r"(?<![ァ-ヺー])ライン(?![ァ-ヺー])|(?<![ぁ-ゖ])らいん(?![ぁ-ゖ])|"
+    r"(?<![ァ-ヺー])ライン(?![ァ-ヺー])|(?<![ぁ-ゖ])らいん(?=[のではにをがもと]|[^ぁ-ゖ]|$)|"
     r"green app|緑の(?:アプリ|やつ)|blue[- ]?bird|青い鳥|paper[- ]?plane|紙飛行機"
     ")"
 )
+
+# LINE and X are ordinary words unless capitalised; matched on the case-preserving view.
+APPS_CASED: Final = r"(?<![A-Za-z0-9])(?:LINE|Line|X)(?![A-Za-z0-9\-])"
 
 # Words around an app name that show the sender wants to connect there.
 APP_INTENT: Final = (
@@ -58,11 +79,11 @@ APP_SUBJECT: Final = (
         r"bots?|api|sdk|webhooks?|integrations?|notifications?|stickers?|official|"
         r"business|mini-?programs?|templates?|carousel|brand|posts?|posting|recording|"
         r"webinars?|translat\w*|flyers?|buttons?|lp|banners?|ads|campaign|rich menu|"
-        r"article|plugin|widget|embed|app store|feature"
+        r"article|plugin|widget|embed|app store|feature|password|login|log in"
     )
     + r"|連携|通知|スタンプ|公式|ミニプログラム|テンプレ|カルーセル|投稿|配信|録画|"
     r"ウェビナー|翻訳|英訳|和訳|チラシ|ボタン|バナー|広告|記事|リッチメニュー|"
-    r"ボット|開発|実装"
+    r"ボット|開発|実装|パスワード|ログイン"
 )
 
 # Quoted text (a phrase to translate, a button label) is content, not a message.
@@ -74,8 +95,9 @@ QUOTED: Final = (
 REFUSAL: Final = (
     word(
         r"(?:can'?t|cannot|can not|won'?t|will not|unable to|not able to|don'?t|do not)\s+"
-        r"(?:accept|work|do|agree|take|go|deal|contract|move|share|give|send|provide|"
-        r"meet|use)|not allowed|against the (?:terms|rules|tos|policy)|not permitted"
+        r"(?:accept|agree|deal|contract|move|share|give|send|provide|use|do (?:that|this|it)|"
+        r"(?:work|go|pay|trade|meet) (?:outside|off|directly|direct|privately|elsewhere))|"
+        r"not allowed|against the (?:terms|rules|tos|policy)|not permitted"
     )
     + r"|できません|できかねます|致しかねます|いたしかねます|お受けできません|お断り|"
     r"規約違反|ご遠慮"

@@ -207,6 +207,14 @@ def deleet(view: View) -> View:
     return rewrite(view, _LEET, lambda m: _LEET_MAP[m.group()])
 
 
+def lower(view: View) -> View:
+    """Lower-case without changing the length (characters that would grow are kept)."""
+    low = view.text.lower()
+    if len(low) != len(view.text):
+        low = "".join(c if len(c.lower()) != 1 else c.lower() for c in view.text)
+    return View(low, view.starts, view.ends)
+
+
 # --------------------------------------------------------------------------- digits
 
 _KANJI_DIGITS: Final = {

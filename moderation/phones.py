@@ -22,7 +22,7 @@ from moderation.context import Hit, ScanText
 from moderation.lexicon import word
 
 _GROUPS: Final = re.compile(
-    r"(?<![A-Za-z0-9/#=_.\-])(?P<plus>\+\s?)?\(?\d+(?:[\s\-.()・、,/|ー]{1,3}\(?\d+\)?)*"
+    r"(?<![A-Za-z0-9/#=_.\-])(?P<plus>\+\s?)?\(?\d+(?:[\s\-.()・、,/|ーの]{1,3}\(?\d+\)?)*"
     r"(?![A-Za-z0-9])"
 )
 _GROUP: Final = re.compile(r"\d+")
@@ -36,6 +36,13 @@ _NOT_PHONE: Final = re.compile(
     word(r"order|orders|sku|skus|product codes?|item|invoice|tracking|serial|ref|reference|"
          r"zip|postcode|postal|isbn|jan|ean|barcode|worker id|member id|account id|ticket")
     + r"|注文番号|商品コード|品番|型番|伝票|追跡番号|会員番号|郵便番号|請求書番号|管理番号|受付番号",
+    re.IGNORECASE,
+)
+# Fast path: without digits or number words there is no phone number to find.
+_DIGITISH: Final = re.compile(
+    r"\d(?:\D{0,4}\d){5}|[〇零一壱二弐三参四五伍六七八九]{2}|ぜろ|ゼロ|れい|いち|イチ|きゅう|"
+    r"キュウ|キュー|はち|ハチ|なな|ナナ|ろく|ロク|よん|ヨン|ごー|ゴー|"
+    + word(r"zero|oh|one|two|three|four|five|six|seven|eight|nine"),
     re.IGNORECASE,
 )
 MIN_DIGITS: Final = 10
@@ -64,6 +71,8 @@ def _is_phone(digits: str, plus: bool, groups: list[str], near_word: bool) -> bo
 
 
 def find_phones(text: ScanText) -> list[Hit]:
+    if _DIGITISH.search(text.base.text) is None:
+        return []
     view = text.digits
     src = view.text
     hits: list[Hit] = []

@@ -81,11 +81,17 @@ class CueRule:
     window: int = 60
     refusable: bool = True
     skip_quoted: bool = False
+    cased: bool = False  # anchor runs on the case-preserving view
+    cross_sentence: bool = False  # the cue may sit in a neighbouring sentence
     also: tuple[str, ...] = ()  # further rule ids reported for the same match
 
 
 def _c(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+    return lx.compile_lower(pattern)
+
+
+def _a(alternatives: str) -> str:
+    return lx.anchor_word(alternatives)
 
 
 _REQUEST = _c(lx.REQUEST)
@@ -97,7 +103,7 @@ _EXPENSE_BLOCK = _c(
     W(
         r"(?:won'?t|don'?t|do not|will not|never) (?:need to |have to )?(?:buy|pay|purchase)|"
         r"no need to (?:buy|pay|purchase)|already (?:purchased|bought|paid)|"
-        r"we(?:'ll| will)? (?:cover|provide|pay for|buy|purchase|reimburse)|on our (?:side|account)|"
+        r"we(?:'ll| will)? (?:cover|provide|pay for|buy|purchase)|on our (?:side|account)|"
         r"free of charge|for (?:the|our) (?:lp|landing page|page|banner|site)|escrow|funded"
     )
     + r"|購入済み|当方で|こちらで(?:購入|用意|負担|お支払)|弊社で|弊社が負担|無料|不要|"
@@ -115,9 +121,18 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         skip_quoted=True,
     ),
     CueRule(
+        "contact.messenger",
+        re.compile(lx.APPS_CASED),
+        cue=_c(lx.APP_INTENT),
+        block=_c(lx.APP_SUBJECT),
+        window=45,
+        skip_quoted=True,
+        cased=True,
+    ),
+    CueRule(
         "contact.request",
         _c(
-            W(r"what'?s|what is|send|share|give|drop|tell|can i (?:have|get)|could i (?:have|get)|"
+            _a(r"what'?s|what is|send|share|give|drop|tell|can i (?:have|get)|could i (?:have|get)|"
               r"may i (?:have|get)|need|let me (?:have|know)")
             + r"\s+(?:me\s+)?(?:your|ur)\s+(?:personal\s+|private\s+|direct\s+)?"
             r"(?:e-?mail|email address|handle|user ?name|id|contact(?: details| info)?|skype|"
@@ -130,7 +145,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "contact.phone_request",
         _c(
-            W(r"what'?s|what is|send|share|give|can i (?:have|get)|could i (?:have|get)|"
+            _a(r"what'?s|what is|send|share|give|can i (?:have|get)|could i (?:have|get)|"
               r"may i (?:have|get)|need|tell me|let me (?:have|know)|drop")
             + r"[^.?!\n。]{0,20}(?:your|ur)\s+(?:personal |private |mobile |cell )?"
             r"(?:phone|mobile|cell|telephone|whatsapp number|電話番号|携帯)"
@@ -143,11 +158,11 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "contact.pointer",
         _c(
-            W(r"(?:e-?mail|contact(?: details| info)?|number|address|id|handle)\s+"
-              r"(?:address\s+)?is\s+(?:in|on)\s+")
+            _a(r"e-?mail|contact(?: details| info)?|number|address|id|handle")
+            + r"\s+(?:address\s+)?is\s+(?:in|on)\s+"
             + r"[^.\n]{0,25}?" + W(r"pdf|attach\w*|file|profile|bio|portfolio|website|site|cv|"
                                    r"resume|image|picture|signature")
-            + "|" + W(r"google my name|look me up|search me up|my (?:web)?site has a contact|"
+            + "|" + _a(r"google my name|look me up|search me up|my (?:web)?site has a contact|"
                       r"same (?:user ?name|handle|name|id|nick(?:name)?) as (?:here|on here|this)|"
                       r"qr code")
             + r"|連絡先[はを]?[^。\n]{0,20}(?:プロフィール|画像|ＱＲ|QR|PDF|添付|ファイル|署名)"
@@ -162,7 +177,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "contact.channel",
         _c(
-            W(r"(?:e-?mail|mail|text|call|sms|ring|phone|whatsapp|write)\s+me(?!\s+(?:here|on here))|"
+            _a(r"(?:e-?mail|mail|text|call|sms|ring|phone|whatsapp|write)\s+me(?!\s+(?:here|on here))|"
               r"(?:write|message|contact|reach)\s+me\s+(?:there|at|via|by)|"
               r"(?:continue|talk|chat|discuss|communicate|move|switch)\s+(?:this\s+)?"
               r"(?:by|via|over|to)\s+(?:e-?mail|phone|sms|text)")
@@ -175,7 +190,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "deal.direct",
         _c(
-            W(r"pay(?:ing)?\s+(?:you|me)?\s*(?:\S+\s+){0,3}?directly|"
+            _a(r"pay(?:ing)?\s+(?:you|me)?\s*(?:\S+\s+){0,3}?directly|"
               r"direct(?:ly)?\s+(?:contract|contractor|payment|deal|agreement|hire)|"
               r"go(?:ing)?\s+direct|(?:hire|work with|contract with) you directly|"
               r"directly (?:pay|hire|contract)")
@@ -187,7 +202,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "deal.bypass",
         _c(
-            W(r"outside (?:of )?(?:this |the |our )?(?:platform|marketplace|site|app|system)|"
+            _a(r"outside (?:of )?(?:this |the |our )?(?:platform|marketplace|site|app|system)|"
               r"(?:off|away from) (?:this|the) (?:site|platform|marketplace)|off[- ]platform|"
               r"skip (?:the )?(?:site|platform|marketplace|escrow|fees?|(?:\w+ )?cut)|"
               r"(?:not|n't) (?:go|going|pay|paying) (?:through|via) (?:the )?(?:escrow|platform|site)|"
@@ -204,7 +219,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "deal.fee_avoidance",
         _c(
-            W(r"(?:save|saves|saving|avoid|dodge)\s+(?:us\s+(?:both\s+)?)?(?:\d+\s?%|"
+            _a(r"(?:save|saves|saving|avoid|dodge)\s+(?:us\s+(?:both\s+)?)?(?:\d+\s?%|"
               r"(?:the |on |some |on the )?(?:platform |marketplace |site |service )?"
               r"(?:fees?|commission|cut))|saves? us both|"
               r"no (?:platform |marketplace |site )?(?:fees?|commission) for (?:either|both|any)|"
@@ -218,7 +233,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "deal.external_payment",
         _c(
-            W(r"pay\s?pal|venmo|payoneer|zelle|cash\s?app|western union|revolut|crypto|usdt|"
+            _a(r"pay\s?pal|venmo|payoneer|zelle|cash\s?app|western union|revolut|crypto|usdt|"
               r"bitcoin|btc|ethereum|bank transfer|wire transfer|(?:via|through|on|by|with|using) "
               r"wise|transferwise")
             + r"|ペイパル|仮想通貨|暗号資産"
@@ -233,13 +248,13 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "deal.bank_details",
         _c(r"(?:銀行|信用金庫|bank)[^。\n]{0,20}(?:支店|branch)|(?:普通|当座)\s*(?:預金\s*)?\d{6,8}|"
-           + W(r"(?:sort code|iban|routing number|swift(?: code)?)\s*[:：]?\s*[A-Z0-9]{4,}")),
+           + _a(r"(?:sort code|iban|routing number|swift(?: code)?)\s*[:：]?\s*[A-Z0-9]{4,}")),
         block=_c(lx.PAYMENT_SUBJECT + "|" + W("dummy|sample data|test")),
     ),
     CueRule(
         "deal.separate_payment",
         _c(
-            W(r"(?:rest|remaining|remainder|balance)\b[^.\n]{0,30}separately|"
+            _a(r"(?:rest|remaining|remainder|balance)\b[^.\n]{0,30}separately|"
               r"separately\s+(?:pay|send)")
             + r"|別途(?:お)?(?:振り?込|支払|払)"
         ),
@@ -249,17 +264,18 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "pii.home_address",
         _c(
-            W(r"(?:home|postal|mailing|residential|street|physical|house) address|"
+            _a(r"(?:home|postal|mailing|residential|street|physical|house) address|"
               r"your address|proof of address|utility bill|where (?:do )?you live")
             + r"|住所|お住まい|番地"
         ),
         cue=_REQUEST,
         block=_PII_SUBJECT,
+        cross_sentence=True,
         window=40,
     ),
     CueRule(
         "pii.date_of_birth",
-        _c(W(r"dates? of birth|d\.?o\.?b\.?|birth ?date|birthday") + r"|生年月日|誕生日"),
+        _c(_a(r"dates? of birth|d\.?o\.?b\.?|birth ?date|birthday") + r"|生年月日|誕生日"),
         cue=_REQUEST,
         block=_c(lx.PII_SUBJECT + r"|年代|age range|和暦"),
         window=40,
@@ -267,18 +283,19 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "pii.id_document",
         _c(
-            W(r"passport|driver'?s licen[cs]e|driving licen[cs]e|id card|identity card|photo id|"
+            _a(r"passport|driver'?s licen[cs]e|driving licen[cs]e|id card|identity card|photo id|"
               r"selfie (?:with|holding)|government id|residence card")
             + r"|運転免許証?|免許証|パスポート|保険証|在留カード|身分証|本人確認書類|"
             r"マイナンバーカード"
         ),
         cue=_c(lx.REQUEST + "|" + W(r"photo|scan|image|picture|copy|selfie") + r"|写真|画像|コピー"),
         block=_PII_SUBJECT,
+        cross_sentence=True,
         window=50,
     ),
     CueRule(
         "pii.my_number",
-        _c(W(r"my number card|individual number") + r"|マイナンバー|個人番号"),
+        _c(_a(r"my number card|individual number") + r"|マイナンバー|個人番号"),
         cue=_c(lx.REQUEST + r"|写真|画像"),
         block=_c(lx.PII_SUBJECT + r"|制度|について|概要"),
         window=40,
@@ -286,7 +303,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "pii.bank_account",
         _c(
-            W(r"bank account|account number|bank details|banking details|routing number|"
+            _a(r"bank account|account number|bank details|banking details|routing number|"
               r"which bank|sort code|iban|bank card")
             + r"|銀行口座|口座番号|口座情報|口座の情報|振込先|銀行名|支店名|キャッシュカード|"
             r"こうざばんごう|通帳"
@@ -299,30 +316,32 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "pii.password",
         _c(
-            W(r"password|passcode|passwd|login (?:details|credentials|info)|log-?in details|"
+            _a(r"password|passcode|passwd|login (?:details|credentials|info)|log-?in details|"
               r"credentials|pin code|pin number")
             + r"|パスワード|ぱすわーど|ログイン情報|暗証番号"
         ),
         cue=_c(W(r"your|ur|send|share|tell|what are|give|paste") + r"|教えて|送って|お知らせ|"
                r"お教え|伺え"),
         block=_PII_SUBJECT,
+        cross_sentence=True,
         window=40,
     ),
     CueRule(
         "pii.one_time_code",
         _c(
-            W(r"(?:verification|confirmation|security|one[- ]time|otp|sms|auth(?:entication)?|"
-              r"login|\d[- ]digit)\s+code|otp|2fa code")
-            + r"|ワンタイム(?:パスワード)?|認証コード|確認コード|認証番号|確認番号|\d桁の(?:コード|番号)"
+            _a(r"(?:verification|confirmation|security|one[- ]time|otp|sms|auth(?:entication)?|"
+              r"login|[0-9][- ]digit)\s+code|otp|2fa code")
+            + r"|ワンタイム(?:パスワード)?|認証コード|確認コード|認証番号|確認番号|[0-9]桁の(?:コード|番号)"
         ),
         cue=_c(W(r"paste|send|share|tell|give|forward|read") + r"|送って|教えて|こちらに|お知らせ"),
         block=_c(r"\b(?:ui|screen|field|form|design)\b|画面|デザイン|欄|実装"),
+        cross_sentence=True,
         window=60,
     ),
     CueRule(
         "pii.card",
         _c(
-            W(r"credit card|card number|card details|debit card|cvv|cvc|expiry date|"
+            _a(r"credit card|card number|card details|debit card|cvv|cvc|expiry date|"
               r"expiration date")
             + r"|クレジットカード|カード番号|カード情報|有効期限|セキュリティコード"
         ),
@@ -334,13 +353,13 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "expense.upfront_fee",
         _c(
-            W(r"deposit|registration fee|sign-?up fee|joining fee|entry fee|membership|"
-              r"premium (?:plan|account)|pro plan|subscription|commitment (?:fee|contribution)|"
-              r"onboarding fee|training fee|(?<!of )course|exam fee|certification fee|test fee|"
-              r"starter (?:kit|pack|bundle|package)|materials? fee|licen[cs]e(?: fee)?|"
-              r"setup fee|activation fee|admin fee|seat reservation|enrollment fee|tuition")
-            + r"|保証金|預り金|預かり金|登録料|初期費用|入会金|年会費|会費|協力金|研修費|受講料|"
-            r"講座|研修|スターターキット|教材費|(?:マニュアル|教材|資料|ツール|テキスト|登録)代|"
+            _a(r"deposit|registration fee|sign-?up fee|joining fee|entry fee|"
+              r"commitment (?:fee|contribution)|onboarding fee|training fee|exam fee|"
+              r"certification fee|test fee|starter (?:kit|pack|bundle|package)|materials? fee|"
+              r"licen[cs]e fee|setup fee|activation fee|admin fee|seat reservation|"
+              r"enrollment fee|tuition|membership fee")
+            + r"|保証金|預り金|預かり金|登録料|初期費用|入会金|年会費|協力金|研修費|受講料|"
+            r"スターターキット|教材費|(?:マニュアル|教材|資料|ツール|テキスト|登録)代|"
             r"ライセンス(?:料|費)|定期購入|オンラインサロン|自己投資|事務手数料"
         ),
         cue=_c(
@@ -350,10 +369,24 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         ),
         block=_EXPENSE_BLOCK,
         window=80,
+        refusable=False,
+    ),
+    CueRule(
+        # Everyday words that are a fee only next to a price: "our style course ($79)".
+        "expense.upfront_fee",
+        _c(
+            _a(r"membership|premium (?:plan|account)|pro plan|subscription|(?<!of )course|"
+              r"licen[cs]es?|classes|program(?:me)?|kit|package|bundle")
+            + r"|講座|研修|会費|サロン|会員|プラン|キット|セミナー"
+        ),
+        cue=_c(lx.PRICE),
+        block=_EXPENSE_BLOCK,
+        window=40,
+        refusable=False,
     ),
     CueRule(
         "expense.purchase_on_behalf",
-        _c(W(r"buy|buys|purchase|subscribe|top up|top-up|grab|pay for") + r"|購入|買って|買い|"
+        _c(_a(r"buy|buys|purchase|subscribe|top up|top-up|grab|pay for") + r"|購入|買って|買い|"
            r"立て替え|立替|立て替"),
         cue=_c(
             W(r"with your (?:own )?card|your own (?:money|card|funds)|yourself|themselves|"
@@ -364,11 +397,12 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         ),
         block=_EXPENSE_BLOCK,
         window=80,
+        refusable=False,
     ),
     CueRule(
         "expense.mlm",
         _c(
-            W(r"(?:earn|get|make) (?:a )?commissions? (?:on|for|from) (?:everyone|anyone|each|"
+            _a(r"(?:earn|get|make) (?:a )?commissions? (?:on|for|from) (?:everyone|anyone|each|"
               r"people|every)|downline|recruit (?:others|friends|people)")
             + r"|紹介者経由|ダウンライン|紹介料が入|紹介するだけで"
         ),

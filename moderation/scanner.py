@@ -19,6 +19,7 @@ from moderation import lexicon as lx
 from moderation.contacts import find_emails, find_links
 from moderation.context import Hit, ScanText
 from moderation.findings import Finding
+from moderation.gate import Gate
 from moderation.normalize import base, deleet, identity, squeeze
 from moderation.phones import find_phones
 from moderation.rules import CUE_RULES, RULES, CueRule
@@ -28,6 +29,7 @@ MAX_WINDOW_CHARS: Final = 4000
 
 _QUOTED: Final = re.compile(lx.QUOTED)
 _REFUSAL: Final = re.compile(lx.REFUSAL, re.IGNORECASE)
+_GATE: Final = Gate([None if r.cased else r.anchor.pattern for r in CUE_RULES])
 
 
 def _norm_phrase(phrase: str) -> str:
@@ -78,8 +80,8 @@ class Scanner:
         hits.extend(find_emails(st, self._allow_domains))
         hits.extend(find_links(st, self._allow_domains))
         hits.extend(find_phones(st))
-        for rule in CUE_RULES:
-            hits.extend(_cue_hits(st, rule))
+        for i in sorted(_GATE.candidates(st.kw.text)):
+            hits.extend(_cue_hits(st, CUE_RULES[i]))
 
         allowed = self._allowed_spans(st)
         spans: dict[tuple[str, int, int], None] = {}
@@ -140,15 +142,27 @@ def _inside_quotes(text: str, lo: int, hi: int, a: int, b: int) -> bool:
     return any(q.start() < a and b < q.end() for q in _QUOTED.finditer(text, lo, hi))
 
 
+def _word_start(text: str, a: int) -> bool:
+    """Anchors carry no left word boundary (speed); check it here for Latin letters."""
+    if a == 0:
+        return True
+    first, before = text[a], text[a - 1]
+    return not (first.isascii() and first.isalnum() and before.isascii() and before.isalnum())
+
+
 def _cue_hits(st: ScanText, rule: CueRule) -> list[Hit]:
     view = st.kw
     text = view.text
     hits: list[Hit] = []
-    for m in rule.anchor.finditer(text):
+    for m in rule.anchor.finditer(st.cased.text if rule.cased else text):
         a, b = m.span()
+        if not _word_start(text, a):
+            continue
         lo, hi = st.sentences(view).bounds(a, b)
         if rule.cue is not None:
-            if not rule.cue.search(text, max(lo, a - rule.window), min(hi, b + rule.window)):
+            c_lo, c_hi = (0, len(text)) if rule.cross_sentence else (lo, hi)
+            c_lo, c_hi = max(c_lo, a - rule.window), min(c_hi, b + rule.window)
+            if not rule.cue.search(text, c_lo, c_hi):
                 continue
         if rule.block is not None and rule.block.search(text, lo, hi):
             continue

@@ -73,7 +73,7 @@ def score_records(records: Iterable[dict[str, object]], scanner: Scanner | None 
                 counts[c][2] += 1
         if got != gold:
             wrong.append((str(rec.get("id")), tuple(sorted(gold)), tuple(sorted(got))))
-    per = {c: Counts(*v) for c, v in counts.items()}
+    per: dict[str, Counts] = {c: Counts(*v) for c, v in counts.items()}
     micro = Counts(*(sum(v[k] for v in counts.values()) for k in range(3)))
     return Score(per, micro, tuple(wrong))
 
