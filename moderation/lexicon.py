@@ -55,6 +55,15 @@ APPS: Final = (
 # LINE and X are ordinary words unless capitalised; matched on the case-preserving view.
 APPS_CASED: Final = r"(?<![A-Za-z0-9])(?:LINE|Line|X)(?![A-Za-z0-9\-])"
 
+# A messenger ID written after the app name: "LINE: kota_77", "ID は sakura_0415",
+# "My Discord is pixelfox_88", "find me at @kenji_dev".
+APP_ID: Final = (
+    r"(?<![a-z0-9])(?:(?:id|handle|user ?name|ユーザー名)\s*(?:は|:|：|→|=|is)?\s*|"
+    r"[:：→=]\s*|(?:is|as|at)\s+)[「『\"'(（]?\s*(?P<id>@?[a-z0-9][a-z0-9._\-]*[a-z0-9_]"
+    r"(?<=[a-z0-9_.\-]{3}))"
+    r"|(?P<handle>@[a-z0-9_][a-z0-9._]{2,})"
+)
+
 # Words around an app name that show the sender wants to connect there.
 APP_INTENT: Final = (
     word(

@@ -83,6 +83,7 @@ class CueRule:
     skip_quoted: bool = False
     cased: bool = False  # anchor runs on the case-preserving view
     cross_sentence: bool = False  # the cue may sit in a neighbouring sentence
+    id_pattern: re.Pattern[str] | None = None  # reports contact.messenger_id on the ID
     also: tuple[str, ...] = ()  # further rule ids reported for the same match
 
 
@@ -119,6 +120,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         block=_c(lx.APP_SUBJECT),
         window=45,
         skip_quoted=True,
+        id_pattern=_c(lx.APP_ID),
     ),
     CueRule(
         "contact.messenger",
@@ -128,6 +130,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         window=45,
         skip_quoted=True,
         cased=True,
+        id_pattern=_c(lx.APP_ID),
     ),
     CueRule(
         "contact.request",

@@ -171,5 +171,12 @@ def _cue_hits(st: ScanText, rule: CueRule) -> list[Hit]:
         if rule.skip_quoted and _inside_quotes(text, lo, hi, a, b):
             continue
         hits.append(Hit(rule.rule, view, a, b))
+        if rule.id_pattern is not None:
+            line_end = text.find("\n", b)
+            limit = min(b + rule.window, len(text) if line_end < 0 else line_end)
+            found = rule.id_pattern.search(text, b, limit)
+            if found is not None:
+                group = "id" if found.group("id") else "handle"
+                hits.append(Hit("contact.messenger_id", view, found.start(group), found.end(group)))
         hits.extend(Hit(extra, view, a, b) for extra in rule.also)
     return hits
