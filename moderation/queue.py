@@ -19,7 +19,7 @@ from .schema import AUDIT, ITEMS, RESTRICTIONS, WITHHELD
 
 DECISIONS = ("dismiss", "warn", "restrict", "release", "escalate")
 CONFIRMING = frozenset({"warn", "restrict", "escalate"})  # the finding was right
-REFUTING = frozenset({"dismiss"})  # the finding was a false positive
+REFUTING = frozenset({"dismiss", "release"})  # the finding or the hold was not needed
 
 _ITEM_COLS = (
     "id, thread_id, message_id, withheld_id, sender, sender_role, stage, action, status, risk, "
