@@ -43,20 +43,24 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    async def start(self, *extra: str) -> None:
-        assert self.proc is None
+    def _spawn(self, extra: tuple[str, ...]) -> subprocess.Popen[bytes]:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
+        return subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.workdir), *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+
+    async def start(self, *extra: str) -> None:
+        """Start (again) on the same port; wait until it accepts connections."""
+        assert self.proc is None
+        self.proc = self._spawn(extra)
         for _ in range(500):
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+                    raise RuntimeError(f"redis-server exited with {self.proc.returncode}") from None
                 await asyncio.sleep(0.01)
                 continue
             writer.close()
