@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from chat.commit import GroupCommitter
+from chat.config import load_settings
 from chat.errors import Conflict, NotFound
 from chat.models import Appended, NewMessage, Thread
 from chat.store import Store, open_store
 from chat.store.schema import all_migrations
-from tests.conftest import Backend
+from tests.conftest import Backend, create_pg_database, drop_pg_database, require_servers
 
 T0 = 1_700_000_000_000_000  # a fixed time, in microseconds
 
@@ -66,10 +67,23 @@ async def test_migrate_is_idempotent_and_versioned(settings_factory: Any) -> Non
         await s.close()
 
 
-async def test_concurrent_migrate_applies_once(backend: Backend, settings_factory: Any) -> None:
-    if not backend.production:
-        pytest.skip("one SQLite file has one writer; concurrent migrate is a PostgreSQL matter")
-    stores = [open_store(settings_factory()) for _ in range(3)]
+@pytest.fixture
+async def pg_dsn() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database, for what only PostgreSQL has: several nodes on one db."""
+    require_servers("postgres")
+    dsn = await create_pg_database()
+    try:
+        yield dsn
+    finally:
+        await drop_pg_database(dsn)
+
+
+def pg_store(dsn: str) -> Store:
+    return open_store(load_settings(env={}, database_url=dsn))
+
+
+async def test_concurrent_migrate_applies_once(pg_dsn: str) -> None:
+    stores = [pg_store(pg_dsn) for _ in range(3)]
     for s in stores:
         await s.open()
     try:
@@ -212,14 +226,13 @@ async def test_concurrent_identical_client_msg_id_stores_one(store: Store,
     assert len(await store.history("t1")) == 1
 
 
-async def test_two_nodes_append_to_one_thread(backend: Backend, store: Store,
-                                              settings_factory: Any) -> None:
+async def test_two_nodes_append_to_one_thread(pg_dsn: str) -> None:
     """Two stores with their own pools (two nodes) append to the same thread at once."""
-    if not backend.production:
-        pytest.skip("two nodes share a database only on PostgreSQL")
-    other = open_store(settings_factory())
+    store, other = pg_store(pg_dsn), pg_store(pg_dsn)
+    await store.open()
     await other.open()
     try:
+        await store.migrate()
         await make_thread(store)
         a, b = GroupCommitter(store, max_batch=8), GroupCommitter(other, max_batch=8)
         reqs = [(a if i % 2 else b, msg(sender=("alice", "bob")[i % 2], cmid=f"c{i}"))
@@ -235,6 +248,7 @@ async def test_two_nodes_append_to_one_thread(backend: Backend, store: Store,
         assert (await store.get_thread("t1")).last_seq == 201  # type: ignore[union-attr]
     finally:
         await other.close()
+        await store.close()
 
 
 # --- history
