@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import secrets
 import tomllib
@@ -133,6 +134,9 @@ def _check(s: Settings) -> None:
     for name in ("rate_per_s", "http_rate_per_s", "hello_timeout_s", "heartbeat_s", "drain_timeout_s"):
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")
+    for name in ("jwt_leeway_s", "moderation_history"):
+        if getattr(s, name) < 0:
+            raise bad(name, f"must not be negative, got {getattr(s, name)}")
     if s.pg_pool_min > s.pg_pool_max:
         raise bad("pg_pool_min", "must not exceed TSUNAGU_PG_POOL_MAX")
     for origin in s.allowed_origins:
@@ -152,20 +156,29 @@ def _cast(name: str, raw: Any, default: Any) -> Any:
             if text in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(f"{raw!r} is not a boolean")
+        if isinstance(raw, dict):
+            raise ValueError("must not be a table")
         if isinstance(default, Secret):
             return Secret(str(raw))
         if isinstance(default, int):
-            if isinstance(raw, bool):
-                raise ValueError("not an integer")
+            if isinstance(raw, bool | float | list):
+                raise ValueError(f"{raw!r} is not an integer")
             return int(raw)
         if isinstance(default, float):
-            return float(raw)
+            if isinstance(raw, bool | list):
+                raise ValueError(f"{raw!r} is not a number")
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(f"{raw!r} is not a finite number")
+            return value
         if isinstance(default, tuple):
             if isinstance(raw, list | tuple):
                 return tuple(str(x) for x in raw)
             return tuple(p.strip() for p in str(raw).split(",") if p.strip())
+        if isinstance(raw, list):
+            raise ValueError("must not be a list")
         return str(raw)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"TSUNAGU_{name.upper()}: {exc}") from None
 
 

@@ -236,7 +236,10 @@ class RedisFanOut(FanOut):
         backoff = 0.1
         first = True
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            # Not ignore_subscribe_messages=True on the PubSub itself: redis-py checks that flag
+            # too, so the confirmation awaited below would be swallowed for good (the reader
+            # would never reach its read loop and nothing would cross nodes).
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 # The subscription is confirmed by the first reply; read until we see it.
