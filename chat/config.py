@@ -237,13 +237,20 @@ def resolve_token_key(settings: Settings) -> Settings:
             "TSUNAGU_JWT_SECRET: required with PostgreSQL (or set TSUNAGU_JWT_PUBLIC_KEY)"
         )
     path = Path(settings.data_dir) / "jwt-secret"
-    if path.exists():
-        secret = path.read_text(encoding="utf-8").strip()
-    else:
+    if not path.exists():
+        # Write a complete file under a temporary name, then link it into place: two
+        # processes starting at once agree on one key, and nobody reads a half-written file.
         path.parent.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = path.with_name(f".jwt-secret.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(secret + "\n")
-        log.warning("no token key configured: generated an HS256 secret in %s", path)
+            fh.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(tmp, path)
+            log.warning("no token key configured: generated an HS256 secret in %s", path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    secret = path.read_text(encoding="utf-8").strip()
     return dataclasses.replace(settings, jwt_secret=Secret(secret))
