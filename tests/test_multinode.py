@@ -438,3 +438,48 @@ async def test_two_nodes_append_concurrently(production: Backend, tmp_path: Path
             await c.close()
         await a.stop()
         await b.stop()
+
+
+async def test_joined_mid_conversation_across_nodes(production: Backend, tmp_path: Path) -> None:
+    """A user connected to node A is added to a busy thread on node B: from the
+    ``thread`` push on, every message after the snapshot arrives once, in order, with no
+    gap, however the join and the messages interleave."""
+    a = await Node(settings_for(production, tmp_path, "node-a")).start()
+    b = await Node(settings_for(production, tmp_path, "node-b")).start()
+    clients: list[Client] = []
+    try:
+        carol = await Client(a.ws_url, a.token("carol", "worker")).connect()
+        alice = await Client(a.ws_url, a.token("alice", "client")).connect()
+        bob = await Client(b.ws_url, b.token("bob", "worker")).connect()
+        clients += [carol, alice, bob]
+        thread = (await b.create_thread(("alice", "client"), ("bob", "worker"),
+                                        kind="team"))["id"]
+        total = 40
+
+        async def burst() -> None:
+            for i in range(0, total, 5):
+                await asyncio.gather(*(bob.send(thread, f"m{i + j}") for j in range(5)))
+
+        async def add_carol() -> None:
+            await asyncio.sleep(0.01)
+            status, _ = await b.http("POST", f"/v1/threads/{thread}/participants",
+                                     b.token("platform", "service"),
+                                     {"user_id": "carol", "role": "worker"})
+            assert status == 200
+
+        await asyncio.gather(burst(), add_carol())
+        # alice was a participant from the start: 1..total
+        assert [m["seq"] for m in await collect(alice, thread, total)] == list(
+            range(1, total + 1))
+        # carol: the thread push, then everything after its snapshot
+        joined = await carol.push("thread")
+        start = joined["thread"]["last_seq"]
+        got = await collect(carol, thread, total - start)
+        assert [m["seq"] for m in got] == list(range(start + 1, total + 1))
+        for c in (alice, carol):
+            await no_more_messages(c, 0.1)
+    finally:
+        for c in clients:
+            await c.close()
+        await a.stop()
+        await b.stop()
