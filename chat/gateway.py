@@ -349,13 +349,17 @@ class Gateway:
             for tid, cur in conn.cursors.items():
                 lowest[tid] = min(cur, lowest.get(tid, cur))
         for tid, after in lowest.items():
-            try:
-                page = await self.service.store.history(tid, after_seq=after, limit=1000)
-            except ChatError as exc:
-                log.warning("resync of %s failed: %s", tid, exc)
-                continue
-            for msg in page:
-                self.hub.dispatch(Event(thread_channel(tid), "message", {}, msg))
+            while True:  # every page: a long outage may have missed more than one
+                try:
+                    page = await self.service.store.history(tid, after_seq=after, limit=1000)
+                except ChatError as exc:
+                    log.warning("resync of %s failed: %s", tid, exc)
+                    break
+                for msg in page:
+                    self.hub.dispatch(Event(thread_channel(tid), "message", {}, msg))
+                if len(page) < 1000:
+                    break
+                after = page[-1].seq
 
     async def drain(self) -> None:
         """Graceful shutdown: refuse new sockets, let in-flight frames finish, close 1001."""
