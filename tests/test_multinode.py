@@ -73,7 +73,7 @@ async def fanout_ok(url: str) -> bool:
 async def collect(client: Client, thread: str, n: int, timeout: float = 10
                   ) -> list[dict[str, Any]]:
     """The next ``n`` message pushes of ``thread``."""
-    out = []
+    out: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):
         while len(out) < n:
             frame = await client.push("message")
