@@ -20,6 +20,7 @@ from .auth import Identity, TokenVerifier
 from .config import Settings
 from .errors import (
     CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
     CLOSE_TOO_BIG,
     CLOSE_TOO_MANY_CONNECTIONS,
     CLOSE_UNAUTHORIZED,
@@ -107,7 +108,12 @@ class Gateway:
             max(0.0, identity.exp - time.time()), self._expire, conn
         )
         try:
-            await self._open(conn, resume, hello_id)
+            try:
+                await self._open(conn, resume, hello_id)
+            except ChatError as exc:  # storage unreachable at hello: the client retries
+                log.warning("hello of %s failed: %s", identity.user_id, exc.message)
+                await ws.close(code=CLOSE_INTERNAL_ERROR, message=b"unavailable; retry")
+                return ws
             await self._loop(ws, conn)
         finally:
             expiry.cancel()
@@ -153,6 +159,7 @@ class Gateway:
             conn.cursors[tid] = min(resume.get(tid, brief.last_seq), brief.last_seq)
         others = {m for b in briefs.values() for m in b.members if m != user}
         came_online = await self.presence.connected(user)
+        conn.counted = True
         online = await self.presence.online(others)
         conn.presence = {u: ("online" if u in online else "offline") for u in others}
         conn.send(F.ok_frame(
@@ -183,7 +190,7 @@ class Gateway:
             self._publish_presence(conn, "online")
 
     def _channels(self, conn: Connection) -> list[str]:
-        chans = [thread_channel(t) for t in conn.threads]
+        chans = [thread_channel(t) for t in conn.threads.keys() | conn.followed]
         chans.append(user_channel(conn.user))
         chans.extend(role_channel(r) for r in STAFF_ROLES if conn.identity.has(r))
         return chans
@@ -205,7 +212,7 @@ class Gateway:
             self.hub.discard(channel, conn)
         self.connections.discard(conn)
         await conn.stop()
-        if await self.presence.disconnected(conn.user):
+        if conn.counted and await self.presence.disconnected(conn.user):
             self._publish_presence(conn, "offline")
 
     async def _loop(self, ws: web.WebSocketResponse, conn: Connection) -> None:
@@ -342,13 +349,17 @@ class Gateway:
             for tid, cur in conn.cursors.items():
                 lowest[tid] = min(cur, lowest.get(tid, cur))
         for tid, after in lowest.items():
-            try:
-                page = await self.service.store.history(tid, after_seq=after, limit=1000)
-            except ChatError as exc:
-                log.warning("resync of %s failed: %s", tid, exc)
-                continue
-            for msg in page:
-                self.hub.dispatch(Event(thread_channel(tid), "message", {}, msg))
+            while True:  # every page: a long outage may have missed more than one
+                try:
+                    page = await self.service.store.history(tid, after_seq=after, limit=1000)
+                except ChatError as exc:
+                    log.warning("resync of %s failed: %s", tid, exc)
+                    break
+                for msg in page:
+                    self.hub.dispatch(Event(thread_channel(tid), "message", {}, msg))
+                if len(page) < 1000:
+                    break
+                after = page[-1].seq
 
     async def drain(self) -> None:
         """Graceful shutdown: refuse new sockets, let in-flight frames finish, close 1001."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .auth import Identity
-from .errors import CLOSE_SLOW_CONSUMER
+from .errors import CLOSE_INTERNAL_ERROR, CLOSE_SLOW_CONSUMER
 from .fanout import Event
 from .frames import encode
 from .models import Message, ThreadBrief
@@ -77,6 +77,8 @@ class Connection:
         self.dropped_ephemeral = 0
         self._on_close = on_close
         self.on_join: Callable[[Connection, str], None] | None = None
+        self.counted = False  # counted by presence (undone on close only if so)
+        self.followed: set[str] = set()  # threads subscribed after hello (joined later)
         self._writer: asyncio.Task[None] | None = None
 
     # --- queue side (called by the hub, the handler, the gateway)
@@ -92,6 +94,14 @@ class Connection:
         if event.kind in EPHEMERAL and self.queue.qsize() * 2 >= self.queue.maxsize:
             self.dropped_ephemeral += 1
             return
+        if event.kind == "thread" and not self.closed:
+            # Subscribe now, not when the writer reaches the event: a message of the new
+            # thread dispatched in between would otherwise reach no one (see _joined).
+            tid = event.payload["thread"]["id"]
+            if tid not in self.threads and tid not in self.followed:
+                self.followed.add(tid)
+                if self.on_join is not None:
+                    self.on_join(self, tid)
         self._put(event)
 
     def send(self, frame: dict[str, Any]) -> None:
@@ -151,9 +161,11 @@ class Connection:
                     await self._event(item)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the socket went away mid-send
+        except Exception as exc:  # the socket went away mid-send, or storage failed mid-sync
             log.debug("writer for %s ended: %s", self.user, exc)
-            self.closed = True
+            # Never leave an open socket whose writer is gone: the client would wait for
+            # answers forever. Closing makes it reconnect and resume from its cursor.
+            self.close_soon(CLOSE_INTERNAL_ERROR, "server error; reconnect and resume")
 
     async def _push_message(self, msg: Message) -> None:
         await self.socket.send_str(
@@ -216,7 +228,10 @@ class Connection:
                 return
             self.presence[payload["user"]] = payload["status"]
         elif kind == "thread":
-            self._joined(payload["thread"])
+            if self._joined(payload["thread"]):
+                await self.socket.send_str(encode({"type": kind, **payload}))
+                await self._sync(payload["thread"]["id"], None)
+                return
         elif kind == "participant":
             brief = self.threads.get(payload["thread"])
             if brief is not None:
@@ -227,13 +242,18 @@ class Connection:
                 brief.stage = payload["stage"]
         await self.socket.send_str(encode({"type": kind, **payload}))
 
-    def _joined(self, thread: dict[str, Any]) -> None:
-        """The user was added to a thread: follow it from its current end."""
+    def _joined(self, thread: dict[str, Any]) -> bool:
+        """The user was added to a thread: follow it from where it was when they were added.
+
+        The thread's channel was subscribed by :meth:`deliver` when this event arrived; the
+        caller then reads back from storage anything stored after the event's snapshot (it
+        may have been published before that subscription), so nothing falls between the
+        two. Returns False if the thread was already followed.
+        """
         tid = thread["id"]
         if tid in self.threads:
-            return
+            return False
         members = {p["user_id"]: p["role"] for p in thread["participants"]}
         self.threads[tid] = ThreadBrief(thread["last_seq"], thread["stage"], members)
         self.cursors[tid] = thread["last_seq"]
-        if self.on_join is not None:
-            self.on_join(self, tid)
+        return True
