@@ -236,7 +236,9 @@ class RedisFanOut(FanOut):
         backoff = 0.1
         first = True
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            # Not ignore_subscribe_messages=True here: redis-py then hides the subscribe
+            # confirmation from every get_message call, and the wait below never ends.
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
             try:
                 await pubsub.subscribe(self.channel)
                 # The subscription is confirmed by the first reply; read until we see it.
