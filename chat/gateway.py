@@ -74,6 +74,7 @@ class Gateway:
         self.connections: set[Connection] = set()
         self.draining = False
         self._inflight = 0
+        self._expiries: dict[Connection, asyncio.TimerHandle] = {}
         service.fanout.on_resync = self.resync
 
     # --- the handler
@@ -103,14 +104,14 @@ class Gateway:
         conn = Connection(ws, identity, self.service.store, queue_depth=s.outbound_queue_depth)
         conn.on_join = self._on_join
         self.connections.add(conn)
-        expiry = asyncio.get_running_loop().call_later(
-            max(0.0, identity.exp - time.time()), self._expire, conn
-        )
+        self._schedule_expiry(conn)
         try:
             await self._open(conn, resume, hello_id)
             await self._loop(ws, conn)
         finally:
-            expiry.cancel()
+            expiry = self._expiries.pop(conn, None)
+            if expiry is not None:
+                expiry.cancel()
             await self._close(conn)
         return ws
 
@@ -196,6 +197,15 @@ class Gateway:
             self.service.fanout.publish(
                 Event(thread_channel(tid), "presence", {"user": conn.user, "status": status})
             )
+
+    def _schedule_expiry(self, conn: Connection) -> None:
+        """(Re)arm the timer that ends the socket when the connection's token runs out."""
+        old = self._expiries.pop(conn, None)
+        if old is not None:
+            old.cancel()
+        self._expiries[conn] = asyncio.get_running_loop().call_later(
+            max(0.0, conn.identity.exp - time.time()), self._expire, conn
+        )
 
     def _expire(self, conn: Connection) -> None:
         conn.close_soon(CLOSE_UNAUTHORIZED, "token expired")
@@ -329,6 +339,7 @@ class Gateway:
                 if new.user_id != conn.user:
                     raise Forbidden("a new token must be for the same user")
                 conn.identity = new
+                self._schedule_expiry(conn)
                 return F.ok_frame(frame.id, exp=int(new.exp))
             case F.Hello():
                 raise BadFrame("hello was already received", re=frame.id)
