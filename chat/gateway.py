@@ -259,12 +259,6 @@ class Gateway:
         if answer is not None:
             conn.send(answer)
 
-    def _member(self, conn: Connection, thread: str) -> ThreadBrief:
-        brief = conn.threads.get(thread)
-        if brief is None:
-            raise Forbidden("you do not take part in this thread")
-        return brief
-
     async def _known_member(self, conn: Connection, thread: str) -> ThreadBrief:
         """The thread's brief; reload it if the client was added after connecting."""
         brief = conn.threads.get(thread)
@@ -309,7 +303,7 @@ class Gateway:
                 pos = await svc.read(who, thread=frame.thread, seq=frame.seq)
                 return F.ok_frame(frame.id, thread=frame.thread, seq=pos)
             case F.Typing():
-                self._member(conn, frame.thread)
+                await self._known_member(conn, frame.thread)  # no I/O for a known thread
                 svc.typing(who, thread=frame.thread)
                 return None if frame.id is None else F.ok_frame(frame.id)
             case F.Edit():
