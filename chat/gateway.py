@@ -101,7 +101,10 @@ class Gateway:
         if self.presence.connections(identity.user_id) >= s.max_connections_per_user:
             await ws.close(code=CLOSE_TOO_MANY_CONNECTIONS, message=b"too many connections")
             return ws
-        conn = Connection(ws, identity, self.service.store, queue_depth=s.outbound_queue_depth)
+        transport = request.transport
+        conn = Connection(ws, identity, self.service.store, queue_depth=s.outbound_queue_depth,
+                          close_timeout=s.close_timeout_s,
+                          abort=transport.abort if transport is not None else None)
         conn.on_join = self._on_join
         self.connections.add(conn)
         self._schedule_expiry(conn)
