@@ -68,6 +68,7 @@ class Settings:
     outbound_queue_depth: int = 1024
     hello_timeout_s: float = 10.0
     heartbeat_s: float = 25.0
+    close_timeout_s: float = 5.0  # a socket that cannot take its close frame is then aborted
     history_max_limit: int = 500
     max_participants: int = 100
     max_http_body_bytes: int = 1048576
@@ -131,7 +132,8 @@ def _check(s: Settings) -> None:
     for name in positive:
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")
-    for name in ("rate_per_s", "http_rate_per_s", "hello_timeout_s", "heartbeat_s", "drain_timeout_s"):
+    for name in ("rate_per_s", "http_rate_per_s", "hello_timeout_s", "heartbeat_s",
+                 "drain_timeout_s", "close_timeout_s"):
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")
     for name in ("jwt_leeway_s", "moderation_history"):

@@ -75,6 +75,7 @@ class Gateway:
         self.connections: set[Connection] = set()
         self.draining = False
         self._inflight = 0
+        self._expiries: dict[Connection, asyncio.TimerHandle] = {}
         service.fanout.on_resync = self.resync
 
     # --- the handler
@@ -101,12 +102,13 @@ class Gateway:
         if self.presence.connections(identity.user_id) >= s.max_connections_per_user:
             await ws.close(code=CLOSE_TOO_MANY_CONNECTIONS, message=b"too many connections")
             return ws
-        conn = Connection(ws, identity, self.service.store, queue_depth=s.outbound_queue_depth)
+        transport = request.transport
+        conn = Connection(ws, identity, self.service.store, queue_depth=s.outbound_queue_depth,
+                          close_timeout=s.close_timeout_s,
+                          abort=transport.abort if transport is not None else None)
         conn.on_join = self._on_join
         self.connections.add(conn)
-        expiry = asyncio.get_running_loop().call_later(
-            max(0.0, identity.exp - time.time()), self._expire, conn
-        )
+        self._schedule_expiry(conn)
         try:
             try:
                 await self._open(conn, resume, hello_id)
@@ -116,7 +118,9 @@ class Gateway:
                 return ws
             await self._loop(ws, conn)
         finally:
-            expiry.cancel()
+            expiry = self._expiries.pop(conn, None)
+            if expiry is not None:
+                expiry.cancel()
             await self._close(conn)
         return ws
 
@@ -204,6 +208,15 @@ class Gateway:
                 Event(thread_channel(tid), "presence", {"user": conn.user, "status": status})
             )
 
+    def _schedule_expiry(self, conn: Connection) -> None:
+        """(Re)arm the timer that ends the socket when the connection's token runs out."""
+        old = self._expiries.pop(conn, None)
+        if old is not None:
+            old.cancel()
+        self._expiries[conn] = asyncio.get_running_loop().call_later(
+            max(0.0, conn.identity.exp - time.time()), self._expire, conn
+        )
+
     def _expire(self, conn: Connection) -> None:
         conn.close_soon(CLOSE_UNAUTHORIZED, "token expired")
 
@@ -256,12 +269,6 @@ class Gateway:
         if answer is not None:
             conn.send(answer)
 
-    def _member(self, conn: Connection, thread: str) -> ThreadBrief:
-        brief = conn.threads.get(thread)
-        if brief is None:
-            raise Forbidden("you do not take part in this thread")
-        return brief
-
     async def _known_member(self, conn: Connection, thread: str) -> ThreadBrief:
         """The thread's brief; reload it if the client was added after connecting."""
         brief = conn.threads.get(thread)
@@ -306,7 +313,7 @@ class Gateway:
                 pos = await svc.read(who, thread=frame.thread, seq=frame.seq)
                 return F.ok_frame(frame.id, thread=frame.thread, seq=pos)
             case F.Typing():
-                self._member(conn, frame.thread)
+                await self._known_member(conn, frame.thread)  # no I/O for a known thread
                 svc.typing(who, thread=frame.thread)
                 return None if frame.id is None else F.ok_frame(frame.id)
             case F.Edit():
@@ -336,6 +343,7 @@ class Gateway:
                 if new.user_id != conn.user:
                     raise Forbidden("a new token must be for the same user")
                 conn.identity = new
+                self._schedule_expiry(conn)
                 return F.ok_frame(frame.id, exp=int(new.exp))
             case F.Hello():
                 raise BadFrame("hello was already received", re=frame.id)

@@ -62,6 +62,8 @@ class Connection:
         *,
         queue_depth: int,
         on_close: Callable[[Connection], None] | None = None,
+        close_timeout: float = 5.0,
+        abort: Callable[[], None] | None = None,
     ) -> None:
         self.socket = socket
         self.identity = identity
@@ -76,6 +78,8 @@ class Connection:
         self.pushed = 0
         self.dropped_ephemeral = 0
         self._on_close = on_close
+        self._close_timeout = close_timeout
+        self._abort = abort
         self.on_join: Callable[[Connection, str], None] | None = None
         self.counted = False  # counted by presence (undone on close only if so)
         self.followed: set[str] = set()  # threads subscribed after hello (joined later)
@@ -128,8 +132,20 @@ class Connection:
         task.add_done_callback(_background.discard)
 
     async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.socket.close(code=code, message=reason.encode()[:120])
+        """Close with ``code``; abort the socket if the close frame cannot be sent in time.
+
+        A client that stopped reading (TCP window full) never takes the close frame; without
+        the abort its socket, handler and presence would stay forever.
+        """
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self.socket.close(code=code, message=reason.encode()[:120])
+        except TimeoutError:
+            log.warning("closing %s timed out; aborting the socket", self.user)
+            if self._abort is not None:
+                self._abort()
+        except Exception as exc:
+            log.debug("closing %s failed: %s", self.user, exc)
 
     async def stop(self) -> None:
         """Stop the writer (after the socket is gone)."""
