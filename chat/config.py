@@ -101,6 +101,7 @@ class Settings:
     notify_send_timeout_s: float = 10.0
     notify_send_concurrency: int = 32
     notify_public_url: str = ""
+    notify_insecure_push: bool = False  # accept http:// Web Push endpoints (tests, dev only)
     vapid_private_key: Secret = Secret("")  # noqa: RUF009 - PEM or raw base64url P-256 key
     vapid_subject: str = ""
     smtp_host: str = ""  # empty: no email

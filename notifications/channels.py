@@ -10,6 +10,8 @@ piling up behind an older one: Web Push ``Topic``, FCM ``collapse_key``, APNs
 from __future__ import annotations
 
 import asyncio
+import email.policy
+import email.utils
 import hashlib
 import hmac
 import time
@@ -280,7 +282,9 @@ class EmailSender:
         from .texts import EMAIL_FOOTER
 
         link = self.unsubscribe_url(out.user, out.category)
-        msg = EmailMessage()
+        # Long header lines must not be folded into RFC 2047 encoded words: mail clients
+        # read List-Unsubscribe as a literal <URL>.
+        msg = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
         msg["From"] = self.s.smtp_from
         msg["To"] = out.target
         msg["Subject"] = out.title
@@ -297,9 +301,14 @@ class EmailSender:
         import aiosmtplib
 
         s = self.s
+        msg = self.message(out)
+        # Flattened here with our policy: aiosmtplib would re-flatten with a 78-column one.
+        raw = msg.as_bytes(policy=msg.policy)
+        sender = email.utils.parseaddr(s.smtp_from)[1]
         try:
             await aiosmtplib.send(
-                self.message(out), hostname=s.smtp_host, port=s.smtp_port,
+                raw, sender=sender, recipients=[out.target], hostname=s.smtp_host,
+                port=s.smtp_port,
                 username=s.smtp_user or None, password=str(s.smtp_password) or None,
                 use_tls=s.smtp_tls == "tls", start_tls=s.smtp_tls == "starttls",
                 timeout=s.notify_send_timeout_s)

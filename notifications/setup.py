@@ -71,7 +71,7 @@ class Notifications:
                                    default_tz=s.notify_default_tz)
         service.message_observers.append(self.watcher.observe)
         self.api = NotificationsApi(s, store.db, verifier, self.intake,
-                                    vapid_public_key=self.webpush_key,
+                                    vapid_public_key=self.webpush_key, clock=self.clock,
                                     on_event=self.scheduler.wake.set)
 
     def _open_senders(self, base_url: str) -> None:
@@ -98,6 +98,7 @@ class Notifications:
 
     def set_clock(self, clock: Clock) -> None:
         self.clock = self.scheduler.clock = self.delivery.clock = self.watcher.clock = clock
+        self.api.clock = clock
 
     async def stop(self) -> None:
         await self.watcher.stop()

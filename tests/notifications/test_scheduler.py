@@ -81,6 +81,7 @@ async def test_catch_up_in_order_drops_stale_and_uses_user_zone(node: NotifyNode
     thread = await contract(node, deadline_h=80)
     await node.tick()
     status, _ = await node.event("deposit.paid", thread)
+    assert status == 200
     await node.tick()
     bob = await Client(node.ws_url, node.token("bob", "worker")).connect()
     # the node is down from T0 until after the deadline, then catches up in due order
@@ -131,6 +132,7 @@ async def test_quiet_hours_defer_push_and_email_but_not_urgent(node: NotifyNode)
     # at T0 + 23 h (08:00 JST) - make it quiet by moving the window
     status, _ = await node.http("PUT", "/v1/notifications/preferences", node.token("bob"),
                                 {"quiet_hours": {"start": "07:00", "end": "12:00"}})
+    assert status == 200
     await node.at(T0 + 23 * H)
     rows = await node.n.store.db.fetch(
         "SELECT n.kind, d.next_at FROM notify_deliveries d JOIN notify_inbox n "
