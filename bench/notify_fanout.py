@@ -64,7 +64,8 @@ async def run(backend: str, users: int, dsn: str) -> None:
         for i in range(users):
             fanout.hub.add(user_channel(f"user{i}"), counter)
         clock = SystemClock()
-        specs = [JobSpec("contract_cancelled", f"user{i}", 0, {}) for i in range(users)]
+        specs = [JobSpec("chat", f"user{i}", 0, {"count": 1, "sender": "田中", "last_seq": 1,
+                                                  "title": "broadcast"}) for i in range(users)]
         async with store.db.transaction() as tx:
             await repo.insert_jobs(tx, "t_fan", "evt-broadcast", specs, clock.now_us())
             await tx.execute("UPDATE notify_jobs SET due_at = ?", clock.now_us())
