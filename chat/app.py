@@ -15,6 +15,8 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
+import notifications
+
 from .auth import TokenVerifier
 from .config import Settings
 from .errors import ChatError
@@ -115,6 +117,7 @@ def build_app(settings: Settings) -> web.Application:
         setup_moderation(app, api, service)
 
     app.cleanup_ctx.append(resources)
+    notifications.setup(app, settings, store, service, gateway)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

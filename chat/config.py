@@ -83,6 +83,44 @@ class Settings:
     moderation_policy: str = ""  # empty: the packaged default policy
     moderation_allow_domains: tuple[str, ...] = ()
     moderation_history: int = 5
+    # --- notifications (docs/notifications.md)
+    notify_enabled: bool = True
+    notify_event_secret: Secret = Secret("")  # noqa: RUF009 - HMAC key for signed events
+    notify_event_window_s: float = 300.0
+    notify_deposit_reminder_h: float = 24.0
+    notify_deadline_reminders_h: tuple[str, ...] = ("72", "24", "1")
+    notify_review_reminder_d: float = 3.0
+    notify_chat_digest_s: float = 60.0
+    notify_default_tz: str = "Asia/Tokyo"
+    notify_quiet_start: str = "22:00"
+    notify_quiet_end: str = "08:00"
+    notify_tick_s: float = 1.0
+    notify_batch: int = 500
+    notify_lease_s: float = 60.0
+    notify_max_attempts: int = 8
+    notify_retry_base_s: float = 2.0
+    notify_retry_max_s: float = 600.0
+    notify_send_timeout_s: float = 10.0
+    notify_send_concurrency: int = 32
+    notify_public_url: str = ""
+    notify_insecure_push: bool = False  # accept http:// Web Push endpoints (tests, dev only)
+    vapid_private_key: Secret = Secret("")  # noqa: RUF009 - PEM or raw base64url P-256 key
+    vapid_subject: str = ""
+    smtp_host: str = ""  # empty: no email
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: Secret = Secret("")  # noqa: RUF009
+    smtp_tls: str = "starttls"
+    smtp_from: str = "tsunagu <noreply@localhost>"
+    fcm_project_id: str = ""  # empty: no FCM
+    fcm_credentials_file: str = ""
+    fcm_endpoint: str = "https://fcm.googleapis.com"
+    apns_key_file: str = ""  # empty: no APNs
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""
+    apns_endpoint: str = "https://api.push.apple.com"
+    apns_ca_file: str = ""
     # --- demo
     demo: bool = False
 
@@ -141,9 +179,46 @@ def _check(s: Settings) -> None:
             raise bad(name, f"must not be negative, got {getattr(s, name)}")
     if s.pg_pool_min > s.pg_pool_max:
         raise bad("pg_pool_min", "must not exceed TSUNAGU_PG_POOL_MAX")
+    _check_notify(s, bad)
     for origin in s.allowed_origins:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise bad("allowed_origins", f"{origin!r} must be '*' or start with http(s)://")
+
+
+def _check_notify(s: Settings, bad: Any) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    for name in ("notify_event_window_s", "notify_deposit_reminder_h", "notify_review_reminder_d",
+                 "notify_chat_digest_s", "notify_tick_s", "notify_lease_s", "notify_retry_base_s",
+                 "notify_retry_max_s", "notify_send_timeout_s", "notify_batch",
+                 "notify_max_attempts", "notify_send_concurrency"):
+        if getattr(s, name) <= 0:
+            raise bad(name, f"must be positive, got {getattr(s, name)}")
+    for h in s.notify_deadline_reminders_h:
+        try:
+            ok = float(h) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise bad("notify_deadline_reminders_h", f"{h!r} is not a positive number of hours")
+    try:
+        ZoneInfo(s.notify_default_tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise bad("notify_default_tz", f"{s.notify_default_tz!r} is not a time zone") from None
+    for name in ("notify_quiet_start", "notify_quiet_end"):
+        hh, _, mm = getattr(s, name).partition(":")
+        if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+            raise bad(name, f"{getattr(s, name)!r} is not HH:MM")
+    if s.smtp_tls not in ("starttls", "tls", "none"):
+        raise bad("smtp_tls", f"{s.smtp_tls!r} is not starttls, tls or none")
+    if s.notify_event_secret and len(s.notify_event_secret) < 32:
+        raise bad("notify_event_secret", "must be at least 32 characters")
+    if s.vapid_private_key and not s.vapid_subject.startswith(("mailto:", "https://")):
+        raise bad("vapid_subject", "must start with mailto: or https:// when VAPID is on")
+    if s.fcm_project_id and not s.fcm_credentials_file:
+        raise bad("fcm_credentials_file", "a service-account JSON file is required for FCM")
+    if s.apns_key_file and not (s.apns_key_id and s.apns_team_id and s.apns_topic):
+        raise bad("apns_key_file", "APNs needs TSUNAGU_APNS_KEY_ID, _TEAM_ID and _TOPIC too")
 
 
 def _cast(name: str, raw: Any, default: Any) -> Any:

@@ -8,7 +8,7 @@ commit, so a receiver that gets an event can always read it back from storage.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -76,6 +76,8 @@ class ChatService:
         self.fanout = fanout
         self.committer = GroupCommitter(store, max_batch=settings.group_commit_max)
         self.screener: Screener | None = None
+        # Called with every published message (after its commit); must not block or raise.
+        self.message_observers: list[Callable[[Message], None]] = []
 
     # --- threads (service role)
     async def create_thread(
@@ -212,6 +214,8 @@ class ChatService:
 
     def publish_message(self, message: Message) -> None:
         self.fanout.publish(Event(thread_channel(message.thread), "message", {}, message))
+        for observe in self.message_observers:
+            observe(message)
 
     async def post_system(
         self, thread_id: str, body: str, data: dict[str, Any] | None = None,
