@@ -154,6 +154,7 @@ class RedisFanOut(FanOut):
         self.channel = f"{prefix}:fanout"
         self.node_id = node_id
         self._pending: deque[bytes] = deque()
+        self._inflight = 0  # publishes being sent right now
         self._max_pending = max_pending
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -203,7 +204,7 @@ class RedisFanOut(FanOut):
             "backend": "redis",
             "ok": self._subscribed.is_set(),
             "reconnects": self.reconnects,
-            "pending_publishes": len(self._pending),
+            "pending_publishes": len(self._pending) + self._inflight,
             "dropped_publishes": self.dropped,
         }
 
@@ -218,6 +219,7 @@ class RedisFanOut(FanOut):
                 continue
             batch = list(self._pending)
             self._pending.clear()
+            self._inflight = len(batch)
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for data in batch:
@@ -225,6 +227,7 @@ class RedisFanOut(FanOut):
                     await pipe.execute()
             except Exception as exc:  # redis errors, OSError: put back in order and retry
                 self._pending.extendleft(reversed(batch))
+                self._inflight = 0
                 while len(self._pending) > self._max_pending:
                     self._pending.popleft()
                     self.dropped += 1
@@ -233,6 +236,7 @@ class RedisFanOut(FanOut):
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
+            self._inflight = 0
             self.published += len(batch)
 
     async def _reader(self) -> None:
