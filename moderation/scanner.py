@@ -19,7 +19,7 @@ from moderation import lexicon as lx
 from moderation.contacts import find_emails, find_links
 from moderation.context import Hit, ScanText
 from moderation.findings import Finding
-from moderation.gate import Gate
+from moderation.gate import Gate, matches_at
 from moderation.normalize import base, deleet, identity, squeeze
 from moderation.phones import find_phones
 from moderation.rules import CUE_RULES, RULES, CueRule
@@ -29,7 +29,7 @@ MAX_WINDOW_CHARS: Final = 4000
 
 _QUOTED: Final = re.compile(lx.QUOTED)
 _REFUSAL: Final = re.compile(lx.REFUSAL, re.IGNORECASE)
-_GATE: Final = Gate([None if r.cased else r.anchor.pattern for r in CUE_RULES])
+_GATE: Final = Gate([r.anchor.pattern for r in CUE_RULES], [r.cased for r in CUE_RULES])
 
 
 def _norm_phrase(phrase: str) -> str:
@@ -80,8 +80,8 @@ class Scanner:
         hits.extend(find_emails(st, self._allow_domains))
         hits.extend(find_links(st, self._allow_domains))
         hits.extend(find_phones(st))
-        for i in sorted(_GATE.candidates(st.kw.text)):
-            hits.extend(_cue_hits(st, CUE_RULES[i]))
+        for i, positions in sorted(_GATE.candidates(st.kw.text).items()):
+            hits.extend(_cue_hits(st, CUE_RULES[i], positions))
 
         allowed = self._allowed_spans(st)
         spans: dict[tuple[str, int, int], None] = {}
@@ -150,11 +150,11 @@ def _word_start(text: str, a: int) -> bool:
     return not (first.isascii() and first.isalnum() and before.isascii() and before.isalnum())
 
 
-def _cue_hits(st: ScanText, rule: CueRule) -> list[Hit]:
+def _cue_hits(st: ScanText, rule: CueRule, positions: list[int] | None) -> list[Hit]:
     view = st.kw
     text = view.text
     hits: list[Hit] = []
-    for m in rule.anchor.finditer(st.cased.text if rule.cased else text):
+    for m in matches_at(rule.anchor, st.cased.text if rule.cased else text, positions):
         a, b = m.span()
         if not _word_start(text, a):
             continue
