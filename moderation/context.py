@@ -44,6 +44,9 @@ class ScanText:
     def __init__(self, original: str) -> None:
         self.original = original
         self._base: nz.View | None = None
+        self._base_lower: str | None = None
+        self._base_lower_done = False
+        self._squeezed: nz.View | None = None
         self._kw: nz.View | None = None
         self._cased: nz.View | None = None
         self._digits: nz.View | None = None
@@ -56,10 +59,25 @@ class ScanText:
         return self._base
 
     @property
+    def base_lower(self) -> str | None:
+        """`normalize.hint_lower` of the base text: for cheap necessary-condition checks."""
+        if not self._base_lower_done:
+            self._base_lower = nz.hint_lower(self.base.text)
+            self._base_lower_done = True
+        return self._base_lower
+
+    @property
+    def squeezed(self) -> nz.View:
+        """Base with spaced-out letters joined."""
+        if self._squeezed is None:
+            self._squeezed = nz.squeeze(self.base)
+        return self._squeezed
+
+    @property
     def cased(self) -> nz.View:
         """Base, spaced-out letters joined, leetspeak undone; case kept."""
         if self._cased is None:
-            self._cased = nz.deleet(nz.squeeze(self.base))
+            self._cased = nz.deleet(self.squeezed)
         return self._cased
 
     @property
@@ -72,7 +90,7 @@ class ScanText:
     @property
     def digits(self) -> nz.View:
         if self._digits is None:
-            self._digits = nz.digits(nz.squeeze(self.base))
+            self._digits = nz.digits(self.squeezed)
         return self._digits
 
     def sentences(self, view: nz.View) -> Sentences:

@@ -187,19 +187,27 @@ _SPACED: Final = re.compile(
 )
 
 
+# Necessary for `_SPACED`: token, separator, token, the same separator (cheap to search:
+# the pattern starts with a character class, which the regex engine skips to).
+_SPACED_HINT: Final = re.compile(r"[\w@]([ .\-・*/])[\w@]\1")
+
+
 def _join_spaced(m: re.Match[str]) -> str:
     return m.group().replace(m.group("sep"), "")
 
 
 def squeeze(view: View) -> View:
     """Join runs of three or more single characters separated by one repeated separator."""
+    if _SPACED_HINT.search(view.text) is None:
+        return view
     return rewrite(view, _SPACED, _join_spaced)
 
 
 # --------------------------------------------------------------------------- deleet
 
 _LEET_MAP: Final = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
-_LEET: Final = re.compile(r"(?<=[A-Za-z])[013457@$](?=[A-Za-z])")
+# Same as ``(?<=[A-Za-z])[013457@$](?=[A-Za-z])``, written to start with the class.
+_LEET: Final = re.compile(r"[013457@$](?<=[A-Za-z].)(?=[A-Za-z])")
 
 
 def deleet(view: View) -> View:
@@ -237,7 +245,11 @@ _KANA_DISTINCT: Final = frozenset(
 )
 _KANA_ALT: Final = "|".join(sorted(_KANA_WORDS, key=len, reverse=True))
 _KANA_TOKEN: Final = re.compile(_KANA_ALT)
-_KANA_RUN: Final = re.compile(r"(?:(?:" + _KANA_ALT + r")[\s、・,\-ー]*){3,}")
+# ``(?:(?:ALT)SEP*){3,}`` with the first repetition written out, so the pattern starts
+# with a literal alternation (the regex engine then skips to its first characters).
+_KANA_RUN: Final = re.compile(
+    r"(?:" + _KANA_ALT + r")[\s、・,\-ー]*(?:(?:" + _KANA_ALT + r")[\s、・,\-ー]*){2,}"
+)
 
 _EN_WORDS: Final = {
     "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
@@ -249,7 +261,23 @@ _EN_RUN: Final = re.compile(
     r"(?i)(?<![A-Za-z])(?:(?:" + _EN_ALT + r")(?![A-Za-z])[\s,\-.]*){3,}"
 )
 _O_AS_ZERO: Final = re.compile(r"(?<![A-Za-z])[0-9oO](?:[\s\-]?[0-9oO]){2,}(?![A-Za-z])")
-_LONG_MARK_BETWEEN: Final = re.compile(r"(?<=\d)[ー〜~](?=\d)")
+# Necessary for a rewrite by `_O_AS_ZERO` (two digits with only O's between them).
+_O_AS_ZERO_HINT: Final = re.compile(r"[0-9](?:[\s\-]?[oO])*[\s\-]?[0-9]")
+# Necessary for `_EN_RUN`: a number word followed by a non-letter (left edge checked apart).
+_EN_HINT: Final = re.compile(r"(?:" + _EN_ALT + r")(?![a-z])")
+_LONG_MARK_BETWEEN: Final = re.compile(r"[ー〜~](?<=\d.)(?=\d)")
+
+
+def _may_have_number_word(text: str) -> bool:
+    """False only if `_EN_RUN` cannot match ``text`` (checked on the lower-cased text)."""
+    if "ı" in text or "ſ" in text:  # case-folds to i/s under IGNORECASE; rare: no shortcut
+        return True
+    low = text.lower()
+    for m in _EN_HINT.finditer(low):
+        a = m.start()
+        if a == 0 or not ("a" <= low[a - 1] <= "z"):
+            return True
+    return False
 
 
 def _kanji(m: re.Match[str]) -> str:
@@ -290,10 +318,14 @@ def digits(view: View) -> View:
         view = rewrite(view, _KANJI_RUN, _kanji)
     if _KANA_RUN.search(view.text):
         view = rewrite(view, _KANA_RUN, _kana)
-    if _EN_RUN.search(view.text):
+    if _may_have_number_word(view.text) and _EN_RUN.search(view.text):
         view = rewrite(view, _EN_RUN, _english)
-    view = rewrite(view, _O_AS_ZERO, _o_zero)
-    return rewrite(view, _LONG_MARK_BETWEEN, lambda m: "-")
+    if _O_AS_ZERO_HINT.search(view.text):
+        view = rewrite(view, _O_AS_ZERO, _o_zero)
+    text = view.text
+    if "ー" in text or "〜" in text or "~" in text:
+        view = rewrite(view, _LONG_MARK_BETWEEN, lambda m: "-")
+    return view
 
 
 # --------------------------------------------------------------------------- email
@@ -314,9 +346,52 @@ _DOT: Final = re.compile(
 SPELLED_HINT: Final = re.compile(r"(?i)(?<![a-z])(?:at|dot)(?![a-z])|アット|あっと|ドット|どっと|★|☆|@")
 
 
-def spelled_email(view: View, *, weak_at: bool) -> View:
-    """Rewrite spelled-out ``@`` and ``.`` so a plain email regex can find the address."""
-    view = rewrite(view, _AT_STRONG, lambda m: "@")
-    if weak_at:
+# Necessary conditions, searched on the lower-cased text (see `hint_lower`).
+_AT_WORD: Final = re.compile(r"(?:at|dot)(?![a-z])")
+_BRACKET_AT: Final = re.compile(r"[(\[{<（【]\s*at")
+_SPACE_AT: Final = re.compile(r"\sat\s")
+_FOLDS_ODDLY: Final = re.compile("[\u0130\u0131\u017f\u212a]")
+
+
+def hint_lower(text: str) -> str | None:
+    """``text.lower()`` for cheap necessary-condition checks with case-sensitive patterns.
+
+    ``None`` when ``text`` holds a character that IGNORECASE folds to an ASCII letter
+    although ``str.lower`` does not (İ ı ſ K): callers then skip the shortcut.
+    """
+    return None if _FOLDS_ODDLY.search(text) else text.lower()
+
+
+def may_spell_email(text: str, low: str | None) -> bool:
+    """False only if `SPELLED_HINT` does not match ``text`` (``low``: `hint_lower`)."""
+    if low is None:
+        return SPELLED_HINT.search(text) is not None
+    if "@" in text or "★" in text or "☆" in text or "アット" in text or "あっと" in text:
+        return True
+    if "ドット" in text or "どっと" in text:
+        return True
+    for m in _AT_WORD.finditer(low):
+        a = m.start()
+        if a == 0 or not ("a" <= low[a - 1] <= "z"):
+            return True
+    return False
+
+
+def spelled_email(view: View, *, weak_at: bool, low: str | None = None) -> View:
+    """Rewrite spelled-out ``@`` and ``.`` so a plain email regex can find the address.
+
+    ``low`` is `hint_lower` of ``view.text`` if known: it lets rewrites that cannot
+    apply be skipped.
+    """
+    text = view.text
+    if (
+        low is None
+        or "@" in text or "★" in text or "☆" in text or "アット" in text or "あっと" in text
+        or _BRACKET_AT.search(low)
+    ):
+        view = rewrite(view, _AT_STRONG, lambda m: "@")
+    if weak_at and (low is None or _SPACE_AT.search(low)):
         view = rewrite(view, _AT_WEAK, lambda m: "@")
-    return rewrite(view, _DOT, lambda m: ".")
+    if low is None or "dot" in low or "ドット" in text or "どっと" in text:
+        view = rewrite(view, _DOT, lambda m: ".")
+    return view

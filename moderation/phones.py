@@ -38,13 +38,15 @@ _NOT_PHONE: Final = re.compile(
     + r"|注文番号|商品コード|品番|型番|伝票|追跡番号|会員番号|郵便番号|請求書番号|管理番号|受付番号",
     re.IGNORECASE,
 )
-# Fast path: without digits or number words there is no phone number to find.
-_DIGITISH: Final = re.compile(
-    r"\d(?:\D{0,4}\d){5}|[〇零一壱二弐三参四五伍六七八九]{2}|ぜろ|ゼロ|れい|いち|イチ|きゅう|"
-    r"キュウ|キュー|はち|ハチ|なな|ナナ|ろく|ロク|よん|ヨン|ごー|ゴー|"
-    + word(r"zero|oh|one|two|three|four|five|six|seven|eight|nine"),
-    re.IGNORECASE,
+# Fast path: without digits or number words there is no phone number to find.  Each
+# pattern starts with a character class or literals so the regex engine skips ahead fast.
+_SIX_DIGITS: Final = re.compile(r"\d(?:\D{0,4}\d){5}")
+_KANJI_PAIR: Final = re.compile(r"[〇零一壱二弐三参四五伍六七八九][〇零一壱二弐三参四五伍六七八九]")
+_KANA_NUMBER: Final = re.compile(
+    r"ぜろ|ゼロ|れい|いち|イチ|きゅう|キュウ|キュー|はち|ハチ|なな|ナナ|ろく|ロク|よん|ヨン|ごー|ゴー"
 )
+_EN_NUMBER: Final = re.compile(r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![a-z0-9])")
+_DIGIT: Final = re.compile(r"\d")
 MIN_DIGITS: Final = 10
 MAX_DIGITS: Final = 15
 
@@ -70,13 +72,29 @@ def _is_phone(digits: str, plus: bool, groups: list[str], near_word: bool) -> bo
     return False
 
 
+def _digitish(text: str) -> bool:
+    """Six digits close together, or a kanji, kana or English number word."""
+    if _SIX_DIGITS.search(text) or _KANJI_PAIR.search(text) or _KANA_NUMBER.search(text):
+        return True
+    if "ı" in text or "ſ" in text:  # case-fold to i/s: let the digits view decide
+        return True
+    low = text.lower()
+    for m in _EN_NUMBER.finditer(low):
+        a = m.start()
+        if a == 0 or not (low[a - 1].isascii() and low[a - 1].isalnum()):
+            return True
+    return False
+
+
 def find_phones(text: ScanText) -> list[Hit]:
-    if _DIGITISH.search(text.base.text) is None:
+    if not _digitish(text.base.text):
         return []
     view = text.digits
     src = view.text
     hits: list[Hit] = []
-    near_word = _PHONE_WORDS.search(text.kw.text) is not None
+    if len(_DIGIT.findall(src)) < MIN_DIGITS:
+        return hits
+    near: bool | None = None
     for run in _GROUPS.finditer(src):
         groups = list(_GROUP.finditer(run.group()))
         total = sum(len(g.group()) for g in groups)
@@ -86,6 +104,9 @@ def find_phones(text: ScanText) -> list[Hit]:
         if _NOT_PHONE.search(src, lo, hi):
             continue
         plus = run.group("plus") is not None
+        if near is None:
+            near = _PHONE_WORDS.search(text.kw.text) is not None
+        near_word = near
         i = 0
         while i < len(groups):
             found = False
