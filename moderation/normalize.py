@@ -1,7 +1,7 @@
 """Text normalization that keeps an offset map back to the original text.
 
-A `View` is a rewritten text plus, for every character of it, the span ``[start, end)`` of
-the original text it came from.  Views are built by composing `rewrite` steps, so a regex
+A `View` is a rewritten text plus a map giving, for every character of it, the span
+``[start, end)`` of the original text it came from.  Views are built by composing `rewrite` steps, so a regex
 match on any view maps back to the original with `View.span`.
 
 The steps (each a pure function ``View -> View``):
@@ -21,81 +21,115 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from bisect import bisect_right
+from dataclasses import dataclass, field
 from typing import Final
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class View:
-    """A rewritten text; ``starts``/``ends`` are ``None`` when it equals the original."""
+    """A rewritten text and how it maps back to the view it was rewritten from.
+
+    The map is kept per piece, not per character (long texts stay cheap): ``at[k]`` is
+    where piece ``k`` starts in ``text``; it came from ``[src[k], src_end[k])`` of
+    ``parent``, either copied unchanged (``copied[k]``) or as a replacement, every
+    character of which maps to that whole span.  ``parent is None``: the original text.
+    """
 
     text: str
-    starts: list[int] | None = None
-    ends: list[int] | None = None
+    parent: View | None = None
+    at: list[int] = field(default_factory=list)
+    src: list[int] = field(default_factory=list)
+    src_end: list[int] = field(default_factory=list)
+    copied: list[bool] = field(default_factory=list)
+
+    def _start(self, i: int) -> int:
+        """Original offset where character ``i`` of this view starts."""
+        view: View = self
+        while view.parent is not None:
+            k = bisect_right(view.at, i) - 1
+            i = view.src[k] + (i - view.at[k]) if view.copied[k] else view.src[k]
+            view = view.parent
+        return i
+
+    def _end(self, i: int) -> int:
+        """Original offset where character ``i`` of this view ends."""
+        view: View = self
+        while view.parent is not None:
+            k = bisect_right(view.at, i) - 1
+            i = view.src[k] + (i - view.at[k]) if view.copied[k] else view.src_end[k] - 1
+            view = view.parent
+        return i + 1
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map ``[start, end)`` of this view to ``[start, end)`` of the original text."""
-        if self.starts is None or self.ends is None:
+        if self.parent is None:
             return start, end
         if end <= start:
-            pos = self.starts[start] if start < len(self.starts) else (
-                self.ends[-1] if self.ends else 0
-            )
+            if start < len(self.text):
+                pos = self._start(start)
+            else:
+                pos = self._end(len(self.text) - 1) if self.text else 0
             return pos, pos
-        return self.starts[start], self.ends[end - 1]
+        return self._start(start), self._end(end - 1)
 
 
 def identity(text: str) -> View:
     return View(text)
 
 
-def rewrite(view: View, pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str]) -> View:
+def rewrite(
+    view: View,
+    pattern: re.Pattern[str],
+    repl: Callable[[re.Match[str]], str],
+    matches: Iterable[re.Match[str]] | None = None,
+) -> View:
     """Replace every match of ``pattern`` by ``repl(match)``, keeping the offset map.
 
     Each character of a replacement maps to the whole original span of the match.
+    ``matches``, if given, replaces ``pattern.finditer(view.text)`` (same matches, found
+    faster by the caller).
     """
     text = view.text
-    vs, ve = view.starts, view.ends
     pieces: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
+    at: list[int] = []
+    src: list[int] = []
+    src_end: list[int] = []
+    copied: list[bool] = []
     pos = 0
-    changed = False
-    for m in pattern.finditer(text):
+    out = 0
+    for m in pattern.finditer(text) if matches is None else matches:
         a, b = m.span()
         if a == b:
             continue
         r = repl(m)
         if r == text[a:b]:
             continue
-        changed = True
         if a > pos:
             pieces.append(text[pos:a])
-            if vs is None or ve is None:
-                starts.extend(range(pos, a))
-                ends.extend(range(pos + 1, a + 1))
-            else:
-                starts.extend(vs[pos:a])
-                ends.extend(ve[pos:a])
+            at.append(out)
+            src.append(pos)
+            src_end.append(a)
+            copied.append(True)
+            out += a - pos
         if r:
-            o_start = a if vs is None else vs[a]
-            o_end = b if ve is None else ve[b - 1]
             pieces.append(r)
-            starts.extend([o_start] * len(r))
-            ends.extend([o_end] * len(r))
+            at.append(out)
+            src.append(a)
+            src_end.append(b)
+            copied.append(False)
+            out += len(r)
         pos = b
-    if not changed:
+    if not at and pos == 0:
         return view
     if pos < len(text):
         pieces.append(text[pos:])
-        if vs is None or ve is None:
-            starts.extend(range(pos, len(text)))
-            ends.extend(range(pos + 1, len(text) + 1))
-        else:
-            starts.extend(vs[pos:])
-            ends.extend(ve[pos:])
-    return View("".join(pieces), starts, ends)
+        at.append(out)
+        src.append(pos)
+        src_end.append(len(text))
+        copied.append(True)
+    return View("".join(pieces), view, at, src, src_end, copied)
 
 
 # --------------------------------------------------------------------------- base
@@ -220,7 +254,7 @@ def lower(view: View) -> View:
     low = view.text.lower()
     if len(low) != len(view.text):
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in view.text)
-    return View(low, view.starts, view.ends)
+    return View(low, view.parent, view.at, view.src, view.src_end, view.copied)
 
 
 # --------------------------------------------------------------------------- digits
