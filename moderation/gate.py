@@ -164,3 +164,38 @@ def matches_at(
         if m is not None:
             after = m.end()
             yield m
+
+
+class Prefiltered:
+    """A pattern searched only after a cheap necessary condition holds.
+
+    The condition is one of the pattern's literal prefixes occurring in the searched
+    range, found with one alternation of plain literals (the regex engine skips straight
+    to their first characters, unlike patterns that start with a lookbehind or a group).
+    For an IGNORECASE pattern the prefixes are lower-cased and the condition is only used
+    when the caller says the text is lower-cased and free of odd case folds (İ ı ſ K).
+    """
+
+    __slots__ = ("pattern", "_hint", "_folded")
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self._folded = bool(pattern.flags & re.IGNORECASE)
+        found = literal_prefixes(pattern.pattern)
+        if found is not None and self._folded:
+            found = frozenset(p.lower() for p in found)
+        self._hint = (
+            None if found is None
+            else re.compile("|".join(re.escape(p) for p in sorted(found, key=lambda p: (-len(p), p))))
+        )
+
+    def search(
+        self, text: str, lo: int = 0, hi: int | None = None, *, plain_lower: bool = False
+    ) -> re.Match[str] | None:
+        """``pattern.search(text, lo, hi)``."""
+        end = len(text) if hi is None else hi
+        hint = self._hint
+        if hint is not None and (plain_lower or not self._folded):
+            if hint.search(text, lo, end) is None:
+                return None
+        return self.pattern.search(text, lo, end)

@@ -304,9 +304,9 @@ _LONG_MARK_BETWEEN: Final = re.compile(r"[ー〜~](?<=\d.)(?=\d)")
 
 def _may_have_number_word(text: str) -> bool:
     """False only if `_EN_RUN` cannot match ``text`` (checked on the lower-cased text)."""
-    if "ı" in text or "ſ" in text:  # case-folds to i/s under IGNORECASE; rare: no shortcut
+    low = hint_lower(text)
+    if low is None:
         return True
-    low = text.lower()
     for m in _EN_HINT.finditer(low):
         a = m.start()
         if a == 0 or not ("a" <= low[a - 1] <= "z"):
@@ -385,6 +385,12 @@ _AT_WORD: Final = re.compile(r"(?:at|dot)(?![a-z])")
 _BRACKET_AT: Final = re.compile(r"[(\[{<（【]\s*at")
 _SPACE_AT: Final = re.compile(r"\sat\s")
 _FOLDS_ODDLY: Final = re.compile("[\u0130\u0131\u017f\u212a]")
+
+
+def folds_oddly(text: str) -> bool:
+    """Whether ``text`` holds a character that IGNORECASE matches with an ASCII letter
+    although ``str.lower`` does not map it to that letter (İ ı ſ K)."""
+    return _FOLDS_ODDLY.search(text) is not None
 
 
 def hint_lower(text: str) -> str | None:

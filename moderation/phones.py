@@ -20,6 +20,7 @@ import phonenumbers
 
 from moderation.context import Hit, ScanText
 from moderation.lexicon import word
+from moderation.normalize import hint_lower
 
 _GROUPS: Final = re.compile(
     r"(?<![A-Za-z0-9/#=_.\-])(?P<plus>\+\s?)?\(?\d+(?:[\s\-.()・、,/|ーの]{1,3}\(?\d+\)?)*"
@@ -76,9 +77,9 @@ def _digitish(text: str) -> bool:
     """Six digits close together, or a kanji, kana or English number word."""
     if _SIX_DIGITS.search(text) or _KANJI_PAIR.search(text) or _KANA_NUMBER.search(text):
         return True
-    if "ı" in text or "ſ" in text:  # case-fold to i/s: let the digits view decide
+    low = hint_lower(text)
+    if low is None:  # a character folds oddly under IGNORECASE: let the digits view decide
         return True
-    low = text.lower()
     for m in _EN_NUMBER.finditer(low):
         a = m.start()
         if a == 0 or not (low[a - 1].isascii() and low[a - 1].isalnum()):
