@@ -40,53 +40,28 @@ class Sentences:
 
 
 class ScanText:
-    """The original text (one message, or a window of messages joined by ``\\n``)."""
+    """The original text (one message, or a window of messages joined by ``\\n``).
+
+    The views every scan needs are built at once; the digits view only on demand.
+    """
+
+    __slots__ = (
+        "original", "base", "base_lower", "squeezed", "cased", "kw", "_digits", "_sentences"
+    )
 
     def __init__(self, original: str) -> None:
         self.original = original
-        self._base: nz.View | None = None
-        self._base_lower: str | None = None
-        self._base_lower_done = False
-        self._squeezed: nz.View | None = None
-        self._kw: nz.View | None = None
-        self._cased: nz.View | None = None
+        self.base: nz.View = nz.base(nz.identity(original))
+        # `normalize.hint_lower` of the base text: for cheap necessary-condition checks.
+        self.base_lower: str | None = nz.hint_lower(self.base.text)
+        # Base with spaced-out letters joined.
+        self.squeezed: nz.View = nz.squeeze(self.base)
+        # Base, spaced-out letters joined, leetspeak undone; case kept.
+        self.cased: nz.View = nz.deleet(self.squeezed)
+        # Keyword view: `cased` lower-cased, with the same offsets.
+        self.kw: nz.View = nz.lower(self.cased)
         self._digits: nz.View | None = None
         self._sentences: dict[int, Sentences] = {}
-
-    @property
-    def base(self) -> nz.View:
-        if self._base is None:
-            self._base = nz.base(nz.identity(self.original))
-        return self._base
-
-    @property
-    def base_lower(self) -> str | None:
-        """`normalize.hint_lower` of the base text: for cheap necessary-condition checks."""
-        if not self._base_lower_done:
-            self._base_lower = nz.hint_lower(self.base.text)
-            self._base_lower_done = True
-        return self._base_lower
-
-    @property
-    def squeezed(self) -> nz.View:
-        """Base with spaced-out letters joined."""
-        if self._squeezed is None:
-            self._squeezed = nz.squeeze(self.base)
-        return self._squeezed
-
-    @property
-    def cased(self) -> nz.View:
-        """Base, spaced-out letters joined, leetspeak undone; case kept."""
-        if self._cased is None:
-            self._cased = nz.deleet(self.squeezed)
-        return self._cased
-
-    @property
-    def kw(self) -> nz.View:
-        """Keyword view: `cased` lower-cased, with the same offsets."""
-        if self._kw is None:
-            self._kw = nz.lower(self.cased)
-        return self._kw
 
     @property
     def digits(self) -> nz.View:

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 
@@ -39,10 +39,10 @@ class View:
 
     text: str
     parent: View | None = None
-    at: list[int] = field(default_factory=list)
-    src: list[int] = field(default_factory=list)
-    src_end: list[int] = field(default_factory=list)
-    copied: list[bool] = field(default_factory=list)
+    at: Sequence[int] = ()
+    src: Sequence[int] = ()
+    src_end: Sequence[int] = ()
+    copied: Sequence[bool] = ()
 
     def _start(self, i: int) -> int:
         """Original offset where character ``i`` of this view starts."""

@@ -14,6 +14,7 @@ Candidates in a sentence about order numbers, SKUs or product codes are ignored.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
 import phonenumbers
@@ -52,7 +53,11 @@ MIN_DIGITS: Final = 10
 MAX_DIGITS: Final = 15
 
 
-def _is_phone(digits: str, plus: bool, groups: list[str], near_word: bool) -> bool:
+@lru_cache(maxsize=4096)
+def _is_phone(digits: str, plus: bool, shaped: bool, near_word: bool) -> bool:
+    """Whether a 10-15 digit candidate is a phone number (memoized: parsing with
+    ``phonenumbers`` costs far more than the rest of a scan, and the same numbers come back
+    as the sender's history is scanned again with each new message)."""
     try:
         if plus:
             num = phonenumbers.parse("+" + digits, None)
@@ -65,7 +70,6 @@ def _is_phone(digits: str, plus: bool, groups: list[str], near_word: bool) -> bo
             return near_word and len(digits) == 11 and digits.startswith("07")
         if digits[0] == "1" and len(digits) == 11:
             digits = digits[1:]
-        shaped = [len(g) for g in groups] == [3, 3, 4]
         if len(digits) == 10 and (shaped or near_word):
             return bool(phonenumbers.is_valid_number(phonenumbers.parse(digits, "US")))
     except phonenumbers.NumberParseException:
@@ -116,7 +120,8 @@ def find_phones(text: ScanText) -> list[Hit]:
                 digits = "".join(parts)
                 if not MIN_DIGITS <= len(digits) <= MAX_DIGITS:
                     continue
-                if _is_phone(digits, plus and i == 0, parts, near_word):
+                shaped = len(parts) == 3 and [len(p) for p in parts] == [3, 3, 4]
+                if _is_phone(digits, plus and i == 0, shaped, near_word):
                     start = run.start() + (groups[i].start() if i else 0)
                     hits.append(Hit("contact.phone", view, start, run.start() + groups[j - 1].end()))
                     i = j

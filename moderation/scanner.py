@@ -78,18 +78,24 @@ class Scanner:
 
         Findings in the current message have ``message_index == len(history)``.
         """
-        first = max(0, len(history) - self._max_history)
-        window = [*history[first:], text]
-        while len(window) > 1 and sum(len(m) + 1 for m in window) > MAX_WINDOW_CHARS:
-            window.pop(0)
-            first += 1
-        offsets: list[int] = []
-        pos = 0
-        for message in window:
-            offsets.append(pos)
-            pos += len(message) + 1
+        if not history or not self._max_history:
+            first = len(history)
+            window = [text]
+            offsets = [0]
+            st = ScanText(text)
+        else:
+            first = max(0, len(history) - self._max_history)
+            window = [*history[first:], text]
+            while len(window) > 1 and sum(len(m) + 1 for m in window) > MAX_WINDOW_CHARS:
+                window.pop(0)
+                first += 1
+            offsets = []
+            pos = 0
+            for message in window:
+                offsets.append(pos)
+                pos += len(message) + 1
+            st = ScanText("\n".join(window))
         current_start = offsets[-1]
-        st = ScanText("\n".join(window))
 
         hits: list[Hit] = []
         hits.extend(find_emails(st, self._allow_domains))
