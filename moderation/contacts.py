@@ -50,6 +50,11 @@ _LINK_HINT: Final = re.compile(
 )
 
 
+# Start of the run of non-whitespace that ends the searched range; first whitespace after.
+_TOKEN_START: Final = re.compile(r"\S*\Z")
+_TOKEN_END: Final = re.compile(r"\s")
+
+
 def is_placeholder(address: str) -> bool:
     local, _, domain = address.lower().partition("@")
     return local in _PLACEHOLDER_LOCAL and domain.endswith(_PLACEHOLDER_DOMAINS)
@@ -103,7 +108,28 @@ def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
 
 def find_links(text: ScanText, allow_domains: frozenset[str]) -> Iterable[Hit]:
     base = text.base
-    low = text.base_lower
-    if "/" not in base.text or (low is not None and _LINK_HINT.search(low) is None):
+    src = base.text
+    if "/" not in src:
         return []
-    return [Hit("contact.link", base, m.start(), m.end()) for m in _LINK.finditer(base.text)]
+    low = text.base_lower
+    if low is None:
+        return [Hit("contact.link", base, m.start(), m.end()) for m in _LINK.finditer(src)]
+    # A link holds no whitespace and contains one of the hint literals: search only the
+    # whitespace-delimited tokens around hint occurrences (same matches, linear time).
+    hits: list[Hit] = []
+    done = 0
+    for h in _LINK_HINT.finditer(low):
+        if h.start() < done:
+            continue
+        lo = _TOKEN_START.search(src, 0, h.start() + 1)
+        token_lo = lo.start() if lo is not None else 0
+        hi = _TOKEN_END.search(src, h.start())
+        token_hi = hi.start() if hi is not None else len(src)
+        if token_lo < done:
+            token_lo = done
+        hits.extend(
+            Hit("contact.link", base, m.start(), m.end())
+            for m in _LINK.finditer(src, token_lo, token_hi)
+        )
+        done = token_hi
+    return hits

@@ -23,6 +23,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from bisect import bisect_right
+from itertools import chain
 from dataclasses import dataclass
 from typing import Final
 
@@ -92,6 +93,10 @@ def rewrite(
     faster by the caller).
     """
     text = view.text
+    found = iter(pattern.finditer(text) if matches is None else matches)
+    first = next(found, None)
+    if first is None:
+        return view
     pieces: list[str] = []
     at: list[int] = []
     src: list[int] = []
@@ -99,7 +104,7 @@ def rewrite(
     copied: list[bool] = []
     pos = 0
     out = 0
-    for m in pattern.finditer(text) if matches is None else matches:
+    for m in chain((first,), found):
         a, b = m.span()
         if a == b:
             continue

@@ -21,19 +21,20 @@ import phonenumbers
 
 from moderation.context import Hit, ScanText
 from moderation.lexicon import word
-from moderation.normalize import hint_lower
+from moderation.gate import Prefiltered
+from moderation.normalize import folds_oddly, hint_lower
 
 _GROUPS: Final = re.compile(
     r"(?<![A-Za-z0-9/#=_.\-])(?P<plus>\+\s?)?\(?\d+(?:[\s\-.()・、,/|ーの]{1,3}\(?\d+\)?)*"
     r"(?![A-Za-z0-9])"
 )
 _GROUP: Final = re.compile(r"\d+")
-_PHONE_WORDS: Final = re.compile(
+_PHONE_WORDS: Final = Prefiltered(re.compile(
     word(r"call|phone|tel|text|sms|number|whatsapp|signal|viber|telegram|mobile|cell|reach|"
          r"contact|ring|dial")
     + r"|電話|番号|携帯|ショートメール|連絡|ＳＭＳ|TEL",
     re.IGNORECASE,
-)
+))
 _NOT_PHONE: Final = re.compile(
     word(r"order|orders|sku|skus|product codes?|item|invoice|tracking|serial|ref|reference|"
          r"zip|postcode|postal|isbn|jan|ean|barcode|worker id|member id|account id|ticket")
@@ -110,7 +111,8 @@ def find_phones(text: ScanText) -> list[Hit]:
             continue
         plus = run.group("plus") is not None
         if near is None:
-            near = _PHONE_WORDS.search(text.kw.text) is not None
+            kw = text.kw.text
+            near = _PHONE_WORDS.search(kw, plain_lower=not folds_oddly(kw)) is not None
         near_word = near
         i = 0
         while i < len(groups):
