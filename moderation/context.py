@@ -46,7 +46,14 @@ class ScanText:
     """
 
     __slots__ = (
-        "original", "base", "base_lower", "squeezed", "cased", "kw", "_digits", "_sentences"
+        "_digits",
+        "_sentences",
+        "base",
+        "base_lower",
+        "cased",
+        "kw",
+        "original",
+        "squeezed"
     )
 
     def __init__(self, original: str) -> None:

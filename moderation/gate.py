@@ -176,7 +176,7 @@ class Prefiltered:
     when the caller says the text is lower-cased and free of odd case folds (İ ı ſ K).
     """
 
-    __slots__ = ("pattern", "_hint", "_folded")
+    __slots__ = ("_folded", "_hint", "pattern")
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern

@@ -20,8 +20,8 @@ from typing import Final
 import phonenumbers
 
 from moderation.context import Hit, ScanText
-from moderation.lexicon import word
 from moderation.gate import Prefiltered
+from moderation.lexicon import word
 from moderation.normalize import folds_oddly, hint_lower
 
 _GROUPS: Final = re.compile(

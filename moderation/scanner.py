@@ -22,7 +22,7 @@ from moderation.findings import Finding
 from moderation.gate import Gate, Prefiltered, matches_at
 from moderation.normalize import base, deleet, folds_oddly, identity, squeeze
 from moderation.phones import find_phones
-from moderation.rules import CUE_RULES, RULES, CueRule
+from moderation.rules import CUE_RULES, RULES
 
 MAX_HISTORY: Final = 5
 MAX_WINDOW_CHARS: Final = 4000
@@ -167,7 +167,7 @@ def _dedupe(spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
 class _Checks:
     """Per-scan memo of the sentence-level checks several rules share."""
 
-    __slots__ = ("plain_lower", "_refused")
+    __slots__ = ("_refused", "plain_lower")
 
     def __init__(self, st: ScanText) -> None:
         self.plain_lower = not folds_oddly(st.kw.text)
