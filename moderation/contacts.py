@@ -26,6 +26,9 @@ _FREE_MAIL: Final = re.compile(
     r"(?i)(?<![A-Za-z0-9])(?:gmail|googlemail|yahoo|outlook|hotmail|icloud|proton(?:mail)?"
     r"|live|aol)(?![A-Za-z0-9])"
 )
+# Necessary for `_FREE_MAIL` on the lower-cased text (starts with literals: fast).
+_FREE_MAIL_HINT: Final = re.compile(r"gmail|googlemail|yahoo|outlook|hotmail|icloud|proton|live|aol")
+_SPACED_DOT: Final = re.compile(r"(?i)\sdot\s")
 _PLACEHOLDER_LOCAL: Final = frozenset(
     "example test user name yourname your.name you me foo bar baz sample dummy noreply "
     "no-reply email mail someone somebody john.doe jane.doe jdoe xxx abc info.example".split()
@@ -40,6 +43,18 @@ _LINK: Final = re.compile(
 )
 
 
+# Necessary for `_LINK` on the lower-cased text: one of its host parts.
+_LINK_HINT: Final = re.compile(
+    r"zoom\.us/|meet\.google|discord|slack\.com/|line\.me/|lin\.ee/|t\.me/|wa\.me/|whatsapp\.com/"
+    r"|m\.me/|skype\.com/|teams\.microsoft|wechat\.com/|kakao\.com/|ig\.me/|signal\.me/"
+)
+
+
+# Start of the run of non-whitespace that ends the searched range; first whitespace after.
+_TOKEN_START: Final = re.compile(r"\S*\Z")
+_TOKEN_END: Final = re.compile(r"\s")
+
+
 def is_placeholder(address: str) -> bool:
     local, _, domain = address.lower().partition("@")
     return local in _PLACEHOLDER_LOCAL and domain.endswith(_PLACEHOLDER_DOMAINS)
@@ -52,6 +67,8 @@ def _allowed(domain: str, allow_domains: frozenset[str]) -> bool:
 
 def _emails_in(view: nz.View, allow: frozenset[str]) -> list[Hit]:
     hits: list[Hit] = []
+    if "@" not in view.text:
+        return hits
     for m in _EMAIL.finditer(view.text):
         if m.group("tld").lower() not in _COMMON_TLDS and len(m.group("tld")) > 4:
             continue
@@ -64,15 +81,19 @@ def _emails_in(view: nz.View, allow: frozenset[str]) -> list[Hit]:
 def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
     base = text.base
     src = base.text
-    if nz.SPELLED_HINT.search(src) is None:
+    if not nz.may_spell_email(src, text.base_lower):
         return []
     hits = _emails_in(base, allow_domains)
-    spelled = nz.spelled_email(base, weak_at=False)
+    spelled = nz.spelled_email(base, weak_at=False, low=text.base_lower)
     if spelled is not base:
         hits.extend(_emails_in(spelled, allow_domains))
     # A bare " at " is accepted only with a spelled " dot " or a well-known mail provider.
-    if re.search(r"(?i)\sdot\s", src) or _FREE_MAIL.search(src):
-        weak = nz.spelled_email(base, weak_at=True)
+    low = text.base_lower
+    if (
+        ((low is None or "dot" in low) and _SPACED_DOT.search(src))
+        or ((low is None or _FREE_MAIL_HINT.search(low)) and _FREE_MAIL.search(src))
+    ):
+        weak = nz.spelled_email(base, weak_at=True, low=low)
         if weak is not spelled:
             hits.extend(_emails_in(weak, allow_domains))
     if "@" in src:
@@ -87,6 +108,28 @@ def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
 
 def find_links(text: ScanText, allow_domains: frozenset[str]) -> Iterable[Hit]:
     base = text.base
-    if "/" not in base.text:
+    src = base.text
+    if "/" not in src:
         return []
-    return [Hit("contact.link", base, m.start(), m.end()) for m in _LINK.finditer(base.text)]
+    low = text.base_lower
+    if low is None:
+        return [Hit("contact.link", base, m.start(), m.end()) for m in _LINK.finditer(src)]
+    # A link holds no whitespace and contains one of the hint literals: search only the
+    # whitespace-delimited tokens around hint occurrences (same matches, linear time).
+    hits: list[Hit] = []
+    done = 0
+    for h in _LINK_HINT.finditer(low):
+        if h.start() < done:
+            continue
+        lo = _TOKEN_START.search(src, 0, h.start() + 1)
+        token_lo = lo.start() if lo is not None else 0
+        hi = _TOKEN_END.search(src, h.start())
+        token_hi = hi.start() if hi is not None else len(src)
+        if token_lo < done:
+            token_lo = done
+        hits.extend(
+            Hit("contact.link", base, m.start(), m.end())
+            for m in _LINK.finditer(src, token_lo, token_hi)
+        )
+        done = token_hi
+    return hits

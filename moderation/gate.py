@@ -1,20 +1,24 @@
-"""Fast path: decide cheaply which rules can possibly match a text.
+"""Fast path: decide cheaply which rules can possibly match a text, and where.
 
 For every rule anchor we derive, from the parsed regex, the set of literal prefixes (up to
 `PREFIX_LEN` characters) that every match must start with.  All prefixes of all rules go
-into one prefix-free trie regex scanned once (as a lookahead, so overlapping occurrences
-are seen).  A rule runs only if one of its prefixes occurs.  Anchors with no literal
-prefix (e.g. starting with ``\\d``) always run.  The derivation is conservative: a
-prefix is only ever shortened, never guessed.
+into one Aho-Corasick automaton (``pyahocorasick``) that finds every occurrence, overlapping
+ones included, in one pass over the text.  A rule runs only if one of its prefixes occurs,
+and its anchor is then tried (``Pattern.match``) only at those positions instead of being
+searched for over the whole text.  Anchors with no literal prefix (e.g. starting with
+``\\d``) always run over the whole text.  The derivation is conservative: a prefix is only
+ever shortened, never guessed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser  # type: ignore[attr-defined]
 from typing import Any, Final
+
+import ahocorasick
 
 PREFIX_LEN: Final = 6
 _MAX_SET: Final = 20000
@@ -91,44 +95,107 @@ def literal_prefixes(pattern: str) -> frozenset[str] | None:
 
 
 class Gate:
-    """Which of ``patterns`` can match a text (``None`` entries always can)."""
+    """Which of ``patterns`` can match a text, and at which start positions.
 
-    def __init__(self, patterns: Sequence[str | None]) -> None:
-        per_rule = [None if p is None else literal_prefixes(p) for p in patterns]
-        every = sorted({p for s in per_rule if s for p in s}, key=len)
-        minimal: list[str] = []
-        for p in every:
-            if not any(p.startswith(m) for m in minimal):
-                minimal.append(p)
-        self._always = frozenset(i for i, s in enumerate(per_rule) if s is None)
-        self._owners: dict[str, list[int]] = {}
+    ``None`` entries always run.  ``folded[i]`` says that pattern ``i`` runs on a
+    case-preserving view while `candidates` is given the lower-cased view of the same
+    length (its prefixes are lower-cased; a non-ASCII prefix makes the rule always run).
+    """
+
+    def __init__(self, patterns: Sequence[str | None], folded: Sequence[bool] = ()) -> None:
+        per_rule: list[frozenset[str] | None] = []
+        for i, p in enumerate(patterns):
+            found = None if p is None else literal_prefixes(p)
+            if found is not None and i < len(folded) and folded[i]:
+                found = (
+                    frozenset(x.lower() for x in found)
+                    if all(x.isascii() for x in found)
+                    else None
+                )
+            per_rule.append(found)
+        self._always = tuple(i for i, s in enumerate(per_rule) if s is None)
+        owners: dict[str, list[int]] = {}
         for i, s in enumerate(per_rule):
-            for p in s or ():
-                key = next(m for m in minimal if p.startswith(m))
-                self._owners.setdefault(key, []).append(i)
-        self._scan = re.compile("(?=(" + _trie(minimal) + "))") if minimal else None
+            for prefix in s or ():
+                owners.setdefault(prefix, []).append(i)
+        self._automaton: Any = None
+        if owners:
+            automaton = ahocorasick.Automaton()
+            for prefix, rules in owners.items():
+                automaton.add_word(prefix, (len(prefix) - 1, tuple(rules)))
+            automaton.make_automaton()
+            self._automaton = automaton
 
-    def candidates(self, text: str) -> set[int]:
-        out = set(self._always)
-        if self._scan is not None:
-            for key in set(self._scan.findall(text)):
-                out.update(self._owners[key])
+    def candidates(self, text: str) -> dict[int, list[int] | None]:
+        """Rule index -> sorted start positions of its prefixes (``None``: anywhere)."""
+        found: dict[int, set[int]] = {}
+        if self._automaton is not None:
+            for end, (back, rules) in self._automaton.iter(text):
+                start = end - back
+                for i in rules:
+                    at = found.get(i)
+                    if at is None:
+                        found[i] = {start}
+                    else:
+                        at.add(start)
+        out: dict[int, list[int] | None] = {i: None for i in self._always}
+        for i, at in found.items():
+            out[i] = sorted(at)
         return out
 
 
-def _trie(words: Iterable[str]) -> str:
-    tree: dict[str, Any] = {}
-    for w in words:
-        node = tree
-        for ch in w:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-    return _emit(tree)
+def matches_at(
+    pattern: re.Pattern[str], text: str, positions: list[int] | None
+) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)``, trying only ``positions`` (sorted) as match starts.
+
+    Equivalent to `finditer` when every match of ``pattern`` starts at one of
+    ``positions`` and is not empty (guaranteed by a non-empty literal prefix).
+    """
+    if positions is None:
+        yield from pattern.finditer(text)
+        return
+    match = pattern.match
+    after = 0
+    for pos in positions:
+        if pos < after:
+            continue
+        m = match(text, pos)
+        if m is not None:
+            after = m.end()
+            yield m
 
 
-def _emit(node: dict[str, Any]) -> str:
-    alts = [re.escape(ch) + _emit(child) for ch, child in sorted(node.items()) if ch]
-    if not alts:
-        return ""
-    body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-    return "(?:" + body + ")?" if "" in node else body
+class Prefiltered:
+    """A pattern searched only after a cheap necessary condition holds.
+
+    The condition is one of the pattern's literal prefixes occurring in the searched
+    range, found with one alternation of plain literals (the regex engine skips straight
+    to their first characters, unlike patterns that start with a lookbehind or a group).
+    For an IGNORECASE pattern the prefixes are lower-cased and the condition is only used
+    when the caller says the text is lower-cased and free of odd case folds (İ ı ſ K).
+    """
+
+    __slots__ = ("_folded", "_hint", "pattern")
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self._folded = bool(pattern.flags & re.IGNORECASE)
+        found = literal_prefixes(pattern.pattern)
+        if found is not None and self._folded:
+            found = frozenset(p.lower() for p in found)
+        self._hint = (
+            None if found is None
+            else re.compile("|".join(re.escape(p) for p in sorted(found, key=lambda p: (-len(p), p))))
+        )
+
+    def search(
+        self, text: str, lo: int = 0, hi: int | None = None, *, plain_lower: bool = False
+    ) -> re.Match[str] | None:
+        """``pattern.search(text, lo, hi)``."""
+        end = len(text) if hi is None else hi
+        hint = self._hint
+        if hint is not None and (plain_lower or not self._folded):
+            if hint.search(text, lo, end) is None:
+                return None
+        return self.pattern.search(text, lo, end)

@@ -1,7 +1,7 @@
 """Text normalization that keeps an offset map back to the original text.
 
-A `View` is a rewritten text plus, for every character of it, the span ``[start, end)`` of
-the original text it came from.  Views are built by composing `rewrite` steps, so a regex
+A `View` is a rewritten text plus a map giving, for every character of it, the span
+``[start, end)`` of the original text it came from.  Views are built by composing `rewrite` steps, so a regex
 match on any view maps back to the original with `View.span`.
 
 The steps (each a pure function ``View -> View``):
@@ -21,81 +21,120 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Final
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class View:
-    """A rewritten text; ``starts``/``ends`` are ``None`` when it equals the original."""
+    """A rewritten text and how it maps back to the view it was rewritten from.
+
+    The map is kept per piece, not per character (long texts stay cheap): ``at[k]`` is
+    where piece ``k`` starts in ``text``; it came from ``[src[k], src_end[k])`` of
+    ``parent``, either copied unchanged (``copied[k]``) or as a replacement, every
+    character of which maps to that whole span.  ``parent is None``: the original text.
+    """
 
     text: str
-    starts: list[int] | None = None
-    ends: list[int] | None = None
+    parent: View | None = None
+    at: Sequence[int] = ()
+    src: Sequence[int] = ()
+    src_end: Sequence[int] = ()
+    copied: Sequence[bool] = ()
+
+    def _start(self, i: int) -> int:
+        """Original offset where character ``i`` of this view starts."""
+        view: View = self
+        while view.parent is not None:
+            k = bisect_right(view.at, i) - 1
+            i = view.src[k] + (i - view.at[k]) if view.copied[k] else view.src[k]
+            view = view.parent
+        return i
+
+    def _end(self, i: int) -> int:
+        """Original offset where character ``i`` of this view ends."""
+        view: View = self
+        while view.parent is not None:
+            k = bisect_right(view.at, i) - 1
+            i = view.src[k] + (i - view.at[k]) if view.copied[k] else view.src_end[k] - 1
+            view = view.parent
+        return i + 1
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map ``[start, end)`` of this view to ``[start, end)`` of the original text."""
-        if self.starts is None or self.ends is None:
+        if self.parent is None:
             return start, end
         if end <= start:
-            pos = self.starts[start] if start < len(self.starts) else (
-                self.ends[-1] if self.ends else 0
-            )
+            if start < len(self.text):
+                pos = self._start(start)
+            else:
+                pos = self._end(len(self.text) - 1) if self.text else 0
             return pos, pos
-        return self.starts[start], self.ends[end - 1]
+        return self._start(start), self._end(end - 1)
 
 
 def identity(text: str) -> View:
     return View(text)
 
 
-def rewrite(view: View, pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str]) -> View:
+def rewrite(
+    view: View,
+    pattern: re.Pattern[str],
+    repl: Callable[[re.Match[str]], str],
+    matches: Iterable[re.Match[str]] | None = None,
+) -> View:
     """Replace every match of ``pattern`` by ``repl(match)``, keeping the offset map.
 
     Each character of a replacement maps to the whole original span of the match.
+    ``matches``, if given, replaces ``pattern.finditer(view.text)`` (same matches, found
+    faster by the caller).
     """
     text = view.text
-    vs, ve = view.starts, view.ends
+    found = iter(pattern.finditer(text) if matches is None else matches)
+    first = next(found, None)
+    if first is None:
+        return view
     pieces: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
+    at: list[int] = []
+    src: list[int] = []
+    src_end: list[int] = []
+    copied: list[bool] = []
     pos = 0
-    changed = False
-    for m in pattern.finditer(text):
+    out = 0
+    for m in chain((first,), found):
         a, b = m.span()
         if a == b:
             continue
         r = repl(m)
         if r == text[a:b]:
             continue
-        changed = True
         if a > pos:
             pieces.append(text[pos:a])
-            if vs is None or ve is None:
-                starts.extend(range(pos, a))
-                ends.extend(range(pos + 1, a + 1))
-            else:
-                starts.extend(vs[pos:a])
-                ends.extend(ve[pos:a])
+            at.append(out)
+            src.append(pos)
+            src_end.append(a)
+            copied.append(True)
+            out += a - pos
         if r:
-            o_start = a if vs is None else vs[a]
-            o_end = b if ve is None else ve[b - 1]
             pieces.append(r)
-            starts.extend([o_start] * len(r))
-            ends.extend([o_end] * len(r))
+            at.append(out)
+            src.append(a)
+            src_end.append(b)
+            copied.append(False)
+            out += len(r)
         pos = b
-    if not changed:
+    if not at and pos == 0:
         return view
     if pos < len(text):
         pieces.append(text[pos:])
-        if vs is None or ve is None:
-            starts.extend(range(pos, len(text)))
-            ends.extend(range(pos + 1, len(text) + 1))
-        else:
-            starts.extend(vs[pos:])
-            ends.extend(ve[pos:])
-    return View("".join(pieces), starts, ends)
+        at.append(out)
+        src.append(pos)
+        src_end.append(len(text))
+        copied.append(True)
+    return View("".join(pieces), view, at, src, src_end, copied)
 
 
 # --------------------------------------------------------------------------- base
@@ -187,19 +226,27 @@ _SPACED: Final = re.compile(
 )
 
 
+# Necessary for `_SPACED`: token, separator, token, the same separator (cheap to search:
+# the pattern starts with a character class, which the regex engine skips to).
+_SPACED_HINT: Final = re.compile(r"[\w@]([ .\-・*/])[\w@]\1")
+
+
 def _join_spaced(m: re.Match[str]) -> str:
     return m.group().replace(m.group("sep"), "")
 
 
 def squeeze(view: View) -> View:
     """Join runs of three or more single characters separated by one repeated separator."""
+    if _SPACED_HINT.search(view.text) is None:
+        return view
     return rewrite(view, _SPACED, _join_spaced)
 
 
 # --------------------------------------------------------------------------- deleet
 
 _LEET_MAP: Final = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
-_LEET: Final = re.compile(r"(?<=[A-Za-z])[013457@$](?=[A-Za-z])")
+# Same as ``(?<=[A-Za-z])[013457@$](?=[A-Za-z])``, written to start with the class.
+_LEET: Final = re.compile(r"[013457@$](?<=[A-Za-z].)(?=[A-Za-z])")
 
 
 def deleet(view: View) -> View:
@@ -212,7 +259,7 @@ def lower(view: View) -> View:
     low = view.text.lower()
     if len(low) != len(view.text):
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in view.text)
-    return View(low, view.starts, view.ends)
+    return View(low, view.parent, view.at, view.src, view.src_end, view.copied)
 
 
 # --------------------------------------------------------------------------- digits
@@ -237,7 +284,11 @@ _KANA_DISTINCT: Final = frozenset(
 )
 _KANA_ALT: Final = "|".join(sorted(_KANA_WORDS, key=len, reverse=True))
 _KANA_TOKEN: Final = re.compile(_KANA_ALT)
-_KANA_RUN: Final = re.compile(r"(?:(?:" + _KANA_ALT + r")[\s、・,\-ー]*){3,}")
+# ``(?:(?:ALT)SEP*){3,}`` with the first repetition written out, so the pattern starts
+# with a literal alternation (the regex engine then skips to its first characters).
+_KANA_RUN: Final = re.compile(
+    r"(?:" + _KANA_ALT + r")[\s、・,\-ー]*(?:(?:" + _KANA_ALT + r")[\s、・,\-ー]*){2,}"
+)
 
 _EN_WORDS: Final = {
     "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
@@ -249,7 +300,23 @@ _EN_RUN: Final = re.compile(
     r"(?i)(?<![A-Za-z])(?:(?:" + _EN_ALT + r")(?![A-Za-z])[\s,\-.]*){3,}"
 )
 _O_AS_ZERO: Final = re.compile(r"(?<![A-Za-z])[0-9oO](?:[\s\-]?[0-9oO]){2,}(?![A-Za-z])")
-_LONG_MARK_BETWEEN: Final = re.compile(r"(?<=\d)[ー〜~](?=\d)")
+# Necessary for a rewrite by `_O_AS_ZERO` (two digits with only O's between them).
+_O_AS_ZERO_HINT: Final = re.compile(r"[0-9](?:[\s\-]?[oO])*[\s\-]?[0-9]")
+# Necessary for `_EN_RUN`: a number word followed by a non-letter (left edge checked apart).
+_EN_HINT: Final = re.compile(r"(?:" + _EN_ALT + r")(?![a-z])")
+_LONG_MARK_BETWEEN: Final = re.compile(r"[ー〜~](?<=\d.)(?=\d)")
+
+
+def _may_have_number_word(text: str) -> bool:
+    """False only if `_EN_RUN` cannot match ``text`` (checked on the lower-cased text)."""
+    low = hint_lower(text)
+    if low is None:
+        return True
+    for m in _EN_HINT.finditer(low):
+        a = m.start()
+        if a == 0 or not ("a" <= low[a - 1] <= "z"):
+            return True
+    return False
 
 
 def _kanji(m: re.Match[str]) -> str:
@@ -290,10 +357,14 @@ def digits(view: View) -> View:
         view = rewrite(view, _KANJI_RUN, _kanji)
     if _KANA_RUN.search(view.text):
         view = rewrite(view, _KANA_RUN, _kana)
-    if _EN_RUN.search(view.text):
+    if _may_have_number_word(view.text) and _EN_RUN.search(view.text):
         view = rewrite(view, _EN_RUN, _english)
-    view = rewrite(view, _O_AS_ZERO, _o_zero)
-    return rewrite(view, _LONG_MARK_BETWEEN, lambda m: "-")
+    if _O_AS_ZERO_HINT.search(view.text):
+        view = rewrite(view, _O_AS_ZERO, _o_zero)
+    text = view.text
+    if "ー" in text or "〜" in text or "~" in text:
+        view = rewrite(view, _LONG_MARK_BETWEEN, lambda m: "-")
+    return view
 
 
 # --------------------------------------------------------------------------- email
@@ -314,9 +385,58 @@ _DOT: Final = re.compile(
 SPELLED_HINT: Final = re.compile(r"(?i)(?<![a-z])(?:at|dot)(?![a-z])|アット|あっと|ドット|どっと|★|☆|@")
 
 
-def spelled_email(view: View, *, weak_at: bool) -> View:
-    """Rewrite spelled-out ``@`` and ``.`` so a plain email regex can find the address."""
-    view = rewrite(view, _AT_STRONG, lambda m: "@")
-    if weak_at:
+# Necessary conditions, searched on the lower-cased text (see `hint_lower`).
+_AT_WORD: Final = re.compile(r"(?:at|dot)(?![a-z])")
+_BRACKET_AT: Final = re.compile(r"[(\[{<（【]\s*at")
+_SPACE_AT: Final = re.compile(r"\sat\s")
+_FOLDS_ODDLY: Final = re.compile("[\u0130\u0131\u017f\u212a]")
+
+
+def folds_oddly(text: str) -> bool:
+    """Whether ``text`` holds a character that IGNORECASE matches with an ASCII letter
+    although ``str.lower`` does not map it to that letter (İ ı ſ K)."""
+    return _FOLDS_ODDLY.search(text) is not None
+
+
+def hint_lower(text: str) -> str | None:
+    """``text.lower()`` for cheap necessary-condition checks with case-sensitive patterns.
+
+    ``None`` when ``text`` holds a character that IGNORECASE folds to an ASCII letter
+    although ``str.lower`` does not (İ ı ſ K): callers then skip the shortcut.
+    """
+    return None if _FOLDS_ODDLY.search(text) else text.lower()
+
+
+def may_spell_email(text: str, low: str | None) -> bool:
+    """False only if `SPELLED_HINT` does not match ``text`` (``low``: `hint_lower`)."""
+    if low is None:
+        return SPELLED_HINT.search(text) is not None
+    if "@" in text or "★" in text or "☆" in text or "アット" in text or "あっと" in text:
+        return True
+    if "ドット" in text or "どっと" in text:
+        return True
+    for m in _AT_WORD.finditer(low):
+        a = m.start()
+        if a == 0 or not ("a" <= low[a - 1] <= "z"):
+            return True
+    return False
+
+
+def spelled_email(view: View, *, weak_at: bool, low: str | None = None) -> View:
+    """Rewrite spelled-out ``@`` and ``.`` so a plain email regex can find the address.
+
+    ``low`` is `hint_lower` of ``view.text`` if known: it lets rewrites that cannot
+    apply be skipped.
+    """
+    text = view.text
+    if (
+        low is None
+        or "@" in text or "★" in text or "☆" in text or "アット" in text or "あっと" in text
+        or _BRACKET_AT.search(low)
+    ):
+        view = rewrite(view, _AT_STRONG, lambda m: "@")
+    if weak_at and (low is None or _SPACE_AT.search(low)):
         view = rewrite(view, _AT_WEAK, lambda m: "@")
-    return rewrite(view, _DOT, lambda m: ".")
+    if low is None or "dot" in low or "ドット" in text or "どっと" in text:
+        view = rewrite(view, _DOT, lambda m: ".")
+    return view

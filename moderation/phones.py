@@ -14,42 +14,51 @@ Candidates in a sentence about order numbers, SKUs or product codes are ignored.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
 import phonenumbers
 
 from moderation.context import Hit, ScanText
+from moderation.gate import Prefiltered
 from moderation.lexicon import word
+from moderation.normalize import folds_oddly, hint_lower
 
 _GROUPS: Final = re.compile(
     r"(?<![A-Za-z0-9/#=_.\-])(?P<plus>\+\s?)?\(?\d+(?:[\s\-.()・、,/|ーの]{1,3}\(?\d+\)?)*"
     r"(?![A-Za-z0-9])"
 )
 _GROUP: Final = re.compile(r"\d+")
-_PHONE_WORDS: Final = re.compile(
+_PHONE_WORDS: Final = Prefiltered(re.compile(
     word(r"call|phone|tel|text|sms|number|whatsapp|signal|viber|telegram|mobile|cell|reach|"
          r"contact|ring|dial")
     + r"|電話|番号|携帯|ショートメール|連絡|ＳＭＳ|TEL",
     re.IGNORECASE,
-)
+))
 _NOT_PHONE: Final = re.compile(
     word(r"order|orders|sku|skus|product codes?|item|invoice|tracking|serial|ref|reference|"
          r"zip|postcode|postal|isbn|jan|ean|barcode|worker id|member id|account id|ticket")
     + r"|注文番号|商品コード|品番|型番|伝票|追跡番号|会員番号|郵便番号|請求書番号|管理番号|受付番号",
     re.IGNORECASE,
 )
-# Fast path: without digits or number words there is no phone number to find.
-_DIGITISH: Final = re.compile(
-    r"\d(?:\D{0,4}\d){5}|[〇零一壱二弐三参四五伍六七八九]{2}|ぜろ|ゼロ|れい|いち|イチ|きゅう|"
-    r"キュウ|キュー|はち|ハチ|なな|ナナ|ろく|ロク|よん|ヨン|ごー|ゴー|"
-    + word(r"zero|oh|one|two|three|four|five|six|seven|eight|nine"),
-    re.IGNORECASE,
+# Fast path: without digits or number words there is no phone number to find.  Each
+# pattern starts with a character class or literals so the regex engine skips ahead fast.
+_SIX_DIGITS: Final = re.compile(r"\d(?:\D{0,4}\d){5}")
+_KANJI_PAIR: Final = re.compile(r"[〇零一壱二弐三参四五伍六七八九][〇零一壱二弐三参四五伍六七八九]")
+_KANA_NUMBER: Final = re.compile(
+    r"ぜろ|ゼロ|れい|いち|イチ|きゅう|キュウ|キュー|はち|ハチ|なな|ナナ|ろく|ロク|よん|ヨン|ごー|ゴー"
 )
+_EN_NUMBER: Final = re.compile(r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![a-z0-9])")
+_DIGIT: Final = re.compile(r"\d")
 MIN_DIGITS: Final = 10
 MAX_DIGITS: Final = 15
 
 
-def _is_phone(digits: str, plus: bool, groups: list[str], near_word: bool) -> bool:
+@lru_cache(maxsize=4096)
+def _is_phone(digits: str, plus: bool, shaped: bool, near_word: bool) -> bool:
+    """Whether a 10-15 digit candidate is a phone number (memoized: parsing with
+    ``phonenumbers`` costs far more than the rest of a scan, and the same numbers come back
+    as the sender's history is scanned again with each new message)."""
     try:
         if plus:
             num = phonenumbers.parse("+" + digits, None)
@@ -62,7 +71,6 @@ def _is_phone(digits: str, plus: bool, groups: list[str], near_word: bool) -> bo
             return near_word and len(digits) == 11 and digits.startswith("07")
         if digits[0] == "1" and len(digits) == 11:
             digits = digits[1:]
-        shaped = [len(g) for g in groups] == [3, 3, 4]
         if len(digits) == 10 and (shaped or near_word):
             return bool(phonenumbers.is_valid_number(phonenumbers.parse(digits, "US")))
     except phonenumbers.NumberParseException:
@@ -70,13 +78,29 @@ def _is_phone(digits: str, plus: bool, groups: list[str], near_word: bool) -> bo
     return False
 
 
+def _digitish(text: str) -> bool:
+    """Six digits close together, or a kanji, kana or English number word."""
+    if _SIX_DIGITS.search(text) or _KANJI_PAIR.search(text) or _KANA_NUMBER.search(text):
+        return True
+    low = hint_lower(text)
+    if low is None:  # a character folds oddly under IGNORECASE: let the digits view decide
+        return True
+    for m in _EN_NUMBER.finditer(low):
+        a = m.start()
+        if a == 0 or not (low[a - 1].isascii() and low[a - 1].isalnum()):
+            return True
+    return False
+
+
 def find_phones(text: ScanText) -> list[Hit]:
-    if _DIGITISH.search(text.base.text) is None:
+    if not _digitish(text.base.text):
         return []
     view = text.digits
     src = view.text
     hits: list[Hit] = []
-    near_word = _PHONE_WORDS.search(text.kw.text) is not None
+    if len(_DIGIT.findall(src)) < MIN_DIGITS:
+        return hits
+    near: bool | None = None
     for run in _GROUPS.finditer(src):
         groups = list(_GROUP.finditer(run.group()))
         total = sum(len(g.group()) for g in groups)
@@ -86,6 +110,10 @@ def find_phones(text: ScanText) -> list[Hit]:
         if _NOT_PHONE.search(src, lo, hi):
             continue
         plus = run.group("plus") is not None
+        if near is None:
+            kw = text.kw.text
+            near = _PHONE_WORDS.search(kw, plain_lower=not folds_oddly(kw)) is not None
+        near_word = near
         i = 0
         while i < len(groups):
             found = False
@@ -94,7 +122,8 @@ def find_phones(text: ScanText) -> list[Hit]:
                 digits = "".join(parts)
                 if not MIN_DIGITS <= len(digits) <= MAX_DIGITS:
                     continue
-                if _is_phone(digits, plus and i == 0, parts, near_word):
+                shaped = len(parts) == 3 and [len(p) for p in parts] == [3, 3, 4]
+                if _is_phone(digits, plus and i == 0, shaped, near_word):
                     start = run.start() + (groups[i].start() if i else 0)
                     hits.append(Hit("contact.phone", view, start, run.start() + groups[j - 1].end()))
                     i = j

@@ -19,17 +19,32 @@ from moderation import lexicon as lx
 from moderation.contacts import find_emails, find_links
 from moderation.context import Hit, ScanText
 from moderation.findings import Finding
-from moderation.gate import Gate
-from moderation.normalize import base, deleet, identity, squeeze
+from moderation.gate import Gate, Prefiltered, matches_at
+from moderation.normalize import base, deleet, folds_oddly, identity, squeeze
 from moderation.phones import find_phones
-from moderation.rules import CUE_RULES, RULES, CueRule
+from moderation.rules import CUE_RULES, RULES
 
 MAX_HISTORY: Final = 5
 MAX_WINDOW_CHARS: Final = 4000
 
-_QUOTED: Final = re.compile(lx.QUOTED)
-_REFUSAL: Final = re.compile(lx.REFUSAL, re.IGNORECASE)
-_GATE: Final = Gate([None if r.cased else r.anchor.pattern for r in CUE_RULES])
+_QUOTED: Final = Prefiltered(re.compile(lx.QUOTED))
+_REFUSAL: Final = Prefiltered(re.compile(lx.REFUSAL, re.IGNORECASE))
+_GATE: Final = Gate([r.anchor.pattern for r in CUE_RULES], [r.cased for r in CUE_RULES])
+
+
+def _prefiltered(patterns: list[re.Pattern[str] | None]) -> list[Prefiltered | None]:
+    shared: dict[int, Prefiltered] = {}
+    out: list[Prefiltered | None] = []
+    for p in patterns:
+        if p is None:
+            out.append(None)
+        else:
+            out.append(shared.setdefault(id(p), Prefiltered(p)))
+    return out
+
+
+_CUES: Final = _prefiltered([r.cue for r in CUE_RULES])
+_BLOCKS: Final = _prefiltered([r.block for r in CUE_RULES])
 
 
 def _norm_phrase(phrase: str) -> str:
@@ -63,25 +78,36 @@ class Scanner:
 
         Findings in the current message have ``message_index == len(history)``.
         """
-        first = max(0, len(history) - self._max_history)
-        window = [*history[first:], text]
-        while len(window) > 1 and sum(len(m) + 1 for m in window) > MAX_WINDOW_CHARS:
-            window.pop(0)
-            first += 1
-        offsets: list[int] = []
-        pos = 0
-        for message in window:
-            offsets.append(pos)
-            pos += len(message) + 1
+        if not history or not self._max_history:
+            first = len(history)
+            window = [text]
+            offsets = [0]
+            st = ScanText(text)
+        else:
+            first = max(0, len(history) - self._max_history)
+            window = [*history[first:], text]
+            while len(window) > 1 and sum(len(m) + 1 for m in window) > MAX_WINDOW_CHARS:
+                window.pop(0)
+                first += 1
+            offsets = []
+            pos = 0
+            for message in window:
+                offsets.append(pos)
+                pos += len(message) + 1
+            st = ScanText("\n".join(window))
         current_start = offsets[-1]
-        st = ScanText("\n".join(window))
 
         hits: list[Hit] = []
         hits.extend(find_emails(st, self._allow_domains))
         hits.extend(find_links(st, self._allow_domains))
         hits.extend(find_phones(st))
-        for i in sorted(_GATE.candidates(st.kw.text)):
-            hits.extend(_cue_hits(st, CUE_RULES[i]))
+        candidates = _GATE.candidates(st.kw.text)
+        if candidates:
+            checks = _Checks(st)
+            for i, positions in sorted(candidates.items()):
+                hits.extend(_cue_hits(st, i, positions, checks))
+        if not hits:
+            return []
 
         allowed = self._allowed_spans(st)
         spans: dict[tuple[str, int, int], None] = {}
@@ -138,8 +164,29 @@ def _dedupe(spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     return out
 
 
+class _Checks:
+    """Per-scan memo of the sentence-level checks several rules share."""
+
+    __slots__ = ("_refused", "plain_lower")
+
+    def __init__(self, st: ScanText) -> None:
+        self.plain_lower = not folds_oddly(st.kw.text)
+        self._refused: dict[tuple[int, int], bool] = {}
+
+    def refused(self, text: str, lo: int, hi: int) -> bool:
+        key = (lo, hi)
+        found = self._refused.get(key)
+        if found is None:
+            found = self._refused[key] = (
+                _REFUSAL.search(text, lo, hi, plain_lower=self.plain_lower) is not None
+            )
+        return found
+
+
 def _inside_quotes(text: str, lo: int, hi: int, a: int, b: int) -> bool:
-    return any(q.start() < a and b < q.end() for q in _QUOTED.finditer(text, lo, hi))
+    if _QUOTED.search(text, lo, hi) is None:
+        return False
+    return any(q.start() < a and b < q.end() for q in _QUOTED.pattern.finditer(text, lo, hi))
 
 
 def _word_start(text: str, a: int) -> bool:
@@ -150,23 +197,26 @@ def _word_start(text: str, a: int) -> bool:
     return not (first.isascii() and first.isalnum() and before.isascii() and before.isalnum())
 
 
-def _cue_hits(st: ScanText, rule: CueRule) -> list[Hit]:
+def _cue_hits(st: ScanText, index: int, positions: list[int] | None, checks: _Checks) -> list[Hit]:
+    rule = CUE_RULES[index]
+    cue, block = _CUES[index], _BLOCKS[index]
+    plain = checks.plain_lower
     view = st.kw
     text = view.text
     hits: list[Hit] = []
-    for m in rule.anchor.finditer(st.cased.text if rule.cased else text):
+    for m in matches_at(rule.anchor, st.cased.text if rule.cased else text, positions):
         a, b = m.span()
         if not _word_start(text, a):
             continue
         lo, hi = st.sentences(view).bounds(a, b)
-        if rule.cue is not None:
+        if cue is not None:
             c_lo, c_hi = (0, len(text)) if rule.cross_sentence else (lo, hi)
             c_lo, c_hi = max(c_lo, a - rule.window), min(c_hi, b + rule.window)
-            if not rule.cue.search(text, c_lo, c_hi):
+            if not cue.search(text, c_lo, c_hi, plain_lower=plain):
                 continue
-        if rule.block is not None and rule.block.search(text, lo, hi):
+        if block is not None and block.search(text, lo, hi, plain_lower=plain):
             continue
-        if rule.refusable and _REFUSAL.search(text, lo, hi):
+        if rule.refusable and checks.refused(text, lo, hi):
             continue
         if rule.skip_quoted and _inside_quotes(text, lo, hi, a, b):
             continue
