@@ -114,14 +114,17 @@ class World:
         conn = dev.conn
         if conn is None:
             return
-        dev.conn = None
         client = conn.client
         if abrupt and client.ws is not None:
             transport = client.ws._conn.transport if client.ws._conn is not None else None
             if transport is not None:
                 transport.abort()
         await client.close()
+        # Only now is the device disconnected: everything this socket received is counted
+        # before a concurrent step may reconnect and resume from the device's cursor.
         self.pump(conn)
+        if dev.conn is conn:
+            dev.conn = None
 
     # --- sends
     async def send(self, dev: Device, cmid: str, body: str) -> None:
