@@ -1,0 +1,179 @@
+"""Appending to the thread log inside the writer's own transaction.
+
+Every write the log records is appended in the transaction that makes the write, so the
+log and the state it describes commit (or roll back) together:
+
+* the stores call :func:`append_sync` (SQLite, on the store's writer thread) and
+  :func:`append_entries` (PostgreSQL, on the store's connection) from their write methods;
+* other components (moderation: findings, decisions, held and blocked messages) call
+  :func:`record` with ``store.db`` or with the executor of an open
+  ``store.db.transaction()``, or :func:`record_sync` with a SQLite connection on the
+  store's writer thread.
+
+Concurrency: on PostgreSQL the thread's row in ``threads`` is locked (``FOR UPDATE``, in id
+order) before its head is read - the same lock ``append_batch`` holds - so appends to one
+thread serialise on every node; SQLite has one writer. Cost per batch: one head lookup, one
+multi-row insert, one head upsert; per entry two SHA-256 over small canonical JSON.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from chat.models import Message
+from chat.store.db import Db, Executor
+
+from .chain import Head, LogEntry, Pending, extend
+from .schema import HEADS, LOG, LOG_COLUMNS
+
+# Entry kinds written by chat itself; other components choose their own (see docs/disputes.md).
+THREAD_CREATED = "thread_created"
+THREAD_UPDATED = "thread_updated"
+PARTICIPANT_ADDED = "participant_added"
+MESSAGE = "message"
+EDIT = "edit"
+DELETE = "delete"
+READ = "read"
+THANKS = "thanks"
+DISPUTE_OPENED = "dispute_opened"
+DISPUTE_CLOSED = "dispute_closed"
+PURGED = "purged"
+
+_INSERT = f"INSERT INTO {LOG} ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT_HEAD = (
+    f"INSERT INTO {HEADS} (thread_id, log_seq, head) VALUES (?, ?, ?) "
+    "ON CONFLICT (thread_id) DO UPDATE SET log_seq = excluded.log_seq, head = excluded.head"
+)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+# --- payloads (pure)
+def message_payload(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": m.id, "seq": m.seq, "sender": m.sender, "kind": m.kind,
+                           "body": m.body}
+    for name in ("client_msg_id", "data", "masked", "moderation"):
+        value = getattr(m, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def message_entry(m: Message) -> Pending:
+    return Pending(m.thread, MESSAGE, m.sender, message_payload(m), m.created_at)
+
+
+def edit_entry(old: Message, new: Message, actor: str, at: int) -> Pending:
+    payload: dict[str, Any] = {"message": new.id, "rev": new.rev, "body": new.body,
+                               "previous": {"rev": old.rev, "body": old.body}}
+    if new.masked is not None:
+        payload["masked"] = new.masked
+    if new.moderation is not None:
+        payload["moderation"] = new.moderation
+    return Pending(new.thread, EDIT, actor, payload, at)
+
+
+def delete_entry(old: Message, actor: str, at: int) -> Pending:
+    return Pending(old.thread, DELETE, actor,
+                   {"message": old.id, "rev": old.rev + 1,
+                    "previous": {"rev": old.rev, "body": old.body}}, at)
+
+
+def read_entry(thread: str, user: str, seq: int, at: int) -> Pending:
+    return Pending(thread, READ, user, {"user": user, "seq": seq}, at)
+
+
+def thanks_entry(thread: str, message_id: str, user: str, at: int) -> Pending:
+    return Pending(thread, THANKS, user, {"message": message_id, "user": user}, at)
+
+
+def thread_created_entry(thread: str, *, kind: str, title: str, stage: str,
+                         ref: dict[str, Any], participants: Sequence[tuple[str, str]],
+                         at: int) -> Pending:
+    return Pending(thread, THREAD_CREATED, "system",
+                   {"kind": kind, "title": title, "stage": stage, "ref": ref,
+                    "participants": [{"user": u, "role": r} for u, r in participants]}, at)
+
+
+def thread_updated_entry(thread: str, *, stage: str | None, title: str | None, at: int
+                         ) -> Pending:
+    payload = {k: v for k, v in (("stage", stage), ("title", title)) if v is not None}
+    return Pending(thread, THREAD_UPDATED, "system", payload, at)
+
+
+def participant_entry(thread: str, user: str, role: str, at: int) -> Pending:
+    return Pending(thread, PARTICIPANT_ADDED, "system", {"user": user, "role": role}, at)
+
+
+# --- SQLite, on the store's writer thread
+def append_sync(conn: sqlite3.Connection, pending: Sequence[Pending]) -> list[LogEntry]:
+    """Append ``pending`` in the transaction open on ``conn`` (SQLite)."""
+    if not pending:
+        return []
+    threads = sorted({p.thread for p in pending})
+    rows = conn.execute(
+        f"SELECT thread_id, log_seq, head FROM {HEADS} WHERE thread_id IN ({_marks(len(threads))})",
+        threads,
+    ).fetchall()
+    entries, changed = extend({r[0]: (r[1], r[2]) for r in rows}, pending)
+    conn.executemany(_INSERT, [e.row() for e in entries])
+    conn.executemany(_UPSERT_HEAD, [(t, s, h) for t, (s, h) in changed.items()])
+    return entries
+
+
+def record_sync(conn: sqlite3.Connection, thread_id: str, kind: str, actor: str,
+                payload: dict[str, Any], at: int) -> LogEntry:
+    """Append one entry in the transaction open on ``conn`` (SQLite writer thread)."""
+    return append_sync(conn, [Pending(thread_id, kind, actor, payload, at)])[0]
+
+
+# --- portable (both back ends), inside an open transaction
+async def append_entries(ex: Executor, pending: Sequence[Pending], *, dialect: str
+                         ) -> list[LogEntry]:
+    """Append ``pending`` through ``ex``, which must be inside a transaction."""
+    if not pending:
+        return []
+    threads = sorted({p.thread for p in pending})
+    if dialect == "postgres":
+        rows = await ex.fetch(
+            f"SELECT t.id, h.log_seq, h.head FROM threads t LEFT JOIN {HEADS} h "
+            f"ON h.thread_id = t.id WHERE t.id IN ({_marks(len(threads))}) "
+            "ORDER BY t.id FOR UPDATE OF t",
+            *threads,
+        )
+    else:
+        rows = await ex.fetch(
+            f"SELECT thread_id, log_seq, head FROM {HEADS} "
+            f"WHERE thread_id IN ({_marks(len(threads))})",
+            *threads,
+        )
+    heads: dict[str, Head] = {r[0]: (int(r[1]), r[2]) for r in rows if r[1] is not None}
+    entries, changed = extend(heads, pending)
+    await ex.executemany(_INSERT, [e.row() for e in entries])
+    await ex.executemany(_UPSERT_HEAD, [(t, s, h) for t, (s, h) in changed.items()])
+    return entries
+
+
+def _dialect_of(ex: Executor) -> str:
+    if isinstance(ex, Db):
+        return ex.dialect
+    return "sqlite" if isinstance(getattr(ex, "conn", None), sqlite3.Connection) else "postgres"
+
+
+async def record(tx_or_db: Executor, thread_id: str, kind: str, actor: str,
+                 payload: dict[str, Any], at: int) -> LogEntry:
+    """Append one entry to ``thread_id``'s log.
+
+    ``tx_or_db`` is ``store.db`` (a transaction of its own is opened) or the executor of an
+    open ``store.db.transaction()`` (the entry commits with the caller's writes).
+    ``payload`` must be JSON (RFC 8785: no integers beyond 2**53, no NaN).
+    """
+    pending = [Pending(thread_id, kind, actor, payload, at)]
+    if isinstance(tx_or_db, Db):
+        async with tx_or_db.transaction() as tx:
+            return (await append_entries(tx, pending, dialect=tx_or_db.dialect))[0]
+    return (await append_entries(tx_or_db, pending, dialect=_dialect_of(tx_or_db)))[0]
