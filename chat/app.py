@@ -18,6 +18,7 @@ from aiohttp import web
 from .auth import TokenVerifier
 from .config import Settings
 from .errors import ChatError
+from .evidence import http as evidence_http
 from .fanout import FanOut, LocalFanOut, RedisFanOut
 from .gateway import Gateway
 from .http_api import HttpApi, errors_middleware, json_response
@@ -110,6 +111,7 @@ def build_app(settings: Settings) -> web.Application:
         )
 
     app.cleanup_ctx.append(resources)
+    evidence_http.setup(app, settings=settings, store=store, fanout=fanout, verifier=verifier)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
