@@ -65,7 +65,7 @@ class EvidenceApi:
         body = await Body.read(request)
         d, notice = await self.service.open(who.user_id, body.req_str("thread"),
                                             body.text("reason", max_chars=500) or "")
-        return json_response({"dispute": d.to_json(), **notice}, 201)
+        return json_response({**notice, "dispute": d.to_json()}, 201)
 
     async def get(self, request: web.Request) -> web.Response:
         self.staff(request)
