@@ -16,32 +16,41 @@ from typing import Any
 import orjson
 import rfc8785
 
-SAFE_INT = 2**53 - 1
-
 
 class NotCanonicalizable(ValueError):
     """The value has no JSON form under RFC 8785 (e.g. an integer beyond 2**53)."""
 
 
 def _fast_ok(value: Any) -> bool:
-    if value is None or value is True or value is False or isinstance(value, str):
+    """True when orjson's sorted output is the JCS form (integer range checked by orjson)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
         return True
-    if isinstance(value, int):
-        return -SAFE_INT <= value <= SAFE_INT
-    if isinstance(value, dict):
+    if t is dict:
         for k, v in value.items():
-            if not isinstance(k, str) or not k.isascii() or not _fast_ok(v):
+            if type(k) is not str or not k.isascii():
+                return False
+            tv = type(v)
+            if tv is str or tv is int or tv is bool or v is None:
+                continue
+            if not _fast_ok(v):
                 return False
         return True
-    if isinstance(value, list | tuple):
-        return all(_fast_ok(v) for v in value)
+    if t is list or t is tuple:
+        return all(map(_fast_ok, value))
     return False
+
+
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
 
 def canonical(value: Any) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of ``value`` (JSON types only)."""
     if _fast_ok(value):
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        try:
+            return orjson.dumps(value, option=_OPTS)
+        except orjson.JSONEncodeError:
+            pass  # an integer beyond 2**53: let the reference say so
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:

@@ -18,7 +18,7 @@ hashes).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -35,10 +35,17 @@ def content_hash(payload: Any) -> str:
     return sha256_hex(canonical(payload))
 
 
+_HEADER_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+
 def entry_hash(*, thread: str, seq: int, kind: str, actor: str, at: int, content: str,
                prev: str) -> str:
-    return sha256_hex(canonical({"v": VERSION, "thread": thread, "seq": seq, "kind": kind,
-                                 "actor": actor, "at": at, "content": content, "prev": prev}))
+    # The header has fixed ASCII keys and only string and integer values, for which sorted
+    # orjson output is exactly RFC 8785 (see chat.evidence.canonical); STRICT_INTEGER
+    # refuses integers JSON numbers cannot carry.
+    return sha256_hex(orjson.dumps({"v": VERSION, "thread": thread, "seq": seq, "kind": kind,
+                                    "actor": actor, "at": at, "content": content,
+                                    "prev": prev}, option=_HEADER_OPTS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +70,13 @@ class LogEntry:
     content_hash: str
     prev: str
     hash: str
+    text: str | None = field(default=None, compare=False)  # payload as stored, if known
 
     def row(self) -> tuple[Any, ...]:
         """The row in :data:`~chat.evidence.schema.LOG_COLUMNS` order."""
-        text = None if self.payload is None else orjson.dumps(self.payload).decode()
+        text = self.text
+        if text is None and self.payload is not None:
+            text = orjson.dumps(self.payload).decode()
         return (self.thread, self.seq, self.kind, self.actor, self.at, text,
                 self.content_hash, self.prev, self.hash)
 
@@ -111,10 +121,12 @@ def extend(heads: Mapping[str, Head], pending: Sequence[Pending]
     for p in pending:
         seq, prev = current.get(p.thread, (0, GENESIS))
         seq += 1
-        ch = content_hash(p.payload)
+        form = canonical(p.payload)  # hashed, and stored as the payload's text
+        ch = sha256_hex(form)
         h = entry_hash(thread=p.thread, seq=seq, kind=p.kind, actor=p.actor, at=p.at,
                        content=ch, prev=prev)
-        out.append(LogEntry(p.thread, seq, p.kind, p.actor, p.at, p.payload, ch, prev, h))
+        out.append(LogEntry(p.thread, seq, p.kind, p.actor, p.at, p.payload, ch, prev, h,
+                            form.decode()))
         current[p.thread] = changed[p.thread] = (seq, h)
     return out, changed
 
