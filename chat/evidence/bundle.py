@@ -157,6 +157,17 @@ def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | Non
         if links.get(e.seq) != (e.prev, e.hash):
             bad(Problem("chain", "chain.json disagrees with entries.jsonl", e.seq))
 
+    try:
+        _check_checkpoint(rep, thread, entries, body, signature, keys, proof, public_key)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        bad(Problem("format", f"unreadable checkpoint, keys or proof: {exc!r}"))
+    return rep
+
+
+def _check_checkpoint(rep: Report, thread: str, entries: list[LogEntry], body: Any,
+                      signature: Any, keys: Any, proof: Any,
+                      public_key: Ed25519PublicKey | None) -> None:
+    bad = rep.problems.append
     # The checkpoint's signature, with the published key.
     kid = body.get("key_id")
     if public_key is None:
@@ -197,4 +208,3 @@ def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | Non
         if beyond:
             bad(Problem("head", f"{len(beyond)} entries after log_seq {last} are not covered "
                                 "by the checkpoint", beyond[0]))
-    return rep

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .canonical import canonical, sha256_hex
+from .canonical import NotCanonicalizable, canonical, sha256_hex
 
 GENESIS = "0" * 64
 VERSION = 1
@@ -190,7 +190,12 @@ def verify_chain(entries: Sequence[LogEntry], *, thread: str) -> list[Problem]:
     flagged: set[int] = set()
     content_bad: set[int] = set()
     for e in rows:
-        if e.payload is not None and content_hash(e.payload) != e.content_hash:
+        if e.payload is None:
+            continue
+        try:
+            if content_hash(e.payload) != e.content_hash:
+                content_bad.add(e.seq)
+        except NotCanonicalizable:
             content_bad.add(e.seq)
     by_hash = {e.hash: e for e in rows}
     written: dict[int, int | None] = {}
