@@ -10,10 +10,13 @@ log and the state it describes commit (or roll back) together:
   ``store.db.transaction()``, or :func:`record_sync` with a SQLite connection on the
   store's writer thread.
 
-Concurrency: on PostgreSQL the thread's row in ``threads`` is locked (``FOR UPDATE``, in id
-order) before its head is read - the same lock ``append_batch`` holds - so appends to one
-thread serialise on every node; SQLite has one writer. Cost per batch: one head lookup, one
-multi-row insert, one head upsert; per entry two SHA-256 over small canonical JSON.
+The chain head is kept in the thread's ``threads`` row (which the append updates anyway),
+and the thread is marked in ``evidence_pending`` for the next checkpoint (a no-op when it
+is already marked). Concurrency: on PostgreSQL the thread's row is locked (``FOR UPDATE``,
+in id order) before its head is read - the same lock ``append_batch`` holds - so appends to
+one thread serialise on every node; SQLite has one writer. Cost per batch: one head lookup,
+one multi-row insert, one head update, one pending mark; per entry two SHA-256 over small
+canonical JSON.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from chat.errors import NotFound
 from chat.models import Message
 from chat.store.db import Db, Executor
 
-from .chain import Head, LogEntry, Pending, extend
-from .schema import HEADS, LOG, LOG_COLUMNS
+from .chain import GENESIS, Head, LogEntry, Pending, extend
+from .schema import LOG, LOG_COLUMNS, PENDING
 
 # Entry kinds written by chat itself; other components choose their own (see docs/disputes.md).
 THREAD_CREATED = "thread_created"
@@ -42,14 +46,26 @@ DISPUTE_CLOSED = "dispute_closed"
 PURGED = "purged"
 
 _INSERT = f"INSERT INTO {LOG} ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_UPSERT_HEAD = (
-    f"INSERT INTO {HEADS} (thread_id, log_seq, head) VALUES (?, ?, ?) "
-    "ON CONFLICT (thread_id) DO UPDATE SET log_seq = excluded.log_seq, head = excluded.head"
-)
+_SET_HEAD = "UPDATE threads SET log_seq = ?, log_head = ? WHERE id = ?"
+_MARK_PENDING = f"INSERT INTO {PENDING} (thread_id) VALUES (?) ON CONFLICT DO NOTHING"
 
 
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
+
+
+def _heads(threads: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Head]:
+    heads = {r[0]: (int(r[1]), r[2] or GENESIS) for r in rows}
+    missing = [t for t in threads if t not in heads]
+    if missing:
+        raise NotFound(f"thread {missing[0]!r} does not exist")
+    return heads
+
+
+def _writes(entries: Sequence[LogEntry], changed: dict[str, Head]
+            ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str]]]:
+    return ([e.row() for e in entries], [(s, h, t) for t, (s, h) in changed.items()],
+            [(t,) for t in changed])
 
 
 # --- payloads (pure)
@@ -116,12 +132,14 @@ def append_sync(conn: sqlite3.Connection, pending: Sequence[Pending]) -> list[Lo
         return []
     threads = sorted({p.thread for p in pending})
     rows = conn.execute(
-        f"SELECT thread_id, log_seq, head FROM {HEADS} WHERE thread_id IN ({_marks(len(threads))})",
+        f"SELECT id, log_seq, log_head FROM threads WHERE id IN ({_marks(len(threads))})",
         threads,
     ).fetchall()
-    entries, changed = extend({r[0]: (r[1], r[2]) for r in rows}, pending)
-    conn.executemany(_INSERT, [e.row() for e in entries])
-    conn.executemany(_UPSERT_HEAD, [(t, s, h) for t, (s, h) in changed.items()])
+    entries, changed = extend(_heads(threads, rows), pending)
+    log_rows, heads, marks = _writes(entries, changed)
+    conn.executemany(_INSERT, log_rows)
+    conn.executemany(_SET_HEAD, heads)
+    conn.executemany(_MARK_PENDING, marks)
     return entries
 
 
@@ -138,23 +156,16 @@ async def append_entries(ex: Executor, pending: Sequence[Pending], *, dialect: s
     if not pending:
         return []
     threads = sorted({p.thread for p in pending})
-    if dialect == "postgres":
-        rows = await ex.fetch(
-            f"SELECT t.id, h.log_seq, h.head FROM threads t LEFT JOIN {HEADS} h "
-            f"ON h.thread_id = t.id WHERE t.id IN ({_marks(len(threads))}) "
-            "ORDER BY t.id FOR UPDATE OF t",
-            *threads,
-        )
-    else:
-        rows = await ex.fetch(
-            f"SELECT thread_id, log_seq, head FROM {HEADS} "
-            f"WHERE thread_id IN ({_marks(len(threads))})",
-            *threads,
-        )
-    heads: dict[str, Head] = {r[0]: (int(r[1]), r[2]) for r in rows if r[1] is not None}
-    entries, changed = extend(heads, pending)
-    await ex.executemany(_INSERT, [e.row() for e in entries])
-    await ex.executemany(_UPSERT_HEAD, [(t, s, h) for t, (s, h) in changed.items()])
+    lock = " ORDER BY id FOR UPDATE" if dialect == "postgres" else ""
+    rows = await ex.fetch(
+        f"SELECT id, log_seq, log_head FROM threads WHERE id IN ({_marks(len(threads))}){lock}",
+        *threads,
+    )
+    entries, changed = extend(_heads(threads, rows), pending)
+    log_rows, heads, marks = _writes(entries, changed)
+    await ex.executemany(_INSERT, log_rows)
+    await ex.executemany(_SET_HEAD, heads)
+    await ex.executemany(_MARK_PENDING, marks)
     return entries
 
 

@@ -1,6 +1,7 @@
 """Tables of the evidence component (portable DDL; hashes are lowercase hex TEXT).
 
-``thread_log`` is append-only for the application: rows are only inserted, and the purge
+The chain head of each thread (``log_seq``, ``log_head``, ``log_committed``) is kept in
+its ``threads`` row. ``thread_log`` is append-only for the application: rows are only inserted, and the purge
 job only clears ``payload`` (the content) while keeping ``content_hash`` and ``hash``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from chat.store.schema import Migration
 
 LOG = "thread_log"
-HEADS = "thread_log_heads"
+PENDING = "evidence_pending"
 LEAVES = "evidence_leaves"
 TREE = "evidence_tree"
 CHECKPOINTS = "evidence_checkpoints"
@@ -39,13 +40,14 @@ MIGRATIONS: tuple[Migration, ...] = (
                 hash TEXT NOT NULL,
                 PRIMARY KEY (thread_id, log_seq)
             )""",
-            f"""CREATE TABLE {HEADS} (
-                thread_id TEXT PRIMARY KEY,
-                log_seq BIGINT NOT NULL,
-                head TEXT NOT NULL,
-                committed_seq BIGINT NOT NULL DEFAULT 0
-            )""",
-            f"CREATE INDEX {HEADS}_pending ON {HEADS} (committed_seq, log_seq)",
+            # The chain head lives in the thread's row, which every append already updates
+            # (no extra page written); log_committed is the log_seq last put in the tree.
+            "ALTER TABLE threads ADD COLUMN log_seq BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE threads ADD COLUMN log_head TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE threads ADD COLUMN log_committed BIGINT NOT NULL DEFAULT 0",
+            # Threads whose head moved since the last checkpoint (a row is written only on the
+            # first append after a checkpoint; later ones find it there).
+            f"CREATE TABLE {PENDING} (thread_id TEXT PRIMARY KEY)",
             f"""CREATE TABLE {LEAVES} (
                 idx BIGINT PRIMARY KEY,
                 thread_id TEXT NOT NULL,

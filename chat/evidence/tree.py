@@ -4,7 +4,9 @@
 leaf data is the RFC 8785 form of ``{"thread", "seq", "head"}`` - updates the frontier and
 signs a checkpoint of the new size. It runs periodically (every
 ``evidence_checkpoint_interval_s``) and on demand (dispute opened, export). On PostgreSQL
-the ``evidence_tree`` row is locked, so nodes commit one at a time.
+the ``evidence_tree`` row is locked, so nodes commit one at a time, and the marked threads'
+rows are locked (``FOR UPDATE``) so no append commits between reading a head and clearing
+its mark.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from chat.store.db import Db, Executor
 from . import merkle
 from .canonical import canonical
 from .keys import Signer, checkpoint_body, public_pem
-from .schema import CHECKPOINTS, HEADS, KEYS, LEAVES, TREE
+from .schema import CHECKPOINTS, KEYS, LEAVES, PENDING, TREE
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,12 @@ async def commit(db: Db, signer: Signer, at: int) -> Checkpoint:
         lock = " FOR UPDATE" if db.dialect == "postgres" else ""
         size, frontier_json = await tx.fetchrow(  # type: ignore[misc]
             f"SELECT size, frontier FROM {TREE} WHERE id = 1{lock}")
-        moved = await tx.fetch(
-            f"SELECT thread_id, log_seq, head FROM {HEADS} WHERE log_seq > committed_seq "
-            "ORDER BY thread_id")
+        marked = await tx.fetch(
+            f"SELECT t.id, t.log_seq, t.log_head, t.log_committed FROM {PENDING} p "
+            f"JOIN threads t ON t.id = p.thread_id ORDER BY t.id{' FOR UPDATE OF t' if lock else ''}")
+        moved = [(tid, seq, head) for tid, seq, head, done in marked if seq > done]
+        await tx.executemany(f"DELETE FROM {PENDING} WHERE thread_id = ?",
+                             [(r[0],) for r in marked])
         if not moved:
             current = await latest(tx)
             if current is not None:
@@ -91,7 +96,7 @@ async def commit(db: Db, signer: Signer, at: int) -> Checkpoint:
         await tx.executemany(
             f"INSERT INTO {LEAVES} (idx, thread_id, log_seq, head, leaf_hash, at) "
             "VALUES (?, ?, ?, ?, ?, ?)", leaves)
-        await tx.executemany(f"UPDATE {HEADS} SET committed_seq = ? WHERE thread_id = ?",
+        await tx.executemany("UPDATE threads SET log_committed = ? WHERE id = ?",
                              [(seq, tid) for tid, seq, _ in moved])
         await tx.execute(f"UPDATE {TREE} SET size = ?, frontier = ? WHERE id = 1", size,
                          orjson.dumps([[h, x.hex()] for h, x in frontier]).decode())
