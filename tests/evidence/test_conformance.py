@@ -237,3 +237,30 @@ async def test_staff_reads_need_a_reason_and_are_audited(store: Store,
     assert [(r["staff"], r["action"], r["reason"]) for r in rows] == [
         ("staff1", "open", "claim #1"), ("staff2", "read_log", "review"),
         ("staff2", "export", "for the arbitrator"), ("staff1", "read_access_log", "audit")]
+
+
+async def test_concurrent_appends_keep_one_gapless_chain(store: Store,
+                                                         evidence: EvidenceService) -> None:
+    import asyncio
+
+    await make_thread(store, n=1)
+
+    async def mod(i: int) -> None:
+        async with store.db.transaction() as tx:
+            await record(tx, T, "moderation_finding", "moderation", {"i": i}, now_us())
+
+    async def send(i: int) -> None:
+        await store.append_batch([NewMessage(thread=T, sender="alice", kind="user",
+                                             body=f"並行 {i}")])
+
+    await asyncio.gather(*(f(i) for i in range(15) for f in (mod, send)))
+    entries = await evidence.entries(T)
+    assert [e.seq for e in entries] == list(range(1, 33))
+    assert bundle.verify_bundle(await export(evidence), key(evidence)).ok
+
+
+async def test_record_on_a_missing_thread_is_refused(store: Store) -> None:
+    from chat.errors import NotFound
+
+    with pytest.raises(NotFound):
+        await record(store.db, "t_missing", "held", "moderation", {}, now_us())
