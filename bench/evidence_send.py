@@ -2,8 +2,8 @@
 
     python -m bench.evidence_send [--messages 20000] [--batch 1 --batch 32]
 
-"Without" replaces the log append (chat.evidence.log.append_sync / append_entries) by a
-no-op for the run; everything else - planning, inserts, commit - is identical. Runs
+"Without" replaces the log append (chat.evidence.log.append_sync / append_entries /
+append_pg) by a no-op for the run; everything else - planning, inserts, commit - is identical. Runs
 alternate (with, without, with, ...) and the median of three is reported.
 """
 
@@ -24,7 +24,7 @@ THREADS = 50
 
 
 async def run_once(backend: str, sync: str, messages: int, batch: int, with_log: bool) -> float:
-    real_sync, real_async = evidence_log.append_sync, evidence_log.append_entries
+    real = (evidence_log.append_sync, evidence_log.append_entries, evidence_log.append_pg)
 
     async def no_async(*a: Any, **k: Any) -> list[Any]:
         return []
@@ -32,6 +32,7 @@ async def run_once(backend: str, sync: str, messages: int, batch: int, with_log:
     if not with_log:
         evidence_log.append_sync = lambda *a, **k: []  # type: ignore[assignment]
         evidence_log.append_entries = no_async  # type: ignore[assignment]
+        evidence_log.append_pg = no_async  # type: ignore[assignment]
     try:
         async with fresh_store(backend, synchronous=sync) as store:
             for t in range(THREADS):
@@ -48,7 +49,7 @@ async def run_once(backend: str, sync: str, messages: int, batch: int, with_log:
                     for j in range(batch)])
             return messages / (time.perf_counter() - start)
     finally:
-        evidence_log.append_sync, evidence_log.append_entries = real_sync, real_async
+        evidence_log.append_sync, evidence_log.append_entries, evidence_log.append_pg = real
 
 
 async def main() -> None:
@@ -66,8 +67,8 @@ async def main() -> None:
         if args.backend and backend not in args.backend:
             continue
         for batch in args.batch or [1, 32]:
-            n = args.messages if batch > 1 or sync == "OFF" or backend == "postgres" \
-                else min(args.messages, 3000)
+            n = args.messages if batch > 1 or sync == "OFF" \
+                else min(args.messages, 2000)
             w, wo = [], []
             for _ in range(3):
                 w.append(await run_once(backend, sync or "FULL", n, batch, True))

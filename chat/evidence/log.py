@@ -22,7 +22,7 @@ canonical JSON.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chat.errors import NotFound
@@ -167,6 +167,44 @@ async def append_entries(ex: Executor, pending: Sequence[Pending], *, dialect: s
     await ex.executemany(_SET_HEAD, heads)
     await ex.executemany(_MARK_PENDING, marks)
     return entries
+
+
+# --- PostgreSQL store: every write of a batch in one statement (one round trip)
+_PG_WRITE = f"""WITH ins AS (
+    INSERT INTO {LOG} ({LOG_COLUMNS}) SELECT * FROM unnest($1::text[], $2::bigint[],
+        $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
+), upd AS (
+    UPDATE threads SET log_seq = v.s, log_head = v.h
+    FROM unnest($10::text[], $11::bigint[], $12::text[]) AS v(id, s, h) WHERE threads.id = v.id
+)
+INSERT INTO {PENDING} (thread_id) SELECT unnest($10::text[]) ON CONFLICT DO NOTHING"""
+
+
+async def append_pg(conn: Any, pending: Sequence[Pending],
+                    heads: Mapping[str, Head] | None = None) -> list[LogEntry]:
+    """Append through an asyncpg connection inside a transaction (the PostgreSQL store).
+
+    ``heads``: the batch threads' (log_seq, log_head) read under their ``FOR UPDATE`` lock
+    by the caller; when None they are read (and locked) here.
+    """
+    if not pending:
+        return []
+    threads = sorted({p.thread for p in pending})
+    if heads is None:
+        rows = await conn.fetch("SELECT id, log_seq, log_head FROM threads "
+                                "WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", threads)
+        heads = _heads(threads, rows)
+    entries, changed = extend(heads, pending)
+    cols = list(zip(*(e.row() for e in entries), strict=True))
+    ids = list(changed)
+    await conn.execute(_PG_WRITE, *cols, ids, [changed[t][0] for t in ids],
+                       [changed[t][1] for t in ids])
+    return entries
+
+
+def pg_heads(rows: Sequence[Sequence[Any]]) -> dict[str, Head]:
+    """Heads from ``(id, log_seq, log_head)`` rows the caller read under lock."""
+    return {r[0]: (int(r[1]), r[2] or GENESIS) for r in rows}
 
 
 def _dialect_of(ex: Executor) -> str:

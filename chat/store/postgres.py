@@ -36,7 +36,7 @@ from .base import (
     plan_batch,
     thread_from_row,
 )
-from .db import PgDb, _PgExec
+from .db import PgDb
 from .schema import (
     MESSAGE_COLUMNS,
     MIGRATIONS_DDL,
@@ -51,7 +51,7 @@ _PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, 16))
 
 async def _log(c: asyncpg.Connection, pending: Sequence[Pending]) -> None:
     """Append to the thread log in the transaction open on ``c`` (see chat.evidence.log)."""
-    await evidence.append_entries(_PgExec(c), pending, dialect="postgres")
+    await evidence.append_pg(c, pending)
 
 
 class PostgresStore(Store):
@@ -261,7 +261,8 @@ class PostgresStore(Store):
         keyed = [m for m in batch if m.client_msg_id is not None]
         async with self._conn(tx=True) as c:
             rows = await c.fetch(
-                "SELECT id, last_seq FROM threads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                "SELECT id, last_seq, log_seq, log_head FROM threads WHERE id = ANY($1::text[]) "
+                "ORDER BY id FOR UPDATE",
                 threads,
             )
             last = {r[0]: r[1] for r in rows}
@@ -293,8 +294,10 @@ class PostgresStore(Store):
                     [plan.last_seqs[t] for t in ids],
                     [plan.touched_at[t] for t in ids],
                 )
-                await _log(c, [evidence.message_entry(r.message) for r in plan.results
-                               if isinstance(r, Appended) and r.created])
+                await evidence.append_pg(
+                    c, [evidence.message_entry(r.message) for r in plan.results
+                        if isinstance(r, Appended) and r.created],
+                    evidence.pg_heads([(r[0], r[2], r[3]) for r in rows]))
             return plan.results
 
     async def history(
