@@ -68,8 +68,9 @@ class EvidenceApi:
         return json_response({**notice, "dispute": d.to_json()}, 201)
 
     async def get(self, request: web.Request) -> web.Response:
-        self.staff(request)
-        d = await self.service.get(request.match_info["id"])
+        who = self.staff(request)
+        d = await self.service.read(who.user_id, request.match_info["id"],
+                                    request.query.get("reason", ""))
         return json_response({"dispute": d.to_json()})
 
     async def read_log(self, request: web.Request) -> web.Response:

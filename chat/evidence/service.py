@@ -100,6 +100,13 @@ class EvidenceService:
             raise NotFound(f"dispute {dispute_id!r} does not exist")
         return Dispute(*row)
 
+    async def read(self, staff: str, dispute_id: str, reason: str) -> Dispute:
+        """The dispute, for staff (audited like every other read)."""
+        reason = check_reason(reason)
+        d = await self.get(dispute_id)
+        await self._audit(staff, "read", d.thread, d.id, reason)
+        return d
+
     async def open(self, staff: str, thread_id: str, reason: str) -> tuple[Dispute, dict[str, Any]]:
         """Open a dispute: legal hold, log entry, fresh checkpoint pushed to participants."""
         reason = check_reason(reason)

@@ -76,9 +76,12 @@ async def test_dispute_flow_push_export_verify(settings_factory: Any, tmp_path: 
         status, closed = await node.http("POST", f"/v1/disputes/{did}/close", staff,
                                          {"reason": "settled", "resolution": "refund 50%"})
         assert status == 200 and closed["dispute"]["open"] is False
+        status, got = await node.http("GET", f"/v1/disputes/{did}?reason=check", staff)
+        assert status == 200 and got["dispute"]["resolution"] == "refund 50%"
         status, acc = await node.http("GET", f"/v1/disputes/{did}/access?reason=audit", staff)
-        assert [x["action"] for x in acc["access"]] == [
-            "open", "read_log", "export", "close", "read_access_log"]
+        assert [(x["staff"], x["action"]) for x in acc["access"]] == [
+            ("s1", "open"), ("s1", "read_log"), ("s1", "export"), ("s1", "close"),
+            ("s1", "read"), ("s1", "read_access_log")]
         await a.close()
         await b.close()
     finally:
