@@ -4,7 +4,9 @@
 
 "Without" replaces the log append (chat.evidence.log.append_sync / append_entries /
 append_pg) by a no-op for the run; everything else - planning, inserts, commit - is identical. Runs
-alternate (with, without, with, ...) and the median of three is reported.
+alternate (with, without, with, ...) and medians of ``--rounds`` are reported: throughput
+(wall clock; noisy on a shared machine) and this process's CPU time per message (for
+SQLite that includes the database work; for PostgreSQL only the client side).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from chat.models import NewMessage, now_us
 THREADS = 50
 
 
-async def run_once(backend: str, sync: str, messages: int, batch: int, with_log: bool) -> float:
+async def run_once(backend: str, sync: str, messages: int, batch: int, with_log: bool
+                   ) -> tuple[float, float]:
+    """(messages per second, CPU microseconds of this process per message)."""
     real = (evidence_log.append_sync, evidence_log.append_entries, evidence_log.append_pg)
 
     async def no_async(*a: Any, **k: Any) -> list[Any]:
@@ -41,15 +45,33 @@ async def run_once(backend: str, sync: str, messages: int, batch: int, with_log:
                                           participants=[("a", "member"), ("b", "member")],
                                           at=now_us())
             body = "お世話になっております。納期についてご相談です。" * 3
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             for i in range(0, messages, batch):
                 await store.append_batch([
                     NewMessage(thread=f"t{(i + j) % THREADS}", sender="a", kind="user",
                                body=body, client_msg_id=f"c{i + j}")
                     for j in range(batch)])
-            return messages / (time.perf_counter() - start)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            return messages / wall, cpu / messages * 1e6
     finally:
         evidence_log.append_sync, evidence_log.append_entries, evidence_log.append_pg = real
+
+
+def hashing_cost(n: int = 10000) -> float:
+    """Microseconds per entry to chain (canonicalise, hash twice) a typical message."""
+    from chat.evidence.chain import extend
+    from chat.models import Message
+
+    body = "お世話になっております。納期についてご相談です。" * 3
+    pending = [evidence_log.message_entry(Message(
+        id=f"m_{i:020x}", thread=f"t{i % THREADS}", seq=i, sender="a", kind="user", body=body,
+        created_at=now_us(), client_msg_id=f"c{i}")) for i in range(n)]
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        extend({}, pending)
+        best = min(best, (time.perf_counter() - start) / n * 1e6)
+    return best
 
 
 async def main() -> None:
@@ -57,11 +79,14 @@ async def main() -> None:
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--batch", type=int, action="append")
     ap.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved runs; medians")
     args = ap.parse_args()
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
           f"python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print("| back end | batch | with log (msg/s) | without (msg/s) | ratio |")
-    print("|---|---|---|---|---|")
+    print(f"hashing (chain.extend, best of 5): {hashing_cost():.1f} µs per message entry\n")
+    print("| back end | batch | with log (msg/s) | without (msg/s) | ratio | "
+          "CPU with (µs/msg) | CPU without | CPU ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     configs = [("sqlite", "FULL"), ("sqlite", "OFF"), ("postgres", "")]
     for backend, sync in configs:
         if args.backend and backend not in args.backend:
@@ -70,12 +95,14 @@ async def main() -> None:
             n = args.messages if batch > 1 or sync == "OFF" \
                 else min(args.messages, 2000)
             w, wo = [], []
-            for _ in range(3):
+            for _ in range(args.rounds):
                 w.append(await run_once(backend, sync or "FULL", n, batch, True))
                 wo.append(await run_once(backend, sync or "FULL", n, batch, False))
-            mw, mwo = statistics.median(w), statistics.median(wo)
+            mw, mwo = (statistics.median(x[0] for x in r) for r in (w, wo))
+            cw, cwo = (statistics.median(x[1] for x in r) for r in (w, wo))
             label = f"sqlite synchronous={sync}" if backend == "sqlite" else "postgresql"
-            print(f"| {label} | {batch} | {mw:,.0f} | {mwo:,.0f} | {mw / mwo:.2f} |", flush=True)
+            print(f"| {label} | {batch} | {mw:,.0f} | {mwo:,.0f} | {mw / mwo:.2f} | "
+                  f"{cw:.0f} | {cwo:.0f} | {cwo / cw:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
