@@ -3,7 +3,9 @@
 ``/v1/disputes...`` answer only the ``dispute`` role (every other role: 403); each read
 requires a ``reason`` (query parameter for GET, body field for POST), written to the access
 audit log. ``GET /v1/evidence/keys`` and ``GET /v1/evidence/checkpoint`` are public: the
-published keys and the latest signed checkpoint.
+published keys and the latest signed checkpoint. ``GET /v1/evidence/threads/{id}`` gives a
+participant (or the service role, e.g. when a contract closes) a fresh signed checkpoint
+and the inclusion proof of the thread's head.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class EvidenceApi:
             web.get("/v1/evidence/keys", self.keys),
             web.get("/v1/evidence/checkpoint", self.latest),
             web.post("/v1/evidence/checkpoint", self.commit),
+            web.get("/v1/evidence/threads/{id}", self.receipt),
         ]
 
     def _who(self, request: web.Request) -> Identity:
@@ -107,6 +110,15 @@ class EvidenceApi:
     async def latest(self, request: web.Request) -> web.Response:
         cp = await tree.latest(self.service.db)
         return json_response(cp.to_json() if cp else {"checkpoint": None})
+
+    async def receipt(self, request: web.Request) -> web.Response:
+        """For a participant (or the service): the signed checkpoint covering the thread."""
+        who = self._who(request)
+        tid = request.match_info["id"]
+        thread = await self.service.store.get_thread(tid)
+        if thread is None or (thread.role_of(who.user_id) is None and not who.has("service")):
+            raise Forbidden("you do not take part in this thread")
+        return json_response(await self.service.receipt(tid))
 
     async def commit(self, request: web.Request) -> web.Response:
         who = self._who(request)

@@ -100,6 +100,13 @@ class EvidenceService:
             raise NotFound(f"dispute {dispute_id!r} does not exist")
         return Dispute(*row)
 
+    async def receipt(self, thread_id: str) -> dict[str, Any]:
+        """A fresh signed checkpoint and the inclusion proof of the thread's head: what a
+        participant keeps (e.g. when a contract closes) to hold the service to its record."""
+        cp = await self.checkpoint()
+        proofs = await tree.thread_proofs(self.db, thread_id, cp)
+        return {"thread": thread_id, **cp.to_json(), "proof": proofs[-1] if proofs else None}
+
     async def read(self, staff: str, dispute_id: str, reason: str) -> Dispute:
         """The dispute, for staff (audited like every other read)."""
         reason = check_reason(reason)
@@ -123,10 +130,7 @@ class EvidenceService:
                              "VALUES (?, ?, ?)", thread_id, d.id, at)
             await record(tx, thread_id, DISPUTE_OPENED, staff, {"dispute": d.id}, at)
         await self._audit(staff, "open", thread_id, d.id, reason)
-        cp = await self.checkpoint()
-        proofs = await tree.thread_proofs(self.db, thread_id, cp)
-        notice = {"thread": thread_id, "dispute": d.id, **cp.to_json(),
-                  "proof": proofs[-1] if proofs else None}
+        notice = {**await self.receipt(thread_id), "dispute": d.id}
         for p in thread.participants:
             self.fanout.publish(Event(user_channel(p.user_id), "evidence_checkpoint", notice))
         return d, notice

@@ -73,6 +73,13 @@ async def test_dispute_flow_push_export_verify(settings_factory: Any, tmp_path: 
         pem = tmp_path / "key.pem"
         pem.write_text(keys["keys"][0]["public_key_pem"])
         assert tsunagu(["verify", str(tmp_path / "bundle.zip"), "--public-key", str(pem)]) == 0
+        status, receipt = await node.http("GET", f"/v1/evidence/threads/{tid}",
+                                          node.token("bob", "worker"))
+        assert status == 200 and receipt["proof"]["seq"] == 3
+        assert receipt["checkpoint"]["size"] >= 1 and receipt["signature"]
+        status, _ = await node.http("GET", f"/v1/evidence/threads/{tid}",
+                                    node.token("mallory", "client"))
+        assert status == 403
         status, closed = await node.http("POST", f"/v1/disputes/{did}/close", staff,
                                          {"reason": "settled", "resolution": "refund 50%"})
         assert status == 200 and closed["dispute"]["open"] is False
