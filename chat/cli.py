@@ -78,7 +78,8 @@ def _scan(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from .evidence.cli import verify_main
 
-    return verify_main(args.bundle, args.public_key, as_json=args.json)
+    return verify_main(args.bundle, args.public_key, as_json=args.json,
+                       checkpoint=args.checkpoint)
 
 
 def _purge(args: argparse.Namespace) -> int:
@@ -116,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("verify", help="verify an evidence bundle offline")
     p.add_argument("bundle", help="bundle: .zip, .tar.gz or directory")
     p.add_argument("--public-key", help="the published Ed25519 public key (PEM or base64)")
+    p.add_argument("--checkpoint", help="a checkpoint you received earlier (JSON): the bundle "
+                   "must prove its history extends it")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_verify)
 

@@ -8,6 +8,7 @@ entries.jsonl       every log entry of the thread, log_seq order (payload null: 
 chain.json          the chain: ``[log_seq, prev, hash]`` per entry
 checkpoint.json     the signed checkpoint ``{"checkpoint": {...}, "signature": b64}``
 proof.json          RFC 9162 inclusion proofs of each committed head of the thread
+consistency.json    RFC 9162 consistency proofs from each checkpoint handed to the parties
 keys.json           the service's public keys (PEM), current and retired
 transcript.html     a readable transcript, Japanese and English labels
 ==================  ==============================================================
@@ -35,8 +36,8 @@ from .keys import key_id, load_public_key, verify_signature
 from .tree import leaf_data
 
 FORMAT = "tsunagu-evidence-bundle/1"
-FILES = ("entries.jsonl", "chain.json", "checkpoint.json", "proof.json", "keys.json",
-         "transcript.html")
+FILES = ("entries.jsonl", "chain.json", "checkpoint.json", "proof.json", "consistency.json",
+         "keys.json", "transcript.html")
 
 
 def _json(value: Any) -> bytes:
@@ -45,13 +46,15 @@ def _json(value: Any) -> bytes:
 
 def build(*, thread: str, dispute: str | None, entries: list[LogEntry],
           checkpoint: dict[str, Any], proofs: list[dict[str, Any]], keys: list[dict[str, Any]],
-          transcript: str, exported_by: str, exported_at: int) -> dict[str, bytes]:
+          transcript: str, exported_by: str, exported_at: int,
+          consistency: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
     files = {
         "entries.jsonl": b"".join(orjson.dumps(e.to_json()) + b"\n" for e in entries),
         "chain.json": _json({"genesis": GENESIS,
                              "links": [[e.seq, e.prev, e.hash] for e in entries]}),
         "checkpoint.json": _json(checkpoint),
         "proof.json": _json({"tree_size": checkpoint["checkpoint"]["size"], "leaves": proofs}),
+        "consistency.json": _json({"from": consistency or []}),
         "keys.json": _json({"keys": keys}),
         "transcript.html": transcript.encode(),
     }
@@ -112,9 +115,13 @@ class Report:
                 "problems": [p.to_json() for p in self.problems], "notes": self.notes}
 
 
-def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | None = None
-                  ) -> Report:
-    """Check a bundle offline. ``public_key``: the published key (else the bundle's own)."""
+def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | None = None,
+                  kept: Mapping[str, Any] | None = None) -> Report:
+    """Check a bundle offline. ``public_key``: the published key (else the bundle's own).
+
+    ``kept``: a checkpoint a party received earlier (``{"checkpoint", "signature"}``); the
+    bundle must prove that its history extends that one.
+    """
     rep = Report()
     bad = rep.problems.append
     try:
@@ -159,9 +166,48 @@ def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | Non
 
     try:
         _check_checkpoint(rep, thread, entries, body, signature, keys, proof, public_key)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        bad(Problem("format", f"unreadable checkpoint, keys or proof: {exc!r}"))
+        _check_consistency(rep, files, body, keys, public_key, kept)
+    except (KeyError, TypeError, ValueError, AttributeError, orjson.JSONDecodeError) as exc:
+        bad(Problem("format", f"unreadable checkpoint, keys or proofs: {exc!r}"))
     return rep
+
+
+def _key_for(kid: Any, keys: Any, given: Ed25519PublicKey | None) -> Ed25519PublicKey | None:
+    if given is not None and key_id(given) == kid:
+        return given
+    listed = [k for k in keys if k.get("key_id") == kid]
+    return load_public_key(listed[0]["public_key_pem"].encode()) if listed else None
+
+
+def _check_consistency(rep: Report, files: Mapping[str, bytes], body: Any, keys: Any,
+                       given: Ed25519PublicKey | None, kept: Mapping[str, Any] | None) -> None:
+    """Earlier checkpoints handed to the parties: signed, and prefixes of this one."""
+    bad = rep.problems.append
+    doc = orjson.loads(files.get("consistency.json", b'{"from": []}'))
+    size, root = int(body["size"]), bytes.fromhex(body["root"])
+    proven: list[dict[str, Any]] = []
+    for item in doc.get("from", []):
+        old, sig = item["checkpoint"], item["signature"]
+        key = _key_for(old.get("key_id"), keys, given)
+        if key is None or not verify_signature(key, old, sig):
+            bad(Problem("signature", f"the earlier checkpoint of size {old.get('size')} is not "
+                                     "validly signed"))
+            continue
+        if not merkle.verify_consistency(int(old["size"]), size, bytes.fromhex(old["root"]),
+                                         root, [bytes.fromhex(p) for p in item["proof"]]):
+            bad(Problem("consistency", f"the tree of size {size} does not extend the earlier "
+                                       f"checkpoint of size {old['size']} (history rewritten)"))
+            continue
+        proven.append(old)
+    if kept is not None:
+        old = kept["checkpoint"]
+        key = _key_for(old.get("key_id"), keys, given)
+        if key is None or not verify_signature(key, old, kept["signature"]):
+            bad(Problem("signature", "the checkpoint you kept is not validly signed by a "
+                                     "known key"))
+        elif old != body and old not in proven:
+            bad(Problem("consistency", f"the bundle does not prove that its history extends "
+                                       f"the checkpoint you kept (size {old.get('size')})"))
 
 
 def _check_checkpoint(rep: Report, thread: str, entries: list[LogEntry], body: Any,

@@ -148,7 +148,7 @@ class Problem:
 
 
 PROBLEM_KINDS = ("format", "manifest", "altered", "removed", "inserted", "reordered", "chain",
-                 "head", "inclusion", "signature", "key")
+                 "head", "inclusion", "consistency", "signature", "key")
 
 
 def _written_seq(e: LogEntry, by_hash: Mapping[str, LogEntry]) -> int | None:

@@ -19,14 +19,16 @@ from . import bundle, retention
 from .keys import load_public_key
 
 
-def verify_main(path: str, public_key: str | None, *, as_json: bool = False) -> int:
+def verify_main(path: str, public_key: str | None, *, as_json: bool = False,
+                checkpoint: str | None = None) -> int:
     try:
         files = bundle.read(Path(path))
         key = load_public_key(Path(public_key).read_bytes()) if public_key else None
+        kept = orjson.loads(Path(checkpoint).read_bytes()) if checkpoint else None
     except (OSError, ValueError) as exc:
         print(f"tsunagu verify: {exc}", file=sys.stderr)
         return 2
-    rep = bundle.verify_bundle(files, key)
+    rep = bundle.verify_bundle(files, key, kept)
     if as_json:
         print(orjson.dumps(rep.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:

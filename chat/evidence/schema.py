@@ -19,6 +19,7 @@ DISPUTES = "disputes"
 HOLDS = "legal_holds"
 ACCESS = "evidence_access"
 PURGES = "evidence_purges"
+RECEIPTS = "evidence_receipts"
 
 LOG_COLUMNS = "thread_id, log_seq, kind, actor, at, payload, content_hash, prev_hash, hash"
 
@@ -105,6 +106,13 @@ MIGRATIONS: tuple[Migration, ...] = (
                 reason TEXT NOT NULL
             )""",
             f"CREATE INDEX {ACCESS}_by_thread ON {ACCESS} (thread_id, at)",
+            # Checkpoints handed to a thread's participants: bundles prove consistency with them.
+            f"""CREATE TABLE {RECEIPTS} (
+                thread_id TEXT NOT NULL,
+                size BIGINT NOT NULL,
+                at BIGINT NOT NULL,
+                PRIMARY KEY (thread_id, size)
+            )""",
             f"""CREATE TABLE {PURGES} (
                 id TEXT PRIMARY KEY,
                 at BIGINT NOT NULL,

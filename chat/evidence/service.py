@@ -105,6 +105,7 @@ class EvidenceService:
         participant keeps (e.g. when a contract closes) to hold the service to its record."""
         cp = await self.checkpoint()
         proofs = await tree.thread_proofs(self.db, thread_id, cp)
+        await tree.note_receipt(self.db, thread_id, cp, now_us())
         return {"thread": thread_id, **cp.to_json(), "proof": proofs[-1] if proofs else None}
 
     async def read(self, staff: str, dispute_id: str, reason: str) -> Dispute:
@@ -198,5 +199,6 @@ class EvidenceService:
                                  exported_by=exported_by)
         return bundle.build(thread=thread_id, dispute=dispute, entries=entries,
                             checkpoint=cp.to_json(), proofs=proofs,
+                            consistency=await tree.consistency(self.db, thread_id, cp),
                             keys=await tree.public_keys(self.db), transcript=html,
                             exported_by=exported_by, exported_at=at)

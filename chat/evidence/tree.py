@@ -21,7 +21,7 @@ from chat.store.db import Db, Executor
 from . import merkle
 from .canonical import canonical
 from .keys import Signer, checkpoint_body, public_pem
-from .schema import CHECKPOINTS, KEYS, LEAVES, PENDING, TREE
+from .schema import CHECKPOINTS, KEYS, LEAVES, PENDING, RECEIPTS, TREE
 
 
 @dataclass(frozen=True)
@@ -123,3 +123,34 @@ async def thread_proofs(db: Executor, thread_id: str, cp: Checkpoint) -> list[di
     return [{"index": int(idx), "seq": int(seq), "head": head,
              "path": [p.hex() for p in merkle.inclusion_proof(int(idx), all_leaves)]}
             for idx, seq, head in mine]
+
+
+async def at_size(db: Executor, size: int) -> Checkpoint | None:
+    row = await db.fetchrow(f"SELECT body, signature FROM {CHECKPOINTS} WHERE size = ?", size)
+    return None if row is None else Checkpoint(orjson.loads(row[0]), row[1])
+
+
+async def note_receipt(db: Executor, thread_id: str, cp: Checkpoint, at: int) -> None:
+    """Remember that ``cp`` was handed to ``thread_id``'s participants."""
+    if cp.size > 0:
+        await db.execute(f"INSERT INTO {RECEIPTS} (thread_id, size, at) VALUES (?, ?, ?) "
+                         "ON CONFLICT DO NOTHING", thread_id, cp.size, at)
+
+
+async def consistency(db: Executor, thread_id: str, cp: Checkpoint) -> list[dict[str, Any]]:
+    """RFC 9162 consistency proofs from every checkpoint handed out for ``thread_id`` to
+    ``cp``: the history the parties were shown is a prefix of the one exported."""
+    sizes = [int(r[0]) for r in await db.fetch(
+        f"SELECT size FROM {RECEIPTS} WHERE thread_id = ? AND size < ? ORDER BY size",
+        thread_id, cp.size)]
+    if not sizes:
+        return []
+    leaves = [bytes.fromhex(r[0]) for r in await db.fetch(
+        f"SELECT leaf_hash FROM {LEAVES} WHERE idx < ? ORDER BY idx", cp.size)]
+    out = []
+    for size in sizes:
+        old = await at_size(db, size)
+        if old is not None:
+            out.append({**old.to_json(),
+                        "proof": [p.hex() for p in merkle.consistency_proof(size, leaves)]})
+    return out

@@ -264,3 +264,42 @@ async def test_record_on_a_missing_thread_is_refused(store: Store) -> None:
 
     with pytest.raises(NotFound):
         await record(store.db, "t_missing", "held", "moderation", {}, now_us())
+
+
+async def test_bundle_extends_the_checkpoint_the_parties_kept(store: Store,
+                                                              evidence: EvidenceService) -> None:
+    await make_thread(store)
+    _, kept = await evidence.open("staff1", T, "claim")
+    await make_thread(store, "t_later", n=3)
+    await record(store.db, T, "moderation_decision", "mod1", {"decision": "keep"}, now_us())
+    files = await export(evidence)
+    assert b'"from": []' not in files["consistency.json"]
+    rep = bundle.verify_bundle(files, key(evidence), kept)
+    assert rep.ok, rep.problems
+
+
+async def test_insider_with_the_key_rebuilding_history_is_caught_by_the_kept_checkpoint(
+    store: Store, evidence: EvidenceService
+) -> None:
+    from chat.evidence.chain import Pending, extend
+
+    await make_thread(store)
+    _, kept = await evidence.open("staff1", T, "claim")
+    rows = await evidence.entries(T)
+    forged, heads = extend({}, [Pending(T, e.kind, e.actor, {**(e.payload or {}), "body": "改ざん"},
+                                        e.at) for e in rows])
+    db = store.db
+    await db.execute("DELETE FROM thread_log WHERE thread_id = ?", T)
+    await db.executemany(
+        "INSERT INTO thread_log (thread_id, log_seq, kind, actor, at, payload, content_hash, "
+        "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [e.row() for e in forged])
+    for stmt in ("DELETE FROM evidence_leaves", "DELETE FROM evidence_checkpoints",
+                 "DELETE FROM evidence_receipts", "UPDATE evidence_tree SET size = 0, frontier = '[]'",
+                 "UPDATE threads SET log_committed = 0",
+                 "INSERT INTO evidence_pending (thread_id) SELECT id FROM threads"):
+        await db.execute(stmt)
+    await db.execute("UPDATE threads SET log_head = ? WHERE id = ?", heads[T][1], T)
+    files = await export(evidence)
+    assert bundle.verify_bundle(files, key(evidence)).ok  # self-consistent forgery...
+    rep = bundle.verify_bundle(files, key(evidence), kept)  # ...but not with what bob kept
+    assert rep.kinds() == {"consistency"}

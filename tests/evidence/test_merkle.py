@@ -55,3 +55,27 @@ def test_tampered_proofs_fail(n: int, data: st.DataObject) -> None:
     bad[j] = bytes(32)
     assert not merkle.verify_inclusion(i, n, ls[i], bad, r)
     assert not merkle.verify_inclusion(i, n, ls[i], proof[:-1], r)
+
+
+def test_every_consistency_proof_verifies_up_to_40_leaves() -> None:
+    ls = leaves(40)
+    roots = [merkle.root(ls[:n]) for n in range(41)]
+    for n in range(1, 41):
+        for m in range(1, n + 1):
+            proof = merkle.consistency_proof(m, ls[:n])
+            assert merkle.verify_consistency(m, n, roots[m], roots[n], proof), (m, n)
+            if m < n:
+                assert not merkle.verify_consistency(m, n, roots[m], roots[n - 1], proof)
+                assert not merkle.verify_consistency(m, n, merkle.leaf_hash(b"x"), roots[n],
+                                                     proof)
+
+
+@given(st.integers(2, 150), st.data())
+def test_forked_history_is_not_consistent(n: int, data: st.DataObject) -> None:
+    ls = leaves(n)
+    m = data.draw(st.integers(1, n - 1))
+    j = data.draw(st.integers(0, m - 1))
+    forked = [*ls]
+    forked[j] = merkle.leaf_hash(b"rewritten")
+    proof = merkle.consistency_proof(m, forked)
+    assert not merkle.verify_consistency(m, n, merkle.root(ls[:m]), merkle.root(forked), proof)
