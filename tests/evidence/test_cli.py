@@ -39,6 +39,16 @@ async def test_verify_command_names_the_problem(
     directory, pem = await write_bundle(store, evidence, tmp_path)
     assert tsunagu(["verify", str(directory), "--public-key", str(pem)]) == 0
     assert "OK: thread t1: 5 entries" in capsys.readouterr().out
+    kept = tmp_path / "kept.json"
+    kept.write_bytes((directory / "checkpoint.json").read_bytes())
+    assert tsunagu(["verify", str(directory), "--public-key", str(pem),
+                    "--checkpoint", str(kept)]) == 0
+    doc = orjson.loads(kept.read_bytes())
+    doc["checkpoint"]["size"] += 1
+    kept.write_bytes(orjson.dumps(doc))
+    assert tsunagu(["verify", str(directory), "--public-key", str(pem),
+                    "--checkpoint", str(kept)]) == 1
+    assert "signature: the checkpoint you kept is not validly signed" in capsys.readouterr().out
     lines = (directory / "entries.jsonl").read_bytes().splitlines()
     entry = orjson.loads(lines[2])
     entry["payload"]["body"] = "forged"

@@ -303,3 +303,20 @@ async def test_insider_with_the_key_rebuilding_history_is_caught_by_the_kept_che
     assert bundle.verify_bundle(files, key(evidence)).ok  # self-consistent forgery...
     rep = bundle.verify_bundle(files, key(evidence), kept)  # ...but not with what bob kept
     assert rep.kinds() == {"consistency"}
+
+
+async def test_record_sync_on_the_sqlite_writer_thread(store: Store,
+                                                       evidence: EvidenceService) -> None:
+    from chat.evidence.log import record_sync
+    from chat.store.db import SqliteDb
+
+    if not isinstance(store.db, SqliteDb):
+        pytest.skip("the sync variant is for the SQLite writer thread")
+    await make_thread(store, n=1)
+    at = now_us()
+    entry = await store.db.run_write(
+        lambda c: record_sync(c, T, "blocked", "moderation", {"body": "口座番号", "rule": "bank"},
+                              at))
+    assert entry.seq == 3 and entry.kind == "blocked"
+    assert [e.hash for e in await evidence.entries(T)][-1] == entry.hash
+    assert bundle.verify_bundle(await export(evidence), key(evidence)).ok
