@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from chat.evidence.chain import (
     GENESIS,
     LogEntry,
@@ -99,3 +102,29 @@ def test_inserted_duplicate_seq_and_listed_out_of_order() -> None:
 def test_purged_content_still_verifies() -> None:
     es = [replace(e, payload=None) for e in chain(5)]
     assert kinds(es) == []
+
+
+@given(st.integers(3, 30), st.sampled_from(["alter", "remove", "swap", "insert", "renumber"]),
+       st.data())
+def test_any_tampering_is_reported_with_its_kind(n: int, op: str, data: st.DataObject) -> None:
+    es = chain(n)
+    i = data.draw(st.integers(0, n - 2))
+    expected = {"alter": "altered", "remove": "removed", "swap": "reordered",
+                "insert": "inserted", "renumber": "removed"}[op]
+    if op == "alter":
+        es[i] = replace(es[i], payload={"body": "x", "i": -1})
+    elif op == "remove":
+        del es[i]
+    elif op == "renumber":
+        del es[i]
+        es = [e if e.seq <= i else renumber(e, e.seq - 1) for e in es]
+    elif op == "swap":
+        j = data.draw(st.integers(i + 1, n - 1))
+        es[i], es[j] = renumber(es[j], i + 1), renumber(es[i], j + 1)
+    else:
+        fake = LogEntry("t1", i + 1, "message", "m", 1, {"b": 1}, content_hash({"b": 1}),
+                        es[i - 1].hash if i else GENESIS, "e" * 64)
+        es = [*es[:i], fake, *(renumber(e, e.seq + 1) for e in es[i:])]
+    found = kinds(es)
+    assert found, op
+    assert expected in {k for k, _ in found}, (op, found)
