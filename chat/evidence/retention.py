@@ -62,8 +62,10 @@ async def purge(db: Db, *, now: int, retention_days: int) -> list[Candidate]:
     policy = policy_text(retention_days)
     for cand in await candidates(db, now=now, retention_days=retention_days):
         async with db.transaction() as tx:
-            lock = " FOR UPDATE" if db.dialect == "postgres" else ""
-            await tx.fetch(f"SELECT id FROM threads WHERE id = ?{lock}", cand.thread_id)
+            if db.dialect == "postgres":  # same order as edits: message rows, then thread
+                await tx.fetch("SELECT id FROM messages WHERE thread_id = ? ORDER BY id "
+                               "FOR UPDATE", cand.thread_id)
+                await tx.fetch("SELECT id FROM threads WHERE id = ? FOR UPDATE", cand.thread_id)
             row = await tx.fetchrow(_ELIGIBLE + "AND t.id = ?", cutoff(now, retention_days),
                                     cand.thread_id)
             if row is None:
