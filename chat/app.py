@@ -20,6 +20,7 @@ import notifications
 from .auth import TokenVerifier
 from .config import Settings
 from .errors import ChatError
+from .evidence import http as evidence_http
 from .fanout import FanOut, LocalFanOut, RedisFanOut
 from .gateway import Gateway
 from .http_api import HttpApi, errors_middleware, json_response
@@ -118,6 +119,7 @@ def build_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(resources)
     notifications.setup(app, settings, store, service, gateway)
+    evidence_http.setup(app, settings=settings, store=store, fanout=fanout, verifier=verifier)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -1,4 +1,4 @@
-"""The ``tsunagu`` command: serve, migrate, token, scan.
+"""The ``tsunagu`` command: serve, migrate, token, scan, verify, purge.
 
 Configuration errors end the command with exit status 2 and one line naming the setting.
 """
@@ -75,6 +75,19 @@ def _scan(args: argparse.Namespace) -> int:
     return int(scan_main([]))
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from .evidence.cli import verify_main
+
+    return verify_main(args.bundle, args.public_key, as_json=args.json,
+                       checkpoint=args.checkpoint)
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from .evidence.cli import purge_main
+
+    return purge_main(_settings(args), dry_run=args.dry_run)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tsunagu", description=__doc__)
     parser.add_argument("--config", help="TOML settings file (also TSUNAGU_CONFIG)")
@@ -100,6 +113,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = sub.add_parser("scan", help="scan JSON lines on stdin for moderation findings")
     p.set_defaults(func=_scan)
+
+    p = sub.add_parser("verify", help="verify an evidence bundle offline")
+    p.add_argument("bundle", help="bundle: .zip, .tar.gz or directory")
+    p.add_argument("--public-key", help="the published Ed25519 public key (PEM or base64)")
+    p.add_argument("--checkpoint", help="a checkpoint you received earlier (JSON): the bundle "
+                   "must prove its history extends it")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("purge", help="purge content past retention (docs/disputes.md)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be purged")
+    p.set_defaults(func=_purge)
 
     args = parser.parse_args(argv)
     try:

@@ -121,6 +121,10 @@ class Settings:
     apns_topic: str = ""
     apns_endpoint: str = "https://api.push.apple.com"
     apns_ca_file: str = ""
+    # --- evidence (docs/disputes.md)
+    evidence_key_file: str = ""  # empty: <data_dir>/evidence-ed25519.pem (Ed25519, PEM)
+    evidence_checkpoint_interval_s: float = 300.0
+    evidence_retention_days: int = 2557  # content kept 7 years after a thread closes
     # --- demo
     demo: bool = False
 
@@ -165,13 +169,14 @@ def _check(s: Settings) -> None:
     positive = (
         "max_frame_bytes max_body_chars max_title_chars rate_burst max_connections_per_user "
         "outbound_queue_depth history_max_limit max_participants "
-        "max_http_body_bytes group_commit_max pg_pool_min pg_pool_max http_rate_burst"
+        "max_http_body_bytes group_commit_max pg_pool_min pg_pool_max http_rate_burst "
+        "evidence_retention_days"
     ).split()
     for name in positive:
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")
     for name in ("rate_per_s", "http_rate_per_s", "hello_timeout_s", "heartbeat_s",
-                 "drain_timeout_s", "close_timeout_s"):
+                 "drain_timeout_s", "close_timeout_s", "evidence_checkpoint_interval_s"):
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")
     for name in ("jwt_leeway_s", "moderation_history"):

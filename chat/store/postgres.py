@@ -14,6 +14,8 @@ from typing import Any
 import asyncpg
 
 from ..errors import ChatError, Conflict, NotFound, Unavailable
+from ..evidence import log as evidence
+from ..evidence.chain import Pending
 from ..models import (
     Appended,
     Message,
@@ -22,6 +24,7 @@ from ..models import (
     Thread,
     ThreadBrief,
     ThreadSummary,
+    now_us,
 )
 from .base import (
     IdemKey,
@@ -44,6 +47,11 @@ from .schema import (
 
 MIGRATION_LOCK = 0x7473_756E  # advisory lock id: "tsun"
 _PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, 16))
+
+
+async def _log(c: asyncpg.Connection, pending: Sequence[Pending]) -> None:
+    """Append to the thread log in the transaction open on ``c`` (see chat.evidence.log)."""
+    await evidence.append_pg(c, pending)
 
 
 class PostgresStore(Store):
@@ -159,6 +167,9 @@ class PostgresStore(Store):
                 "VALUES ($1,$2,$3,$4)",
                 [(id, user, role, at) for user, role in participants],
             )
+            await _log(c, [evidence.thread_created_entry(
+                id, kind=kind, title=title, stage=stage, ref=ref, participants=participants,
+                at=at)])
             thread = await self._thread(c, id)
             assert thread is not None
             return thread
@@ -178,6 +189,8 @@ class PostgresStore(Store):
             )
             if status.endswith(" 0"):
                 raise NotFound(f"thread {thread_id!r} does not exist")
+            await _log(c, [evidence.thread_updated_entry(thread_id, stage=stage, title=title,
+                                                         at=at)])
             thread = await self._thread(c, thread_id)
             assert thread is not None
             return thread
@@ -200,6 +213,7 @@ class PostgresStore(Store):
                     "VALUES ($1, $2, $3, $4)",
                     thread_id, user_id, role, at,
                 )
+                await _log(c, [evidence.participant_entry(thread_id, user_id, role, at)])
             thread = await self._thread(c, thread_id)
             assert thread is not None
             return thread, existing is None
@@ -247,7 +261,8 @@ class PostgresStore(Store):
         keyed = [m for m in batch if m.client_msg_id is not None]
         async with self._conn(tx=True) as c:
             rows = await c.fetch(
-                "SELECT id, last_seq FROM threads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                "SELECT id, last_seq, log_seq, log_head FROM threads WHERE id = ANY($1::text[]) "
+                "ORDER BY id FOR UPDATE",
                 threads,
             )
             last = {r[0]: r[1] for r in rows}
@@ -279,6 +294,10 @@ class PostgresStore(Store):
                     [plan.last_seqs[t] for t in ids],
                     [plan.touched_at[t] for t in ids],
                 )
+                await evidence.append_pg(
+                    c, [evidence.message_entry(r.message) for r in plan.results
+                        if isinstance(r, Appended) and r.created],
+                    evidence.pg_heads([(r[0], r[2], r[3]) for r in rows]))
             return plan.results
 
     async def history(
@@ -358,6 +377,7 @@ class PostgresStore(Store):
                 "moderation = $5 WHERE id = $6",
                 new.body, at, new.rev, masked, dumps(moderation), message_id,
             )
+            await _log(c, [evidence.edit_entry(msg, new, actor, at)])
             return new
 
     async def delete_message(
@@ -371,6 +391,7 @@ class PostgresStore(Store):
             await c.execute(
                 "UPDATE messages SET deleted_at = $1, rev = rev + 1 WHERE id = $2", at, message_id
             )
+            await _log(c, [evidence.delete_entry(msg, actor, at)])
             out = await self._message(c, thread_id, message_id)
             assert out is not None
             return out
@@ -388,7 +409,10 @@ class PostgresStore(Store):
             ]
 
     async def set_read(self, thread_id: str, user_id: str, seq: int) -> int:
-        async with self._conn() as c:
+        async with self._conn(tx=True) as c:
+            old = await c.fetchval(
+                "SELECT read_seq FROM participants WHERE thread_id = $1 AND user_id = $2 "
+                "FOR UPDATE", thread_id, user_id)
             value = await c.fetchval(
                 "UPDATE participants SET read_seq = greatest(read_seq, least($1, "
                 "(SELECT last_seq FROM threads WHERE id = $2))) "
@@ -397,6 +421,8 @@ class PostgresStore(Store):
             )
             if value is None:
                 raise NotFound(f"{user_id!r} does not take part in {thread_id!r}")
+            if old is not None and value > old:
+                await _log(c, [evidence.read_entry(thread_id, user_id, value, now_us())])
             return int(value)
 
     async def thank(
@@ -412,6 +438,7 @@ class PostgresStore(Store):
             if status.endswith(" 0"):
                 return msg, False
             await c.execute("UPDATE messages SET thanks = thanks + 1 WHERE id = $1", message_id)
+            await _log(c, [evidence.thanks_entry(thread_id, message_id, user_id, at)])
             out = await self._message(c, thread_id, message_id)
             assert out is not None
             return out, True

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ChatError, Conflict, NotFound
+from ..evidence import log as evidence
 from ..models import (
     Appended,
     Message,
@@ -23,6 +24,7 @@ from ..models import (
     Thread,
     ThreadBrief,
     ThreadSummary,
+    now_us,
 )
 from .base import (
     IdemKey,
@@ -157,6 +159,9 @@ class SQLiteStore(Store):
                 "INSERT INTO participants (thread_id, user_id, role, joined_at) VALUES (?,?,?,?)",
                 [(id, user, role, at) for user, role in participants],
             )
+            evidence.append_sync(c, [evidence.thread_created_entry(
+                id, kind=kind, title=title, stage=stage, ref=ref, participants=participants,
+                at=at)])
             thread = self._thread(c, id)
             assert thread is not None
             return thread
@@ -177,6 +182,8 @@ class SQLiteStore(Store):
             )
             if cur.rowcount == 0:
                 raise NotFound(f"thread {thread_id!r} does not exist")
+            evidence.append_sync(c, [evidence.thread_updated_entry(
+                thread_id, stage=stage, title=title, at=at)])
             thread = self._thread(c, thread_id)
             assert thread is not None
             return thread
@@ -201,6 +208,7 @@ class SQLiteStore(Store):
                     "VALUES (?, ?, ?, ?)",
                     (thread_id, user_id, role, at),
                 )
+                evidence.append_sync(c, [evidence.participant_entry(thread_id, user_id, role, at)])
             thread = self._thread(c, thread_id)
             assert thread is not None
             return thread, row is None
@@ -279,6 +287,8 @@ class SQLiteStore(Store):
                     "UPDATE threads SET last_seq = ?, updated_at = ? WHERE id = ?",
                     [(s, plan.touched_at[t], t) for t, s in plan.last_seqs.items()],
                 )
+                evidence.append_sync(c, [evidence.message_entry(r.message) for r in plan.results
+                                         if isinstance(r, Appended) and r.created])
             return plan.results
 
         return await self._write(run)
@@ -357,6 +367,7 @@ class SQLiteStore(Store):
                 "WHERE id = ?",
                 (new.body, at, new.rev, masked, dumps(moderation), message_id),
             )
+            evidence.append_sync(c, [evidence.edit_entry(msg, new, actor, at)])
             return new
 
         return await self._write(run)
@@ -372,6 +383,7 @@ class SQLiteStore(Store):
             c.execute(
                 "UPDATE messages SET deleted_at = ?, rev = rev + 1 WHERE id = ?", (at, message_id)
             )
+            evidence.append_sync(c, [evidence.delete_entry(msg, actor, at)])
             out = self._message(c, thread_id, message_id)
             assert out is not None
             return out
@@ -394,6 +406,8 @@ class SQLiteStore(Store):
 
     async def set_read(self, thread_id: str, user_id: str, seq: int) -> int:
         def run(c: Conn) -> int:
+            old = c.execute("SELECT read_seq FROM participants WHERE thread_id = ? AND user_id = ?",
+                            (thread_id, user_id)).fetchone()
             row = c.execute(
                 "UPDATE participants SET read_seq = max(read_seq, min(?, "
                 "(SELECT last_seq FROM threads WHERE id = ?))) "
@@ -402,6 +416,8 @@ class SQLiteStore(Store):
             ).fetchone()
             if row is None:
                 raise NotFound(f"{user_id!r} does not take part in {thread_id!r}")
+            if old is not None and row[0] > old[0]:
+                evidence.append_sync(c, [evidence.read_entry(thread_id, user_id, row[0], now_us())])
             return int(row[0])
 
         return await self._write(run)
@@ -419,6 +435,7 @@ class SQLiteStore(Store):
             if cur.rowcount == 0:
                 return msg, False
             c.execute("UPDATE messages SET thanks = thanks + 1 WHERE id = ?", (message_id,))
+            evidence.append_sync(c, [evidence.thanks_entry(thread_id, message_id, user_id, at)])
             out = self._message(c, thread_id, message_id)
             assert out is not None
             return out, True

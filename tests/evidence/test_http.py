@@ -1,0 +1,95 @@
+"""The dispute staff API over a real node: roles, reasons, the participants' checkpoint push,
+an exported bundle that ``tsunagu verify`` accepts with the published key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from chat.cli import main as tsunagu
+from tests.support import Client, Node
+
+ENDPOINTS = [
+    ("POST", "/v1/disputes", {"thread": "t", "reason": "x"}),
+    ("GET", "/v1/disputes/d_x", None),
+    ("GET", "/v1/disputes/d_x/log?reason=x", None),
+    ("GET", "/v1/disputes/d_x/access?reason=x", None),
+    ("GET", "/v1/disputes/d_x/export?reason=x", None),
+    ("POST", "/v1/disputes/d_x/close", {"reason": "x"}),
+]
+
+
+async def test_every_dispute_endpoint_refuses_other_roles(settings_factory: Any) -> None:
+    node = await Node(settings_factory()).start()
+    try:
+        for method, path, body in ENDPOINTS:
+            status, _ = await node.http(method, path, None, body)
+            assert status == 401, (method, path)
+            for role in ("client", "worker", "moderator", "admin", "service"):
+                status, out = await node.http(method, path, node.token("u1", role), body)
+                assert status == 403 and out["error"]["code"] == "forbidden", (method, path, role)
+            status, _ = await node.http(method, path, node.token("s1", "dispute"), body)
+            assert status in (201, 400, 404), (method, path, status)
+    finally:
+        await node.stop()
+
+
+async def test_dispute_flow_push_export_verify(settings_factory: Any, tmp_path: Path) -> None:
+    node = await Node(settings_factory()).start()
+    try:
+        thread = await node.create_thread(("alice", "client"), ("bob", "worker"))
+        tid = thread["id"]
+        a = await Client(node.ws_url, node.token("alice", "client")).connect()
+        b = await Client(node.ws_url, node.token("bob", "worker")).connect()
+        await a.send(tid, "デザイン案です / here is the draft")
+        await b.messages(1)
+        staff = node.token("s1", "dispute")
+        status, out = await node.http("POST", "/v1/disputes", staff, {"thread": tid})
+        assert status == 400  # no reason
+        status, out = await node.http("POST", "/v1/disputes", staff,
+                                      {"thread": tid, "reason": "支払い紛争 / payment claim"})
+        assert status == 201, out
+        did = out["dispute"]["id"]
+        for c in (a, b):
+            push = await c.push("evidence_checkpoint")
+            assert push["dispute"] == did and push["checkpoint"] == out["checkpoint"]
+            assert push["signature"] == out["signature"] and push["proof"]["seq"] >= 3
+        status, _ = await node.http("GET", f"/v1/disputes/{did}/log", staff)
+        assert status == 400
+        status, log = await node.http("GET", f"/v1/disputes/{did}/log?reason=review", staff)
+        assert status == 200 and log["chain_ok"]
+        assert [e["kind"] for e in log["entries"]] == [
+            "thread_created", "message", "dispute_opened"]
+        async with aiohttp.ClientSession() as s, s.get(
+            f"{node.url}/v1/disputes/{did}/export?reason=arbitration",
+            headers={"Authorization": f"Bearer {staff}"},
+        ) as r:
+            assert r.status == 200 and r.content_type == "application/zip"
+            (tmp_path / "bundle.zip").write_bytes(await r.read())
+        status, keys = await node.http("GET", "/v1/evidence/keys")
+        assert status == 200
+        pem = tmp_path / "key.pem"
+        pem.write_text(keys["keys"][0]["public_key_pem"])
+        assert tsunagu(["verify", str(tmp_path / "bundle.zip"), "--public-key", str(pem)]) == 0
+        status, receipt = await node.http("GET", f"/v1/evidence/threads/{tid}",
+                                          node.token("bob", "worker"))
+        assert status == 200 and receipt["proof"]["seq"] == 3
+        assert receipt["checkpoint"]["size"] >= 1 and receipt["signature"]
+        status, _ = await node.http("GET", f"/v1/evidence/threads/{tid}",
+                                    node.token("mallory", "client"))
+        assert status == 403
+        status, closed = await node.http("POST", f"/v1/disputes/{did}/close", staff,
+                                         {"reason": "settled", "resolution": "refund 50%"})
+        assert status == 200 and closed["dispute"]["open"] is False
+        status, got = await node.http("GET", f"/v1/disputes/{did}?reason=check", staff)
+        assert status == 200 and got["dispute"]["resolution"] == "refund 50%"
+        status, acc = await node.http("GET", f"/v1/disputes/{did}/access?reason=audit", staff)
+        assert [(x["staff"], x["action"]) for x in acc["access"]] == [
+            ("s1", "open"), ("s1", "read_log"), ("s1", "export"), ("s1", "close"),
+            ("s1", "read"), ("s1", "read_access_log")]
+        await a.close()
+        await b.close()
+    finally:
+        await node.stop()
