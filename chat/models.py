@@ -6,6 +6,7 @@ PostgreSQL, cheap to compare) and rendered as RFC 3339 UTC strings on the wire.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -22,14 +23,18 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def rfc3339(us: int | None) -> str | None:
-    if us is None:
-        return None
+@functools.lru_cache(maxsize=8192)
+def _rfc3339(us: int) -> str:
     return (
         datetime.fromtimestamp(us / 1_000_000, tz=UTC)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
+
+
+def rfc3339(us: int | None) -> str | None:
+    # Cached: a message's time is rendered once for its ack and once per recipient's push.
+    return None if us is None else _rfc3339(us)
 
 
 def new_id(prefix: str) -> str:

@@ -46,6 +46,16 @@ MIGRATION_LOCK = 0x7473_756E  # advisory lock id: "tsun"
 _PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, 16))
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release hook: skip asyncpg's reset query (one round trip per release).
+
+    asyncpg still rolls back an open transaction on release; the reset query would only undo
+    session state (LISTEN, SET, session advisory locks, open cursors), which tsunagu never
+    creates: it uses transaction-scoped locks and settings only. Code that needs session state
+    must use a dedicated connection, not the pool.
+    """
+
+
 class PostgresStore(Store):
     def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
         self.dsn = dsn
@@ -75,7 +85,8 @@ class PostgresStore(Store):
             return
         try:
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=self._min, max_size=self._max, command_timeout=30
+                self.dsn, min_size=self._min, max_size=self._max, command_timeout=30,
+                reset=_keep_session,
             )
             self.db.pool = self._pool
         except (OSError, asyncpg.PostgresError) as exc:
