@@ -73,6 +73,7 @@ class LoadConfig:
     connect_concurrency: int = 64
     max_inflight: int = 2000  # per connection: open-loop safety valve
     label: str = ""
+    server_pid: int = 0  # when set, report the server's CPU use while sending
 
 
 # --- setup (parent)
@@ -136,6 +137,17 @@ def plan_connections(cfg: LoadConfig, threads: list[tuple[str, list[str]]]
 
 
 # --- worker
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def pin(cpus: list[int]) -> None:
     if cpus:
         os.sched_setaffinity(0, cpus)
@@ -276,6 +288,7 @@ async def _worker_main(cfg: LoadConfig, specs: list[ConnSpec], proc: int,
         ids = itertools.count()
         sent = skipped = retries = 0
         rng = random.Random(proc)
+        cpu0 = self_cpu_s()
         while True:
             now = time.monotonic_ns()
             if now >= end_ns:
@@ -306,6 +319,7 @@ async def _worker_main(cfg: LoadConfig, specs: list[ConnSpec], proc: int,
                     retries += 1
             await asyncio.sleep(min(0.005, max(0.0005, 1.0 / my_rate if my_rate else 0.005)))
         send_end = time.monotonic()
+        gen_cpu = self_cpu_s() - cpu0
 
         # Wait for acks, then for a quiet period.
         deadline = send_end + cfg.drain
@@ -330,6 +344,7 @@ async def _worker_main(cfg: LoadConfig, specs: list[ConnSpec], proc: int,
     result_q.put({
         "proc": proc,
         "connect_s": connect_s,
+        "gen_cpu_s": gen_cpu,
         "sent": sent,
         "skipped": skipped,
         "retries": retries,
@@ -443,12 +458,14 @@ def analyse(cfg: LoadConfig, results: list[dict[str, Any]], window_s: float) -> 
         "errors": errors,
         "closed": closed,
         "connect_s": round(max(r["connect_s"] for r in results), 2),
+        "gen_cpu": round(sum(r["gen_cpu_s"] for r in results) / cfg.duration, 2),
         "drained_s": round(max(r["drained_s"] for r in results), 2),
     }
 
 
 TABLE_HEADER = ("| label | N | K | offered/s | acked/s | delivered/s | p50 ms | p99 ms | max ms "
-                "| lost | dup | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+                "| lost | dup | errors | server CPU | gen CPU |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def table_row(r: dict[str, Any]) -> str:
@@ -460,7 +477,8 @@ def table_row(r: dict[str, Any]) -> str:
     lat = r["lat_ms"]
     return (f"| {r['label']} | {r['n']} | {r['k']} | {r['offered_rate']:g} | {r['acked_per_s']:g} "
             f"| {r['delivered_per_s']:g} | {lat['p50']} | {lat['p99']} | {lat['max']} "
-            f"| {r['lost']} | {r['duplicated']} | {errs} |")
+            f"| {r['lost']} | {r['duplicated']} | {errs} | {r.get('server_cpu')} "
+            f"| {r.get('gen_cpu')} |")
 
 
 def run_load(cfg: LoadConfig) -> dict[str, Any]:
@@ -494,6 +512,12 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         raise RuntimeError(f"workers failed to connect: {failures}") from None
     t0.value = time.monotonic_ns() + 200_000_000  # every worker starts at the same instant
     go.set()
+    server_cpu = None
+    if cfg.server_pid:
+        time.sleep(0.2)
+        c0 = proc_cpu_s(cfg.server_pid)
+        time.sleep(cfg.duration)
+        server_cpu = (proc_cpu_s(cfg.server_pid) - c0) / cfg.duration
     results = []
     timeout = cfg.duration + cfg.drain + 120
     for _ in procs:
@@ -505,7 +529,9 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         results.append(r)
     for p in procs:
         p.join(10)
-    return analyse(cfg, results, cfg.duration - cfg.warmup)
+    out = analyse(cfg, results, cfg.duration - cfg.warmup)
+    out["server_cpu"] = None if server_cpu is None else round(server_cpu, 2)
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[LoadConfig, str | None]:
