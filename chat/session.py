@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -52,6 +53,44 @@ class Sync:
 Outbound = str | Event | Sync
 
 
+class Outbox:
+    """A bounded FIFO with one consumer: the part of ``asyncio.Queue`` a connection needs.
+
+    One deque and at most one waiting future, instead of ``asyncio.Queue``'s four deques and
+    an event: about 2 KiB less per idle connection, and cheaper per message.
+    """
+
+    __slots__ = ("_items", "_maxsize", "_waiter")
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[Outbound] = deque()
+        self._maxsize = maxsize
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Outbound) -> None:
+        if len(self._items) >= self._maxsize:
+            raise asyncio.QueueFull
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Outbound:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
 class Connection:
     def __init__(
         self,
@@ -69,7 +108,7 @@ class Connection:
         self.threads: dict[str, ThreadBrief] = {}
         self.cursors: dict[str, int] = {}
         self.presence: dict[str, str] = {}
-        self.queue: asyncio.Queue[Outbound] = asyncio.Queue(queue_depth)
+        self.queue = Outbox(queue_depth)
         self.closed = False
         self.busy = False
         self.pushed = 0
