@@ -42,6 +42,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ class LoadConfig:
     max_inflight: int = 2000  # per connection: open-loop safety valve
     label: str = ""
     server_pid: int = 0  # when set, report the server's CPU use while sending
+    on_start: Callable[[], None] | None = None  # called in the parent when sending starts
 
 
 # --- setup (parent)
@@ -512,6 +514,8 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         raise RuntimeError(f"workers failed to connect: {failures}") from None
     t0.value = time.monotonic_ns() + 200_000_000  # every worker starts at the same instant
     go.set()
+    if cfg.on_start is not None:
+        cfg.on_start()
     server_cpu = None
     if cfg.server_pid:
         time.sleep(0.2)
@@ -563,7 +567,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[LoadConfig, str | None]:
 def main(argv: list[str] | None = None) -> int:
     cfg, out_path = parse_args(argv)
     result = run_load(cfg)
-    result["config"] = {k: v for k, v in asdict(cfg).items() if k != "secret"}
+    result["config"] = {k: v for k, v in asdict(cfg).items() if k not in ("secret", "on_start")}
     print(TABLE_HEADER)
     print(table_row(result))
     text = json.dumps(result, indent=2)
