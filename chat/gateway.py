@@ -74,6 +74,7 @@ class Gateway:
         self.connections: set[Connection] = set()
         self.draining = False
         self._inflight = 0
+        self._expiries: dict[Connection, asyncio.TimerHandle] = {}  # token expiry timers
         service.fanout.on_resync = self.resync
 
     # --- the handler
@@ -103,14 +104,16 @@ class Gateway:
         conn = Connection(ws, identity, self.service.store, queue_depth=s.outbound_queue_depth)
         conn.on_join = self._on_join
         self.connections.add(conn)
-        expiry = asyncio.get_running_loop().call_later(
+        self._expiries[conn] = asyncio.get_running_loop().call_later(
             max(0.0, identity.exp - time.time()), self._expire, conn
         )
         try:
             await self._open(conn, resume, hello_id)
             await self._loop(ws, conn)
         finally:
-            expiry.cancel()
+            expiry = self._expiries.pop(conn, None)
+            if expiry is not None:
+                expiry.cancel()
             await self._close(conn)
         return ws
 
@@ -198,6 +201,12 @@ class Gateway:
             )
 
     def _expire(self, conn: Connection) -> None:
+        remaining = conn.identity.exp - time.time()
+        if remaining > 0 and not conn.closed:  # the client sent a fresh ``token`` meanwhile
+            self._expiries[conn] = asyncio.get_running_loop().call_later(
+                remaining, self._expire, conn)
+            return
+        self._expiries.pop(conn, None)
         conn.close_soon(CLOSE_UNAUTHORIZED, "token expired")
 
     async def _close(self, conn: Connection) -> None:
