@@ -174,14 +174,17 @@ def main(argv: list[str] | None = None) -> int:
         s = sustained(runs)
         r2 = at_rate(runs, 2000)
         lat = r2["lat_ms"] if r2 else {"p50": None, "p99": None, "max": None}
-        lost = sum(r["lost"] for r in runs)
+        # "lost" is only conclusive when every ack arrived and the pushes went quiet.
+        lost = sum(r["lost"] for r in runs if not r.get("drain_timed_out"))
         dup = sum(r["duplicated"] for r in runs)
+        cut = sum(1 for r in runs if r.get("drain_timed_out"))
         ratio = f"{s / ceiling:.0%}" if ceiling and label != "relay" else "-"
         top = max(r["offered_rate"] for r in runs)
         s_text = f"{s:g}" + (" (ladder top)" if runs and runs[-1]["pass"] and
                               s >= 0.95 * top else "")
         lines.append(f"| {label} | {s_text} | {ratio} | {lat['p50']} / {lat['p99']} / "
-                     f"{lat['max']} | {lost} | {dup} |")
+                     f"{lat['max']} | {lost}{f' ({cut} runs cut short)' if cut else ''} "
+                     f"| {dup} |")
         summary[label] = {"sustained": s, "ratio": s / ceiling if ceiling else None,
                           "p99_at_2000": lat["p99"], "lost": lost, "duplicated": dup}
     report["summary"] = summary
