@@ -40,7 +40,15 @@ async def _hold(url: str, specs: list[ConnSpec], ready: Any, done: Any, out: Any
     ws_url = url.replace("http://", "ws://") + "/v1/ws"
     sem = asyncio.Semaphore(concurrency)
     sockets: list[aiohttp.ClientWebSocketResponse] = []
+    readers: list[asyncio.Task[None]] = []
     failed = 0
+    why: dict[str, int] = {}
+
+    async def read(ws: aiohttp.ClientWebSocketResponse) -> None:
+        # Keep reading: aiohttp answers the server's pings only while someone receives, and
+        # the server drops a socket that misses its pong (heartbeat).
+        async for _ in ws:
+            pass
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
         async def one(spec: ConnSpec) -> None:
@@ -53,19 +61,26 @@ async def _hold(url: str, specs: list[ConnSpec], ready: Any, done: Any, out: Any
                     msg = await ws.receive(timeout=60)
                     if msg.type != aiohttp.WSMsgType.TEXT or b'"ok"' not in msg.data.encode():
                         failed += 1
+                        key = f"hello: {msg.type.name} {ws.close_code}"
+                        why[key] = why.get(key, 0) + 1
                         return
                     sockets.append(ws)
-                except (aiohttp.ClientError, OSError, TimeoutError):
+                    readers.append(asyncio.create_task(read(ws)))
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     failed += 1
+                    key = exc.__class__.__name__
+                    why[key] = why.get(key, 0) + 1
 
         await asyncio.gather(*(one(s) for s in specs))
-        out.put({"open": len(sockets), "failed": failed})
+        out.put({"open": len(sockets), "failed": failed, "why": why})
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, ready.wait)
         await loop.run_in_executor(None, done.wait)
         for ws in sockets:
             with contextlib.suppress(Exception):
                 await ws.close()
+        for r in readers:
+            r.cancel()
 
 
 def _worker(url: str, specs: list[ConnSpec], cpus: list[int], ready: Any, done: Any,
@@ -94,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     cpus = [int(x) for x in a.gen_cpus.split(",") if x.strip()]
     pin(cpus)
     raise_nofile()
-    with running(a.backend, cpu=a.server_cpu) as srv:
+    log_dir = Path(__file__).resolve().parent / "results"
+    log_dir.mkdir(exist_ok=True)
+    with running(a.backend, cpu=a.server_cpu, log_dir=log_dir) as srv:
         settings = Settings(jwt_secret=Secret(srv.secret))
         specs: list[ConnSpec] = []
         if a.k:
@@ -131,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "backend": a.backend, "n": a.n, "k": a.k, "opened": opened,
         "failed": sum(c["failed"] for c in counts),
+        "failures": {k: sum(c["why"].get(k, 0) for c in counts)
+                     for k in {k for c in counts for k in c["why"]}},
         "server_connections": status.get("connections"),
         "rss_before_kib": before, "rss_after_kib": after,
         "kib_per_connection": round((after - before) / max(1, opened), 2),
@@ -141,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=2))
     if a.out:
         Path(a.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return 0 if opened == a.n else 1
+    return 0 if opened == a.n and status.get("connections") == a.n else 1
 
 
 if __name__ == "__main__":

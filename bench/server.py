@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -147,6 +148,8 @@ def running(kind: str, *, cpu: int | None = 1, extra_env: dict[str, str] | None 
             proc.kill()
             proc.wait()
         log.close()
+        if log_dir is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         if dsn:
             with contextlib.suppress(Exception):
                 drop_pg_database(dsn)
