@@ -55,7 +55,15 @@ async def _hold(url: str, specs: list[ConnSpec], ready: Any, done: Any, out: Any
             nonlocal failed
             async with sem:
                 try:
-                    ws = await session.ws_connect(ws_url, autoping=True, max_msg_size=0)
+                    for attempt in range(4):  # a starved server's accept queue overflows
+                        try:
+                            ws = await session.ws_connect(ws_url, autoping=True,
+                                                          max_msg_size=0)
+                            break
+                        except (aiohttp.ClientError, OSError):
+                            if attempt == 3:
+                                raise
+                            await asyncio.sleep(0.5 * (attempt + 1))
                     await ws.send_str(orjson.dumps({"type": "hello", "id": "h",
                                                     "token": spec.token}).decode())
                     msg = await ws.receive(timeout=60)
