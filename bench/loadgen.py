@@ -139,10 +139,11 @@ def plan_connections(cfg: LoadConfig, threads: list[tuple[str, list[str]]]
 
 
 # --- worker
-def proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (all its threads)."""
+def proc_cpu(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of process ``pid`` (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
 
 
 def self_cpu_s() -> float:
@@ -486,7 +487,7 @@ def table_row(r: dict[str, Any]) -> str:
     return (f"| {r['label']} | {r['n']} | {r['k']} | {r['offered_rate']:g} | {r['acked_per_s']:g} "
             f"| {r['delivered_per_s']:g} | {lat['p50']} | {lat['p99']} | {lat['max']} "
             f"| {r['lost']} | {r['duplicated']} | {errs} | {r.get('server_cpu')} "
-            f"| {r.get('gen_cpu')} |")
+            f"({r.get('server_cpu_sys')} sys) | {r.get('gen_cpu')} |")
 
 
 def run_load(cfg: LoadConfig) -> dict[str, Any]:
@@ -522,12 +523,14 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
     go.set()
     if cfg.on_start is not None:
         cfg.on_start()
-    server_cpu = None
+    server_cpu = server_sys = None
     if cfg.server_pid:
         time.sleep(0.2)
-        c0 = proc_cpu_s(cfg.server_pid)
+        u0, s0 = proc_cpu(cfg.server_pid)
         time.sleep(cfg.duration)
-        server_cpu = (proc_cpu_s(cfg.server_pid) - c0) / cfg.duration
+        u1, s1 = proc_cpu(cfg.server_pid)
+        server_cpu = (u1 - u0 + s1 - s0) / cfg.duration
+        server_sys = (s1 - s0) / cfg.duration
     results = []
     timeout = cfg.duration + cfg.drain + 120
     for _ in procs:
@@ -541,6 +544,7 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         p.join(10)
     out = analyse(cfg, results, cfg.duration - cfg.warmup)
     out["server_cpu"] = None if server_cpu is None else round(server_cpu, 2)
+    out["server_cpu_sys"] = None if server_sys is None else round(server_sys, 2)
     return out
 
 
