@@ -43,7 +43,14 @@ from .schema import (
 )
 
 MIGRATION_LOCK = 0x7473_756E  # advisory lock id: "tsun"
-_PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, 16))
+_MESSAGE_TYPES = ("text", "text", "bigint", "text", "text", "text", "bigint", "text", "text",
+                  "bigint", "bigint", "integer", "integer", "text", "text")  # MESSAGE_COLUMNS
+_APPEND_SQL = (
+    f"WITH inserted AS (INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_MESSAGE_TYPES, 1))
+    + ")) UPDATE threads SET last_seq = v.s, updated_at = v.u FROM "
+    "unnest($16::text[], $17::bigint[], $18::bigint[]) AS v(id, s, u) WHERE threads.id = v.id"
+)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -278,15 +285,13 @@ class PostgresStore(Store):
                     existing[(msg.thread, msg.sender, msg.client_msg_id)] = msg
             plan = plan_batch(batch, last, existing)
             if plan.rows:
-                await c.executemany(
-                    f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({_PLACEHOLDERS})", plan.rows
-                )
+                # One statement, one round trip: the rows as column arrays (not executemany,
+                # which sends one bind/execute per row), and the last_seq update in the same
+                # statement (a data-modifying CTE always runs to completion).
+                columns = [list(col) for col in zip(*plan.rows, strict=True)]
                 ids = list(plan.last_seqs)
                 await c.execute(
-                    "UPDATE threads SET last_seq = v.s, updated_at = v.u FROM "
-                    "unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, s, u) "
-                    "WHERE threads.id = v.id",
-                    ids,
+                    _APPEND_SQL, *columns, ids,
                     [plan.last_seqs[t] for t in ids],
                     [plan.touched_at[t] for t in ids],
                 )
