@@ -32,7 +32,9 @@ class GroupCommitter:
         self._queue.append((req, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="group-commit")
-        result = await asyncio.shield(fut)
+        # No shield: if the caller is cancelled the future is cancelled too, and the flusher
+        # skips it (``fut.done()``); the request itself is committed either way.
+        result = await fut
         if isinstance(result, ChatError):
             raise result
         return result

@@ -34,6 +34,8 @@ from .models import Message
 log = logging.getLogger("tsunagu.fanout")
 
 _MESSAGE_FIELDS = tuple(f.name for f in fields(Message))
+REDIS_POOL_MAX = 64  # connections per node (the subscriber holds one)
+REDIS_POOL_WAIT_S = 5.0  # how long a command waits for a free connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +151,13 @@ class RedisFanOut(FanOut):
         super().__init__()
         import redis.asyncio as aioredis
 
-        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_keepalive=True)
+        # A blocking pool: when every connection is busy (a burst of hellos doing presence
+        # look-ups), callers wait for one instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=REDIS_POOL_MAX, timeout=REDIS_POOL_WAIT_S,
+            socket_connect_timeout=2, socket_keepalive=True,
+        )
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._url = url
         self.channel = f"{prefix}:fanout"
         self.node_id = node_id
@@ -185,7 +193,7 @@ class RedisFanOut(FanOut):
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
 
     async def _flush_all(self) -> None:
         while self._pending:

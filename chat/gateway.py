@@ -218,6 +218,12 @@ class Gateway:
         )
 
     def _expire(self, conn: Connection) -> None:
+        remaining = conn.identity.exp - time.time()
+        if remaining > 0 and not conn.closed:  # the client sent a fresh ``token`` meanwhile
+            self._expiries[conn] = asyncio.get_running_loop().call_later(
+                remaining, self._expire, conn)
+            return
+        self._expiries.pop(conn, None)
         conn.close_soon(CLOSE_UNAUTHORIZED, "token expired")
 
     async def _close(self, conn: Connection) -> None:

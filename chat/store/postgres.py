@@ -46,7 +46,24 @@ from .schema import (
 )
 
 MIGRATION_LOCK = 0x7473_756E  # advisory lock id: "tsun"
-_PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, 16))
+_MESSAGE_TYPES = ("text", "text", "bigint", "text", "text", "text", "bigint", "text", "text",
+                  "bigint", "bigint", "integer", "integer", "text", "text")  # MESSAGE_COLUMNS
+_APPEND_SQL = (
+    f"WITH inserted AS (INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_MESSAGE_TYPES, 1))
+    + ")) UPDATE threads SET last_seq = v.s, updated_at = v.u FROM "
+    "unnest($16::text[], $17::bigint[], $18::bigint[]) AS v(id, s, u) WHERE threads.id = v.id"
+)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release hook: skip asyncpg's reset query (one round trip per release).
+
+    asyncpg still rolls back an open transaction on release; the reset query would only undo
+    session state (LISTEN, SET, session advisory locks, open cursors), which tsunagu never
+    creates: it uses transaction-scoped locks and settings only. Code that needs session state
+    must use a dedicated connection, not the pool.
+    """
 
 
 async def _log(c: asyncpg.Connection, pending: Sequence[Pending]) -> None:
@@ -83,7 +100,8 @@ class PostgresStore(Store):
             return
         try:
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=self._min, max_size=self._max, command_timeout=30
+                self.dsn, min_size=self._min, max_size=self._max, command_timeout=30,
+                reset=_keep_session,
             )
             self.db.pool = self._pool
         except (OSError, asyncpg.PostgresError) as exc:
@@ -282,15 +300,13 @@ class PostgresStore(Store):
                     existing[(msg.thread, msg.sender, msg.client_msg_id)] = msg
             plan = plan_batch(batch, last, existing)
             if plan.rows:
-                await c.executemany(
-                    f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({_PLACEHOLDERS})", plan.rows
-                )
+                # One statement, one round trip: the rows as column arrays (not executemany,
+                # which sends one bind/execute per row), and the last_seq update in the same
+                # statement (a data-modifying CTE always runs to completion).
+                columns = [list(col) for col in zip(*plan.rows, strict=True)]
                 ids = list(plan.last_seqs)
                 await c.execute(
-                    "UPDATE threads SET last_seq = v.s, updated_at = v.u FROM "
-                    "unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, s, u) "
-                    "WHERE threads.id = v.id",
-                    ids,
+                    _APPEND_SQL, *columns, ids,
                     [plan.last_seqs[t] for t in ids],
                     [plan.touched_at[t] for t in ids],
                 )

@@ -1,0 +1,1 @@
+"""Benchmarks for tsunagu (see BENCHMARKS.md). Not part of the installed package."""
