@@ -94,6 +94,60 @@ MEANINGS: dict[str, str] = {
                           "(to catch details split over several messages).",
     "demo": "`serve --demo`: meant to create a demo thread and page (development only). On "
             "this branch the flag is accepted but nothing reads it yet.",
+    "close_timeout_s": "Seconds a socket gets to take its close frame (slow consumer, expiry) "
+    "before it is aborted.",
+    "notify_enabled": "Turn the notifications component (events, scheduler, delivery) on or off.",
+    "notify_event_secret": "HMAC-SHA256 key for signed `POST /v1/events` requests. Empty: only "
+    "service tokens are accepted. Never printed.",
+    "notify_event_window_s": "Replay window for signed events: a timestamp further than this "
+    "from now is refused (seconds).",
+    "notify_deposit_reminder_h": "Hours after `contract.concluded` with the deposit still unpaid "
+    "before the client is reminded and the worker told not to start.",
+    "notify_deadline_reminders_h": "Hours before the deadline at which the worker is reminded, "
+    "comma-separated.",
+    "notify_review_reminder_d": "Days after `delivery.submitted` before the client is reminded "
+    "to review.",
+    "notify_chat_digest_s": "Seconds chat alerts for an away participant are gathered into one "
+    "digest.",
+    "notify_default_tz": "IANA time zone used when a user's is unknown (quiet hours, texts).",
+    "notify_quiet_start": "Start of the default quiet hours, `HH:MM` in the user's zone.",
+    "notify_quiet_end": "End of the default quiet hours, `HH:MM` in the user's zone.",
+    "notify_tick_s": "How often each node's scheduler looks for due notices (seconds).",
+    "notify_batch": "Most due notices a scheduler claims in one transaction.",
+    "notify_lease_s": "Seconds a claimed delivery stays leased to a node before another may "
+    "retry it.",
+    "notify_max_attempts": "Delivery attempts per channel before a dead-letter record.",
+    "notify_retry_base_s": "First retry delay; doubles each attempt, full jitter (seconds).",
+    "notify_retry_max_s": "Longest retry delay (seconds).",
+    "notify_send_timeout_s": "Timeout of one delivery attempt to a push service or SMTP server "
+    "(seconds).",
+    "notify_send_concurrency": "Deliveries in flight at once per node.",
+    "notify_public_url": "Public base URL of the service, for unsubscribe links in email.",
+    "notify_insecure_push": "Accept `http://` Web Push endpoints (tests and development only).",
+    "vapid_private_key": "VAPID private key for Web Push (PEM or raw base64url P-256). Empty: "
+    "no Web Push. Never printed.",
+    "vapid_subject": "VAPID `sub` claim: a `mailto:` or `https:` contact of the operator.",
+    "smtp_host": "SMTP server for email notices. Empty: no email.",
+    "smtp_port": "SMTP server port.",
+    "smtp_user": "SMTP user name (empty: no authentication).",
+    "smtp_password": "SMTP password. Never printed.",
+    "smtp_tls": "`starttls`, `tls` (implicit) or `none`.",
+    "smtp_from": "`From` address of email notices.",
+    "fcm_project_id": "Firebase project id for FCM HTTP v1. Empty: no FCM.",
+    "fcm_credentials_file": "Service-account JSON file used to obtain FCM OAuth2 tokens.",
+    "fcm_endpoint": "FCM base URL (tests point it at a local server).",
+    "apns_key_file": "APNs token-auth key (`.p8`). Empty: no APNs.",
+    "apns_key_id": "APNs key id (`kid`).",
+    "apns_team_id": "Apple team id (`iss` of the APNs token).",
+    "apns_topic": "APNs topic: the app's bundle id.",
+    "apns_endpoint": "APNs base URL (production, sandbox, or a local server in tests).",
+    "apns_ca_file": "CA bundle to trust for the APNs endpoint (tests only).",
+    "evidence_key_file": "Ed25519 PEM key that signs Merkle checkpoints. Empty: "
+    "`<data_dir>/evidence-ed25519.pem`, created on first start. Several nodes must share one.",
+    "evidence_checkpoint_interval_s": "How often thread heads are committed into a signed "
+    "checkpoint (seconds).",
+    "evidence_retention_days": "Days a closed thread's content is kept before `tsunagu purge` "
+    "removes it (hashes stay; legal holds are never purged).",
 }
 
 
