@@ -146,3 +146,23 @@ test("token claims, ws url and ids", () => {
   assert.equal(wsUrl("https://chat.example.jp"), "wss://chat.example.jp/v1/ws");
   assert.notEqual(newClientMsgId(), newClientMsgId());
 });
+
+import { highlightSegments, sortQueue, precisionRows, fragmentParams } from "../../chat/static/console.js";
+
+test("console: finding spans count code points, not UTF-16 units", () => {
+  const text = "😀 連絡は tanaka@example.com まで";
+  const start = Array.from(text).indexOf("t");
+  const segs = highlightSegments(text, [{ category: "contact_exchange", rule: "email", start, end: start + 18 }]);
+  assert.deepEqual(segs.map((s) => [s.text, s.findings.length]), [["😀 連絡は ", 0], ["tanaka@example.com", 1], [" まで", 0]]);
+  assert.equal(segs.map((s) => s.text).join(""), text);
+  const overlap = highlightSegments("abcdef", [{ start: 1, end: 4 }, { start: 3, end: 6 }, { start: 9, end: 12 }]);
+  assert.deepEqual(overlap.map((s) => [s.text, s.findings.length]), [["a", 0], ["bc", 1], ["d", 2], ["ef", 1]]);
+});
+
+test("console: queue by risk then age; precision worst first", () => {
+  const q = sortQueue([{ id: "a", risk: 0.2, created_at: "1" }, { id: "b", risk: 0.9, created_at: "2" }, { id: "c", risk: 0.9, created_at: "1" }]);
+  assert.deepEqual(q.map((i) => i.id), ["c", "b", "a"]);
+  const rows = precisionRows([{ rule: "x", confirmed: 9, dismissed: 1 }, { rule: "y", confirmed: 1, dismissed: 3 }, { rule: "z", confirmed: 0, dismissed: 0 }]);
+  assert.deepEqual(rows.map((r) => [r.rule, r.precision]), [["y", 0.25], ["x", 0.9], ["z", null]]);
+  assert.deepEqual(fragmentParams("#token=a.b.c&locale=en"), { token: "a.b.c", locale: "en" });
+});
