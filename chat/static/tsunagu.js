@@ -738,6 +738,7 @@ export class TsunaguClient extends Emitter {
       body,
       created_at: new Date().toISOString(),
     });
+    this._typingSent.delete(thread); // the next keystroke starts a new "typing"
     this.emit("outbox", { items: this.outbox.items.slice() });
     this._flush();
     return item;
