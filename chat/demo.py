@@ -115,6 +115,7 @@ def demo_page(tokens: DemoTokens, locale: str) -> str:
   .pair h2 {{ font-size: 15px; margin: 0 0 6px; }}
   nav {{ display: flex; gap: 16px; flex-wrap: wrap; font-size: 14px; margin-bottom: 12px; }}
   .note {{ font-size: 12px; color: #7a4b00; }}
+  tsunagu-chat {{ height: 600px; }}
   @media (max-width: 760px) {{ .pair {{ grid-template-columns: 1fr; }} }}
 </style>
 <script type="module" src="/static/tsunagu-chat.js"></script>

@@ -221,6 +221,7 @@ class Console {
       const p = new URLSearchParams(location.hash.replace(/^#/, ""));
       p.set("locale", this.locale);
       history.replaceState(null, "", `#${p}`);
+      this.notice("");
       this.renderAll();
     });
     document.getElementById("refresh").addEventListener("click", () => this.refresh());

@@ -570,7 +570,7 @@ export class TsunaguChat extends HTMLElement {
       const status = this.client?.presence?.[p.user_id] === "online" ? "online" : "offline";
       return h("span", { "data-presence": p.user_id },
         h("span", { class: `dot ${status}`, "aria-hidden": "true" }),
-        `${this.nameOf(p.user_id)} `, h("span", { class: "sr" }, ""), t[status]);
+        `${this.nameOf(p.user_id)} `, t[status]);
     }));
     const kids = [
       h("div", { class: "title", title: info?.title || "" }, info?.title || "…"),

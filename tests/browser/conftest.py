@@ -28,6 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
+def chromium_present() -> bool:
+    return Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
+
+
 def _need(what: str, ok: bool) -> None:
     if ok:
         return
@@ -39,7 +43,7 @@ def _need(what: str, ok: bool) -> None:
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     _need(f"chromium is not installed at {CHROMIUM} (apt-get install chromium)",
-          Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None)
+          chromium_present())
     try:
         from playwright.async_api import async_playwright
     except ImportError:

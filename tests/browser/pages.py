@@ -4,8 +4,8 @@ that take the messages a widget shows out of its shadow DOM."""
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 
 from tests.support import Node
 

@@ -17,7 +17,7 @@ async def test_demo_widgets_exchange_messages_with_states_thanks_edit_delete(
 ) -> None:
     from playwright.async_api import expect
 
-    page = await browser.new_page(viewport={"width": 1100, "height": 820}, locale="ja-JP")
+    page = await browser.new_page(viewport={"width": 1100, "height": 900}, locale="ja-JP")
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     await page.goto(f"{node.url}/demo")
@@ -127,3 +127,57 @@ async def test_demo_thread_is_created_once(node: Node) -> None:
         page = await r.text()
     assert r.status == 200 and page.count("<tsunagu-chat") == 2
     assert "moderator console" in page and "#locale=en&amp;token=" in page
+
+
+async def test_moderation_outcomes_are_shown_clearly(
+    browser: Any, node: Node, screenshots: Path
+) -> None:
+    """How the widget shows masked, warned and withheld messages.
+
+    Until moderation (issue 3) is merged the server never produces these, so the frames are
+    fed to the widget's own SDK client as if they came from the socket; the shapes are those
+    of ``Message.view`` and the planned ``ok`` with ``withheld``. test_moderation.py covers
+    the real thing end to end.
+    """
+    from playwright.async_api import expect
+
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      kind="inquiry", title="ロゴ制作のご相談")
+    tid = thread["id"]
+    page = await browser.new_page(viewport={"width": 1100, "height": 760}, locale="ja-JP")
+    await open_widgets(page, node, tid, {"tanaka": node.token("tanaka", "client"),
+                                         "sato": node.token("sato", "worker")})
+    tanaka, sato = widget(page, "tanaka"), widget(page, "sato")
+    await wait_state(tanaka, "open")
+    await wait_state(sato, "open")
+    await send(tanaka, "はじめまして。ロゴ制作の件でご相談です。")
+    await expect(sato.locator('.msg[data-seq="1"]')).to_have_count(1)
+    now = "2026-11-23T03:00:00.000Z"
+    masked = {"id": "m_masked", "thread": tid, "seq": 2, "sender": "tanaka", "kind": "user",
+              "body": "詳しくはメール ●●●●●●●●●●●● までお願いします", "created_at": now,
+              "masked": True, "moderation": {
+                  "action": "mask", "categories": ["contact_exchange"],
+                  "warning": {"ja": "支払いはすべてサイト上で行われます。サイト外での連絡や"
+                                    "直接の取引には応じないでください。",
+                              "en": "All payments go through the platform."}}}
+    await sato.evaluate(
+        "(el, m) => el.client._frame(JSON.stringify({type: 'message', message: m}), el.client._ws)",
+        masked)
+    got = sato.locator('.msg[data-seq="2"]')
+    await expect(got.locator(".masked-span")).to_have_text(["●●●●●●●●●●●●"])
+    await expect(got.locator(".masked-span")).to_have_attribute("aria-label", "伏せ字")
+    await expect(got.locator(".masked-note")).to_contain_text("一部を伏せて表示")
+    await expect(got.locator(".warn")).to_contain_text("サイト外での連絡")
+    # The sender's side: a held message, not delivered, with the reason.
+    await tanaka.evaluate(
+        """(el, tid) => el.client.emit('withheld', {
+             item: {client_msg_id: 'c-held', thread: tid, created_at: new Date().toISOString(),
+                    body: '振込先の口座番号を教えてください'},
+             withheld: {action: 'hold'},
+             moderation: {action: 'hold', categories: ['personal_data_request'],
+                          warning: {ja: '口座番号などの個人情報は、この取引には必要ありません。'}}})""",
+        tid)
+    held = tanaka.locator(".msg.withheld")
+    await expect(held.locator(".warn")).to_contain_text("保留中")
+    await expect(held.locator(".warn")).to_contain_text("個人情報")
+    await page.screenshot(path=str(screenshots / "widget-moderation-ja.png"))
