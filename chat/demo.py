@@ -112,6 +112,7 @@ def demo_page(tokens: DemoTokens, locale: str) -> str:
   h1 {{ font-size: 20px; margin: 0 0 4px; }}
   p {{ margin: 4px 0 12px; font-size: 14px; line-height: 1.6; }}
   .pair {{ display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }}
+  .pair > section {{ min-width: 0; }}
   .pair h2 {{ font-size: 15px; margin: 0 0 6px; }}
   nav {{ display: flex; gap: 16px; flex-wrap: wrap; font-size: 14px; margin-bottom: 12px; }}
   .note {{ font-size: 12px; color: #7a4b00; }}

@@ -144,7 +144,7 @@ function h(tag, attrs = {}, ...children) {
 }
 
 const STYLE = `
-:host { display: block; font-family: system-ui, -apple-system, "Hiragino Sans", "Noto Sans JP", "Yu Gothic", sans-serif;
+:host { display: block; min-width: 0; font-family: system-ui, -apple-system, "Hiragino Sans", "Noto Sans JP", "Yu Gothic", sans-serif;
   font-size: 15px; color: #1f2933; height: 520px; --accent: #0b6bcb; --mine: #dcecff; --theirs: #f1f3f5; }
 * { box-sizing: border-box; }
 .root { display: flex; flex-direction: column; height: 100%; border: 1px solid #cfd6de; border-radius: 12px; overflow: hidden; background: #fff; position: relative; }
@@ -504,7 +504,9 @@ export class TsunaguChat extends HTMLElement {
     parts.textarea = h("textarea", {
       rows: "2", "data-key": "composer",
       onkeydown: (e) => this._keydown(e),
-      oninput: () => this.client && this.client.typing(this.thread),
+      oninput: () => {
+        if (this.client && !this.editing && parts.textarea.value.trim()) this.client.typing(this.thread);
+      },
     });
     parts.cancel = h("button", { type: "button", "data-key": "cancel-edit", hidden: true, onclick: () => {
       this.editing = null;
@@ -682,7 +684,7 @@ export class TsunaguChat extends HTMLElement {
     if (warning && !m.deleted) box.append(h("div", { class: "warn", role: "note" }, `⚠ ${t.warning}: ${warning}`));
     const meta = h("div", { class: "meta" }, timeFmt.format(new Date(m.created_at)));
     if (m.edited_at && !m.deleted) meta.append(h("span", {}, `(${t.edited})`));
-    if (mine) {
+    if (mine && !m.deleted) {
       const read = m.seq <= otherRead;
       meta.append(h("span", { class: `state ${read ? "read" : "sent"}` }, read ? `✓✓ ${t.read}` : `✓ ${t.sent}`));
     }

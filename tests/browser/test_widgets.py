@@ -181,3 +181,53 @@ async def test_moderation_outcomes_are_shown_clearly(
     await expect(held.locator(".warn")).to_contain_text("保留中")
     await expect(held.locator(".warn")).to_contain_text("個人情報")
     await page.screenshot(path=str(screenshots / "widget-moderation-ja.png"))
+
+
+async def test_notification_inbox_badge_and_mark_read(browser: Any, node: Node) -> None:
+    """PLANNED API (issue 4): ``GET /v1/notifications`` is answered in the browser until the
+    notifications service lands; the live ``notification`` frame goes through the widget's
+    real SDK client. Without the API (404) the bell is hidden: see the first test."""
+    import json
+
+    from playwright.async_api import expect
+
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"))
+    posted: list[str] = []
+    inbox = {"notifications": [
+        {"id": "n1", "kind": "deposit.reminder", "created_at": "2026-11-23T00:00:00Z",
+         "title": {"ja": "仮払いのお願い", "en": "Deposit reminder"},
+         "body": {"ja": "契約の仮払いが完了していません。", "en": "The deposit is not paid yet."}},
+        {"id": "n2", "kind": "deadline.soon", "created_at": "2026-11-23T00:00:00Z",
+         "title": {"ja": "納期が近づいています", "en": "Deadline soon"}, "read": False},
+    ], "unread": 2}
+
+    async def api(route: Any) -> None:
+        if route.request.method == "POST":
+            posted.append(route.request.url.rsplit("/v1/notifications/", 1)[1])
+            await route.fulfill(status=200, content_type="application/json", body="{}")
+        else:
+            await route.fulfill(status=200, content_type="application/json",
+                                body=json.dumps(inbox, ensure_ascii=False))
+
+    page = await browser.new_page(locale="ja-JP")
+    await page.route("**/v1/notifications**", api)
+    await open_widgets(page, node, thread["id"], {"tanaka": node.token("tanaka", "client")})
+    tanaka = widget(page, "tanaka")
+    await wait_state(tanaka, "open")
+    bell = tanaka.get_by_role("button", name="お知らせ（未読 2件）")
+    await expect(bell.locator(".badge")).to_have_text("2")
+    await bell.focus()
+    await page.keyboard.press("Enter")
+    panel = tanaka.get_by_role("dialog", name="お知らせ")
+    await expect(panel.locator("li")).to_have_count(2)
+    await expect(panel.locator("li").first).to_contain_text("仮払いのお願い")
+    await panel.locator("li").first.get_by_role("button", name="既読にする").click()
+    await expect(tanaka.locator(".bell .badge")).to_have_text("1")
+    assert posted == ["n1/read"]
+    await tanaka.evaluate(
+        """el => el.client._frame(JSON.stringify({type: 'notification', id: 'n3',
+             title: {ja: '新しいメッセージ', en: 'New message'}}), el.client._ws)""")
+    await expect(tanaka.locator(".bell .badge")).to_have_text("2")
+    await expect(panel.locator("li").first).to_contain_text("新しいメッセージ")
+    await page.keyboard.press("Escape")
+    await expect(panel).to_have_count(0)
