@@ -250,11 +250,14 @@ export class TsunaguChat extends HTMLElement {
 
   connectedCallback() {
     this._started = true;
+    this._onVisible = () => document.visibilityState === "visible" && this._scheduleRead();
+    document.addEventListener("visibilitychange", this._onVisible);
     this._start();
   }
 
   disconnectedCallback() {
     this._started = false;
+    document.removeEventListener("visibilitychange", this._onVisible);
     this._stop();
   }
 
