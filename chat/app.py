@@ -15,6 +15,8 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
+import notifications
+
 from .auth import TokenVerifier
 from .config import Settings
 from .errors import ChatError
@@ -109,7 +111,13 @@ def build_app(settings: Settings) -> web.Application:
             content_type="application/json",
         )
 
+    if settings.moderation_enabled:
+        from moderation.review import setup as setup_moderation
+
+        setup_moderation(app, api, service)
+
     app.cleanup_ctx.append(resources)
+    notifications.setup(app, settings, store, service, gateway)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

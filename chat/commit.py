@@ -38,20 +38,31 @@ class GroupCommitter:
         return result
 
     async def _flush(self) -> None:
-        while self._queue:
-            n = min(len(self._queue), self._max)
-            batch = [self._queue.popleft() for _ in range(n)]
-            try:
-                results = await self._store.append_batch([req for req, _ in batch])
-            except ChatError as exc:
-                results = [exc] * len(batch)
-            except Exception as exc:  # a bug or a driver error not translated: fail the batch
-                results = [Unavailable(f"store error: {exc.__class__.__name__}")] * len(batch)
-            self.batches += 1
-            self.messages += len(batch)
-            for (_, fut), result in zip(batch, results, strict=True):
+        batch: list[tuple[NewMessage, asyncio.Future[Appended | ChatError]]] = []
+        try:
+            while self._queue:
+                n = min(len(self._queue), self._max)
+                batch = [self._queue.popleft() for _ in range(n)]
+                try:
+                    results = await self._store.append_batch([req for req, _ in batch])
+                except ChatError as exc:
+                    results = [exc] * len(batch)
+                except Exception as exc:  # a bug or an untranslated driver error
+                    results = [Unavailable(f"store error: {exc.__class__.__name__}")] * len(batch)
+                self.batches += 1
+                self.messages += len(batch)
+                for (_, fut), result in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(result)
+                batch = []
+        except asyncio.CancelledError:
+            # Shutting down mid-batch: nobody may wait forever. The batch's outcome is
+            # unknown (it may have committed); a retry with the same client_msg_id is safe.
+            for _, fut in [*batch, *self._queue]:
                 if not fut.done():
-                    fut.set_result(result)
+                    fut.set_result(Unavailable("shutting down; retry with the same client_msg_id"))
+            self._queue.clear()
+            raise
 
     async def drain(self) -> None:
         """Wait until every queued append has been committed."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import secrets
 import tomllib
@@ -67,6 +68,7 @@ class Settings:
     outbound_queue_depth: int = 1024
     hello_timeout_s: float = 10.0
     heartbeat_s: float = 25.0
+    close_timeout_s: float = 5.0  # a socket that cannot take its close frame is then aborted
     history_max_limit: int = 500
     max_participants: int = 100
     max_http_body_bytes: int = 1048576
@@ -81,6 +83,44 @@ class Settings:
     moderation_policy: str = ""  # empty: the packaged default policy
     moderation_allow_domains: tuple[str, ...] = ()
     moderation_history: int = 5
+    # --- notifications (docs/notifications.md)
+    notify_enabled: bool = True
+    notify_event_secret: Secret = Secret("")  # noqa: RUF009 - HMAC key for signed events
+    notify_event_window_s: float = 300.0
+    notify_deposit_reminder_h: float = 24.0
+    notify_deadline_reminders_h: tuple[str, ...] = ("72", "24", "1")
+    notify_review_reminder_d: float = 3.0
+    notify_chat_digest_s: float = 60.0
+    notify_default_tz: str = "Asia/Tokyo"
+    notify_quiet_start: str = "22:00"
+    notify_quiet_end: str = "08:00"
+    notify_tick_s: float = 1.0
+    notify_batch: int = 500
+    notify_lease_s: float = 60.0
+    notify_max_attempts: int = 8
+    notify_retry_base_s: float = 2.0
+    notify_retry_max_s: float = 600.0
+    notify_send_timeout_s: float = 10.0
+    notify_send_concurrency: int = 32
+    notify_public_url: str = ""
+    notify_insecure_push: bool = False  # accept http:// Web Push endpoints (tests, dev only)
+    vapid_private_key: Secret = Secret("")  # noqa: RUF009 - PEM or raw base64url P-256 key
+    vapid_subject: str = ""
+    smtp_host: str = ""  # empty: no email
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: Secret = Secret("")  # noqa: RUF009
+    smtp_tls: str = "starttls"
+    smtp_from: str = "tsunagu <noreply@localhost>"
+    fcm_project_id: str = ""  # empty: no FCM
+    fcm_credentials_file: str = ""
+    fcm_endpoint: str = "https://fcm.googleapis.com"
+    apns_key_file: str = ""  # empty: no APNs
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""
+    apns_endpoint: str = "https://api.push.apple.com"
+    apns_ca_file: str = ""
     # --- demo
     demo: bool = False
 
@@ -130,14 +170,55 @@ def _check(s: Settings) -> None:
     for name in positive:
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")
-    for name in ("rate_per_s", "http_rate_per_s", "hello_timeout_s", "heartbeat_s", "drain_timeout_s"):
+    for name in ("rate_per_s", "http_rate_per_s", "hello_timeout_s", "heartbeat_s",
+                 "drain_timeout_s", "close_timeout_s"):
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")
+    for name in ("jwt_leeway_s", "moderation_history"):
+        if getattr(s, name) < 0:
+            raise bad(name, f"must not be negative, got {getattr(s, name)}")
     if s.pg_pool_min > s.pg_pool_max:
         raise bad("pg_pool_min", "must not exceed TSUNAGU_PG_POOL_MAX")
+    _check_notify(s, bad)
     for origin in s.allowed_origins:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise bad("allowed_origins", f"{origin!r} must be '*' or start with http(s)://")
+
+
+def _check_notify(s: Settings, bad: Any) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    for name in ("notify_event_window_s", "notify_deposit_reminder_h", "notify_review_reminder_d",
+                 "notify_chat_digest_s", "notify_tick_s", "notify_lease_s", "notify_retry_base_s",
+                 "notify_retry_max_s", "notify_send_timeout_s", "notify_batch",
+                 "notify_max_attempts", "notify_send_concurrency"):
+        if getattr(s, name) <= 0:
+            raise bad(name, f"must be positive, got {getattr(s, name)}")
+    for h in s.notify_deadline_reminders_h:
+        try:
+            ok = float(h) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise bad("notify_deadline_reminders_h", f"{h!r} is not a positive number of hours")
+    try:
+        ZoneInfo(s.notify_default_tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise bad("notify_default_tz", f"{s.notify_default_tz!r} is not a time zone") from None
+    for name in ("notify_quiet_start", "notify_quiet_end"):
+        hh, _, mm = getattr(s, name).partition(":")
+        if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+            raise bad(name, f"{getattr(s, name)!r} is not HH:MM")
+    if s.smtp_tls not in ("starttls", "tls", "none"):
+        raise bad("smtp_tls", f"{s.smtp_tls!r} is not starttls, tls or none")
+    if s.notify_event_secret and len(s.notify_event_secret) < 32:
+        raise bad("notify_event_secret", "must be at least 32 characters")
+    if s.vapid_private_key and not s.vapid_subject.startswith(("mailto:", "https://")):
+        raise bad("vapid_subject", "must start with mailto: or https:// when VAPID is on")
+    if s.fcm_project_id and not s.fcm_credentials_file:
+        raise bad("fcm_credentials_file", "a service-account JSON file is required for FCM")
+    if s.apns_key_file and not (s.apns_key_id and s.apns_team_id and s.apns_topic):
+        raise bad("apns_key_file", "APNs needs TSUNAGU_APNS_KEY_ID, _TEAM_ID and _TOPIC too")
 
 
 def _cast(name: str, raw: Any, default: Any) -> Any:
@@ -152,20 +233,29 @@ def _cast(name: str, raw: Any, default: Any) -> Any:
             if text in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(f"{raw!r} is not a boolean")
+        if isinstance(raw, dict):
+            raise ValueError("must not be a table")
         if isinstance(default, Secret):
             return Secret(str(raw))
         if isinstance(default, int):
-            if isinstance(raw, bool):
-                raise ValueError("not an integer")
+            if isinstance(raw, bool | float | list):
+                raise ValueError(f"{raw!r} is not an integer")
             return int(raw)
         if isinstance(default, float):
-            return float(raw)
+            if isinstance(raw, bool | list):
+                raise ValueError(f"{raw!r} is not a number")
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(f"{raw!r} is not a finite number")
+            return value
         if isinstance(default, tuple):
             if isinstance(raw, list | tuple):
                 return tuple(str(x) for x in raw)
             return tuple(p.strip() for p in str(raw).split(",") if p.strip())
+        if isinstance(raw, list):
+            raise ValueError("must not be a list")
         return str(raw)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"TSUNAGU_{name.upper()}: {exc}") from None
 
 
@@ -224,13 +314,20 @@ def resolve_token_key(settings: Settings) -> Settings:
             "TSUNAGU_JWT_SECRET: required with PostgreSQL (or set TSUNAGU_JWT_PUBLIC_KEY)"
         )
     path = Path(settings.data_dir) / "jwt-secret"
-    if path.exists():
-        secret = path.read_text(encoding="utf-8").strip()
-    else:
+    if not path.exists():
+        # Write a complete file under a temporary name, then link it into place: two
+        # processes starting at once agree on one key, and nobody reads a half-written file.
         path.parent.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = path.with_name(f".jwt-secret.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(secret + "\n")
-        log.warning("no token key configured: generated an HS256 secret in %s", path)
+            fh.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(tmp, path)
+            log.warning("no token key configured: generated an HS256 secret in %s", path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    secret = path.read_text(encoding="utf-8").strip()
     return dataclasses.replace(settings, jwt_secret=Secret(secret))

@@ -82,6 +82,7 @@ class Unavailable(ChatError):
 
 # WebSocket close codes used by the gateway (RFC 6455 and the 4000-4999 private range).
 CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TOO_BIG = 1009
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_SLOW_CONSUMER = 4008

@@ -217,26 +217,32 @@ class RedisFanOut(FanOut):
                 await self._wake.wait()
                 continue
             batch = list(self._pending)
+            self._pending.clear()
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for data in batch:
                         pipe.publish(self.channel, data)
                     await pipe.execute()
-            except Exception as exc:  # redis errors, OSError: keep and retry
+            except Exception as exc:  # redis errors, OSError: put back in order and retry
+                self._pending.extendleft(reversed(batch))
+                while len(self._pending) > self._max_pending:
+                    self._pending.popleft()
+                    self.dropped += 1
                 log.warning("redis publish failed (%s); retrying in %.2fs", exc, backoff)
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
-            for _ in range(min(len(batch), len(self._pending))):
-                self._pending.popleft()
             self.published += len(batch)
 
     async def _reader(self) -> None:
         backoff = 0.1
         first = True
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            # Not ignore_subscribe_messages=True on the PubSub itself: redis-py checks that flag
+            # too, so the confirmation awaited below would be swallowed for good (the reader
+            # would never reach its read loop and nothing would cross nodes).
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 # The subscription is confirmed by the first reply; read until we see it.

@@ -107,6 +107,10 @@ class _Fields:
             raise self._fail(f"field '{name}' must not be empty")
         if len(value) > max_chars:
             raise self._fail(f"field '{name}' is longer than {max_chars} characters")
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail a whole
+            # group-commit batch (everyone's messages) in storage.
+            raise self._fail(f"field '{name}' must not contain NUL characters")
         return value
 
     def seq(self, name: str) -> int:

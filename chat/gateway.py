@@ -20,6 +20,7 @@ from .auth import Identity, TokenVerifier
 from .config import Settings
 from .errors import (
     CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
     CLOSE_TOO_BIG,
     CLOSE_TOO_MANY_CONNECTIONS,
     CLOSE_UNAUTHORIZED,
@@ -74,6 +75,7 @@ class Gateway:
         self.connections: set[Connection] = set()
         self.draining = False
         self._inflight = 0
+        self._expiries: dict[Connection, asyncio.TimerHandle] = {}
         service.fanout.on_resync = self.resync
 
     # --- the handler
@@ -100,17 +102,25 @@ class Gateway:
         if self.presence.connections(identity.user_id) >= s.max_connections_per_user:
             await ws.close(code=CLOSE_TOO_MANY_CONNECTIONS, message=b"too many connections")
             return ws
-        conn = Connection(ws, identity, self.service.store, queue_depth=s.outbound_queue_depth)
+        transport = request.transport
+        conn = Connection(ws, identity, self.service.store, queue_depth=s.outbound_queue_depth,
+                          close_timeout=s.close_timeout_s,
+                          abort=transport.abort if transport is not None else None)
         conn.on_join = self._on_join
         self.connections.add(conn)
-        expiry = asyncio.get_running_loop().call_later(
-            max(0.0, identity.exp - time.time()), self._expire, conn
-        )
+        self._schedule_expiry(conn)
         try:
-            await self._open(conn, resume, hello_id)
+            try:
+                await self._open(conn, resume, hello_id)
+            except ChatError as exc:  # storage unreachable at hello: the client retries
+                log.warning("hello of %s failed: %s", identity.user_id, exc.message)
+                await ws.close(code=CLOSE_INTERNAL_ERROR, message=b"unavailable; retry")
+                return ws
             await self._loop(ws, conn)
         finally:
-            expiry.cancel()
+            expiry = self._expiries.pop(conn, None)
+            if expiry is not None:
+                expiry.cancel()
             await self._close(conn)
         return ws
 
@@ -153,6 +163,7 @@ class Gateway:
             conn.cursors[tid] = min(resume.get(tid, brief.last_seq), brief.last_seq)
         others = {m for b in briefs.values() for m in b.members if m != user}
         came_online = await self.presence.connected(user)
+        conn.counted = True
         online = await self.presence.online(others)
         conn.presence = {u: ("online" if u in online else "offline") for u in others}
         conn.send(F.ok_frame(
@@ -183,7 +194,7 @@ class Gateway:
             self._publish_presence(conn, "online")
 
     def _channels(self, conn: Connection) -> list[str]:
-        chans = [thread_channel(t) for t in conn.threads]
+        chans = [thread_channel(t) for t in conn.threads.keys() | conn.followed]
         chans.append(user_channel(conn.user))
         chans.extend(role_channel(r) for r in STAFF_ROLES if conn.identity.has(r))
         return chans
@@ -197,6 +208,15 @@ class Gateway:
                 Event(thread_channel(tid), "presence", {"user": conn.user, "status": status})
             )
 
+    def _schedule_expiry(self, conn: Connection) -> None:
+        """(Re)arm the timer that ends the socket when the connection's token runs out."""
+        old = self._expiries.pop(conn, None)
+        if old is not None:
+            old.cancel()
+        self._expiries[conn] = asyncio.get_running_loop().call_later(
+            max(0.0, conn.identity.exp - time.time()), self._expire, conn
+        )
+
     def _expire(self, conn: Connection) -> None:
         conn.close_soon(CLOSE_UNAUTHORIZED, "token expired")
 
@@ -205,7 +225,7 @@ class Gateway:
             self.hub.discard(channel, conn)
         self.connections.discard(conn)
         await conn.stop()
-        if await self.presence.disconnected(conn.user):
+        if conn.counted and await self.presence.disconnected(conn.user):
             self._publish_presence(conn, "offline")
 
     async def _loop(self, ws: web.WebSocketResponse, conn: Connection) -> None:
@@ -249,12 +269,6 @@ class Gateway:
         if answer is not None:
             conn.send(answer)
 
-    def _member(self, conn: Connection, thread: str) -> ThreadBrief:
-        brief = conn.threads.get(thread)
-        if brief is None:
-            raise Forbidden("you do not take part in this thread")
-        return brief
-
     async def _known_member(self, conn: Connection, thread: str) -> ThreadBrief:
         """The thread's brief; reload it if the client was added after connecting."""
         brief = conn.threads.get(thread)
@@ -287,19 +301,19 @@ class Gateway:
                 )
                 fields: dict[str, Any] = {}
                 if out.appended is not None:
-                    fields["message"] = out.appended.message.view(conn.user)
+                    fields["message"] = out.appended.message.view(conn.user, locale=who.locale)
                     fields["duplicate"] = not out.appended.created
                 if out.withheld is not None:
                     fields["withheld"] = out.withheld
                 if out.verdict is not None and out.verdict.record is not None:
-                    fields["moderation"] = _sender_moderation(out.verdict.record)
+                    fields["moderation"] = _sender_moderation(out.verdict.record, who.locale)
                 return F.ok_frame(frame.id, **fields)
             case F.Read():
                 await self._known_member(conn, frame.thread)
                 pos = await svc.read(who, thread=frame.thread, seq=frame.seq)
                 return F.ok_frame(frame.id, thread=frame.thread, seq=pos)
             case F.Typing():
-                self._member(conn, frame.thread)
+                await self._known_member(conn, frame.thread)  # no I/O for a known thread
                 svc.typing(who, thread=frame.thread)
                 return None if frame.id is None else F.ok_frame(frame.id)
             case F.Edit():
@@ -310,18 +324,18 @@ class Gateway:
                     role=brief.members.get(conn.user, "member"),
                     message_id=frame.message, body=frame.body,
                 )
-                fields = {"message": msg.view(conn.user)}
+                fields = {"message": msg.view(conn.user, locale=who.locale)}
                 if verdict is not None and verdict.record is not None:
-                    fields["moderation"] = _sender_moderation(verdict.record)
+                    fields["moderation"] = _sender_moderation(verdict.record, who.locale)
                 return F.ok_frame(frame.id, **fields)
             case F.Delete():
                 await self._known_member(conn, frame.thread)
                 msg = await svc.delete(who, thread=frame.thread, message_id=frame.message)
-                return F.ok_frame(frame.id, message=msg.view(conn.user))
+                return F.ok_frame(frame.id, message=msg.view(conn.user, locale=who.locale))
             case F.Thanks():
                 await self._known_member(conn, frame.thread)
                 msg, added = await svc.thank(who, thread=frame.thread, message_id=frame.message)
-                return F.ok_frame(frame.id, message=msg.view(conn.user), added=added)
+                return F.ok_frame(frame.id, message=msg.view(conn.user, locale=who.locale), added=added)
             case F.Ping():
                 return F.ok_frame(frame.id, time=time.time())
             case F.Token():
@@ -329,6 +343,7 @@ class Gateway:
                 if new.user_id != conn.user:
                     raise Forbidden("a new token must be for the same user")
                 conn.identity = new
+                self._schedule_expiry(conn)
                 return F.ok_frame(frame.id, exp=int(new.exp))
             case F.Hello():
                 raise BadFrame("hello was already received", re=frame.id)
@@ -342,13 +357,17 @@ class Gateway:
             for tid, cur in conn.cursors.items():
                 lowest[tid] = min(cur, lowest.get(tid, cur))
         for tid, after in lowest.items():
-            try:
-                page = await self.service.store.history(tid, after_seq=after, limit=1000)
-            except ChatError as exc:
-                log.warning("resync of %s failed: %s", tid, exc)
-                continue
-            for msg in page:
-                self.hub.dispatch(Event(thread_channel(tid), "message", {}, msg))
+            while True:  # every page: a long outage may have missed more than one
+                try:
+                    page = await self.service.store.history(tid, after_seq=after, limit=1000)
+                except ChatError as exc:
+                    log.warning("resync of %s failed: %s", tid, exc)
+                    break
+                for msg in page:
+                    self.hub.dispatch(Event(thread_channel(tid), "message", {}, msg))
+                if len(page) < 1000:
+                    break
+                after = page[-1].seq
 
     async def drain(self) -> None:
         """Graceful shutdown: refuse new sockets, let in-flight frames finish, close 1001."""
@@ -364,8 +383,9 @@ class Gateway:
         await self.service.committer.drain()
 
 
-def _sender_moderation(record: dict[str, Any]) -> dict[str, Any]:
-    out = {"action": record.get("action"), "categories": record.get("categories", [])}
+def _sender_moderation(record: dict[str, Any], locale: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"action": record.get("action"),
+                           "categories": record.get("categories", [])}
     if record.get("sender_warning"):
-        out["warning"] = record["sender_warning"]
+        out["warning"] = {**record["sender_warning"], "text": record["sender_warning"].get(locale)}
     return out

@@ -90,6 +90,8 @@ class Body:
             raise BadRequest(f"field '{name}' must not be empty")
         if len(value) > max_chars:
             raise BadRequest(f"field '{name}' is longer than {max_chars} characters")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL
+            raise BadRequest(f"field '{name}' must not contain NUL characters")
         return value
 
     def req_str(self, name: str, *, max_chars: int = 128) -> str:

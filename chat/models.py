@@ -128,7 +128,8 @@ class Message:
     masked: str | None = None
     moderation: dict[str, Any] | None = None
 
-    def view(self, viewer: str | None, *, staff: bool = False) -> dict[str, Any]:
+    def view(self, viewer: str | None, *, staff: bool = False, locale: str | None = None
+             ) -> dict[str, Any]:
         """The message as ``viewer`` sees it: deleted is a tombstone, masked for recipients."""
         out: dict[str, Any] = {
             "id": self.id,
@@ -158,17 +159,24 @@ class Message:
             out["body"] = self.masked
             out["masked"] = True
         if self.moderation is not None:
-            out["moderation"] = _moderation_view(self.moderation, viewer == self.sender, staff)
+            out["moderation"] = _moderation_view(self.moderation, viewer == self.sender, staff,
+                                                 locale)
         return out
 
 
-def _moderation_view(mod: dict[str, Any], is_sender: bool, staff: bool) -> dict[str, Any]:
+def _moderation_view(mod: dict[str, Any], is_sender: bool, staff: bool,
+                     locale: str | None) -> dict[str, Any]:
+    """What a participant sees of moderation: the action and their side's warning (ja+en,
+    plus ``text`` in their locale when known). Staff see the whole record."""
     if staff:
         return mod
-    view = {"action": mod.get("action"), "categories": mod.get("categories", [])}
+    view: dict[str, Any] = {"action": mod.get("action"),
+                            "categories": mod.get("categories", [])}
     warning = mod.get("sender_warning") if is_sender else mod.get("recipient_warning")
     if warning:
-        view["warning"] = warning
+        view["warning"] = dict(warning)
+        if locale in warning:
+            view["warning"]["text"] = warning[locale]
     return view
 
 

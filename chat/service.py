@@ -8,7 +8,7 @@ commit, so a receiver that gets an event can always read it back from storage.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,6 +55,12 @@ class Screener(Protocol):
         """Store a held or blocked message outside the thread's seq; return its description."""
         ...
 
+    async def after_store(
+        self, message: Message, verdict: Verdict, *, stage: str, sender_role: str
+    ) -> None:
+        """A flagged or masked message was stored: queue it for review."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SendOutcome:
@@ -70,6 +76,8 @@ class ChatService:
         self.fanout = fanout
         self.committer = GroupCommitter(store, max_batch=settings.group_commit_max)
         self.screener: Screener | None = None
+        # Called with every published message (after its commit); must not block or raise.
+        self.message_observers: list[Callable[[Message], None]] = []
 
     # --- threads (service role)
     async def create_thread(
@@ -196,6 +204,9 @@ class ChatService:
                     moderation=verdict.record, id=req.id, created_at=req.created_at,
                 )
         appended = await self.committer.append(req)
+        if appended.created and verdict is not None and self.screener is not None:
+            await self.screener.after_store(appended.message, verdict, stage=stage,
+                                            sender_role=role)
         # Publish retries too: if an earlier attempt was stored but its node died before
         # publishing, this repairs it; receivers drop what they already have by seq.
         self.publish_message(appended.message)
@@ -203,6 +214,8 @@ class ChatService:
 
     def publish_message(self, message: Message) -> None:
         self.fanout.publish(Event(thread_channel(message.thread), "message", {}, message))
+        for observe in self.message_observers:
+            observe(message)
 
     async def post_system(
         self, thread_id: str, body: str, data: dict[str, Any] | None = None,
@@ -247,6 +260,8 @@ class ChatService:
             thread, message_id, actor=who.user_id, body=body, masked=masked,
             moderation=record, at=now_us(),
         )
+        if verdict is not None and self.screener is not None:
+            await self.screener.after_store(msg, verdict, stage=stage, sender_role=role)
         self._publish_update(msg, "edit")
         return msg, verdict
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .auth import Identity
-from .errors import CLOSE_SLOW_CONSUMER
+from .errors import CLOSE_INTERNAL_ERROR, CLOSE_SLOW_CONSUMER
 from .fanout import Event
 from .frames import encode
 from .models import Message, ThreadBrief
@@ -33,6 +33,7 @@ from .store.base import Store
 log = logging.getLogger("tsunagu.session")
 
 HISTORY_PAGE = 500
+EPHEMERAL = frozenset({"typing", "presence"})
 _background: set[asyncio.Task[None]] = set()  # close tasks, kept referenced until done
 
 
@@ -61,6 +62,8 @@ class Connection:
         *,
         queue_depth: int,
         on_close: Callable[[Connection], None] | None = None,
+        close_timeout: float = 5.0,
+        abort: Callable[[], None] | None = None,
     ) -> None:
         self.socket = socket
         self.identity = identity
@@ -73,8 +76,13 @@ class Connection:
         self.closed = False
         self.busy = False
         self.pushed = 0
+        self.dropped_ephemeral = 0
         self._on_close = on_close
+        self._close_timeout = close_timeout
+        self._abort = abort
         self.on_join: Callable[[Connection, str], None] | None = None
+        self.counted = False  # counted by presence (undone on close only if so)
+        self.followed: set[str] = set()  # threads subscribed after hello (joined later)
         self._writer: asyncio.Task[None] | None = None
 
     # --- queue side (called by the hub, the handler, the gateway)
@@ -82,7 +90,22 @@ class Connection:
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.user}")
 
     def deliver(self, event: Event) -> None:
-        """Hub callback: queue the event, or disconnect a client that cannot keep up."""
+        """Hub callback: queue the event, or disconnect a client that cannot keep up.
+
+        Ephemeral events (typing, presence) are dropped first: when the queue is half full
+        they are not queued at all.
+        """
+        if event.kind in EPHEMERAL and self.queue.qsize() * 2 >= self.queue.maxsize:
+            self.dropped_ephemeral += 1
+            return
+        if event.kind == "thread" and not self.closed:
+            # Subscribe now, not when the writer reaches the event: a message of the new
+            # thread dispatched in between would otherwise reach no one (see _joined).
+            tid = event.payload["thread"]["id"]
+            if tid not in self.threads and tid not in self.followed:
+                self.followed.add(tid)
+                if self.on_join is not None:
+                    self.on_join(self, tid)
         self._put(event)
 
     def send(self, frame: dict[str, Any]) -> None:
@@ -109,8 +132,20 @@ class Connection:
         task.add_done_callback(_background.discard)
 
     async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.socket.close(code=code, message=reason.encode()[:120])
+        """Close with ``code``; abort the socket if the close frame cannot be sent in time.
+
+        A client that stopped reading (TCP window full) never takes the close frame; without
+        the abort its socket, handler and presence would stay forever.
+        """
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self.socket.close(code=code, message=reason.encode()[:120])
+        except TimeoutError:
+            log.warning("closing %s timed out; aborting the socket", self.user)
+            if self._abort is not None:
+                self._abort()
+        except Exception as exc:
+            log.debug("closing %s failed: %s", self.user, exc)
 
     async def stop(self) -> None:
         """Stop the writer (after the socket is gone)."""
@@ -142,13 +177,15 @@ class Connection:
                     await self._event(item)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the socket went away mid-send
+        except Exception as exc:  # the socket went away mid-send, or storage failed mid-sync
             log.debug("writer for %s ended: %s", self.user, exc)
-            self.closed = True
+            # Never leave an open socket whose writer is gone: the client would wait for
+            # answers forever. Closing makes it reconnect and resume from its cursor.
+            self.close_soon(CLOSE_INTERNAL_ERROR, "server error; reconnect and resume")
 
     async def _push_message(self, msg: Message) -> None:
         await self.socket.send_str(
-            encode({"type": "message", "message": msg.view(self.user)})
+            encode({"type": "message", "message": msg.view(self.user, locale=self.identity.locale)})
         )
         self.cursors[msg.thread] = msg.seq
         brief = self.threads.get(msg.thread)
@@ -197,7 +234,7 @@ class Connection:
                 # older copy still in flight is dropped as a duplicate.
                 await self._sync(msg.thread, msg.seq + 1)
             await self.socket.send_str(
-                encode({"type": "update", **payload, "message": msg.view(self.user)})
+                encode({"type": "update", **payload, "message": msg.view(self.user, locale=self.identity.locale)})
             )
             return
         if kind in ("typing", "presence") and payload.get("user") == self.user:
@@ -207,7 +244,10 @@ class Connection:
                 return
             self.presence[payload["user"]] = payload["status"]
         elif kind == "thread":
-            self._joined(payload["thread"])
+            if self._joined(payload["thread"]):
+                await self.socket.send_str(encode({"type": kind, **payload}))
+                await self._sync(payload["thread"]["id"], None)
+                return
         elif kind == "participant":
             brief = self.threads.get(payload["thread"])
             if brief is not None:
@@ -218,13 +258,18 @@ class Connection:
                 brief.stage = payload["stage"]
         await self.socket.send_str(encode({"type": kind, **payload}))
 
-    def _joined(self, thread: dict[str, Any]) -> None:
-        """The user was added to a thread: follow it from its current end."""
+    def _joined(self, thread: dict[str, Any]) -> bool:
+        """The user was added to a thread: follow it from where it was when they were added.
+
+        The thread's channel was subscribed by :meth:`deliver` when this event arrived; the
+        caller then reads back from storage anything stored after the event's snapshot (it
+        may have been published before that subscription), so nothing falls between the
+        two. Returns False if the thread was already followed.
+        """
         tid = thread["id"]
         if tid in self.threads:
-            return
+            return False
         members = {p["user_id"]: p["role"] for p in thread["participants"]}
         self.threads[tid] = ThreadBrief(thread["last_seq"], thread["stage"], members)
         self.cursors[tid] = thread["last_seq"]
-        if self.on_join is not None:
-            self.on_join(self, tid)
+        return True

@@ -1,0 +1,164 @@
+"""Word lists shared by the rules, as regex fragments (English and Japanese).
+
+Latin words use ASCII-only boundaries (`_B`/`_E`) because Python's ``\\b`` treats kana and
+kanji as word characters: ``\\bLINE\\b`` does not match 「LINEで」.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_B: Final = r"(?<![A-Za-z0-9])"
+_E: Final = r"(?![A-Za-z0-9])"
+
+
+def word(alternatives: str) -> str:
+    """Wrap Latin alternatives in ASCII word boundaries."""
+    return _B + "(?:" + alternatives + ")" + _E
+
+
+def anchor_word(alternatives: str) -> str:
+    """Like `word` but with the right boundary only.
+
+    Rule anchors start with a literal so the regex engine can skip ahead on the first
+    character; the scanner checks the left boundary of each anchor match itself.
+    """
+    return "(?:" + alternatives + ")" + _E
+
+
+_CAPITAL = re.compile(r"(?<!\\)(?<!\(\?)[A-Z]")
+
+
+def compile_lower(pattern: str) -> re.Pattern[str]:
+    """Compile a pattern meant for the lower-cased keyword view (letters lower-cased)."""
+    return re.compile(_CAPITAL.sub(lambda m: m.group().lower(), pattern))
+
+
+# Messaging apps and their euphemisms.  LINE and X are matched case-sensitively; katakana
+# ライン must not be part of a longer katakana word (ガイドライン, オンライン, ラインナップ).
+APPS: Final = (
+    "(?:"
+    + anchor_word(
+        r"whats\s?app|telegram|tg|we\s?chat|discord|disc0rd|chat\s?work|slack|signal|"
+        r"kakao(?:\s?talk)?|instagram|insta|ig|facebook|fb|messenger|twitter|viber|"
+        r"sk[y*]pe|gmail|g-mail|yahoo\s?mail|hotmail|outlook|icloud"
+    )
+    + r"|ワッツアップ|テレグラム|微信|ウィーチャット|ディスコード|ディスコ(?![ァ-ヺー])|"
+    r"チャットワーク|スラック|シグナル|カカオ(?:トーク)?|インスタ(?:グラム)?|フェイスブック|"
+    r"メッセンジャー|ツイッター|スカイプ|すかいぷ|ジーメール|"
+    r"(?<![ァ-ヺー])ライン(?![ァ-ヺー])|(?<![ぁ-ゖ])らいん(?=[のではにをがもと]|[^ぁ-ゖ]|$)|"
+    r"green app|緑の(?:アプリ|やつ)|blue[- ]?bird|青い鳥|paper[- ]?plane|紙飛行機"
+    ")"
+)
+
+# LINE and X are ordinary words unless capitalised; matched on the case-preserving view.
+APPS_CASED: Final = r"(?<![A-Za-z0-9])(?:LINE|Line|X)(?![A-Za-z0-9\-])"
+
+# A messenger ID written after the app name: "LINE: kota_77", "ID は sakura_0415",
+# "My Discord is pixelfox_88", "find me at @kenji_dev".
+APP_ID: Final = (
+    r"(?<![a-z0-9])(?:(?:id|handle|user ?name|ユーザー名)\s*(?:は|:|：|→|=|is)?\s*|"
+    r"[:：→=]\s*|(?:is|as|at)\s+)[「『\"'(（]?\s*(?P<id>@?[a-z0-9][a-z0-9._\-]*[a-z0-9_]"
+    r"(?<=[a-z0-9_.\-]{3}))"
+    r"|(?P<handle>@[a-z0-9_][a-z0-9._]{2,})"
+)
+
+# Words around an app name that show the sender wants to connect there.
+APP_INTENT: Final = (
+    word(
+        r"add (?:me|you)|find me|reach (?:me|out)|contact me|message me|msg me|dms?|"
+        r"text me|ping me|hit me up|chat (?:on|there|with me)|talk (?:on|there|over)|"
+        r"move (?:to|over|the chat)|switch to|continue (?:on|there|in)|"
+        r"let'?s (?:use|move|talk|chat|continue|connect)|my (?:id|handle|username|account)|"
+        r"id|handle|user ?name|search (?:for|me)|invite|join|do you (?:use|have)|"
+        r"are you on|you on|i'?m on|on \S+ as|easier|quicker|faster|reply|icon|qr|"
+        r"friend request|scan|same (?:user ?name|name|handle|id)|connect"
+    )
+    + r"|[:：→=]\s*@?[A-Za-z0-9_.]{3,}|@[A-Za-z0-9_]{3,}"
+    r"|(?:is|as)\s+@?[A-Za-z0-9.]*[_\d.][A-Za-z0-9_.]*"
+    r"|ＩＤ|アカウント|追加|友だち|友達|検索|連絡|やり取り|やりとり|話し|話せ|招待|参加|"
+    r"ＤＭ|ＱＲ|お使い|使って|やって(?:ます|い)|持って|お持ち|申請|出てきます|交換|"
+    r"教えて|ユーザー名|表示名|同じ|でお送り|スムーズ|繋が|つなが|通話|フォロー"
+)
+
+# The app is the subject of the work, not a channel between the parties.
+APP_SUBJECT: Final = (
+    word(
+        r"bots?|api|sdk|webhooks?|integrations?|notifications?|stickers?|official|"
+        r"business|mini-?programs?|templates?|carousel|brand|posts?|posting|recording|"
+        r"webinars?|translat\w*|flyers?|buttons?|lp|banners?|ads|campaign|rich menu|"
+        r"article|plugin|widget|embed|app store|feature|password|login|log in"
+    )
+    + r"|連携|通知|スタンプ|公式|ミニプログラム|テンプレ|カルーセル|投稿|配信|録画|"
+    r"ウェビナー|翻訳|英訳|和訳|チラシ|ボタン|バナー|広告|記事|リッチメニュー|"
+    r"ボット|開発|実装|パスワード|ログイン"
+)
+
+# Quoted text (a phrase to translate, a button label) is content, not a message.
+QUOTED: Final = (
+    r"「[^」\n]*」|『[^』\n]*』|“[^”\n]*”|\"[^\"\n]*\"|(?<![A-Za-z])'[^'\n]*'(?![A-Za-z])"
+)
+
+# Refusing an off-platform proposal is never an offence.
+REFUSAL: Final = (
+    word(
+        r"(?:can'?t|cannot|can not|won'?t|will not|unable to|not able to|don'?t|do not)\s+"
+        r"(?:accept|agree|deal|contract|move|share|give|send|provide|use|do (?:that|this|it)|"
+        r"(?:work|go|pay|trade|meet) (?:outside|off|directly|direct|privately|elsewhere))|"
+        r"not allowed|against the (?:terms|rules|tos|policy)|not permitted"
+    )
+    + r"|できません|できかねます|致しかねます|いたしかねます|お受けできません|お断り|"
+    r"規約違反|ご遠慮"
+)
+
+# The payment goes through the platform itself.
+ON_PLATFORM: Final = (
+    word(
+        r"(?:to|through|via|on|in|using|from) (?:the |this )?(?:platform|escrow|site|"
+        r"marketplace)|escrow|milestones?|platform'?s|settings|profile settings"
+    )
+    + r"|プラットフォーム(?:経由|から|を通|上|の|へ|に)|サイト経由|仮払い|エスクロー|"
+    r"マイページ|マイルストーン|システム利用料"
+)
+
+# The payment or fee is content of the work (a checkout to build, an article, an LP).
+PAYMENT_SUBJECT: Final = (
+    word(
+        r"integrations?|api|gateway|sdk|checkout|buttons?|article|campaign|sandbox|"
+        r"implement\w*|plugin|landing page|lp|page|banner|webhook|test card|test mode"
+    )
+    + r"|記事|キャンペーン|決済テスト|サンドボックス|実装|ボタン|表示|掲載|"
+    r"LP|ＬＰ|バナー|ページ|開設"
+)
+
+# Asking the other party for something.
+REQUEST: Final = (
+    word(
+        r"send|share|give|provide|tell|what(?:'s| is| are)|need|upload|paste|attach|"
+        r"submit|let me (?:know|have)|can i (?:have|get)|could i (?:have|get)|"
+        r"may i (?:have|get)|your|ur|require[sd]?|forward|scan"
+    )
+    + r"|教えて|お知らせ|お教え|送って|お送りください|送信して|送付して|添付して|添付を|"
+    r"提出|お願い|ください|下さい|いただけ|頂け|必要|記入して|伺え|お伺い"
+)
+
+# The personal data is the subject of the work (a form, a survey, an article, a redaction).
+PII_SUBJECT: Final = (
+    word(
+        r"forms?|fields?|pickers?|screens?|survey|article|templates?|validation|columns?|"
+        r"csv|placeholders?|dummy|test|sandbox|stripe|blur|privacy|regex|office|company|"
+        r"companies|customers?|end[- ]users?|reset|zip|staging|project notes|settings|"
+        r"mask|redact\w*|onboarding screen|ui|database|app|apps|collect"
+    )
+    + r"|欄|フォーム|画面|アンケート|記事|制度|テンプレ|ダミー|テスト|サンドボックス|"
+    r"モザイク|伏せ字|読み上げ|表記|マクロ|公式サイト|代表番号|店舗|顧客|リセット|"
+    r"解凍|マイページ|設定|入力しないで|住所録|登録済み|本人確認済み|アプリ|会員登録"
+)
+
+PRICE: Final = (
+    r"[$¥€£]\s?\d|\d[\d,.]*\s?(?:円|ドル|万円|千円)|"
+    + word(r"usd|jpy|eur|dollars?|yen")
+    + r"\s?\d|\d\s?"
+    + word(r"usd|dollars?|yen")
+)

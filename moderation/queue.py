@@ -1,0 +1,263 @@
+"""The review queue, withheld messages, restrictions and the staff audit log, in storage.
+
+Written once in portable SQL (:mod:`chat.store.db`), so it runs on SQLite and PostgreSQL.
+Decisions that change state elsewhere (release a held message, warn, restrict) are made in
+:mod:`moderation.review`; this module only reads and writes rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from chat.errors import Conflict, NotFound
+from chat.models import new_id, now_us, rfc3339
+from chat.store.db import Db, Executor, Row
+
+from .schema import AUDIT, ITEMS, RESTRICTIONS, WITHHELD
+
+DECISIONS = ("dismiss", "warn", "restrict", "release", "escalate")
+CONFIRMING = frozenset({"warn", "restrict", "escalate"})  # the finding was right
+REFUTING = frozenset({"dismiss", "release"})  # the finding or the hold was not needed
+
+_ITEM_COLS = (
+    "id, thread_id, message_id, withheld_id, sender, sender_role, stage, action, status, risk, "
+    "categories, findings, text, created_at, claimed_by, claimed_at, decision, decided_by, "
+    "decided_at, note"
+)
+_WITHHELD_COLS = (
+    "id, thread_id, sender, client_msg_id, body, action, status, record, edit_of, created_at, "
+    "released_message_id"
+)
+
+
+def _item(row: Row) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "thread": row[1],
+        "message_id": row[2],
+        "withheld_id": row[3],
+        "sender": row[4],
+        "sender_role": row[5],
+        "stage": row[6],
+        "action": row[7],
+        "status": row[8],
+        "risk": row[9],
+        "categories": orjson.loads(row[10]),
+        "findings": orjson.loads(row[11]),
+        "text": row[12],
+        "created_at": rfc3339(row[13]),
+        "claimed_by": row[14],
+        "claimed_at": rfc3339(row[15]),
+        "decision": row[16],
+        "decided_by": row[17],
+        "decided_at": rfc3339(row[18]),
+        "note": row[19],
+    }
+
+
+def _withheld(row: Row) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "thread": row[1],
+        "sender": row[2],
+        "client_msg_id": row[3],
+        "body": row[4],
+        "action": row[5],
+        "status": row[6],
+        "record": orjson.loads(row[7]),
+        "edit_of": row[8],
+        "created_at": rfc3339(row[9]),
+        "released_message_id": row[10],
+    }
+
+
+class ReviewQueue:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    # --- withheld messages
+    async def withhold(
+        self, *, id: str, thread: str, sender: str, client_msg_id: str | None, body: str,
+        action: str, record: dict[str, Any], edit_of: str | None, at: int,
+    ) -> tuple[dict[str, Any], bool]:
+        """Keep a held or blocked message; a retry (same client_msg_id) returns the first."""
+        status = "held" if action == "hold" else "blocked"
+        async with self.db.transaction() as tx:
+            if client_msg_id is not None:
+                row = await tx.fetchrow(
+                    f"SELECT {_WITHHELD_COLS} FROM {WITHHELD} "
+                    "WHERE thread_id = ? AND sender = ? AND client_msg_id = ?",
+                    thread, sender, client_msg_id,
+                )
+                if row is not None:
+                    return _withheld(row), False
+            await tx.execute(
+                f"INSERT INTO {WITHHELD} ({_WITHHELD_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,NULL)",
+                id, thread, sender, client_msg_id, body, action, status,
+                orjson.dumps(record).decode(), edit_of, at,
+            )
+            row = await tx.fetchrow(f"SELECT {_WITHHELD_COLS} FROM {WITHHELD} WHERE id = ?", id)
+            assert row is not None
+            return _withheld(row), True
+
+    async def get_withheld(self, id: str, tx: Executor | None = None) -> dict[str, Any]:
+        row = await (tx or self.db).fetchrow(
+            f"SELECT {_WITHHELD_COLS} FROM {WITHHELD} WHERE id = ?", id
+        )
+        if row is None:
+            raise NotFound(f"withheld message {id!r} does not exist")
+        return _withheld(row)
+
+    async def set_withheld_status(self, id: str, status: str, message_id: str | None = None
+                                  ) -> None:
+        await self.db.execute(
+            f"UPDATE {WITHHELD} SET status = ?, released_message_id = ? WHERE id = ?",
+            status, message_id, id,
+        )
+
+    async def thread_withheld(self, thread: str) -> list[dict[str, Any]]:
+        rows = await self.db.fetch(
+            f"SELECT {_WITHHELD_COLS} FROM {WITHHELD} WHERE thread_id = ? ORDER BY created_at",
+            thread,
+        )
+        return [_withheld(r) for r in rows]
+
+    # --- review items
+    async def add_item(
+        self, *, thread: str, message_id: str | None, withheld_id: str | None, sender: str,
+        sender_role: str, stage: str, action: str, record: dict[str, Any], text: str,
+    ) -> dict[str, Any]:
+        item_id = new_id("q")
+        await self.db.execute(
+            f"INSERT INTO {ITEMS} ({_ITEM_COLS}) VALUES "
+            "(?,?,?,?,?,?,?,?,'open',?,?,?,?,?,NULL,NULL,NULL,NULL,NULL,NULL)",
+            item_id, thread, message_id, withheld_id, sender, sender_role, stage, action,
+            int(record.get("risk", 0)), orjson.dumps(record.get("categories", [])).decode(),
+            orjson.dumps(record.get("findings", [])).decode(), text, now_us(),
+        )
+        return await self.get_item(item_id)
+
+    async def get_item(self, item_id: str, tx: Executor | None = None) -> dict[str, Any]:
+        row = await (tx or self.db).fetchrow(
+            f"SELECT {_ITEM_COLS} FROM {ITEMS} WHERE id = ?", item_id
+        )
+        if row is None:
+            raise NotFound(f"review item {item_id!r} does not exist")
+        return _item(row)
+
+    async def list_items(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
+        """Items by risk (highest first), then oldest first. ``status=None``: open+claimed."""
+        if status is None:
+            rows = await self.db.fetch(
+                f"SELECT {_ITEM_COLS} FROM {ITEMS} WHERE status IN ('open', 'claimed') "
+                "ORDER BY risk DESC, created_at, id LIMIT ?",
+                limit,
+            )
+        else:
+            rows = await self.db.fetch(
+                f"SELECT {_ITEM_COLS} FROM {ITEMS} WHERE status = ? "
+                "ORDER BY risk DESC, created_at, id LIMIT ?",
+                status, limit,
+            )
+        return [_item(r) for r in rows]
+
+    async def thread_items(self, thread: str) -> list[dict[str, Any]]:
+        rows = await self.db.fetch(
+            f"SELECT {_ITEM_COLS} FROM {ITEMS} WHERE thread_id = ? ORDER BY created_at", thread
+        )
+        return [_item(r) for r in rows]
+
+    async def claim(self, item_id: str, moderator: str) -> dict[str, Any]:
+        async with self.db.transaction() as tx:
+            item = await self.get_item(item_id, tx)
+            if item["status"] == "decided":
+                raise Conflict("this item has already been decided")
+            if item["claimed_by"] not in (None, moderator):
+                raise Conflict(f"this item is claimed by {item['claimed_by']}")
+            await tx.execute(
+                f"UPDATE {ITEMS} SET status = 'claimed', claimed_by = ?, claimed_at = ? "
+                "WHERE id = ?",
+                moderator, now_us(), item_id,
+            )
+            return await self.get_item(item_id, tx)
+
+    async def decide(self, item_id: str, moderator: str, decision: str, note: str
+                     ) -> dict[str, Any]:
+        """Record a decision (claiming the item if nobody has). Conflict if decided."""
+        async with self.db.transaction() as tx:
+            item = await self.get_item(item_id, tx)
+            if item["status"] == "decided":
+                raise Conflict("this item has already been decided")
+            if item["claimed_by"] not in (None, moderator):
+                raise Conflict(f"this item is claimed by {item['claimed_by']}")
+            at = now_us()
+            await tx.execute(
+                f"UPDATE {ITEMS} SET status = 'decided', decision = ?, decided_by = ?, "
+                "decided_at = ?, note = ?, claimed_by = coalesce(claimed_by, ?), "
+                "claimed_at = coalesce(claimed_at, ?) WHERE id = ?",
+                decision, moderator, at, note, moderator, at, item_id,
+            )
+            return await self.get_item(item_id, tx)
+
+    async def precision(self) -> list[dict[str, Any]]:
+        """Per rule: how often moderators confirmed or dismissed its findings."""
+        rows = await self.db.fetch(
+            f"SELECT findings, decision FROM {ITEMS} WHERE status = 'decided'"
+        )
+        stats: dict[str, dict[str, int]] = {}
+        for findings, decision in rows:
+            rules = {f["rule"] for f in orjson.loads(findings)}
+            for rule in rules:
+                s = stats.setdefault(rule, {"confirmed": 0, "dismissed": 0, "other": 0})
+                if decision in CONFIRMING:
+                    s["confirmed"] += 1
+                elif decision in REFUTING:
+                    s["dismissed"] += 1
+                else:
+                    s["other"] += 1
+        out = []
+        for rule, s in sorted(stats.items()):
+            judged = s["confirmed"] + s["dismissed"]
+            out.append({"rule": rule, **s,
+                        "precision": round(s["confirmed"] / judged, 4) if judged else None})
+        return out
+
+    # --- restrictions
+    async def restricted_users(self) -> list[str]:
+        return [r[0] for r in await self.db.fetch(f"SELECT user_id FROM {RESTRICTIONS}")]
+
+    async def restrict(self, user: str, reason: str, by: str) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute(f"DELETE FROM {RESTRICTIONS} WHERE user_id = ?", user)
+            await tx.execute(
+                f"INSERT INTO {RESTRICTIONS} (user_id, reason, restricted_by, at) "
+                "VALUES (?, ?, ?, ?)",
+                user, reason, by, now_us(),
+            )
+
+    # --- audit
+    async def audit(self, actor: str, action: str, *, target: str | None = None,
+                    thread: str | None = None, note: str | None = None) -> None:
+        await self.db.execute(
+            f"INSERT INTO {AUDIT} (id, actor, action, target, thread_id, note, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            new_id("a"), actor, action, target, thread, note, now_us(),
+        )
+
+    async def audit_log(self, *, thread: str | None, limit: int) -> list[dict[str, Any]]:
+        cols = "id, actor, action, target, thread_id, note, at"
+        if thread is None:
+            rows = await self.db.fetch(
+                f"SELECT {cols} FROM {AUDIT} ORDER BY at DESC, id LIMIT ?", limit)
+        else:
+            rows = await self.db.fetch(
+                f"SELECT {cols} FROM {AUDIT} WHERE thread_id = ? ORDER BY at DESC, id LIMIT ?",
+                thread, limit,
+            )
+        return [
+            {"id": r[0], "actor": r[1], "action": r[2], "target": r[3], "thread": r[4],
+             "note": r[5], "at": rfc3339(r[6])}
+            for r in rows
+        ]

@@ -1,0 +1,233 @@
+"""The moderators' review queue over HTTP (role ``moderator`` or ``admin``).
+
+    GET  /v1/moderation/queue                  open items, highest risk first
+    GET  /v1/moderation/items/{id}             one item with its thread context
+    POST /v1/moderation/items/{id}/claim       take an item
+    POST /v1/moderation/items/{id}/decide      {decision, note}
+    GET  /v1/moderation/threads/{id}           the whole thread as staff see it
+    GET  /v1/moderation/precision              per-rule precision from decisions
+    GET  /v1/moderation/audit                  the staff audit log
+
+Every call is recorded in the audit log (who, what, which thread). Decisions:
+``dismiss`` (false positive: a held message is delivered, a masked one unmasked), ``warn``
+(confirmed; the sender is warned in their language), ``restrict`` (confirmed; the sender's
+messages are held from now on), ``release`` (deliver a held message), ``escalate`` (hand to
+dispute staff).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from chat.auth import Identity
+from chat.errors import BadRequest, Conflict, Forbidden
+from chat.fanout import Event, role_channel, thread_channel, user_channel
+from chat.http_api import Body, HttpApi, json_response, query_int
+from chat.models import NewMessage, now_us
+from chat.service import ChatService
+
+from .queue import DECISIONS, ReviewQueue
+from .screen import ModerationScreener
+
+WARNING_TEXT = {
+    "ja": "運営からの注意: あなたのメッセージは利用規約に反する可能性があります。"
+    "サイト外での連絡・取引や個人情報の要求、費用負担の要求はご遠慮ください。",
+    "en": "A notice from the moderators: your message may break the terms of use. "
+    "Please do not move contact or dealing off the platform, ask for personal data or "
+    "ask the other party to pay costs.",
+}
+RESTRICT_TEXT = {
+    "ja": "運営からのお知らせ: 規約違反が確認されたため、あなたのメッセージは確認後に配信されます。",
+    "en": "A notice from the moderators: after a confirmed violation, your messages are "
+    "delivered after review.",
+}
+
+
+class ReviewApi:
+    def __init__(self, http: HttpApi, service: ChatService, queue: ReviewQueue,
+                 screener: ModerationScreener) -> None:
+        self.http = http
+        self.service = service
+        self.queue = queue
+        self.screener = screener
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/moderation/queue", self.list_queue),
+            web.get("/v1/moderation/items/{id}", self.get_item),
+            web.post("/v1/moderation/items/{id}/claim", self.claim),
+            web.post("/v1/moderation/items/{id}/decide", self.decide),
+            web.get("/v1/moderation/threads/{id}", self.thread),
+            web.get("/v1/moderation/precision", self.precision),
+            web.get("/v1/moderation/audit", self.audit_log),
+        ]
+
+    def staff(self, request: web.Request) -> Identity:
+        who = self.http.identify(request)
+        if not who.has("moderator", "admin"):
+            raise Forbidden("this call needs the moderator role")
+        return who
+
+    async def list_queue(self, request: web.Request) -> web.Response:
+        who = self.staff(request)
+        status = request.query.get("status") or None
+        if status not in (None, "open", "claimed", "decided"):
+            raise BadRequest("status must be open, claimed or decided")
+        limit = query_int(request, "limit", default=100, lo=1, hi=500)
+        assert limit is not None
+        items = await self.queue.list_items(status=status, limit=limit)
+        await self.queue.audit(who.user_id, "read_queue", note=status)
+        return json_response({"items": items})
+
+    async def get_item(self, request: web.Request) -> web.Response:
+        who = self.staff(request)
+        item = await self.queue.get_item(request.match_info["id"])
+        context = await self.service.store.history(item["thread"], limit=10)
+        await self.queue.audit(who.user_id, "read_item", target=item["id"],
+                               thread=item["thread"])
+        return json_response({
+            "item": item,
+            "context": [m.view(None, staff=True) for m in context],
+        })
+
+    async def claim(self, request: web.Request) -> web.Response:
+        who = self.staff(request)
+        item = await self.queue.claim(request.match_info["id"], who.user_id)
+        await self.queue.audit(who.user_id, "claim", target=item["id"], thread=item["thread"])
+        return json_response({"item": item})
+
+    async def decide(self, request: web.Request) -> web.Response:
+        who = self.staff(request)
+        body = await Body.read(request)
+        decision = body.req_str("decision", max_chars=16)
+        if decision not in DECISIONS:
+            raise BadRequest(f"decision must be one of {', '.join(DECISIONS)}")
+        note = body.text("note", max_chars=2000, required=False, allow_empty=True) or ""
+        item_id = request.match_info["id"]
+        current = await self.queue.get_item(item_id)
+        held = None
+        if current["withheld_id"] is not None:
+            held = await self.queue.get_withheld(current["withheld_id"])
+        if decision == "release" and (held is None or held["status"] != "held"):
+            raise Conflict("only a held message can be released")
+        item = await self.queue.decide(item_id, who.user_id, decision, note)
+        effect = await self._apply(who, item, held, decision)
+        await self.queue.audit(who.user_id, f"decide:{decision}", target=item["id"],
+                               thread=item["thread"], note=note)
+        self.service.fanout.publish(
+            Event(role_channel("moderator"), "review",
+                  {"item": {"id": item["id"], "thread": item["thread"], "status": "decided",
+                            "decision": decision}})
+        )
+        return json_response({"item": item, **effect})
+
+    async def _apply(self, who: Identity, item: dict[str, Any], held: dict[str, Any] | None,
+                     decision: str) -> dict[str, Any]:
+        fanout = self.service.fanout
+        sender = item["sender"]
+        if held is not None and held["status"] == "held":
+            if decision in ("release", "dismiss"):
+                return {"released": await self._release(held, who)}
+            await self.queue.set_withheld_status(held["id"], "rejected")
+            fanout.publish(Event(user_channel(sender), "withheld",
+                                 {"id": held["id"], "thread": held["thread"],
+                                  "status": "rejected"}))
+        if decision == "dismiss" and item["message_id"] is not None and item["action"] == "mask":
+            await self._unmask(item)
+        if decision == "warn":
+            fanout.publish(Event(user_channel(sender), "moderation_warning",
+                                 {"thread": item["thread"], "warning": WARNING_TEXT}))
+        elif decision == "restrict":
+            await self.queue.restrict(sender, item["note"] or "restricted by moderator",
+                                      who.user_id)
+            self.screener.forget_restrictions()
+            fanout.publish(Event(user_channel(sender), "moderation_warning",
+                                 {"thread": item["thread"], "warning": RESTRICT_TEXT}))
+        elif decision == "escalate":
+            fanout.publish(Event(role_channel("dispute"), "escalation",
+                                 {"item": item["id"], "thread": item["thread"],
+                                  "by": who.user_id}))
+        return {}
+
+    async def _release(self, held: dict[str, Any], who: Identity) -> dict[str, Any]:
+        record = dict(held["record"])
+        record["released_by"] = who.user_id
+        if held["edit_of"]:
+            msg = await self.service.store.edit_message(
+                held["thread"], held["edit_of"], actor=held["sender"], body=held["body"],
+                masked=None, moderation=record, at=now_us(),
+            )
+            self.service.fanout.publish(
+                Event(thread_channel(msg.thread), "update", {"action": "edit"}, msg))
+        else:
+            appended = await self.service.committer.append(NewMessage(
+                thread=held["thread"], sender=held["sender"], kind="user", body=held["body"],
+                client_msg_id=held["client_msg_id"], moderation=record,
+            ))
+            msg = appended.message
+            self.service.publish_message(msg)
+        await self.queue.set_withheld_status(held["id"], "released", msg.id)
+        self.service.fanout.publish(Event(user_channel(held["sender"]), "withheld", {
+            "id": held["id"], "thread": held["thread"], "status": "released",
+            "message": msg.view(held["sender"]),
+        }))
+        return msg.view(None, staff=True)
+
+    async def _unmask(self, item: dict[str, Any]) -> None:
+        store = self.service.store
+        msg = await store.get_message(item["thread"], item["message_id"])
+        if msg is None or msg.masked is None:
+            return
+        record = dict(msg.moderation or {})
+        record["action"] = "allow"
+        record["dismissed"] = True
+        record.pop("recipient_warning", None)
+        await store.db.execute(
+            "UPDATE messages SET masked = NULL, moderation = ? WHERE id = ?",
+            orjson.dumps(record).decode(), msg.id,
+        )
+        fresh = await store.get_message(item["thread"], item["message_id"])
+        if fresh is not None:
+            self.service.fanout.publish(
+                Event(thread_channel(fresh.thread), "update", {"action": "unmask"}, fresh))
+
+    async def thread(self, request: web.Request) -> web.Response:
+        who = self.staff(request)
+        thread = await self.service.get_thread(request.match_info["id"])
+        reason = request.query.get("reason", "")
+        limit = query_int(request, "limit", default=200, lo=1, hi=1000)
+        assert limit is not None
+        msgs = await self.service.store.history(thread.id, limit=limit)
+        await self.queue.audit(who.user_id, "read_thread", thread=thread.id, note=reason)
+        return json_response({
+            "thread": thread.to_json(),
+            "messages": [m.view(None, staff=True) for m in msgs],
+            "withheld": await self.queue.thread_withheld(thread.id),
+            "items": await self.queue.thread_items(thread.id),
+        })
+
+    async def precision(self, request: web.Request) -> web.Response:
+        who = self.staff(request)
+        await self.queue.audit(who.user_id, "read_precision")
+        return json_response({"rules": await self.queue.precision()})
+
+    async def audit_log(self, request: web.Request) -> web.Response:
+        who = self.staff(request)
+        limit = query_int(request, "limit", default=200, lo=1, hi=1000)
+        assert limit is not None
+        thread = request.query.get("thread") or None
+        entries = await self.queue.audit_log(thread=thread, limit=limit)
+        await self.queue.audit(who.user_id, "read_audit", thread=thread)
+        return json_response({"entries": entries})
+
+
+def setup(app: web.Application, http: HttpApi, service: ChatService) -> ModerationScreener:
+    """Wire moderation into a chat app: the screener on the send path, the review routes."""
+    queue = ReviewQueue(service.store.db)
+    screener = ModerationScreener(service.settings, service.store, service.fanout, queue)
+    service.screener = screener
+    app.router.add_routes(ReviewApi(http, service, queue, screener).routes())
+    return screener

@@ -1,0 +1,413 @@
+"""The rule table: stable rule ids, their wording, and the keyword rules ("cue rules").
+
+A cue rule fires on an ``anchor`` match when, within the same sentence and ``window``
+characters of it, the ``cue`` pattern is found (if any) and the ``block`` pattern is not.
+Rules marked ``refusable`` are dropped in a sentence that refuses the proposal.
+Detectors that need more than regexes (email, phone, links) live in `contacts`/`phones`.
+All patterns run on the keyword view (base → squeeze → deleet), case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from moderation import lexicon as lx
+from moderation.findings import CONTACT, DEAL, EXPENSE, PII, Category, RuleInfo, Severity
+
+W = lx.word
+
+
+def _info(rule: str, category: Category, severity: Severity, ja: str, en: str) -> RuleInfo:
+    return RuleInfo(rule, category, severity, ja, en)
+
+
+RULES: Final[dict[str, RuleInfo]] = {
+    r.id: r
+    for r in (
+        _info("contact.email", CONTACT, "high", "メールアドレスの共有", "Email address shared"),
+        _info("contact.phone", CONTACT, "high", "電話番号の共有", "Phone number shared"),
+        _info("contact.link", CONTACT, "high", "外部チャット・通話への招待リンク",
+              "Invitation link to an outside chat or call"),
+        _info("contact.messenger_id", CONTACT, "high", "外部メッセンジャーのIDの共有",
+              "Messenger ID shared"),
+        _info("contact.messenger", CONTACT, "medium", "外部メッセンジャーへの誘導",
+              "Invitation to talk on an outside messenger"),
+        _info("contact.request", CONTACT, "medium", "連絡先（メール・ID）の要求",
+              "Asks for an email address or messenger ID"),
+        _info("contact.phone_request", CONTACT, "medium", "電話番号の要求",
+              "Asks for a phone number"),
+        _info("contact.pointer", CONTACT, "medium", "連絡先の在りかを示唆（画像・PDF・同じ名前など）",
+              "Points to contact details elsewhere (image, PDF, same name)"),
+        _info("contact.channel", CONTACT, "medium", "メール・電話・SMSでの連絡への誘導",
+              "Asks to continue by email, phone or SMS"),
+        _info("deal.direct", DEAL, "high", "直接契約・直接支払いの提案",
+              "Proposes a direct contract or payment"),
+        _info("deal.bypass", DEAL, "high", "プラットフォーム外での取引の提案",
+              "Proposes to deal outside the platform"),
+        _info("deal.fee_avoidance", DEAL, "medium", "手数料回避の提案",
+              "Proposes to avoid the platform fee"),
+        _info("deal.external_payment", DEAL, "high", "外部の決済手段での支払い",
+              "Payment through an outside method (PayPal, bank transfer, crypto)"),
+        _info("deal.bank_details", DEAL, "high", "振込先口座の提示", "Bank details for a direct transfer"),
+        _info("deal.separate_payment", DEAL, "medium", "報酬の一部を別途支払う提案",
+              "Proposes to pay part of the fee separately"),
+        _info("pii.phone_request", PII, "medium", "電話番号の要求", "Asks for a phone number"),
+        _info("pii.home_address", PII, "medium", "住所の要求", "Asks for a home address"),
+        _info("pii.date_of_birth", PII, "medium", "生年月日の要求", "Asks for a date of birth"),
+        _info("pii.id_document", PII, "high", "身分証画像の要求", "Asks for an ID document image"),
+        _info("pii.my_number", PII, "high", "マイナンバーの要求", "Asks for a My Number"),
+        _info("pii.bank_account", PII, "high", "銀行口座情報の要求", "Asks for bank account details"),
+        _info("pii.password", PII, "high", "パスワード・ログイン情報の要求",
+              "Asks for a password or login details"),
+        _info("pii.one_time_code", PII, "high", "認証コードの要求", "Asks for a one-time code"),
+        _info("pii.card", PII, "high", "クレジットカード情報の要求", "Asks for card details"),
+        _info("expense.upfront_fee", EXPENSE, "high", "登録料・講座代・保証金などの負担要求",
+              "Demands a fee, deposit, course or membership from the worker"),
+        _info("expense.purchase_on_behalf", EXPENSE, "high", "購入代行・立て替えの要求",
+              "Asks the worker to buy or advance money on the client's behalf"),
+        _info("expense.mlm", EXPENSE, "high", "勧誘型（MLM）の条件", "MLM-style recruitment"),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CueRule:
+    rule: str
+    anchor: re.Pattern[str]
+    cue: re.Pattern[str] | None = None
+    block: re.Pattern[str] | None = None
+    window: int = 60
+    refusable: bool = True
+    skip_quoted: bool = False
+    cased: bool = False  # anchor runs on the case-preserving view
+    cross_sentence: bool = False  # the cue may sit in a neighbouring sentence
+    id_pattern: re.Pattern[str] | None = None  # reports contact.messenger_id on the ID
+    also: tuple[str, ...] = ()  # further rule ids reported for the same match
+
+
+def _c(pattern: str) -> re.Pattern[str]:
+    return lx.compile_lower(pattern)
+
+
+def _a(alternatives: str) -> str:
+    return lx.anchor_word(alternatives)
+
+
+_REQUEST = _c(lx.REQUEST)
+_PII_SUBJECT = _c(lx.PII_SUBJECT)
+_PAY_BLOCK = _c(lx.ON_PLATFORM + "|" + lx.PAYMENT_SUBJECT)
+_MY = r"(?:your|ur|ご|あなたの|お)"
+
+_EXPENSE_BLOCK = _c(
+    W(
+        r"(?:won'?t|don'?t|do not|will not|never) (?:need to |have to )?(?:buy|pay|purchase)|"
+        r"no need to (?:buy|pay|purchase)|already (?:purchased|bought|paid)|"
+        r"we(?:'ll| will)? (?:cover|provide|pay for|buy|purchase)|on our (?:side|account)|"
+        r"free of charge|for (?:the|our) (?:lp|landing page|page|banner|site)|escrow|funded"
+    )
+    + r"|購入済み|当方で|こちらで(?:購入|用意|負担|お支払)|弊社で|弊社が負担|無料|不要|"
+    r"必要はありません|表示|掲載|記事|LP|ＬＰ|仮払い"
+)
+
+CUE_RULES: Final[tuple[CueRule, ...]] = (
+    # ---- contact_exchange -----------------------------------------------------------
+    CueRule(
+        "contact.messenger",
+        _c(lx.APPS),
+        cue=_c(lx.APP_INTENT),
+        block=_c(lx.APP_SUBJECT),
+        window=45,
+        skip_quoted=True,
+        id_pattern=_c(lx.APP_ID),
+    ),
+    CueRule(
+        "contact.messenger",
+        re.compile(lx.APPS_CASED),
+        cue=_c(lx.APP_INTENT),
+        block=_c(lx.APP_SUBJECT),
+        window=45,
+        skip_quoted=True,
+        cased=True,
+        id_pattern=_c(lx.APP_ID),
+    ),
+    CueRule(
+        "contact.request",
+        _c(
+            _a(r"what'?s|what is|send|share|give|drop|tell|can i (?:have|get)|could i (?:have|get)|"
+              r"may i (?:have|get)|need|let me (?:have|know)")
+            + r"\s+(?:me\s+)?(?:your|ur)\s+(?:personal\s+|private\s+|direct\s+)?"
+            r"(?:e-?mail|email address|handle|user ?name|id|contact(?: details| info)?|skype|"
+            r"line|whatsapp|telegram|discord|instagram|insta|socials?|メールアドレス|メアド)"
+            r"|(?:メール(?:アドレス)?|メアド|アカウント名|ユーザー名|LINE\s?ID|連絡先)"
+            r"(?:だけ|も|の方)?を?\s*(?:教えて|お知らせ|お教え|伺え|お送りください|送って)"
+        ),
+        window=0,
+    ),
+    CueRule(
+        "contact.phone_request",
+        _c(
+            _a(r"what'?s|what is|send|share|give|can i (?:have|get)|could i (?:have|get)|"
+              r"may i (?:have|get)|need|tell me|let me (?:have|know)|drop")
+            + r"[^.?!\n。]{0,20}(?:your|ur)\s+(?:personal |private |mobile |cell )?"
+            r"(?:phone|mobile|cell|telephone|whatsapp number|電話番号|携帯)"
+            r"|(?:電話番号|携帯番号|携帯電話|ケータイ|お電話番号|電話)(?:だけ|も|と[^。\n]{0,15})?を?\s*"
+            r"(?:教えて|お知らせ|お教え|お願い|送って|いただけ|頂け|伺え)"
+        ),
+        window=0,
+        also=("pii.phone_request",),
+    ),
+    CueRule(
+        "contact.pointer",
+        _c(
+            _a(r"e-?mail|contact(?: details| info)?|number|address|id|handle")
+            + r"\s+(?:address\s+)?is\s+(?:in|on)\s+"
+            + r"[^.\n]{0,25}?" + W(r"pdf|attach\w*|file|profile|bio|portfolio|website|site|cv|"
+                                   r"resume|image|picture|signature")
+            + "|" + _a(r"google my name|look me up|search me up|my (?:web)?site has a contact|"
+                      r"same (?:user ?name|handle|name|id|nick(?:name)?) as (?:here|on here|this)|"
+                      r"qr code")
+            + r"|連絡先[はを]?[^。\n]{0,20}(?:プロフィール|画像|ＱＲ|QR|PDF|添付|ファイル|署名)"
+            r"|(?:ここ|こちら)(?:の|と)(?:名前|表示名|ユーザー名|アカウント名|ID)?[^。\n]{0,8}同じ"
+            r"|(?:ここ|こちら)の(?:名前|表示名|ユーザー名)の(?:後ろ|前|あと)"
+            r"|QRコード[^。\n]{0,20}(?:読み取|追加|友だち|友達|スキャン|連絡)"
+        ),
+        cue=_c(W(r"scan|add|contact|connect|me|my|find") + r"|読み取|追加|連絡|同じ|名前|後ろ|前"),
+        block=_c(lx.APP_SUBJECT),
+        window=40,
+    ),
+    CueRule(
+        "contact.channel",
+        _c(
+            _a(r"(?:e-?mail|mail|text|call|sms|ring|phone|whatsapp|write)\s+me(?!\s+(?:here|on here))|"
+              r"(?:write|message|contact|reach)\s+me\s+(?:there|at|via|by)|"
+              r"(?:continue|talk|chat|discuss|communicate|move|switch)\s+(?:this\s+)?"
+              r"(?:by|via|over|to)\s+(?:e-?mail|phone|sms|text)")
+            + r"|(?:ショートメール|ＳＭＳ|SMS|お電話|メール)(?:で|に|を)?(?:お願い|ください|下さい|"
+            r"ご連絡|連絡|やり取り|やりとり|お話|話し)"
+        ),
+        block=_c(r"here|on the platform|this chat|プラットフォーム|こちらのメッセージ|届いた|届き"),
+    ),
+    # ---- off_platform_deal ----------------------------------------------------------
+    CueRule(
+        "deal.direct",
+        _c(
+            _a(r"pay(?:ing)?\s+(?:you|me)?\s*(?:\S+\s+){0,3}?directly|"
+              r"direct(?:ly)?\s+(?:contract|contractor|payment|deal|agreement|hire)|"
+              r"go(?:ing)?\s+direct|(?:hire|work with|contract with) you directly|"
+              r"directly (?:pay|hire|contract)")
+            + r"|直接(?:契約|発注|取引|お?支払|お?払|お?振り?込|結)|(?:契約|取引)を?直接"
+            r"|ちょく(?:で|けいやく|契約|取引)|直(?:取引|契約)"
+        ),
+        block=_PAY_BLOCK,
+    ),
+    CueRule(
+        "deal.bypass",
+        _c(
+            _a(r"outside (?:of )?(?:this |the |our )?(?:platform|marketplace|site|app|system)|"
+              r"(?:off|away from) (?:this|the) (?:site|platform|marketplace)|off[- ]platform|"
+              r"skip (?:the )?(?:site|platform|marketplace|escrow|fees?|(?:\w+ )?cut)|"
+              r"(?:not|n't) (?:go|going|pay|paying) (?:through|via) (?:the )?(?:escrow|platform|site)|"
+              r"instead of (?:the )?platform|bypass (?:the )?(?:platform|site|escrow|fees?)|"
+              r"off the books|under the table|privately|"
+              r"(?:platform|site|marketplace) (?:doesn'?t|does not|won'?t|need not) (?:need to )?know|"
+              r"(?:close|cancel) (?:this|the) (?:contract|order) and|payment outside")
+            + r"|サイト外|サイトを(?:通さ|介さ|使わ)|(?:運営|プラットフォーム|システム|ここ|こちら)を"
+            r"(?:通さ|介さ|通す?と手間|使わ)|外部で(?:契約|取引|やり取り|お?支払)|"
+            r"外で(?:相談|やり取り|契約|取引|お?払|お?支払)|運営に(?:見られ|バレ|ばれ|内緒)|"
+            r"別の場所|個人的に(?:契約|取引|お?支払|依頼)|契約し直"
+        ),
+    ),
+    CueRule(
+        "deal.fee_avoidance",
+        _c(
+            _a(r"(?:save|saves|saving|avoid|dodge)\s+(?:us\s+(?:both\s+)?)?(?:\d+\s?%|"
+              r"(?:the |on |some |on the )?(?:platform |marketplace |site |service )?"
+              r"(?:fees?|commission|cut))|saves? us both|"
+              r"no (?:platform |marketplace |site )?(?:fees?|commission) for (?:either|both|any)|"
+              r"(?:no|without) (?:the )?(?:platform|marketplace|site) (?:fees?|commission|cut)|"
+              r"cheaper than (?:the )?(?:fees?|platform)|the fees? here (?:is|are)|"
+              r"so (?:there are|we pay|we have) no (?:fees?|commission)")
+            + r"|手数料(?:が|を|分)?(?:もったいない|浮か|かから|引かれない|なし|無し|ゼロ|節約|"
+            r"払わ|取られない|を?上乗せ|お安く|安く|値引)|お互い(?:に)?(?:得|手数料)"
+        ),
+    ),
+    CueRule(
+        "deal.external_payment",
+        _c(
+            _a(r"pay\s?pal|venmo|payoneer|zelle|cash\s?app|western union|revolut|crypto|usdt|"
+              r"bitcoin|btc|ethereum|bank transfer|wire transfer|(?:via|through|on|by|with|using) "
+              r"wise|transferwise")
+            + r"|ペイパル|仮想通貨|暗号資産"
+            r"|(?:銀行)?振り?込(?:み)?(?:に(?:しましょう|します)|で(?:お支払|払|いかが|お願い)|先|"
+            r"します|ます|ください|いたします|しましょう)|お振り?込み(?:ください|します|いたします|を)"
+        ),
+        cue=_c(
+            W(r"pay\w*|paid|send|sent|settle|transfer|invoice|payments?") + r"|払|振り?込|送金|お送り|送って|宛"
+        ),
+        block=_PAY_BLOCK,
+    ),
+    CueRule(
+        "deal.bank_details",
+        _c(r"(?:銀行|信用金庫|bank)[^。\n]{0,20}(?:支店|branch)|(?:普通|当座)\s*(?:預金\s*)?\d{6,8}|"
+           + _a(r"(?:sort code|iban|routing number|swift(?: code)?)\s*[:：]?\s*[A-Z0-9]{4,}")),
+        block=_c(lx.PAYMENT_SUBJECT + "|" + W("dummy|sample data|test")),
+    ),
+    CueRule(
+        "deal.separate_payment",
+        _c(
+            _a(r"(?:rest|remaining|remainder|balance)\b[^.\n]{0,30}separately|"
+              r"separately\s+(?:pay|send)")
+            + r"|別途(?:お)?(?:振り?込|支払|払)"
+        ),
+        block=_c(lx.ON_PLATFORM + r"|追加契約|追加払い|オプション"),
+    ),
+    # ---- personal_data_request ------------------------------------------------------
+    CueRule(
+        "pii.home_address",
+        _c(
+            _a(r"(?:home|postal|mailing|residential|street|physical|house) address|"
+              r"your address|proof of address|utility bill|where (?:do )?you live")
+            + r"|住所|お住まい|番地"
+        ),
+        cue=_REQUEST,
+        block=_PII_SUBJECT,
+        cross_sentence=True,
+        window=40,
+    ),
+    CueRule(
+        "pii.date_of_birth",
+        _c(_a(r"dates? of birth|d\.?o\.?b\.?|birth ?date|birthday") + r"|生年月日|誕生日"),
+        cue=_REQUEST,
+        block=_c(lx.PII_SUBJECT + r"|年代|age range|和暦"),
+        window=40,
+    ),
+    CueRule(
+        "pii.id_document",
+        _c(
+            _a(r"passport|driver'?s licen[cs]e|driving licen[cs]e|id card|identity card|photo id|"
+              r"selfie (?:with|holding)|government id|residence card")
+            + r"|運転免許証?|免許証|パスポート|保険証|在留カード|身分証|本人確認書類|"
+            r"マイナンバーカード"
+        ),
+        cue=_c(lx.REQUEST + "|" + W(r"photo|scan|image|picture|copy|selfie") + r"|写真|画像|コピー"),
+        block=_PII_SUBJECT,
+        cross_sentence=True,
+        window=50,
+    ),
+    CueRule(
+        "pii.my_number",
+        _c(_a(r"my number card|individual number") + r"|マイナンバー|個人番号"),
+        cue=_c(lx.REQUEST + r"|写真|画像"),
+        block=_c(lx.PII_SUBJECT + r"|制度|について|概要"),
+        window=40,
+    ),
+    CueRule(
+        "pii.bank_account",
+        _c(
+            _a(r"bank account|account number|bank details|banking details|routing number|"
+              r"which bank|sort code|iban|bank card")
+            + r"|銀行口座|口座番号|口座情報|口座の情報|振込先|銀行名|支店名|キャッシュカード|"
+            r"こうざばんごう|通帳"
+        ),
+        cue=_REQUEST,
+        block=_c(r"マイページ|settings|設定|登録は|開設|キャンペーン|記事|article|campaign"
+                 r"|お送りします|送ります|here is|here's"),
+        window=50,
+    ),
+    CueRule(
+        "pii.password",
+        _c(
+            _a(r"password|passcode|passwd|login (?:details|credentials|info)|log-?in details|"
+              r"credentials|pin code|pin number")
+            + r"|パスワード|ぱすわーど|ログイン情報|暗証番号"
+        ),
+        cue=_c(W(r"your|ur|send|share|tell|what are|give|paste") + r"|教えて|送って|お知らせ|"
+               r"お教え|伺え"),
+        block=_PII_SUBJECT,
+        cross_sentence=True,
+        window=40,
+    ),
+    CueRule(
+        "pii.one_time_code",
+        _c(
+            _a(r"(?:verification|confirmation|security|one[- ]time|otp|sms|auth(?:entication)?|"
+              r"login|[0-9][- ]digit)\s+code|otp|2fa code")
+            + r"|ワンタイム(?:パスワード)?|認証コード|確認コード|認証番号|確認番号|[0-9]桁の(?:コード|番号)"
+        ),
+        cue=_c(W(r"paste|send|share|tell|give|forward|read") + r"|送って|教えて|こちらに|お知らせ"),
+        block=_c(r"\b(?:ui|screen|field|form|design)\b|画面|デザイン|欄|実装"),
+        cross_sentence=True,
+        window=60,
+    ),
+    CueRule(
+        "pii.card",
+        _c(
+            _a(r"credit card|card number|card details|debit card|cvv|cvc|expiry date|"
+              r"expiration date")
+            + r"|クレジットカード|カード番号|カード情報|有効期限|セキュリティコード"
+        ),
+        cue=_REQUEST,
+        block=_c(lx.PII_SUBJECT + "|" + W(r"no real|not needed|never") + r"|絶対に|不要"),
+        window=50,
+    ),
+    # ---- expense_demand -------------------------------------------------------------
+    CueRule(
+        "expense.upfront_fee",
+        _c(
+            _a(r"deposit|registration fee|sign-?up fee|joining fee|entry fee|"
+              r"commitment (?:fee|contribution)|onboarding fee|training fee|exam fee|"
+              r"certification fee|test fee|starter (?:kit|pack|bundle|package)|materials? fee|"
+              r"licen[cs]e fee|setup fee|activation fee|admin fee|seat reservation|"
+              r"enrollment fee|tuition|membership fee")
+            + r"|保証金|預り金|預かり金|登録料|初期費用|入会金|年会費|協力金|研修費|受講料|"
+            r"スターターキット|教材費|(?:マニュアル|教材|資料|ツール|テキスト|登録)代|"
+            r"ライセンス(?:料|費)|定期購入|オンラインサロン|自己投資|事務手数料"
+        ),
+        cue=_c(
+            lx.PRICE + "|" + W(r"you|your|yourself|required?|requires|have to|has to|must|need|"
+                               r"before|first|upfront|up front|one-time|buy|buys|join|unlock")
+            + r"|ご自身|ご負担|負担|必要|最初|前に|いただ|頂|お振込|入会|まず|お願い"
+        ),
+        block=_EXPENSE_BLOCK,
+        window=80,
+        refusable=False,
+    ),
+    CueRule(
+        # Everyday words that are a fee only next to a price: "our style course ($79)".
+        "expense.upfront_fee",
+        _c(
+            _a(r"membership|premium (?:plan|account)|pro plan|subscription|(?<!of )course|"
+              r"licen[cs]es?|classes|program(?:me)?|kit|package|bundle")
+            + r"|講座|研修|会費|サロン|会員|プラン|キット|セミナー"
+        ),
+        cue=_c(lx.PRICE),
+        block=_EXPENSE_BLOCK,
+        window=40,
+        refusable=False,
+    ),
+    CueRule(
+        "expense.purchase_on_behalf",
+        _c(_a(r"buy|buys|purchase|subscribe|top up|top-up|grab|pay for") + r"|購入|買って|買い|"
+           r"立て替え|立替|立て替"),
+        cue=_c(
+            W(r"with your (?:own )?card|your own (?:money|card|funds)|yourself|themselves|"
+              r"on you|reimburs\w*|pay you back|add it to your payment|gift ?cards?|"
+              r"ad account|codes?|before (?:the|your) first")
+            + r"|ご自身で|ご自分で|自分で|自腹|一旦|いったん|お返し|精算|返金|上乗せ|報酬に含|"
+            r"ギフト券|ギフトカード|広告費|出稿費|コード|指定|立て替え|立替|立て替"
+        ),
+        block=_EXPENSE_BLOCK,
+        window=80,
+        refusable=False,
+    ),
+    CueRule(
+        "expense.mlm",
+        _c(
+            _a(r"(?:earn|get|make) (?:a )?commissions? (?:on|for|from) (?:everyone|anyone|each|"
+              r"people|every)|downline|recruit (?:others|friends|people)")
+            + r"|紹介者経由|ダウンライン|紹介料が入|紹介するだけで"
+        ),
+    ),
+)

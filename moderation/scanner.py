@@ -1,0 +1,182 @@
+"""The message scanner: runs every detector over a window of one sender's messages.
+
+Theory of operation: the current message and up to `MAX_HISTORY` previous messages of the
+same sender are joined with ``\\n`` into one text, so a phone number, email or ID spread
+over several messages reads as one.  Each detector reports hits on a normalized view; hits
+are mapped back to the joined original, cut at message boundaries and turned into
+`Finding` records.  Only hits that touch the current message are reported (older ones
+were reported when those messages were sent); a hit that spans messages is reported once
+per message it touches.  No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from moderation import lexicon as lx
+from moderation.contacts import find_emails, find_links
+from moderation.context import Hit, ScanText
+from moderation.findings import Finding
+from moderation.gate import Gate
+from moderation.normalize import base, deleet, identity, squeeze
+from moderation.phones import find_phones
+from moderation.rules import CUE_RULES, RULES, CueRule
+
+MAX_HISTORY: Final = 5
+MAX_WINDOW_CHARS: Final = 4000
+
+_QUOTED: Final = re.compile(lx.QUOTED)
+_REFUSAL: Final = re.compile(lx.REFUSAL, re.IGNORECASE)
+_GATE: Final = Gate([None if r.cased else r.anchor.pattern for r in CUE_RULES])
+
+
+def _norm_phrase(phrase: str) -> str:
+    return deleet(squeeze(base(identity(phrase)))).text.strip()
+
+
+class Scanner:
+    """Finds contact exchange, off-platform deals, personal-data requests and expense demands.
+
+    ``allow_domains``: email/link domains that are never reported (the platform's own,
+    e.g. ``example-platform.jp``; subdomains included).  ``allow_phrases``: phrases
+    (matched case-insensitively after normalization) inside which nothing is reported.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow_domains: Iterable[str] = (),
+        allow_phrases: Iterable[str] = (),
+        max_history: int = MAX_HISTORY,
+    ) -> None:
+        self._allow_domains = frozenset(d.lower().strip().lstrip("@.") for d in allow_domains)
+        phrases = [p for p in (_norm_phrase(p) for p in allow_phrases) if p]
+        self._allow_phrases: re.Pattern[str] | None = (
+            re.compile("|".join(re.escape(p) for p in phrases), re.IGNORECASE) if phrases else None
+        )
+        self._max_history = max(0, max_history)
+
+    def scan(self, text: str, history: Sequence[str] = ()) -> list[Finding]:
+        """Scan ``text`` (the current message) in the light of ``history`` (oldest first).
+
+        Findings in the current message have ``message_index == len(history)``.
+        """
+        first = max(0, len(history) - self._max_history)
+        window = [*history[first:], text]
+        while len(window) > 1 and sum(len(m) + 1 for m in window) > MAX_WINDOW_CHARS:
+            window.pop(0)
+            first += 1
+        offsets: list[int] = []
+        pos = 0
+        for message in window:
+            offsets.append(pos)
+            pos += len(message) + 1
+        current_start = offsets[-1]
+        st = ScanText("\n".join(window))
+
+        hits: list[Hit] = []
+        hits.extend(find_emails(st, self._allow_domains))
+        hits.extend(find_links(st, self._allow_domains))
+        hits.extend(find_phones(st))
+        for i in sorted(_GATE.candidates(st.kw.text)):
+            hits.extend(_cue_hits(st, CUE_RULES[i]))
+
+        allowed = self._allowed_spans(st)
+        spans: dict[tuple[str, int, int], None] = {}
+        for hit in hits:
+            o_start, o_end = hit.view.span(hit.start, hit.end)
+            if o_end <= current_start or o_end <= o_start:
+                continue
+            if any(a <= o_start and o_end <= b for a, b in allowed):
+                continue
+            spans[(hit.rule, o_start, o_end)] = None
+        return self._findings(_dedupe(list(spans)), offsets, window, first)
+
+    def _allowed_spans(self, st: ScanText) -> list[tuple[int, int]]:
+        if self._allow_phrases is None:
+            return []
+        kw = st.kw
+        return [kw.span(m.start(), m.end()) for m in self._allow_phrases.finditer(kw.text)]
+
+    @staticmethod
+    def _findings(
+        spans: list[tuple[str, int, int]], offsets: list[int], window: list[str], first: int
+    ) -> list[Finding]:
+        out: list[Finding] = []
+        for rule, o_start, o_end in spans:
+            info = RULES[rule]
+            explanation = {"ja": info.ja, "en": info.en}
+            for i, m_start in enumerate(offsets):
+                m_end = m_start + len(window[i])
+                lo, hi = max(o_start, m_start), min(o_end, m_end)
+                if lo < hi or (lo == hi == o_start and m_start <= lo <= m_end and o_start == o_end):
+                    out.append(
+                        Finding(
+                            category=info.category,
+                            rule=rule,
+                            start=lo - m_start,
+                            end=hi - m_start,
+                            message_index=first + i,
+                            severity=info.severity,
+                            explanation=dict(explanation),
+                        )
+                    )
+        out.sort(key=lambda f: (f.message_index, f.start, f.end, f.rule))
+        return out
+
+
+def _dedupe(spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Drop a span contained in another span of the same rule."""
+    spans.sort(key=lambda s: (s[0], s[1], -s[2]))
+    out: list[tuple[str, int, int]] = []
+    for rule, start, end in spans:
+        if out and out[-1][0] == rule and out[-1][1] <= start and end <= out[-1][2]:
+            continue
+        out.append((rule, start, end))
+    return out
+
+
+def _inside_quotes(text: str, lo: int, hi: int, a: int, b: int) -> bool:
+    return any(q.start() < a and b < q.end() for q in _QUOTED.finditer(text, lo, hi))
+
+
+def _word_start(text: str, a: int) -> bool:
+    """Anchors carry no left word boundary (speed); check it here for Latin letters."""
+    if a == 0:
+        return True
+    first, before = text[a], text[a - 1]
+    return not (first.isascii() and first.isalnum() and before.isascii() and before.isalnum())
+
+
+def _cue_hits(st: ScanText, rule: CueRule) -> list[Hit]:
+    view = st.kw
+    text = view.text
+    hits: list[Hit] = []
+    for m in rule.anchor.finditer(st.cased.text if rule.cased else text):
+        a, b = m.span()
+        if not _word_start(text, a):
+            continue
+        lo, hi = st.sentences(view).bounds(a, b)
+        if rule.cue is not None:
+            c_lo, c_hi = (0, len(text)) if rule.cross_sentence else (lo, hi)
+            c_lo, c_hi = max(c_lo, a - rule.window), min(c_hi, b + rule.window)
+            if not rule.cue.search(text, c_lo, c_hi):
+                continue
+        if rule.block is not None and rule.block.search(text, lo, hi):
+            continue
+        if rule.refusable and _REFUSAL.search(text, lo, hi):
+            continue
+        if rule.skip_quoted and _inside_quotes(text, lo, hi, a, b):
+            continue
+        hits.append(Hit(rule.rule, view, a, b))
+        if rule.id_pattern is not None:
+            line_end = text.find("\n", b)
+            limit = min(b + rule.window, len(text) if line_end < 0 else line_end)
+            found = rule.id_pattern.search(text, b, limit)
+            if found is not None:
+                group = "id" if found.group("id") else "handle"
+                hits.append(Hit("contact.messenger_id", view, found.start(group), found.end(group)))
+        hits.extend(Hit(extra, view, a, b) for extra in rule.also)
+    return hits

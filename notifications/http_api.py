@@ -1,0 +1,309 @@
+"""HTTP routes of the notifications component.
+
+    POST   /v1/events                           contract events (service token or signature)
+    GET    /v1/notifications                    the inbox (?state=unread|all|archived, limit)
+    GET    /v1/notifications/count              unread and unseen counts
+    POST   /v1/notifications/seen               mark everything seen (the badge)
+    POST   /v1/notifications/read-all           mark everything read
+    POST   /v1/notifications/{id}/{action}      read | unread | archive | unarchive
+    GET    /v1/notifications/{id}/deliveries    the delivery log of one notice
+    GET    /v1/notifications/preferences        profile, quiet hours, channel matrix
+    PUT    /v1/notifications/preferences        change any of them
+    GET    /v1/notifications/webpush/key        the VAPID application server key
+    POST   /v1/notifications/webpush            register a PushSubscription (JSON)
+    DELETE /v1/notifications/webpush            remove one ({"endpoint": ...})
+    POST   /v1/notifications/devices            register an FCM or APNs token
+    DELETE /v1/notifications/devices            remove one ({"platform", "token"})
+    GET|POST /v1/notifications/unsubscribe      e-mail one-click unsubscribe (signed link)
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+from aiohttp import web
+
+from chat.auth import Identity, TokenVerifier
+from chat.config import Settings
+from chat.errors import BadRequest, Forbidden, NotFound, TooLarge, Unauthorized
+from chat.http_api import Body, json_response, query_int
+from chat.models import now_us
+from chat.store.db import Db
+
+from . import repo
+from .channels import unsubscribe_sig
+from .events import parse_event, verify_signature
+from .intake import Intake
+from .prefs import CHANNELS, check_tz, enabled, parse_hhmm
+from .rules import CATEGORIES
+from .schema import DELIVERY_LOG, DEVICES, INBOX, WEBPUSH
+
+MAX_EVENT_BYTES = 65536
+ACTIONS = {"read": ("read_at", True), "unread": ("read_at", False),
+           "archive": ("archived_at", True), "unarchive": ("archived_at", False)}
+
+
+class NotificationsApi:
+    def __init__(self, settings: Settings, db: Db, verifier: TokenVerifier, intake: Intake,
+                 *, vapid_public_key: str | None, clock: Any, on_event: Any = None) -> None:
+        self.s = settings
+        self.db = db
+        self.verifier = verifier
+        self.intake = intake
+        self.vapid_public_key = vapid_public_key
+        self.on_event = on_event
+        self.clock = clock  # notify.scheduler.Clock: events are stamped with its time
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/v1/events", self.post_event),
+            web.get("/v1/notifications", self.list),
+            web.get("/v1/notifications/count", self.count),
+            web.post("/v1/notifications/seen", self.seen),
+            web.post("/v1/notifications/read-all", self.read_all),
+            web.get("/v1/notifications/preferences", self.get_prefs),
+            web.put("/v1/notifications/preferences", self.put_prefs),
+            web.get("/v1/notifications/webpush/key", self.webpush_key),
+            web.post("/v1/notifications/webpush", self.add_webpush),
+            web.delete("/v1/notifications/webpush", self.del_webpush),
+            web.post("/v1/notifications/devices", self.add_device),
+            web.delete("/v1/notifications/devices", self.del_device),
+            web.get("/v1/notifications/unsubscribe", self.unsubscribe),
+            web.post("/v1/notifications/unsubscribe", self.unsubscribe),
+            web.get("/v1/notifications/{id}/deliveries", self.deliveries),
+            web.post("/v1/notifications/{id}/{action}", self.act),
+        ]
+
+    def identify(self, request: web.Request) -> Identity:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("missing 'Authorization: Bearer <token>' header")
+        return self.verifier.verify(token.strip())
+
+    async def user(self, request: web.Request) -> Identity:
+        """The caller; their locale and time zone are remembered for their notices."""
+        who = self.identify(request)
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow("SELECT locale, tz FROM notify_users WHERE user_id = ?",
+                                    who.user_id)
+            if row is None:
+                await repo.upsert_user(tx, who.user_id, now_us(), name=who.name,
+                                       locale=who.locale, tz=_tz_or_none(who.tz))
+        return who
+
+    # --- events
+    async def post_event(self, request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_EVENT_BYTES:
+            raise TooLarge(f"an event is at most {MAX_EVENT_BYTES} bytes")
+        body = await request.read()
+        if len(body) > MAX_EVENT_BYTES:
+            raise TooLarge(f"an event is at most {MAX_EVENT_BYTES} bytes")
+        if "X-Tsunagu-Signature" in request.headers:
+            verify_signature(str(self.s.notify_event_secret),
+                             request.headers.get("X-Tsunagu-Timestamp"),
+                             request.headers.get("X-Tsunagu-Signature"), body,
+                             now_s=time.time(), window_s=self.s.notify_event_window_s)
+        else:
+            who = self.identify(request)
+            if not who.has("service"):
+                raise Forbidden("events need the service role or a signature")
+        ev = parse_event(body)
+        outcome = await self.intake.handle(ev, self.clock.now_us())
+        if self.on_event is not None:
+            self.on_event()
+        return json_response({**outcome.result, "duplicate": outcome.duplicate})
+
+    # --- inbox
+    async def list(self, request: web.Request) -> web.Response:
+        who = await self.user(request)
+        state = request.query.get("state", "all")
+        limit = query_int(request, "limit", default=50, lo=1, hi=200) or 50
+        where = {"all": "archived_at IS NULL", "unread": "archived_at IS NULL AND read_at IS NULL",
+                 "archived": "archived_at IS NOT NULL"}.get(state)
+        if where is None:
+            raise BadRequest("state must be all, unread or archived")
+        rows = await self.db.fetch(
+            f"SELECT {repo.INBOX_COLS} FROM {INBOX} WHERE user_id = ? AND {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?", who.user_id, limit)
+        counts = await self._counts(who.user_id)
+        return json_response({"notifications": [repo.notice_json(r) for r in rows], **counts})
+
+    async def _counts(self, user: str) -> dict[str, int]:
+        row = await self.db.fetchrow(
+            f"SELECT sum(CASE WHEN read_at IS NULL THEN 1 ELSE 0 END), "
+            f"sum(CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END) FROM {INBOX} "
+            "WHERE user_id = ? AND archived_at IS NULL", user)
+        return {"unread": int(row[0] or 0) if row else 0, "unseen": int(row[1] or 0) if row else 0}
+
+    async def count(self, request: web.Request) -> web.Response:
+        who = self.identify(request)
+        return json_response(await self._counts(who.user_id))
+
+    async def seen(self, request: web.Request) -> web.Response:
+        who = self.identify(request)
+        await self.db.execute(f"UPDATE {INBOX} SET seen_at = ? WHERE user_id = ? AND "
+                              "seen_at IS NULL", now_us(), who.user_id)
+        return json_response(await self._counts(who.user_id))
+
+    async def read_all(self, request: web.Request) -> web.Response:
+        who = self.identify(request)
+        now = now_us()
+        await self.db.execute(
+            f"UPDATE {INBOX} SET read_at = ?, seen_at = coalesce(seen_at, ?) WHERE user_id = ? "
+            "AND read_at IS NULL", now, now, who.user_id)
+        return json_response(await self._counts(who.user_id))
+
+    async def act(self, request: web.Request) -> web.Response:
+        who = self.identify(request)
+        action = request.match_info["action"]
+        if action not in ACTIONS:
+            raise NotFound(f"unknown action {action!r}; use read, unread, archive or unarchive")
+        column, on = ACTIONS[action]
+        now = now_us()
+        value = now if on else None
+        extra = ", seen_at = coalesce(seen_at, ?)" if column == "read_at" and on else ""
+        args: list[Any] = [value] + ([now] if extra else [])
+        changed = await self.db.execute(
+            f"UPDATE {INBOX} SET {column} = ?{extra} WHERE id = ? AND user_id = ?",
+            *args, request.match_info["id"], who.user_id)
+        if not changed:
+            raise NotFound("no such notification")
+        row = await self.db.fetchrow(f"SELECT {repo.INBOX_COLS} FROM {INBOX} WHERE id = ?",
+                                     request.match_info["id"])
+        assert row is not None
+        return json_response({"notification": repo.notice_json(row),
+                              **await self._counts(who.user_id)})
+
+    async def deliveries(self, request: web.Request) -> web.Response:
+        who = self.identify(request)
+        nid = request.match_info["id"]
+        owner = await self.db.fetchval(f"SELECT user_id FROM {INBOX} WHERE id = ?", nid)
+        if owner is None or (owner != who.user_id and not who.has("service", "admin")):
+            raise NotFound("no such notification")
+        rows = await self.db.fetch(
+            f"SELECT delivery_id, channel, state, detail, at FROM {DELIVERY_LOG} "
+            "WHERE notice_id = ? ORDER BY at, id", nid)
+        from chat.models import rfc3339
+
+        return json_response({"log": [{"delivery": r[0], "channel": r[1], "state": r[2],
+                                       "detail": r[3], "at": rfc3339(r[4])} for r in rows]})
+
+    # --- preferences
+    async def _prefs_doc(self, user: str) -> dict[str, Any]:
+        prof = (await repo.profiles(self.db, [user], tz=self.s.notify_default_tz,
+                                    quiet=(self.s.notify_quiet_start,
+                                           self.s.notify_quiet_end)))[user]
+        prefs = (await repo.user_prefs(self.db, [user]))[user]
+        return {"locale": prof.locale, "tz": prof.tz, "email": prof.email, "name": prof.name,
+                "quiet_hours": {"start": prof.quiet_start, "end": prof.quiet_end},
+                "channels": {c: {ch: enabled(prefs, c, ch) for ch in CHANNELS}
+                             for c in CATEGORIES}}
+
+    async def get_prefs(self, request: web.Request) -> web.Response:
+        who = await self.user(request)
+        return json_response(await self._prefs_doc(who.user_id))
+
+    async def put_prefs(self, request: web.Request) -> web.Response:
+        who = await self.user(request)
+        body = await Body.read(request)
+        locale = body.text("locale", max_chars=2, required=False)
+        if locale is not None and locale not in ("ja", "en"):
+            raise BadRequest("locale must be ja or en")
+        tz = body.text("tz", max_chars=64, required=False)
+        if tz is not None:
+            check_tz(tz)
+        email = body.text("email", max_chars=254, required=False)
+        if email is not None and ("@" not in email or any(c in email for c in "\r\n <>,")):
+            raise BadRequest("email is not an address")
+        quiet = body.obj("quiet_hours")
+        qs = qe = None
+        if quiet is not None:
+            qs, qe = str(quiet.get("start", "")), str(quiet.get("end", ""))
+            parse_hhmm(qs)
+            parse_hhmm(qe)
+        channels = body.obj("channels") or {}
+        updates: list[tuple[str, str, bool]] = []
+        for cat, chans in channels.items():
+            if cat not in CATEGORIES or not isinstance(chans, dict):
+                raise BadRequest(f"channels: unknown category {cat!r}")
+            for ch, on in chans.items():
+                if ch not in CHANNELS or not isinstance(on, bool):
+                    raise BadRequest(f"channels.{cat}: {ch!r} must be one of {CHANNELS} "
+                                     "with a boolean")
+                updates.append((cat, ch, on))
+        async with self.db.transaction() as tx:
+            await repo.upsert_user(tx, who.user_id, now_us(), locale=locale, tz=tz,
+                                   email=email, quiet_start=qs, quiet_end=qe)
+            for cat, ch, on in updates:
+                await repo.set_pref(tx, who.user_id, cat, ch, on)
+        return json_response(await self._prefs_doc(who.user_id))
+
+    # --- subscriptions
+    async def webpush_key(self, request: web.Request) -> web.Response:
+        if self.vapid_public_key is None:
+            raise NotFound("Web Push is not configured")
+        return json_response({"key": self.vapid_public_key})
+
+    async def add_webpush(self, request: web.Request) -> web.Response:
+        who = await self.user(request)
+        if self.vapid_public_key is None:
+            raise NotFound("Web Push is not configured")
+        body = await Body.read(request)
+        endpoint = body.req_str("endpoint", max_chars=2048)
+        if not endpoint.startswith("https://") and not (
+                self.s.notify_insecure_push and endpoint.startswith("http://")):
+            raise BadRequest("endpoint must be an https URL")
+        keys = Body(body.obj("keys") or {})
+        p256dh, auth = keys.req_str("p256dh", max_chars=200), keys.req_str("auth", max_chars=100)
+        await self.db.execute(
+            f"INSERT INTO {WEBPUSH} VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint) DO UPDATE SET "
+            "user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth",
+            endpoint, who.user_id, p256dh, auth, now_us())
+        return json_response({"ok": True}, 201)
+
+    async def del_webpush(self, request: web.Request) -> web.Response:
+        who = self.identify(request)
+        body = await Body.read(request)
+        n = await self.db.execute(f"DELETE FROM {WEBPUSH} WHERE endpoint = ? AND user_id = ?",
+                                  body.req_str("endpoint", max_chars=2048), who.user_id)
+        return json_response({"removed": n})
+
+    async def add_device(self, request: web.Request) -> web.Response:
+        who = await self.user(request)
+        body = await Body.read(request)
+        platform = body.req_str("platform", max_chars=8)
+        if platform not in ("fcm", "apns"):
+            raise BadRequest("platform must be fcm or apns")
+        token = body.req_str("token", max_chars=4096)
+        if platform == "apns" and not all(c in "0123456789abcdefABCDEF" for c in token):
+            raise BadRequest("an APNs device token is hexadecimal")
+        await self.db.execute(
+            f"INSERT INTO {DEVICES} VALUES (?, ?, ?, ?) ON CONFLICT (platform, token) DO UPDATE "
+            "SET user_id = excluded.user_id", token, platform, who.user_id, now_us())
+        return json_response({"ok": True}, 201)
+
+    async def del_device(self, request: web.Request) -> web.Response:
+        who = self.identify(request)
+        body = await Body.read(request)
+        n = await self.db.execute(
+            f"DELETE FROM {DEVICES} WHERE platform = ? AND token = ? AND user_id = ?",
+            body.req_str("platform", max_chars=8), body.req_str("token", max_chars=4096),
+            who.user_id)
+        return json_response({"removed": n})
+
+    async def unsubscribe(self, request: web.Request) -> web.Response:
+        user, cat, sig = (request.query.get(k, "") for k in ("u", "c", "s"))
+        if cat not in CATEGORIES or not hmac.compare_digest(
+                sig, unsubscribe_sig(str(self.s.jwt_secret), user, cat)):
+            raise Forbidden("this unsubscribe link is not valid")
+        await repo.set_pref(self.db, user, cat, "email", False)
+        return json_response({"ok": True, "user": user, "category": cat, "email": False})
+
+
+def _tz_or_none(tz: str) -> str | None:
+    try:
+        return check_tz(tz)
+    except BadRequest:
+        return None

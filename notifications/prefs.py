@@ -1,0 +1,75 @@
+"""Preferences and quiet hours: which channels a notice takes, and when. No I/O.
+
+Channels: ``inapp`` (the inbox and the live ``notification`` frame), ``webpush``, ``mobile``
+(FCM and APNs device tokens) and ``email``. A user turns a channel off per category
+(``contract``, ``deadline``, ``review``, ``chat``); everything is on by default except chat
+alerts by e-mail. Quiet hours (``HH:MM``-``HH:MM`` in the user's time zone, default
+Asia/Tokyo 22:00-08:00) defer the push and e-mail copies of non-urgent notices to the end of
+the quiet period; the in-app copy is stored at once (it makes no sound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from chat.errors import BadRequest
+
+CHANNELS = ("inapp", "webpush", "mobile", "email")
+DEFAULT_OFF = frozenset({("chat", "email")})
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    user_id: str
+    name: str
+    locale: str
+    tz: str
+    email: str | None
+    quiet_start: str
+    quiet_end: str
+
+
+def enabled(prefs: Mapping[tuple[str, str], bool], category: str, channel: str) -> bool:
+    value = prefs.get((category, channel))
+    if value is None:
+        return (category, channel) not in DEFAULT_OFF
+    return value
+
+
+def check_tz(tz: str) -> str:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(f"{tz!r} is not a time zone") from None
+    return tz
+
+
+def parse_hhmm(text: str) -> time:
+    hh, _, mm = text.partition(":")
+    if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+        raise BadRequest(f"{text!r} is not HH:MM")
+    return time(int(hh), int(mm))
+
+
+def quiet_until(now_us: int, tz: str, start: str, end: str) -> int | None:
+    """If ``now_us`` falls in the quiet hours (in ``tz``), the time they end; else None.
+
+    ``start == end`` means no quiet hours. A period may wrap midnight (22:00-08:00).
+    """
+    a, b = parse_hhmm(start), parse_hhmm(end)
+    if a == b:
+        return None
+    zone = ZoneInfo(tz)
+    local = datetime.fromtimestamp(now_us / 1_000_000, tz=UTC).astimezone(zone)
+    t = local.time().replace(tzinfo=None)
+    inside = (a <= t < b) if a < b else (t >= a or t < b)
+    if not inside:
+        return None
+    end_day = local.date()
+    if a > b and t >= a:
+        end_day += timedelta(days=1)
+    end_local = datetime.combine(end_day, b, tzinfo=zone)
+    return int(end_local.timestamp() * 1_000_000)

@@ -1,0 +1,287 @@
+"""The notifications component's SQL, portable (``?`` placeholders) through ``store.db``.
+
+Every function takes an :class:`~chat.store.db.Executor` (the database or an open
+transaction), so callers decide what goes in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from chat.models import new_id
+from chat.store.db import Executor
+
+from .prefs import UserProfile
+from .rules import ContractState, JobSpec
+from .schema import (
+    CONTRACTS,
+    DELIVERIES,
+    DELIVERY_LOG,
+    DEVICES,
+    EVENTS,
+    INBOX,
+    JOBS,
+    PREFS,
+    USERS,
+    WEBPUSH,
+)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _in(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+# --- events
+async def get_event(tx: Executor, event_id: str) -> tuple[str, dict[str, Any]] | None:
+    row = await tx.fetchrow(f"SELECT digest, result FROM {EVENTS} WHERE id = ?", event_id)
+    return None if row is None else (row[0], orjson.loads(row[1]))
+
+
+async def insert_event(tx: Executor, event_id: str, type_: str, thread: str, digest: str,
+                       result: dict[str, Any], now: int) -> None:
+    await tx.execute(f"INSERT INTO {EVENTS} VALUES (?, ?, ?, ?, ?, ?)",
+                     event_id, type_, thread, digest, dumps(result), now)
+
+
+# --- contracts
+_CONTRACT_COLS = ("thread_id, client, worker, title, amount, currency, deadline, deposit, "
+                  "status, stage, concluded_at, delivered_at")
+
+
+async def load_contract(tx: Executor, thread: str, *, lock: bool, dialect: str
+                        ) -> ContractState | None:
+    sql = f"SELECT {_CONTRACT_COLS} FROM {CONTRACTS} WHERE thread_id = ?"
+    if lock and dialect == "postgres":
+        sql += " FOR UPDATE"
+    row = await tx.fetchrow(sql, thread)
+    return None if row is None else ContractState(*row)
+
+
+async def load_contracts(tx: Executor, threads: Sequence[str]) -> dict[str, ContractState]:
+    if not threads:
+        return {}
+    rows = await tx.fetch(
+        f"SELECT {_CONTRACT_COLS} FROM {CONTRACTS} WHERE thread_id IN ({_in(threads)})",
+        *threads)
+    return {r[0]: ContractState(*r) for r in rows}
+
+
+async def save_contract(tx: Executor, s: ContractState, now: int) -> None:
+    await tx.execute(
+        f"INSERT INTO {CONTRACTS} ({_CONTRACT_COLS}, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO UPDATE SET "
+        "deadline = excluded.deadline, deposit = excluded.deposit, status = excluded.status, "
+        "stage = excluded.stage, delivered_at = excluded.delivered_at, "
+        "updated_at = excluded.updated_at",
+        s.thread_id, s.client, s.worker, s.title, s.amount, s.currency, s.deadline, s.deposit,
+        s.status, s.stage, s.concluded_at, s.delivered_at, now)
+
+
+# --- schedule
+async def cancel_jobs(tx: Executor, thread: str, kinds: Sequence[str], now: int,
+                      why: str) -> int:
+    if not kinds:
+        return 0
+    if tuple(kinds) == ("*",):
+        return await tx.execute(
+            f"UPDATE {JOBS} SET state = 'cancelled', fired_at = ?, outcome = ? "
+            "WHERE thread_id = ? AND state = 'pending'", now, why, thread)
+    return await tx.execute(
+        f"UPDATE {JOBS} SET state = 'cancelled', fired_at = ?, outcome = ? "
+        f"WHERE thread_id = ? AND state = 'pending' AND kind IN ({_in(kinds)})",
+        now, why, thread, *kinds)
+
+
+async def insert_jobs(tx: Executor, thread: str, source: str, specs: Iterable[JobSpec],
+                      now: int) -> int:
+    rows = [(new_id("j"), f"{source}:{s.kind}:{s.user}:{s.slot}", None, s.kind, thread, s.user,
+             s.due_at, "pending", dumps(s.payload), now) for s in specs]
+    if rows:
+        await tx.executemany(
+            f"INSERT INTO {JOBS} (id, dedupe_key, group_key, kind, thread_id, user_id, due_at, "
+            "state, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    kind: str
+    thread: str
+    user: str
+    due_at: int
+    payload: dict[str, Any]
+
+
+async def claim_due(tx: Executor, now: int, limit: int, dialect: str) -> list[Job]:
+    """The oldest due pending jobs, locked for this transaction (skipping others' locks)."""
+    sql = (f"SELECT id, kind, thread_id, user_id, due_at, payload FROM {JOBS} "
+           "WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?")
+    if dialect == "postgres":
+        sql += " FOR UPDATE SKIP LOCKED"
+    rows = await tx.fetch(sql, now, limit)
+    return [Job(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in rows]
+
+
+async def finish_jobs(tx: Executor, outcomes: Sequence[tuple[str, str, int, str]]) -> None:
+    """(state, outcome, fired_at, id) for each job."""
+    if outcomes:
+        await tx.executemany(
+            f"UPDATE {JOBS} SET state = ?, outcome = ?, fired_at = ? WHERE id = ?", outcomes)
+
+
+async def next_due(db: Executor) -> int | None:
+    value = await db.fetchval(f"SELECT min(due_at) FROM {JOBS} WHERE state = 'pending'")
+    return None if value is None else int(value)
+
+
+async def chat_job(tx: Executor, group: str) -> tuple[str, dict[str, Any]] | None:
+    row = await tx.fetchrow(
+        f"SELECT id, payload FROM {JOBS} WHERE group_key = ? AND state = 'pending'", group)
+    return None if row is None else (row[0], orjson.loads(row[1]))
+
+
+async def add_chat_job(tx: Executor, group: str, thread: str, user: str, due_at: int,
+                       payload: dict[str, Any], now: int) -> None:
+    jid = new_id("j")
+    await tx.execute(
+        f"INSERT INTO {JOBS} (id, dedupe_key, group_key, kind, thread_id, user_id, due_at, "
+        "state, payload, created_at) VALUES (?, ?, ?, 'chat', ?, ?, ?, 'pending', ?, ?)",
+        jid, f"chat:{jid}", group, thread, user, due_at, dumps(payload), now)
+
+
+async def set_payload(tx: Executor, job_id: str, payload: dict[str, Any]) -> None:
+    await tx.execute(f"UPDATE {JOBS} SET payload = ? WHERE id = ?", dumps(payload), job_id)
+
+
+async def read_seqs(tx: Executor, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(thread, user) -> read_seq from chat's participants table."""
+    out: dict[tuple[str, str], int] = {}
+    threads = sorted({t for t, _ in pairs})
+    if not threads:
+        return out
+    rows = await tx.fetch(
+        f"SELECT thread_id, user_id, read_seq FROM participants WHERE thread_id IN "
+        f"({_in(threads)})", *threads)
+    wanted = set(pairs)
+    for t, u, seq in rows:
+        if (t, u) in wanted:
+            out[(t, u)] = int(seq)
+    return out
+
+
+# --- users and preferences
+async def profiles(tx: Executor, users: Sequence[str], *, tz: str, quiet: tuple[str, str]
+                   ) -> dict[str, UserProfile]:
+    out = {u: UserProfile(u, u, "ja", tz, None, *quiet) for u in users}
+    if not users:
+        return out
+    rows = await tx.fetch(
+        f"SELECT user_id, name, locale, tz, email, quiet_start, quiet_end FROM {USERS} "
+        f"WHERE user_id IN ({_in(users)})", *users)
+    for uid, name, locale, utz, email, qs, qe in rows:
+        out[uid] = UserProfile(uid, name or uid, locale or "ja", utz or tz, email,
+                               qs or quiet[0], qe or quiet[1])
+    return out
+
+
+async def upsert_user(tx: Executor, user: str, now: int, **fields: Any) -> None:
+    """Set the given profile fields (None leaves a field as it is)."""
+    cols = [k for k, v in fields.items() if v is not None]
+    if not cols:
+        await tx.execute(f"INSERT INTO {USERS} (user_id, updated_at) VALUES (?, ?) "
+                         "ON CONFLICT (user_id) DO NOTHING", user, now)
+        return
+    sets = ", ".join(f"{c} = excluded.{c}" for c in cols)
+    await tx.execute(
+        f"INSERT INTO {USERS} (user_id, {', '.join(cols)}, updated_at) "
+        f"VALUES (?, {_in(cols)}, ?) ON CONFLICT (user_id) DO UPDATE SET {sets}, "
+        "updated_at = excluded.updated_at", user, *[fields[c] for c in cols], now)
+
+
+async def user_prefs(tx: Executor, users: Sequence[str]
+                     ) -> dict[str, dict[tuple[str, str], bool]]:
+    out: dict[str, dict[tuple[str, str], bool]] = {u: {} for u in users}
+    if not users:
+        return out
+    rows = await tx.fetch(f"SELECT user_id, category, channel, enabled FROM {PREFS} "
+                          f"WHERE user_id IN ({_in(users)})", *users)
+    for uid, cat, chan, on in rows:
+        out[uid][(cat, chan)] = bool(on)
+    return out
+
+
+async def set_pref(tx: Executor, user: str, category: str, channel: str, on: bool) -> None:
+    await tx.execute(
+        f"INSERT INTO {PREFS} VALUES (?, ?, ?, ?) ON CONFLICT (user_id, category, channel) "
+        "DO UPDATE SET enabled = excluded.enabled", user, category, channel, int(on))
+
+
+# --- targets
+async def targets(tx: Executor, users: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """user -> [(channel, target)] for webpush endpoints and fcm/apns tokens."""
+    out: dict[str, list[tuple[str, str]]] = {u: [] for u in users}
+    if not users:
+        return out
+    for uid, endpoint in await tx.fetch(
+            f"SELECT user_id, endpoint FROM {WEBPUSH} WHERE user_id IN ({_in(users)})", *users):
+        out[uid].append(("webpush", endpoint))
+    for uid, platform, token in await tx.fetch(
+            f"SELECT user_id, platform, token FROM {DEVICES} WHERE user_id IN ({_in(users)})",
+            *users):
+        out[uid].append((platform, token))
+    return out
+
+
+# --- inbox
+INBOX_COLS = ("id, user_id, kind, category, thread_id, title, body, data, urgent, created_at, "
+              "seen_at, read_at, archived_at")
+
+
+def notice_json(row: Sequence[Any]) -> dict[str, Any]:
+    from chat.models import rfc3339
+
+    return {"id": row[0], "kind": row[2], "category": row[3], "thread": row[4],
+            "title": row[5], "body": row[6], "data": orjson.loads(row[7]),
+            "urgent": bool(row[8]), "created_at": rfc3339(row[9]), "seen": row[10] is not None,
+            "read": row[11] is not None, "archived": row[12] is not None}
+
+
+async def insert_notices(tx: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows: (id, user, job_id, kind, category, thread, title, body, data json, urgent, at,
+    archived_at) - a notice whose in-app channel is off is stored archived (for the log)."""
+    if rows:
+        await tx.executemany(
+            f"INSERT INTO {INBOX} (id, user_id, job_id, kind, category, thread_id, title, body, "
+            "data, urgent, created_at, archived_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows)
+
+
+async def insert_deliveries(tx: Executor, rows: Sequence[tuple[Any, ...]], now: int) -> None:
+    """Rows: (id, notice_id, user, channel, target, next_at)."""
+    if not rows:
+        return
+    await tx.executemany(
+        f"INSERT INTO {DELIVERIES} (id, notice_id, user_id, channel, target, state, attempts, "
+        "next_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+        [(*r, now, now) for r in rows])
+    await tx.executemany(
+        f"INSERT INTO {DELIVERY_LOG} VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+        [(new_id("l"), r[0], r[1], r[3], None if r[5] <= now else f"deferred until {r[5]}",
+          now) for r in rows])
+
+
+async def log_delivery(tx: Executor, rows: Sequence[tuple[str, str, str, str, str | None, int]]
+                       ) -> None:
+    """Rows: (delivery_id, notice_id, channel, state, detail, at)."""
+    if rows:
+        await tx.executemany(f"INSERT INTO {DELIVERY_LOG} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             [(new_id("l"), *r) for r in rows])

@@ -1,0 +1,126 @@
+"""Chat alerts: a new message for a participant who is not connected becomes a digest job.
+
+The watcher observes every published message (``ChatService.message_observers``), keeps
+user messages in a small bounded buffer, and every ``flush_s`` turns them into chat digest
+jobs in ONE transaction: per (thread, recipient) at most one pending ``chat`` job, due
+``chat_digest_s`` after the first unseen message; later messages only raise its count, so
+the user gets one "3 new messages from 田中さん" rather than three pushes. Recipients who
+are online anywhere (presence) are skipped. When the job fires, the scheduler drops it if
+the user has meanwhile read up to the last counted message in-app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+
+from chat.models import Message
+from chat.presence import Presence
+from chat.service import ChatService
+from chat.store.db import Db
+
+from . import repo
+from .scheduler import Clock
+
+log = logging.getLogger("tsunagu.notify.watcher")
+
+MAX_BUFFER = 10000
+
+
+class ChatWatcher:
+    def __init__(self, db: Db, service: ChatService, presence: Presence, clock: Clock, *,
+                 digest_us: int, flush_s: float = 0.2, default_tz: str = "Asia/Tokyo",
+                 on_job: asyncio.Event | None = None) -> None:
+        self.db = db
+        self.service = service
+        self.presence = presence
+        self.clock = clock
+        self.digest_us = digest_us
+        self.flush_s = flush_s
+        self.default_tz = default_tz
+        self.on_job = on_job
+        self.pending: OrderedDict[str, Message] = OrderedDict()
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+
+    def observe(self, message: Message) -> None:
+        if message.kind != "user" or message.id in self.pending:
+            return
+        if len(self.pending) >= MAX_BUFFER:
+            self.dropped += 1  # overload: an alert is a courtesy, the message is stored
+            return
+        self.pending[message.id] = message
+        self._kick.set()
+
+    async def flush(self) -> int:
+        """Turn buffered messages into digest jobs; return how many jobs were touched."""
+        batch = list(self.pending.values())
+        self.pending.clear()
+        if not batch:
+            return 0
+        threads = {}
+        for tid in sorted({m.thread for m in batch}):
+            t = await self.service.store.get_thread(tid)
+            if t is not None:
+                threads[tid] = t
+        recipients = {u for t in threads.values() for u in (p.user_id for p in t.participants)}
+        online = await self.presence.online(recipients)
+        now = self.clock.now_us()
+        touched = 0
+        async with self.db.transaction() as tx:
+            names = await repo.profiles(tx, sorted({m.sender for m in batch}),
+                                        tz=self.default_tz, quiet=("00:00", "00:00"))
+            for m in batch:
+                thread = threads.get(m.thread)
+                if thread is None:
+                    continue
+                for p in thread.participants:
+                    if p.user_id == m.sender or p.user_id in online or p.role == "observer":
+                        continue
+                    group = f"chat:{m.thread}:{p.user_id}"
+                    if self.db.dialect == "postgres":
+                        await tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", group)
+                    current = await repo.chat_job(tx, group)
+                    sender = names[m.sender].name
+                    if current is None:
+                        await repo.add_chat_job(tx, group, m.thread, p.user_id,
+                                                now + self.digest_us,
+                                                {"count": 1, "sender": sender,
+                                                 "last_seq": m.seq, "title": thread.title},
+                                                now)
+                    else:
+                        jid, payload = current
+                        payload["count"] = int(payload.get("count", 0)) + 1
+                        payload["sender"] = sender
+                        payload["last_seq"] = max(int(payload.get("last_seq", 0)), m.seq)
+                        await repo.set_payload(tx, jid, payload)
+                    touched += 1
+        return touched
+
+    async def _loop(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            await asyncio.sleep(self.flush_s)
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("chat watcher flush failed")
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="notify-watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.flush()

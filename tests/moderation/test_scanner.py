@@ -1,0 +1,171 @@
+import pytest
+
+from moderation.findings import CONTACT, DEAL, EXPENSE, PII
+from moderation.scanner import Scanner
+
+SCANNER = Scanner(allow_domains=["example-platform.jp"], allow_phrases=["LINE Pay"])
+
+
+def cats(text: str, history: tuple[str, ...] = ()) -> set[str]:
+    return {f.category for f in SCANNER.scan(text, history)}
+
+
+def rules(text: str) -> set[str]:
+    return {f.rule for f in SCANNER.scan(text)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ｔａｎａｋａ at gmail dot com",
+        "reach me: sato (at) mailbox (dot) co.jp",
+        "メールは suzuki.w アットマーク mailbox ドット jp まで",
+        "moc.liamg@ikuzus — backwards",
+        "write to jiro\u200b.k@mailbox.net",
+    ],
+)
+def test_email_variants(text: str) -> None:
+    assert "contact.email" in rules(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ぜろきゅうぜろ、いちにさんよん、ごろくななはち です",
+        "携帯: 〇八〇-壱弐参四-伍六七八",
+        "call me on +44 7700 900123",
+        "text me at (415) 555-2671",
+        "電話は０９０－１２３４－５６７８まで",
+        "my cell is zero nine zero one two three four five six seven eight",
+    ],
+)
+def test_phone_variants(text: str) -> None:
+    assert "contact.phone" in rules(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Let's talk on Telegram, my handle is @taro_dev",
+        "LINEで連絡しましょう。IDは hana_1234 です",
+        "ﾗｲﾝやってますか？",
+        "add me on d1sc0rd: wolf.pack",
+        "Kakaoで話しましょう",
+        "緑のアプリで話しませんか？",
+        "What's your email? I'll send the files directly.",
+        "インスタのアカウント名を教えてください",
+        "join me here: https://zoom.us/j/1234567890",
+    ],
+)
+def test_contact_exchange(text: str) -> None:
+    assert CONTACT in cats(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Let's do the next project outside the platform and save the fees.",
+        "次からは直接契約でお願いします。",
+        "I'll pay you via PayPal instead.",
+        "手数料がもったいないので銀行振込にしましょう。",
+        "We can settle the rest off the books.",
+        "サイトを通さずに続けませんか",
+    ],
+)
+def test_off_platform_deal(text: str) -> None:
+    assert DEAL in cats(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please send me a scan of your passport.",
+        "口座番号を教えてください。",
+        "What's your date of birth?",
+        "ログイン用のパスワードを教えて",
+        "Paste the verification code you just got here.",
+        "マイナンバーを送ってください",
+        "Send your credit card number so I can register you.",
+    ],
+)
+def test_personal_data_request(text: str) -> None:
+    assert PII in cats(text)
+
+
+def test_phone_request_gets_both_labels() -> None:
+    found = cats("Can I have your phone number?")
+    assert found == {CONTACT, PII}
+    assert cats("電話番号を教えていただけますか") == {CONTACT, PII}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Before your first task, please pay the $50 registration fee.",
+        "研修の受講料3万円をご負担ください。",
+        "Buy the items with your own card and we'll reimburse you later.",
+        "広告費を一旦立て替えてください。",
+        "スターターキット（9,800円）をご購入いただいた方からお仕事をお渡しします",
+    ],
+)
+def test_expense_demand(text: str) -> None:
+    assert EXPENSE in cats(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The bug is on line 42 of main.py.",
+        "ガイドラインとデッドラインを確認しました。オンラインで作業します。",
+        "Please add a postcode field to the address form.",
+        "Copy each company's main phone number from their official website.",
+        "The total is ¥48,600 and delivery is 2024-05-01.",
+        "Order number 0801-2234-5678 needs new images.",
+        "Message me here on the platform if anything is unclear.",
+        "I'll pay through escrow as soon as the milestone is set.",
+        "Sorry, I can't work outside the platform.",
+        "申し訳ありませんが、直接契約はできません。",
+        "Use example@example.com as a placeholder.",
+        "Test with the Stripe card 4242 4242 4242 4242.",
+        "LINEスタンプ40個の制作をお願いします。",
+        "I'm building a Discord bot with slash commands.",
+        "Do you have Photoshop?",
+        "Of course, I'll send the revised draft tomorrow.",
+        "The invoice lists the office phone of our company.",
+        "Contact us at info@example-platform.jp for support.",
+        "LINE Pay のロゴをバナーに入れてください",
+    ],
+)
+def test_hard_negatives_stay_clean(text: str) -> None:
+    assert SCANNER.scan(text) == []
+
+
+def test_digits_split_over_three_messages() -> None:
+    history = ("電話番号送ります", "090", "5555")
+    findings = SCANNER.scan("0123", history)
+    phone = [f for f in findings if f.rule == "contact.phone"]
+    assert {f.message_index for f in phone} == {1, 2, 3}
+    current = [f for f in phone if f.message_index == 3]
+    assert (current[0].start, current[0].end) == (0, 4)
+
+
+def test_email_split_over_messages() -> None:
+    findings = SCANNER.scan("dot com", ("my email is", "ortega.creative", "at example"))
+    assert any(f.rule == "contact.email" and f.message_index == 3 for f in findings)
+
+
+def test_old_findings_not_repeated() -> None:
+    assert SCANNER.scan("thanks!", ("my LINE ID is kota_77",)) == []
+
+
+def test_spans_point_into_original() -> None:
+    text = "連絡先：０９０－５５５５－０１４１（SMS可）"
+    (phone,) = [f for f in SCANNER.scan(text) if f.rule == "contact.phone"]
+    assert text[phone.start:phone.end] == "０９０－５５５５－０１４１"
+
+
+def test_finding_fields() -> None:
+    (f, *_rest) = SCANNER.scan("My email is anna@mailbox.com")
+    assert f.category == CONTACT and f.rule == "contact.email"
+    assert f.severity == "high" and f.message_index == 0
+    assert set(f.explanation) == {"ja", "en"}

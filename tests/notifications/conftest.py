@@ -1,0 +1,119 @@
+"""Notification test support: a real node whose scheduler runs on a manual clock."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from chat.app import build_app
+from notifications import NOTIFICATIONS, RUN_LOOPS, Notifications
+from notifications.events import sign
+from notifications.scheduler import ManualClock
+from tests.support import Node, migrate
+
+EVENT_SECRET = "event-secret-" + "y" * 40
+# 2026-06-01 00:00 UTC = 09:00 in Tokyo (outside the default quiet hours)
+T0 = int(datetime(2026, 6, 1, tzinfo=UTC).timestamp() * 1_000_000)
+HOUR = 3600
+
+
+def iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class NotifyNode(Node):
+    """A node whose notification loops are off; the test ticks them on a manual clock."""
+
+    def __init__(self, settings: Any, clock: ManualClock) -> None:
+        super().__init__(settings)
+        self.clock = clock
+
+    async def start(self) -> NotifyNode:
+        if not self.settings.is_embedded:
+            await migrate(self.settings)
+        self.app = build_app(self.settings)
+        self.app[RUN_LOOPS] = False
+        self.app[NOTIFICATIONS].set_clock(self.clock)
+        self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
+                                    shutdown_timeout=self.settings.drain_timeout_s)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        await site.start()
+        assert site._server is not None
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self
+
+    @property
+    def n(self) -> Notifications:
+        assert self.app is not None
+        return self.app[NOTIFICATIONS]
+
+    async def event(self, type_: str, thread: str, eid: str | None = None,
+                    **data: Any) -> tuple[int, Any]:
+        doc = {"id": eid or f"evt-{type_}-{thread}", "type": type_, "thread": thread,
+               "data": data}
+        return await self.http("POST", "/v1/events", self.token("platform", "service"), doc)
+
+    async def signed_event(self, body: bytes, *, ts: int | None = None,
+                           secret: str = EVENT_SECRET) -> tuple[int, Any]:
+        ts = int(time.time()) if ts is None else ts
+        return await self.raw("/v1/events", body, {
+            "Content-Type": "application/json", "X-Tsunagu-Timestamp": str(ts),
+            "X-Tsunagu-Signature": sign(secret, ts, body)})
+
+    async def raw(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as s, s.post(self.url + path, data=body,
+                                                        headers=headers) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def count(self, sql: str, *args: Any) -> int:
+        return int(await self.n.store.db.fetchval(sql, *args))
+
+    async def tick(self) -> int:
+        return await self.n.scheduler.run_until_idle()
+
+    async def at(self, us: int) -> int:
+        """Move the clock to ``us`` and fire what is due; return how many jobs were claimed."""
+        self.clock.set(us)
+        return await self.tick()
+
+
+@pytest.fixture
+async def node(settings_factory: Any) -> AsyncIterator[NotifyNode]:
+    n = await NotifyNode(settings_factory(notify_event_secret=EVENT_SECRET),
+                         ManualClock(T0)).start()
+    try:
+        yield n
+    finally:
+        await n.stop()
+
+
+async def contract(node: NotifyNode, *, deadline_h: float = 100, client: str = "alice",
+                   worker: str = "bob", **extra: Any) -> str:
+    """A contract thread with a concluded contract (deadline ``deadline_h`` hours after T0)."""
+    thread = await node.create_thread((client, "client"), (worker, "worker"))
+    status, body = await node.event(
+        "contract.concluded", thread["id"], client=client, worker=worker, amount=50000,
+        deadline=iso(node.clock.now_us() + int(deadline_h * HOUR * 1_000_000)),
+        title="ロゴ制作", **extra)
+    assert status == 200, body
+    return str(thread["id"])
+
+
+def dumps(doc: Any) -> bytes:
+    return orjson.dumps(doc)

@@ -1,0 +1,208 @@
+"""Delivery end to end against real protocol peers: Web Push (decrypted, VAPID checked),
+SMTP (aiosmtpd), FCM HTTP v1 and APNs over HTTP/2 + TLS; retries, dead letters, gone
+subscriptions, the delivery log, no duplicate of what was read in-app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from notifications.scheduler import ManualClock
+from tests.notifications.conftest import EVENT_SECRET, T0, NotifyNode, contract
+from tests.notifications.fakes import ApnsServer, FcmServer, PushService, ec_pem, free_port
+
+SUBJECT = "mailto:ops@tsunagu.example"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.mails: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mails.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+async def peers(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    vapid = ec.generate_private_key(ec.SECP256R1())
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.notifications.fakes import b64u
+
+    pub = b64u(vapid.public_key().public_bytes(serialization.Encoding.X962,
+                                               serialization.PublicFormat.UncompressedPoint))
+    push = await PushService(pub, SUBJECT).start()
+    fcm = await FcmServer(tmp_path).start()
+    apns = await ApnsServer(tmp_path).start()
+    smtp_inbox = Inbox()
+    smtp = Controller(smtp_inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    try:
+        yield {"vapid_pem": ec_pem(vapid), "push": push, "fcm": fcm, "apns": apns,
+               "smtp": smtp, "mails": smtp_inbox.mails}
+    finally:
+        smtp.stop()
+        await push.stop()
+        await fcm.stop()
+        await apns.stop()
+
+
+@pytest.fixture
+async def pnode(settings_factory: Any, peers: dict[str, Any]) -> AsyncIterator[NotifyNode]:
+    fcm, apns = peers["fcm"], peers["apns"]
+    settings = settings_factory(
+        notify_event_secret=EVENT_SECRET, notify_insecure_push=True,
+        vapid_private_key=peers["vapid_pem"], vapid_subject=SUBJECT,
+        smtp_host="127.0.0.1", smtp_port=peers["smtp"].port, smtp_tls="none",
+        smtp_from="tsunagu <noreply@tsunagu.example>",
+        notify_public_url="https://tsunagu.example",
+        fcm_project_id="tsunagu-test", fcm_credentials_file=fcm.credentials_file(),
+        fcm_endpoint=f"http://127.0.0.1:{fcm.port}",
+        apns_key_file=apns.key_file(), apns_key_id=apns.key_id, apns_team_id=apns.team_id,
+        apns_topic=apns.topic, apns_endpoint=f"https://127.0.0.1:{apns.port}",
+        apns_ca_file=apns.cert_file, notify_max_attempts=3, notify_retry_base_s=10.0)
+    n = await NotifyNode(settings, ManualClock(T0)).start()
+    try:
+        yield n
+    finally:
+        await n.stop()
+
+
+async def register_all(node: NotifyNode, peers: dict[str, Any], user: str, sid: str
+                       ) -> None:
+    tok = node.token(user)
+    status, body = await node.http("POST", "/v1/notifications/webpush", tok,
+                                   peers["push"].subscribe(sid))
+    assert status == 201, body
+    for platform, token in (("fcm", f"fcm-{user}"), ("apns", "ab" * 32)):
+        status, body = await node.http("POST", "/v1/notifications/devices", tok,
+                                       {"platform": platform, "token": token})
+        assert status == 201, body
+    status, body = await node.http("PUT", "/v1/notifications/preferences", tok,
+                                   {"email": f"{user}@example.com"})
+    assert status == 200
+
+
+async def deliver(node: NotifyNode) -> int:
+    await node.tick()
+    return await node.n.delivery.run_until_idle()
+
+
+async def test_every_channel_delivers_the_real_wire_format(pnode: NotifyNode,
+                                                           peers: dict[str, Any]) -> None:
+    status, key = await pnode.http("GET", "/v1/notifications/webpush/key")
+    assert status == 200 and key["key"] == peers["push"].vapid_public_key
+    await register_all(pnode, peers, "bob", "bob-browser")
+    await contract(pnode)
+    assert await deliver(pnode) == 4
+    # Web Push: decrypted with the subscription's keys, VAPID JWT checked by the receiver
+    [push] = peers["push"].received
+    assert push["payload"]["kind"] == "contract_concluded_worker"
+    assert push["payload"]["title"] == "契約成立: ロゴ制作"
+    assert push["topic"] and len(push["topic"]) <= 32 and push["urgency"] == "normal"
+    # FCM HTTP v1
+    [fcm] = peers["fcm"].sent
+    assert fcm["token"] == "fcm-bob" and fcm["notification"]["title"] == "契約成立: ロゴ制作"
+    assert fcm["android"]["collapse_key"] == push["topic"] and fcm["project"] == "tsunagu-test"
+    # APNs over HTTP/2 + TLS
+    [apns] = peers["apns"].received
+    assert apns["token"] == "ab" * 32 and apns["payload"]["aps"]["alert"]["body"].startswith(
+        "仮払いが完了するまで")
+    assert apns["headers"]["apns-push-type"] == "alert" and apns["headers"]["apns-collapse-id"]
+    # e-mail with List-Unsubscribe, and the link works
+    for _ in range(50):
+        if peers["mails"]:
+            break
+        await asyncio.sleep(0.05)
+    [mail] = peers["mails"]
+    assert mail.rcpt_tos == ["bob@example.com"]
+    msg = message_from_bytes(mail.content)
+    assert str(make_header(decode_header(msg["Subject"]))) == "契約成立: ロゴ制作"
+    unsub = msg["List-Unsubscribe"].strip("<>")
+    assert unsub.startswith("https://tsunagu.example/v1/notifications/unsubscribe?")
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    status, body = await pnode.http("POST", unsub.replace("https://tsunagu.example", ""))
+    assert status == 200 and body["email"] is False
+    status, body = await pnode.http("POST", unsub.replace("https://tsunagu.example", "")
+                                    .replace("c=contract", "c=deadline"))
+    assert status == 403
+    # the delivery log tells what happened per channel
+    box = await pnode.http("GET", "/v1/notifications", pnode.token("bob"))
+    nid = box[1]["notifications"][0]["id"]
+    status, log = await pnode.http("GET", f"/v1/notifications/{nid}/deliveries",
+                                   pnode.token("bob"))
+    states = sorted((e["channel"], e["state"]) for e in log["log"])
+    assert states == sorted([(c, s) for c in ("webpush", "fcm", "apns", "email")
+                             for s in ("queued", "sent")])
+
+
+async def test_retry_with_backoff_then_dead_letter_and_gone(pnode: NotifyNode,
+                                                            peers: dict[str, Any]) -> None:
+    push, fcm, apns = peers["push"], peers["fcm"], peers["apns"]
+    await register_all(pnode, peers, "bob", "flaky")
+    push.status["flaky"] = [500, 201]  # one failure, then accepted
+    fcm.gone.add("fcm-bob")  # FCM says UNREGISTERED
+    apns.gone.add("ab" * 32)  # APNs answers 410
+    status, _ = await pnode.http("PUT", "/v1/notifications/preferences", pnode.token("bob"),
+                                 {"channels": {"contract": {"email": False}}})
+    assert status == 200
+    await contract(pnode)
+    await deliver(pnode)
+    db = pnode.n.store.db
+    rows = dict(await db.fetch("SELECT channel, state FROM notify_deliveries"))
+    assert rows == {"webpush": "retry", "fcm": "dead", "apns": "dead"}
+    assert await db.fetchval("SELECT count(*) FROM notify_devices") == 0  # gone tokens removed
+    next_at = await db.fetchval("SELECT next_at FROM notify_deliveries WHERE channel = 'webpush'")
+    assert T0 + 5_000_000 <= next_at <= T0 + 10_000_000  # base 10 s, jitter in [5, 10]
+    assert await pnode.n.delivery.run_until_idle() == 0  # not due yet
+    pnode.clock.set(next_at)
+    assert await pnode.n.delivery.run_until_idle() == 1
+    assert len(push.received) == 1
+    assert await db.fetchval("SELECT state FROM notify_deliveries WHERE channel = 'webpush'") \
+        == "sent"
+    # a push service that keeps failing: dead letter after notify_max_attempts (3)
+    push.status["flaky"] = [503, 503, 503]
+    pnode.clock.advance(3600)
+    await pnode.event("deposit.paid", (await db.fetchval(
+        "SELECT thread_id FROM notify_contracts")))
+    await deliver(pnode)
+    for _ in range(3):
+        pnode.clock.advance(3600)
+        await pnode.n.delivery.run_until_idle()
+    row = await db.fetchrow("SELECT state, attempts, last_error FROM notify_deliveries "
+                            "WHERE channel = 'webpush' AND state <> 'sent'")
+    assert row is not None and row[0] == "dead" and row[1] == 3 and "503" in row[2]
+    # 410 from the push service removes the subscription
+    push.status["flaky"] = [410]
+    pnode.clock.advance(3600)
+    await pnode.event("contract.cancelled", await db.fetchval(
+        "SELECT thread_id FROM notify_contracts"))
+    await deliver(pnode)
+    assert await db.fetchval("SELECT count(*) FROM notify_webpush") == 0
+
+
+async def test_no_push_for_what_was_read_in_app(pnode: NotifyNode, peers: dict[str, Any]
+                                                ) -> None:
+    await register_all(pnode, peers, "bob", "reader")
+    status, _ = await pnode.http("PUT", "/v1/notifications/preferences", pnode.token("bob"), {
+        "quiet_hours": {"start": "08:00", "end": "12:00"}})  # T0 is 09:00 in Tokyo: deferred
+    assert status == 200
+    await contract(pnode)
+    await pnode.tick()
+    assert await pnode.n.delivery.run_until_idle() == 0
+    status, _ = await pnode.http("POST", "/v1/notifications/read-all", pnode.token("bob"))
+    pnode.clock.advance(4 * 3600)
+    assert await pnode.n.delivery.run_until_idle() == 4
+    assert peers["push"].received == [] and peers["fcm"].sent == []
+    assert peers["apns"].received == [] and peers["mails"] == []
+    states = {r[0] for r in await pnode.n.store.db.fetch("SELECT state FROM notify_deliveries")}
+    assert states == {"skipped"}

@@ -1,0 +1,92 @@
+"""POST /v1/events on both back ends: system message, stage, idempotency, bad input."""
+
+from __future__ import annotations
+
+import time
+
+from tests.notifications.conftest import EVENT_SECRET, NotifyNode, contract, dumps, iso
+
+
+async def _messages(node: NotifyNode, thread: str) -> list[dict]:  # type: ignore[type-arg]
+    status, body = await node.http("GET", f"/v1/threads/{thread}/messages",
+                                   node.token("platform", "service"))
+    assert status == 200
+    return list(body["messages"])
+
+
+async def test_event_posts_system_message_and_sets_stage(node: NotifyNode) -> None:
+    thread = await contract(node)
+    msgs = await _messages(node, thread)
+    assert len(msgs) == 1 and msgs[0]["kind"] == "system"
+    assert msgs[0]["data"]["event"] == "contract.concluded"
+    assert "仮払い" in msgs[0]["data"]["ja"] and "deposit" in msgs[0]["data"]["en"]
+    status, body = await node.event("deposit.paid", thread, "e-paid")
+    assert status == 200 and body["stage"] == "in_progress" and body["cancelled"] == 2
+    status, t = await node.http("GET", f"/v1/threads/{thread}", node.token("platform", "service"))
+    assert t["thread"]["stage"] == "in_progress"
+    # the retry: same result, nothing new (no second system message, no new jobs)
+    jobs = await node.count("SELECT count(*) FROM notify_jobs")
+    status, again = await node.event("deposit.paid", thread, "e-paid")
+    assert status == 200 and again["duplicate"] is True
+    assert {k: v for k, v in again.items() if k != "duplicate"} == \
+        {k: v for k, v in body.items() if k != "duplicate"}
+    assert await node.count("SELECT count(*) FROM notify_jobs") == jobs
+    assert len(await _messages(node, thread)) == 2
+    # the same id for another event is a conflict
+    status, err = await node.event("contract.cancelled", thread, "e-paid")
+    assert status == 409, err
+
+
+async def test_bad_input_is_4xx_and_nothing_half_applied(node: NotifyNode) -> None:
+    thread = await contract(node)
+    before = [await node.count(f"SELECT count(*) FROM {t}") for t in
+              ("notify_events", "notify_jobs", "messages")]
+    cases = [
+        ({"id": "x1", "type": "contract.exploded", "thread": thread}, 400),
+        ({"id": "x2", "type": "deadline.changed", "thread": thread, "data": {}}, 400),
+        ({"id": "x3", "type": "deadline.changed", "thread": thread,
+          "data": {"deadline": "tomorrow"}}, 400),
+        ({"type": "deposit.paid", "thread": thread}, 400),
+        ({"id": "x4", "type": "deposit.paid", "thread": "t_nope"}, 404),
+        ({"id": "x5", "type": "contract.accepted", "thread": thread}, 409),  # not delivered
+        ({"id": "x6", "type": "contract.concluded", "thread": thread,
+          "data": {"client": "a", "worker": "b", "amount": 1, "deadline": iso(10**16)}}, 409),
+    ]
+    for doc, want in cases:
+        status, body = await node.http("POST", "/v1/events", node.token("platform", "service"),
+                                       doc)
+        assert status == want, (doc, body)
+        assert body["error"]["message"]
+    # a client token may not post events
+    status, _ = await node.http("POST", "/v1/events", node.token("alice", "client"),
+                                {"id": "x7", "type": "deposit.paid", "thread": thread})
+    assert status == 403
+    after = [await node.count(f"SELECT count(*) FROM {t}") for t in
+             ("notify_events", "notify_jobs", "messages")]
+    assert after == before
+    state = await node.n.store.db.fetchval(
+        "SELECT deposit FROM notify_contracts WHERE thread_id = ?", thread)
+    assert state == "requested"
+
+
+async def test_signed_events_bad_signature_and_replay(node: NotifyNode) -> None:
+    thread = await contract(node)
+    body = dumps({"id": "s1", "type": "deposit.paid", "thread": thread})
+    status, err = await node.signed_event(body, secret="wrong-" + "z" * 40)
+    assert status == 401 and "signature" in err["error"]["message"]
+    # a captured request replayed after the window is refused
+    status, err = await node.signed_event(body, ts=int(time.time()) - 3600)
+    assert status == 401 and "replay" in err["error"]["message"]
+    # a tampered body with the original signature is refused
+    ts = int(time.time())
+    from notifications.events import sign
+
+    status, err = await node.raw("/v1/events", body.replace(b"s1", b"s2"),
+                                 {"X-Tsunagu-Timestamp": str(ts),
+                                  "X-Tsunagu-Signature": sign(EVENT_SECRET, ts, body)})
+    assert status == 401
+    assert await node.count("SELECT count(*) FROM notify_events WHERE id IN ('s1', 's2')") == 0
+    status, ok = await node.signed_event(body)
+    assert status == 200 and ok["stage"] == "in_progress" and ok["duplicate"] is False
+    status, again = await node.signed_event(body)
+    assert status == 200 and again["duplicate"] is True

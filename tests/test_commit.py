@@ -1,0 +1,100 @@
+"""Group commit: concurrent appends share transactions; each caller gets its own result."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from chat.commit import GroupCommitter
+from chat.errors import NotFound, Unavailable
+from chat.models import Appended, NewMessage
+from chat.store import Store, open_store
+
+T0 = 1_700_000_000_000_000
+
+
+@pytest.fixture
+async def store(settings_factory: Any) -> AsyncIterator[Store]:
+    s = open_store(settings_factory())
+    await s.open()
+    await s.migrate()
+    await s.create_thread(id="t1", kind="team", title="t", stage="inquiry", ref={},
+                          participants=[("alice", "member")], at=T0)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def req(thread: str = "t1", cmid: str | None = None) -> NewMessage:
+    return NewMessage(thread=thread, sender="alice", kind="user", body="b", client_msg_id=cmid)
+
+
+async def test_concurrent_appends_share_batches(store: Store) -> None:
+    gc = GroupCommitter(store, max_batch=64)
+    out = await asyncio.gather(*(gc.append(req(cmid=f"c{i}")) for i in range(200)))
+    assert sorted(r.message.seq for r in out) == list(range(1, 201))
+    # each caller gets the message it asked for
+    assert [r.message.client_msg_id for r in out] == [f"c{i}" for i in range(200)]
+    assert gc.messages == 200
+    assert 4 <= gc.batches < 200  # batched, and never more than max_batch at once
+
+
+async def test_single_append_is_one_batch(store: Store) -> None:
+    gc = GroupCommitter(store)
+    r = await gc.append(req(cmid="solo"))
+    assert r.created and r.message.seq == 1 and (gc.batches, gc.messages) == (1, 1)
+    r2 = await gc.append(req(cmid="solo"))
+    assert not r2.created and r2.message == r.message
+
+
+async def test_errors_are_per_request(store: Store) -> None:
+    gc = GroupCommitter(store)
+    out = await asyncio.gather(gc.append(req(cmid="a")), gc.append(req("nope", cmid="b")),
+                               gc.append(req(cmid="c")), return_exceptions=True)
+    assert isinstance(out[0], Appended) and isinstance(out[2], Appended)
+    assert isinstance(out[1], NotFound)
+    assert (out[0].message.seq, out[2].message.seq) == (1, 2)
+    assert gc.batches == 1
+
+
+async def test_store_failure_fails_the_batch_and_recovers(settings_factory: Any) -> None:
+    s = open_store(settings_factory())
+    gc = GroupCommitter(s)
+    out = await asyncio.gather(gc.append(req()), gc.append(req()), return_exceptions=True)
+    assert all(isinstance(r, Unavailable) for r in out)  # the store is not open
+    await s.open()
+    await s.migrate()
+    try:
+        await s.create_thread(id="t1", kind="team", title="t", stage="inquiry", ref={},
+                              participants=[("alice", "member")], at=T0)
+        assert (await gc.append(req())).message.seq == 1
+    finally:
+        await s.close()
+
+
+async def test_drain_waits_for_queued_appends(store: Store) -> None:
+    gc = GroupCommitter(store, max_batch=8)
+    tasks = [asyncio.create_task(gc.append(req(cmid=f"c{i}"))) for i in range(50)]
+    await asyncio.sleep(0)  # let them enqueue
+    await gc.drain()
+    assert gc.messages == 50
+    assert [m.seq for m in await store.history("t1")] == list(range(1, 51))
+    await asyncio.gather(*tasks)
+    await gc.drain()  # nothing queued: returns at once
+
+
+async def test_cancelled_caller_does_not_lose_its_commit(store: Store) -> None:
+    gc = GroupCommitter(store)
+    task = asyncio.create_task(gc.append(req(cmid="gone")))
+    await asyncio.sleep(0)
+    task.cancel()
+    await gc.drain()
+    [m] = await store.history("t1")
+    assert m.client_msg_id == "gone"
+    # a retry of it answers with the stored message
+    again = await gc.append(req(cmid="gone"))
+    assert not again.created and again.message == m

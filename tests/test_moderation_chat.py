@@ -1,0 +1,195 @@
+"""Moderation wired into chat, end to end through real sockets, on both back ends.
+
+Masked, held-then-released and blocked messages; warnings in Japanese and English; the review
+queue, decisions and their audit entries; restrictions; edits are scanned too; only
+moderators reach the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moderation.policy import MASK_CHAR
+from tests.support import Client, Node
+
+LINE_ASK = "Do you have LINE? add me there"
+PHONE = "私の番号は 090-5555-1234 です。電話ください"
+OFFSITE = "Let's sign the contract directly outside the platform to avoid the fee."
+EXPENSE = "作業の前に登録料3万円を私の口座に振り込んでください"
+
+
+@pytest.fixture
+async def world(settings_factory: Any, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    # The default policy, with expense demands blocked before a contract (to test block).
+    default = (Path(__file__).parents[1] / "moderation" / "policy.toml").read_text("utf-8")
+    custom = default.replace('[actions.expense_demand]\ninquiry = "hold"',
+                             '[actions.expense_demand]\ninquiry = "block"')
+    assert custom != default
+    policy = tmp_path / "policy.toml"
+    policy.write_text(custom, "utf-8")
+    node = await Node(settings_factory(moderation_policy=str(policy))).start()
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"), kind="inquiry")
+    client = await Client(node.ws_url, node.token("tanaka", "client", locale="ja")).connect()
+    worker = await Client(node.ws_url, node.token("sato", "worker", locale="en")).connect()
+    mod = await Client(node.ws_url, node.token("mod1", "moderator")).connect()
+    yield {"node": node, "thread": thread["id"], "client": client, "worker": worker, "mod": mod,
+           "mod_token": node.token("mod1", "moderator")}
+    for c in (client, worker, mod):
+        await c.close()
+    await node.stop()
+
+
+async def test_masked_message_is_masked_for_the_recipient_only(world: dict[str, Any]) -> None:
+    node, tid = world["node"], world["thread"]
+    ok = await world["client"].send(tid, LINE_ASK)
+    assert ok["message"]["body"] == LINE_ASK, "the sender sees what they wrote"
+    assert ok["moderation"]["action"] == "mask"
+    assert ok["moderation"]["warning"]["text"] == ok["moderation"]["warning"]["ja"]
+    pushed = (await world["worker"].push("message"))["message"]
+    assert pushed["masked"] is True and MASK_CHAR in pushed["body"] and "LINE" not in pushed["body"]
+    # The recipient's warning, in the recipient's language (en).
+    warning = pushed["moderation"]["warning"]
+    assert warning["text"] == warning["en"] and "platform" in warning["en"]
+    # History over HTTP is masked for the recipient too; the original stays in the log.
+    status, hist = await node.http("GET", f"/v1/threads/{tid}/messages",
+                                   node.token("sato", "worker"))
+    assert status == 200 and "LINE" not in hist["messages"][0]["body"]
+    status, staff = await node.http("GET", f"/v1/moderation/threads/{tid}", world["mod_token"])
+    assert status == 200 and staff["messages"][0]["body"] == LINE_ASK
+    assert staff["messages"][0]["moderation"]["findings"][0]["category"] == "contact_exchange"
+    review = await world["mod"].push("review")
+    assert review["item"]["action"] == "mask" and review["item"]["thread"] == tid
+
+
+async def test_held_message_is_delivered_only_when_released(world: dict[str, Any]) -> None:
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    ok = await world["client"].send(tid, OFFSITE, cmid="held-1")
+    assert "message" not in ok and ok["withheld"]["status"] == "held"
+    assert ok["moderation"]["action"] == "hold"
+    retry = await world["client"].send(tid, OFFSITE, cmid="held-1")
+    assert retry["withheld"]["id"] == ok["withheld"]["id"], "a retry is not held twice"
+    status, queue = await node.http("GET", "/v1/moderation/queue", mod_token)
+    items = [i for i in queue["items"] if i["withheld_id"] == ok["withheld"]["id"]]
+    assert len(items) == 1 and items[0]["categories"] == ["off_platform_deal"]
+    # Nothing reached the worker, and the thread has no message yet.
+    status, hist = await node.http("GET", f"/v1/threads/{tid}/messages",
+                                   node.token("sato", "worker"))
+    assert hist["messages"] == []
+    status, claimed = await node.http("POST", f"/v1/moderation/items/{items[0]['id']}/claim",
+                                      mod_token)
+    assert status == 200 and claimed["item"]["claimed_by"] == "mod1"
+    status, decided = await node.http(
+        "POST", f"/v1/moderation/items/{items[0]['id']}/decide", mod_token,
+        {"decision": "release", "note": "契約後の相談なので問題なし"},
+    )
+    assert status == 200 and decided["item"]["decision"] == "release"
+    got = (await world["worker"].push("message"))["message"]
+    assert got["body"] == OFFSITE and got["seq"] == 1
+    note = await world["client"].push("withheld")
+    assert note["status"] == "released" and note["message"]["seq"] == 1
+    status, audit = await node.http("GET", f"/v1/moderation/audit?thread={tid}", mod_token)
+    actions = [e["action"] for e in audit["entries"]]
+    assert "decide:release" in actions and "claim" in actions
+    entry = next(e for e in audit["entries"] if e["action"] == "decide:release")
+    assert entry["actor"] == "mod1" and entry["note"] == "契約後の相談なので問題なし"
+
+
+async def test_blocked_attempt_is_not_delivered_but_is_logged(world: dict[str, Any]) -> None:
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    ok = await world["client"].send(tid, EXPENSE)
+    assert ok["withheld"]["status"] == "blocked" and ok["moderation"]["action"] == "block"
+    assert "expense_demand" in ok["moderation"]["categories"]
+    status, staff = await node.http("GET", f"/v1/moderation/threads/{tid}", mod_token)
+    [blocked] = staff["withheld"]
+    assert blocked["body"] == EXPENSE and blocked["status"] == "blocked"
+    assert staff["messages"] == []
+    [item] = staff["items"]
+    status, body = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                   mod_token, {"decision": "release", "note": ""})
+    assert status == 409 and body["error"]["code"] == "conflict"
+    await world["client"].send(tid, "よろしくお願いします")
+    got = (await world["worker"].push("message"))["message"]
+    assert got["body"] == "よろしくお願いします" and got["seq"] == 1, "the blocked one took no seq"
+
+
+async def test_restrict_holds_later_messages_and_warns(world: dict[str, Any]) -> None:
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    ok = await world["client"].send(tid, OFFSITE)
+    status, queue = await node.http("GET", "/v1/moderation/queue", mod_token)
+    item = next(i for i in queue["items"] if i["withheld_id"] == ok["withheld"]["id"])
+    status, _ = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide", mod_token,
+                                {"decision": "restrict", "note": "repeat offender"})
+    assert status == 200
+    pushes = {}
+    while len(pushes) < 2:
+        frame = await world["client"].push(
+            where=lambda f: f["type"] in ("moderation_warning", "withheld"))
+        pushes[frame["type"]] = frame
+    assert pushes["moderation_warning"]["warning"]["ja"]
+    assert pushes["moderation_warning"]["warning"]["en"]
+    assert pushes["withheld"]["status"] == "rejected"
+    later = await world["client"].send(tid, "こんにちは、進捗はいかがですか")
+    assert later["withheld"]["status"] == "held", "a restricted user's messages are held"
+
+
+async def test_dismissing_a_masked_message_unmasks_it(world: dict[str, Any]) -> None:
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    ok = await world["client"].send(tid, LINE_ASK)
+    await world["worker"].push("message")
+    review = await world["mod"].push("review")
+    status, _ = await node.http("POST", f"/v1/moderation/items/{review['item']['id']}/decide",
+                                mod_token, {"decision": "dismiss", "note": "LINE stickers job"})
+    assert status == 200
+    update = await world["worker"].push("update")
+    assert update["action"] == "unmask" and update["message"]["body"] == LINE_ASK
+    assert update["message"]["id"] == ok["message"]["id"]
+    status, precision = await node.http("GET", "/v1/moderation/precision", mod_token)
+    rules = {r["rule"]: r for r in precision["rules"]}
+    assert any(r["dismissed"] == 1 and r["precision"] == 0.0 for r in rules.values())
+
+
+async def test_edits_are_scanned(world: dict[str, Any]) -> None:
+    tid = world["thread"]
+    ok = await world["client"].send(tid, "ロゴの件、よろしくお願いします")
+    await world["worker"].push("message")
+    edit = await world["client"].request({"type": "edit", "thread": tid,
+                                          "message": ok["message"]["id"], "body": LINE_ASK})
+    assert edit["type"] == "ok" and edit["moderation"]["action"] == "mask"
+    update = await world["worker"].push("update")
+    assert update["action"] == "edit" and update["message"]["masked"] is True
+    held = await world["client"].request({"type": "edit", "thread": tid,
+                                          "message": ok["message"]["id"], "body": OFFSITE})
+    assert held["moderation"]["action"] == "hold"
+    assert held["message"]["body"] == LINE_ASK, "a held edit leaves the message as it was"
+
+
+async def test_only_moderators_reach_the_queue(world: dict[str, Any]) -> None:
+    node = world["node"]
+    paths = [("GET", "/v1/moderation/queue"), ("GET", "/v1/moderation/items/q_x"),
+             ("POST", "/v1/moderation/items/q_x/claim"),
+             ("POST", "/v1/moderation/items/q_x/decide"),
+             ("GET", f"/v1/moderation/threads/{world['thread']}"),
+             ("GET", "/v1/moderation/precision"), ("GET", "/v1/moderation/audit")]
+    for role in ("client", "worker", "service", "dispute"):
+        token = node.token("someone", role)
+        for method, path in paths:
+            status, body = await node.http(method, path, token, {"decision": "dismiss"})
+            assert status == 403 and body["error"]["code"] == "forbidden", (role, path)
+    for method, path in paths:
+        status, _ = await node.http(method, path, None)
+        assert status == 401, path
+
+
+async def test_clean_work_talk_is_untouched(world: dict[str, Any]) -> None:
+    tid = world["thread"]
+    for text in ("納期は12月15日、金額は50,000円でいかがでしょうか。",
+                 "I'll pay through escrow once the contract is signed.",
+                 "ガイドラインに沿ってデッドラインまでに納品します。"):
+        ok = await world["client"].send(tid, text)
+        assert "moderation" not in ok and ok["message"]["body"] == text
+        got = (await world["worker"].push("message"))["message"]
+        assert got["body"] == text and "masked" not in got
