@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import orjson
 from aiohttp import web
+
+from notifications.events import parse_event
+from notifications.setup import NOTIFICATIONS, Notifications
 
 from .auth import mint_token
 from .config import Settings
@@ -56,20 +62,52 @@ def demo_tokens(settings: Settings, locale: str) -> DemoTokens:
                       mint(MODERATOR, "moderator"))
 
 
-async def ensure_demo_thread(service: ChatService) -> None:
-    """Create the demo thread and its opening system message unless they exist (idempotent)."""
+async def ensure_demo_thread(service: ChatService, app: web.Application | None = None) -> None:
+    """Create the demo thread and its opening events unless they exist (idempotent).
+
+    With notifications on, the contract events (``contract.concluded``, ``deposit.paid``) go
+    through the notifications intake, so the thread gets their system messages and the two
+    users get inbox notices; otherwise one system message stands in for them.
+    """
     if await service.store.get_thread(THREAD_ID) is None:
         try:
             await service.create_thread(
                 kind="contract", title=THREAD_TITLE,
                 participants=[(CLIENT, "client"), (WORKER, "worker")],
                 ref={"job_id": "demo-job-1", "contract_id": "demo-contract-1"},
-                stage="in_progress", thread_id=THREAD_ID,
+                stage="deposit_pending", thread_id=THREAD_ID,
             )
         except Conflict:
             pass  # another node created it first
-    await service.post_system(THREAD_ID, STARTED_TEXT, {"event": "contract.started"},
-                              client_msg_id=STARTED_ID)
+    notifications = _notifications(app)
+    if notifications is None:
+        await service.post_system(THREAD_ID, STARTED_TEXT, {"event": "contract.started"},
+                                  client_msg_id=STARTED_ID)
+        return
+    for event in demo_events(time.time()):
+        try:
+            await notifications.intake.handle(parse_event(orjson.dumps(event)),
+                                              notifications.clock.now_us())
+        except Conflict:
+            pass  # applied by an earlier start (its deadline differed): nothing to do
+    notifications.scheduler.wake.set()
+
+
+def demo_events(now_s: float) -> list[dict[str, Any]]:
+    """The contract events of the demo thread: concluded a week before its deadline, paid."""
+    deadline = datetime.fromtimestamp(now_s + 7 * 86400, tz=UTC).replace(microsecond=0)
+    data = {"client": CLIENT, "worker": WORKER, "amount": 50000, "currency": "JPY",
+            "deadline": deadline.isoformat(), "title": "ロゴ制作",
+            "client_name": NAMES[CLIENT], "worker_name": NAMES[WORKER]}
+    return [
+        {"id": "demo-contract-concluded", "type": "contract.concluded", "thread": THREAD_ID,
+         "data": data},
+        {"id": "demo-deposit-paid", "type": "deposit.paid", "thread": THREAD_ID, "data": {}},
+    ]
+
+
+def _notifications(app: web.Application | None) -> Notifications | None:
+    return None if app is None else app.get(NOTIFICATIONS)
 
 
 def demo_page(tokens: DemoTokens, locale: str) -> str:
@@ -146,7 +184,7 @@ def setup_demo(app: web.Application, service: ChatService, settings: Settings) -
         raise ChatError("the demo needs TSUNAGU_JWT_SECRET to mint its tokens")
 
     async def on_startup(app: web.Application) -> None:
-        await ensure_demo_thread(service)
+        await ensure_demo_thread(service, app)
         log.warning("demo mode: /demo hands out tokens for %s, %s and %s; development only",
                     CLIENT, WORKER, MODERATOR)
 

@@ -53,6 +53,11 @@ export const TEXTS = {
     },
     confirmed: "確認",
     dismissed: "却下",
+    other: "その他",
+    earlier: "前のメッセージ",
+    releaseOnlyHeld: "（保留中のメッセージのみ）",
+    statuses: { open: "未対応", claimed: "対応中", decided: "判定済み", held: "保留中" },
+    actions: { flag: "要確認", mask: "伏せ字", hold: "保留", block: "ブロック", allow: "許可" },
     precisionCol: "精度",
     noPrecision: "まだ判定がありません",
     noApi: "レビューAPIがこのサーバーにはありません（moderation が未導入です）。",
@@ -106,6 +111,11 @@ export const TEXTS = {
     },
     confirmed: "Confirmed",
     dismissed: "Dismissed",
+    other: "Other",
+    earlier: "earlier message",
+    releaseOnlyHeld: "(held messages only)",
+    statuses: { open: "open", claimed: "claimed", decided: "decided", held: "held" },
+    actions: { flag: "flagged", mask: "masked", hold: "held", block: "blocked", allow: "allowed" },
     precisionCol: "Precision",
     noPrecision: "No decisions yet",
     noApi: "This server has no review API (moderation is not installed).",
@@ -148,6 +158,24 @@ export function highlightSegments(text, findings = []) {
     out.push({ text: chars.slice(a, b).join(""), findings: covering });
   }
   return out;
+}
+
+/**
+ * The findings that lie in the message itself. A finding may also point into the sender's
+ * earlier messages (a number split over several messages): those have a lower
+ * `message_index`; the message's own findings have the highest one.
+ */
+export function ownFindings(findings = []) {
+  const idx = findings.map((f) => f.message_index).filter((i) => typeof i === "number");
+  if (!idx.length) return findings;
+  const top = Math.max(...idx);
+  return findings.filter((f) => typeof f.message_index !== "number" || f.message_index === top);
+}
+
+/** Risk as a percentage for display: the service scores 0..100 (more for restricted users). */
+export function riskPercent(risk) {
+  const r = Number(risk) || 0;
+  return Math.max(0, Math.min(100, Math.round(r)));
 }
 
 /** Queue items by risk (highest first), then oldest first. */
@@ -309,11 +337,7 @@ class Console {
 
   async decide(item, decision, note) {
     try {
-      if (item.claimed_by !== this.me) {
-        await this.client.http("POST", `/v1/moderation/items/${encodeURIComponent(item.id)}/claim`, {}).catch((err) => {
-          if (err.status !== 409) throw err;
-        });
-      }
+      // Deciding claims the item on the server when nobody has.
       await this.client.http("POST", `/v1/moderation/items/${encodeURIComponent(item.id)}/decide`, { decision, note });
       this.selected = null;
       this.rules = null;
@@ -362,6 +386,13 @@ class Console {
     el.textContent = state === "open" ? this.t.open : state === "reconnecting" ? this.t.reconnecting : this.t.closed;
   }
 
+  statusText(item) {
+    const t = this.t;
+    const status = t.statuses[item.status] || item.status || "";
+    const action = item.action ? t.actions[item.action] || item.action : "";
+    return action ? `${status}・${action}` : status;
+  }
+
   chips(categories) {
     return (categories || []).map((c) => h("span", { class: `chip ${c}` }, this.t.categories[c] || c));
   }
@@ -376,9 +407,9 @@ class Console {
     }
     const lis = this.items.map((item, i) => {
       const selected = this.selected && this.selected.id === item.id;
-      const risk = Math.round((item.risk ?? 0) * 100);
+      const risk = riskPercent(item.risk);
       return h("li", {
-        role: "option", "aria-selected": selected ? "true" : "false", "data-id": item.id,
+        role: "option", "aria-selected": selected ? "true" : "false", "data-id": item.id, "data-thread": item.thread,
         tabindex: selected || (!this.selected && i === 0) ? "0" : "-1",
         onclick: () => this.select(item),
         onkeydown: (e) => {
@@ -398,7 +429,7 @@ class Console {
       },
       h("div", { class: "top" },
         h("span", { class: "risk", "aria-label": `${t.risk} ${risk}%` }, h("span", { class: "bar" }, h("span", { style: `width:${risk}%` })), `${risk}`),
-        h("span", {}, h("span", { class: "status" }, item.status || ""), " ", item.created_at ? fmt.format(new Date(item.created_at)) : "")),
+        h("span", {}, h("span", { class: "status" }, this.statusText(item)), " ", item.created_at ? fmt.format(new Date(item.created_at)) : "")),
       h("div", {}, this.chips(item.categories)),
       h("div", { class: "text" }, `${item.sender}: ${item.text || ""}`),
       item.claimed_by ? h("div", { class: "top" }, t.claimedBy(item.claimed_by)) : null);
@@ -437,17 +468,17 @@ class Console {
         h("table", {}, h("tbody", {},
           h("tr", {}, h("th", {}, t.sender), h("td", {}, item.sender)),
           h("tr", {}, h("th", {}, t.thread), h("td", {}, item.thread)),
-          h("tr", {}, h("th", {}, t.status), h("td", {}, item.status || "")),
-          h("tr", {}, h("th", {}, t.risk), h("td", {}, `${Math.round((item.risk ?? 0) * 100)}%`)),
+          h("tr", {}, h("th", {}, t.status), h("td", {}, this.statusText(item))),
+          h("tr", {}, h("th", {}, t.risk), h("td", {}, String(item.risk ?? 0))),
           h("tr", {}, h("th", {}, t.created), h("td", {}, item.created_at ? fmt.format(new Date(item.created_at)) : "")))),
         h("h3", {}, t.message),
-        h("div", { class: "quote", id: "item-text" }, this.highlighted(item.text || "", findings)),
+        h("div", { class: "quote", id: "item-text" }, this.highlighted(item.text || "", ownFindings(findings))),
         h("h3", {}, t.findings),
         h("table", { id: "findings" },
           h("thead", {}, h("tr", {}, h("th", {}, t.category), h("th", {}, t.rule), h("th", {}, t.severity), h("th", {}, t.explanation))),
           h("tbody", {}, findings.map((f) => h("tr", {},
             h("td", {}, this.chips([f.category])),
-            h("td", {}, h("code", {}, f.rule)),
+            h("td", {}, h("code", {}, f.rule), ownFindings(findings).includes(f) ? null : h("div", { class: "status" }, t.earlier)),
             h("td", {}, String(f.severity ?? "")),
             h("td", {}, pickText(f.explanation, this.locale)))))),
         h("h3", {}, t.decision),
@@ -468,10 +499,18 @@ class Console {
       if (choice) this.decide(item, choice.value, note.value.trim());
     } },
     h("fieldset", {}, h("legend", { class: "sr" }, t.decision),
-      DECISIONS.map((d, i) => h("label", {}, h("input", { type: "radio", name, value: d, checked: i === 0, "data-decision": d }), t.decisions[d]))),
+      DECISIONS.map((d, i) => {
+        const off = d === "release" && !this.isHeld(item);
+        return h("label", {}, h("input", { type: "radio", name, value: d, checked: i === 0, disabled: off, "data-decision": d }),
+          t.decisions[d], off ? h("span", { class: "sr" }, t.releaseOnlyHeld) : null);
+      })),
     note,
     h("div", { class: "row" }, h("button", { class: "btn primary", type: "submit", id: "decide" }, t.submit)));
     return form;
+  }
+
+  isHeld(item) {
+    return Boolean(item.withheld_id) || item.action === "hold" || item.status === "held";
   }
 
   logView(item) {
@@ -483,7 +522,7 @@ class Console {
     let focusEl = null;
     for (const m of this.threadLog) {
       const isItem = item.message_id && m.id === item.message_id;
-      const f = (m.moderation && m.moderation.findings) || (isItem ? item.findings : []) || [];
+      const f = ownFindings((m.moderation && m.moderation.findings) || (isItem ? item.findings : []) || []);
       const el = h("div", { class: `m${m.kind === "system" ? " system" : ""}${isItem ? " focus" : ""}`, "data-id": m.id },
         h("div", { class: "who" }, `#${m.seq ?? "–"} ${m.sender} · ${m.created_at ? fmt.format(new Date(m.created_at)) : ""}`),
         h("div", {}, this.highlighted(m.body || "", f)));
@@ -507,11 +546,12 @@ class Console {
     }
     const rows = precisionRows(this.rules);
     box.replaceChildren(h("table", { id: "precision-table" },
-      h("thead", {}, h("tr", {}, h("th", {}, t.rule), h("th", { class: "num" }, t.confirmed), h("th", { class: "num" }, t.dismissed), h("th", { class: "num" }, t.precisionCol))),
+      h("thead", {}, h("tr", {}, h("th", {}, t.rule), h("th", { class: "num" }, t.confirmed), h("th", { class: "num" }, t.dismissed), h("th", { class: "num" }, t.other), h("th", { class: "num" }, t.precisionCol))),
       h("tbody", {}, rows.map((r) => h("tr", { class: r.precision !== null && r.precision < 0.8 ? "low" : "", "data-rule": r.rule },
         h("td", {}, h("code", {}, r.rule)),
         h("td", { class: "num" }, String(r.confirmed ?? 0)),
         h("td", { class: "num" }, String(r.dismissed ?? 0)),
+        h("td", { class: "num" }, String(r.other ?? 0)),
         h("td", { class: "num" }, r.precision === null ? "–" : `${(r.precision * 100).toFixed(1)}%`))))));
   }
 }

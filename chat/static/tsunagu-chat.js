@@ -32,6 +32,7 @@ export const TEXTS = {
     deleted: "このメッセージは削除されました",
     held: "保留中：モデレーターが内容を確認しています。確認後に相手に届きます。",
     blocked: "このメッセージは送信されませんでした。",
+    rejected: "モデレーターの確認の結果、このメッセージは相手に届けられませんでした。",
     masked: "安全のため、一部を伏せて表示しています",
     maskedSpan: "伏せ字",
     maskedForOthers: "相手には一部を伏せて表示しています",
@@ -78,6 +79,7 @@ export const TEXTS = {
     deleted: "This message was deleted",
     held: "On hold: a moderator is reviewing it. It will be delivered once approved.",
     blocked: "This message was not sent.",
+    rejected: "After review by a moderator, this message was not delivered.",
     masked: "Part of this message is hidden for your safety",
     maskedSpan: "hidden",
     maskedForOthers: "Part of this message is hidden from the recipient",
@@ -112,7 +114,7 @@ export function pickText(value, locale) {
   return String(value);
 }
 
-const MASK_RUN = /([●○＊*█■▇×✕•]{2,}|\[(?:masked|hidden|非表示|伏字)\]|［(?:非表示|伏字)］)/gu;
+const MASK_RUN = /(●+|[＊*█■▇×✕•]{2,}|\[(?:masked|hidden|非表示|伏字)\]|［(?:非表示|伏字)］)/gu;
 
 /** Split a masked body into text and masked parts: [{text, masked}]. */
 export function maskedParts(body) {
@@ -329,6 +331,20 @@ export class TsunaguChat extends HTMLElement {
       this.withheld = [...this.withheld, w];
       this.render({ scroll: true });
     });
+    client.on("withheld_status", (e) => {
+      if (e.thread !== thread) return;
+      if (e.status === "released") {
+        this.withheld = this.withheld.filter((w) => w.withheld.id !== e.id);
+        if (e.message) this.messages = mergeMessage(this.messages, e.message);
+      } else {
+        this.withheld = this.withheld.map((w) => (w.withheld.id === e.id ? { ...w, rejected: true } : w));
+      }
+      this.render({ scroll: true });
+    });
+    client.on("moderation_warning", (e) => {
+      if (e.thread && e.thread !== thread) return;
+      this._flash(`⚠ ${pickText(e.warning, this.locale)}`, 15000);
+    });
     client.on("failed", (f) => {
       if (f.item.thread !== thread) return;
       this.failed = [...this.failed, f];
@@ -360,7 +376,7 @@ export class TsunaguChat extends HTMLElement {
       if (this.notifications === null) this.notifications = { items: [], unread: 0 };
       const item = n.notification || n;
       this.notifications.items = [item, ...this.notifications.items.filter((i) => i.id !== item.id)];
-      this.notifications.unread += 1;
+      this.notifications.unread = typeof n.unread === "number" ? n.unread : this.notifications.unread + 1;
       this.render();
     });
     try {
@@ -469,13 +485,15 @@ export class TsunaguChat extends HTMLElement {
     }).catch((err) => this._flash(err.message));
   }
 
-  _flash(text) {
-    this._error = { message: text };
+  _flash(text, ms = 4000) {
+    const error = { message: text };
+    this._error = error;
     this.render();
     setTimeout(() => {
+      if (this._error !== error) return;
       this._error = null;
       this.render();
-    }, 4000);
+    }, ms);
   }
 
   _toggleInbox() {
@@ -487,7 +505,12 @@ export class TsunaguChat extends HTMLElement {
     n.read = true;
     this.notifications.unread = Math.max(0, this.notifications.unread - 1);
     this.render({ focus: "inbox" });
-    this.client.markNotificationRead(n.id).catch(() => {});
+    this.client.markNotificationRead(n.id).then((data) => {
+      if (data && typeof data.unread === "number" && this.notifications) {
+        this.notifications.unread = data.unread;
+        this.render({ focus: "inbox" });
+      }
+    }).catch(() => {});
   }
 
   // --- rendering
@@ -637,8 +660,9 @@ export class TsunaguChat extends HTMLElement {
     const now = new Date();
     for (const w of this.withheld) {
       day(now);
-      const blocked = (w.withheld.action || w.moderation?.action) === "block";
-      list.append(this._local(w.item, blocked ? "blocked" : "withheld", blocked ? t.blocked : t.held, w.moderation, timeFmt));
+      const blocked = w.rejected || (w.withheld.action || w.moderation?.action) === "block";
+      const why = w.rejected ? t.rejected : blocked ? t.blocked : t.held;
+      list.append(this._local(w.item, blocked ? "blocked" : "withheld", why, w.moderation, timeFmt));
     }
     for (const f of this.failed) {
       day(now);
@@ -652,8 +676,10 @@ export class TsunaguChat extends HTMLElement {
   }
 
   _system(m, timeFmt) {
-    return h("div", { class: "system", role: "note", "data-seq": m.seq, "data-id": m.id, "aria-label": `${this.t.system}: ${m.body}` },
-      m.body, " ", h("span", { class: "meta" }, timeFmt.format(new Date(m.created_at))));
+    // Contract events carry their text in both languages in `data` ({ja, en, event}).
+    const text = (m.data && typeof m.data[this.locale] === "string" && m.data[this.locale]) || m.body;
+    return h("div", { class: "system", role: "note", "data-seq": m.seq, "data-id": m.id, "data-event": m.data?.event, "aria-label": `${this.t.system}: ${text}` },
+      text, " ", h("span", { class: "meta" }, timeFmt.format(new Date(m.created_at))));
   }
 
   _message(m, timeFmt, otherRead) {

@@ -74,8 +74,13 @@ export interface ClientEvents {
   review: Record<string, unknown>;
   outbox: { items: OutboxItem[] };
   sent: { item: OutboxItem; message: Message; duplicate: boolean; moderation?: Moderation };
-  withheld: { item: OutboxItem; withheld: Record<string, unknown>; moderation?: Moderation };
+  /** The send was answered `ok` but moderation held (`hold`) or refused (`block`) it. */
+  withheld: { item: OutboxItem; withheld: { id: string; status: string; action: "hold" | "block" }; moderation?: Moderation };
   failed: { item: OutboxItem; error: TsunaguError };
+  /** A message this user sent was held; a moderator released or rejected it. */
+  withheld_status: { id: string; thread: string; status: "released" | "rejected"; message?: Message };
+  moderation_warning: { thread: string; warning: string | { ja?: string; en?: string } };
+  escalation: { item: string; thread: string; by: string };
   gap: { thread: string; from?: number; to?: number };
   seq: { thread: string; seq: number };
   frame: Record<string, unknown>;

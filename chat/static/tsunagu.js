@@ -335,6 +335,7 @@ class Emitter {
 const CLOSE_UNAUTHORIZED = 4001;
 const PUSH_TYPES = new Set([
   "receipt", "typing", "presence", "notification", "thread", "thread_updated", "participant", "review",
+  "moderation_warning", "escalation",
 ]);
 
 /**
@@ -649,6 +650,12 @@ export class TsunaguClient extends Emitter {
       case "error":
         this.emit("error", new TsunaguError(frame.code, frame.message));
         return;
+      case "withheld": {
+        // A held message was released (it also arrives as a `message`) or rejected.
+        const { type, ...rest } = frame;
+        this.emit("withheld_status", rest);
+        return;
+      }
       default: {
         const { type, ...rest } = frame;
         if (PUSH_TYPES.has(type)) this.emit(type, rest);

@@ -1,9 +1,10 @@
-"""The moderator console in a real browser.
+"""The moderator console in a real browser, on fixed review data.
 
-PLANNED API: the review-queue HTTP API (issue 3) is not merged yet, so this test answers
-``/v1/moderation/*`` inside the browser with the planned shapes (see docs/browser.md) while
-the page, the SDK, the WebSocket and the node are real. ``test_moderation.py`` has the
-end-to-end tests that run against the real API once it exists.
+``/v1/moderation/*`` is answered inside the browser with items in the review API's shapes,
+so the rendering cases are exact and stable: a finding that points into the sender's earlier
+message, code-point spans after an emoji, release offered only for held messages, the
+precision table's order and its low-precision rows. The page, the SDK, the WebSocket and
+the node are real. ``test_moderation.py`` runs the console against the real review API.
 """
 
 from __future__ import annotations
@@ -26,20 +27,25 @@ def queue_items(thread: str) -> list[dict[str, Any]]:
     e0, e1 = span(TEXT, "tanaka.shop@gmail.com")
     l0, l1 = span(TEXT, "LINE")
     return [
-        {"id": "rv_low", "thread": thread, "message_id": "m_2", "status": "open", "risk": 0.35,
+        {"id": "rv_low", "thread": thread, "message_id": "m_2", "withheld_id": None, "status": "open", "risk": 25, "action": "flag",
          "categories": ["expense_demand"], "text": "登録料 3,000円 を先に振り込んでください",
          "sender": "tanaka", "created_at": "2026-11-23T01:00:00Z",
          "findings": [{"category": "expense_demand", "rule": "expense.upfront_fee", "start": 0,
                        "end": 10, "severity": "medium",
                        "explanation": {"ja": "前払いの費用の要求", "en": "Upfront fee"}}]},
-        {"id": "rv_high", "thread": thread, "status": "held", "risk": 0.92,
+        {"id": "rv_high", "thread": thread, "message_id": None, "withheld_id": "w_1",
+         "status": "open", "risk": 70, "action": "hold",
          "categories": ["contact_exchange"], "text": TEXT, "sender": "tanaka",
          "created_at": "2026-11-23T02:00:00Z",
          "findings": [
              {"category": "contact_exchange", "rule": "contact.email", "start": e0, "end": e1,
-              "severity": "high", "explanation": {"ja": "メールアドレス", "en": "E-mail address"}},
+              "severity": "high", "message_index": 2,
+              "explanation": {"ja": "メールアドレス", "en": "E-mail address"}},
+             {"category": "contact_exchange", "rule": "contact.phone", "start": 4, "end": 12,
+              "severity": "high", "message_index": 1,
+              "explanation": {"ja": "電話番号（前のメッセージから続く）", "en": "Phone number"}},
              {"category": "contact_exchange", "rule": "contact.messenger", "start": l0,
-              "end": l1, "severity": "medium",
+              "end": l1, "severity": "medium", "message_index": 2,
               "explanation": {"ja": "外部メッセンジャー", "en": "Outside messenger"}}]},
     ]
 
@@ -76,9 +82,12 @@ async def test_console_queue_findings_decision_and_precision(
             body = {"thread": {"id": tid}, "messages": log}
         elif path == "/precision":
             body = {"rules": [
-                {"rule": "contact.email", "confirmed": 41, "dismissed": 1, "precision": 41 / 42},
-                {"rule": "contact.messenger", "confirmed": 12, "dismissed": 9},
-                {"rule": "expense.upfront_fee", "confirmed": 7, "dismissed": 0}]}
+                {"rule": "contact.email", "confirmed": 41, "dismissed": 1, "other": 2,
+                 "precision": 0.9762},
+                {"rule": "contact.messenger", "confirmed": 12, "dismissed": 9, "other": 0,
+                 "precision": 0.5714},
+                {"rule": "expense.upfront_fee", "confirmed": 7, "dismissed": 0, "other": 1,
+                 "precision": 1.0}]}
         else:
             body = {"error": {"code": "not_found", "message": path}}
         await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
@@ -96,11 +105,15 @@ async def test_console_queue_findings_decision_and_precision(
 
     await queue.first.click()
     await expect(page.locator("#item-text mark")).to_have_text(["tanaka.shop@gmail.com", "LINE"])
-    await expect(page.locator("#findings tbody tr")).to_have_count(2)
+    # A finding in the sender's earlier message is listed but not highlighted here.
+    await expect(page.locator("#findings tbody tr")).to_have_count(3)
+    await expect(page.locator("#findings tbody tr").nth(1)).to_contain_text("前のメッセージ")
     await expect(page.locator("#findings")).to_contain_text("メールアドレス")
     await expect(page.locator(".log .m")).to_have_count(2)
     await page.screenshot(path=str(screenshots / "console-ja.png"))
 
+    await page.locator("#claim").click()
+    await expect(page.locator("#detail h2")).to_contain_text("あなたが担当しています")
     await page.locator('input[data-decision="release"]').check()
     await page.locator("#note").fill("取引の連絡先ではなく、納品物の署名でした")
     await page.locator("#decide").click()
@@ -116,6 +129,8 @@ async def test_console_queue_findings_decision_and_precision(
     await queue.first.focus()
     await page.keyboard.press("Enter")
     await expect(page.locator("#item-text mark")).to_have_text(["登録料 3,000円"])
+    # Release is only offered for a held message.
+    await expect(page.locator('input[data-decision="release"]')).to_be_disabled()
     await expect(page.locator('.log .m.focus')).to_contain_text("登録料")
 
     # Per-rule precision, worst first, in English.

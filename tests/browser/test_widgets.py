@@ -24,15 +24,19 @@ async def test_demo_widgets_exchange_messages_with_states_thanks_edit_delete(
     tanaka, sato = widget(page, "tanaka"), widget(page, "sato")
     await wait_state(tanaka, "open")
     await wait_state(sato, "open")
-    # The demo thread opens with its system message, on both sides.
-    await expect(sato.locator(".system")).to_contain_text("契約が成立し")
+    # The demo thread opens with its contract events, on both sides.
+    await expect(sato.locator(".system")).to_have_count(2)
+    await expect(sato.locator('.system[data-event="contract.concluded"]')).to_contain_text(
+        "契約が成立しました")
+    await expect(tanaka.locator('.system[data-event="deposit.paid"]')).to_contain_text(
+        "仮払いが完了しました")
     await expect(tanaka.locator(".day")).to_have_count(1)
 
     await send(tanaka, "佐藤さん、ロゴの初稿を金曜までにお願いできますか？")
     await expect(sato.locator(".msg.theirs .bubble")).to_have_text(
         ["佐藤さん、ロゴの初稿を金曜までにお願いできますか？"])
     # sato's widget is visible, so it reads the message: tanaka sees 既読.
-    await expect(tanaka.locator('.msg.mine[data-seq="2"] .state')).to_contain_text("既読")
+    await expect(tanaka.locator('.msg.mine[data-seq="3"] .state')).to_contain_text("既読")
 
     await sato.locator("textarea").fill("承知しました。A案とB案をお送りします。")
     await sato.get_by_role("button", name="送信").click()
@@ -40,8 +44,8 @@ async def test_demo_widgets_exchange_messages_with_states_thanks_edit_delete(
         ["承知しました。A案とB案をお送りします。"])
 
     # ありがとう from tanaka reaches sato's message on both sides.
-    await tanaka.locator('.msg.theirs[data-seq="3"] button.thanks').click()
-    await expect(sato.locator('.msg.mine[data-seq="3"] .meta')).to_contain_text("ありがとう（1件）")
+    await tanaka.locator('.msg.theirs[data-seq="4"] button.thanks').click()
+    await expect(sato.locator('.msg.mine[data-seq="4"] .meta')).to_contain_text("ありがとう（1件）")
 
     # Typing shows on the other side.
     await tanaka.locator("textarea").press_sequentially("よろ", delay=20)
@@ -50,25 +54,26 @@ async def test_demo_widgets_exchange_messages_with_states_thanks_edit_delete(
 
     # Edit, then delete, an own message; the other side follows.
     await send(tanaka, "修正前のメッセージ")
-    await expect(sato.locator('.msg[data-seq="4"] .bubble')).to_have_text("修正前のメッセージ")
-    await tanaka.locator('.msg.mine[data-seq="4"]').get_by_role("button", name="編集").click()
+    await expect(sato.locator('.msg[data-seq="5"] .bubble')).to_have_text("修正前のメッセージ")
+    await tanaka.locator('.msg.mine[data-seq="5"]').get_by_role("button", name="編集").click()
     await tanaka.locator("textarea").fill("修正後のメッセージ")
     await tanaka.locator("textarea").press("Enter")
-    await expect(sato.locator('.msg[data-seq="4"] .bubble')).to_have_text("修正後のメッセージ")
-    await expect(sato.locator('.msg[data-seq="4"] .meta')).to_contain_text("編集済み")
-    delete = tanaka.locator('.msg.mine[data-seq="4"] .actions button').nth(1)
+    await expect(sato.locator('.msg[data-seq="5"] .bubble')).to_have_text("修正後のメッセージ")
+    await expect(sato.locator('.msg[data-seq="5"] .meta')).to_contain_text("編集済み")
+    delete = tanaka.locator('.msg.mine[data-seq="5"] .actions button').nth(1)
     await delete.click()
     await delete.click()  # the second press confirms
-    await expect(sato.locator('.msg[data-seq="4"] .bubble')).to_have_text(
+    await expect(sato.locator('.msg[data-seq="5"] .bubble')).to_have_text(
         "このメッセージは削除されました")
 
     await send(sato, "よろしくお願いいたします。")
-    await expect(tanaka.locator('.msg[data-seq="5"] .bubble')).to_have_text(
+    await expect(tanaka.locator('.msg[data-seq="6"] .bubble')).to_have_text(
         "よろしくお願いいたします。")
     for w in (tanaka, sato):
-        assert [s for s, _ in await shown(w)] == [1, 2, 3, 4, 5]
-    # The notifications API is not there yet: the inbox is hidden rather than broken.
-    assert await tanaka.locator("button.bell").count() in (0, 1)
+        assert [s for s, _ in await shown(w)] == [1, 2, 3, 4, 5, 6]
+    # The notifications service is on: each widget has its inbox.
+    await expect(tanaka.locator("button.bell")).to_be_visible()
+    await expect(sato.locator("button.bell")).to_be_visible()
     await page.screenshot(path=str(screenshots / "demo-ja.png"))
     assert (screenshots / "demo-ja.png").stat().st_size > 10_000
     assert errors == []
@@ -118,11 +123,18 @@ async def test_demo_thread_is_created_once(node: Node) -> None:
     from chat.demo import ensure_demo_thread
 
     assert node.app is not None
-    await ensure_demo_thread(node.app[SERVICE])
+    status, first = await node.http("GET", f"/v1/threads/{THREAD_ID}/messages",
+                                    node.token("tanaka", "client"))
+    await ensure_demo_thread(node.app[SERVICE], node.app)  # a second start changes nothing
     status, body = await node.http("GET", f"/v1/threads/{THREAD_ID}/messages",
                                    node.token("tanaka", "client"))
-    assert status == 200
-    assert [m["kind"] for m in body["messages"]] == ["system"]
+    assert status == 200 and body["messages"] == first["messages"]
+    # The contract events went through the notifications intake: two system messages.
+    assert [m["data"]["event"] for m in body["messages"]] == ["contract.concluded",
+                                                                "deposit.paid"]
+    status, thread = await node.http("GET", f"/v1/threads/{THREAD_ID}",
+                                     node.token("tanaka", "client"))
+    assert thread["thread"]["stage"] == "in_progress"
     async with aiohttp.ClientSession() as s, s.get(f"{node.url}/demo?locale=en") as r:
         page = await r.text()
     assert r.status == 200 and page.count("<tsunagu-chat") == 2
@@ -184,50 +196,43 @@ async def test_moderation_outcomes_are_shown_clearly(
 
 
 async def test_notification_inbox_badge_and_mark_read(browser: Any, node: Node) -> None:
-    """PLANNED API (issue 4): ``GET /v1/notifications`` is answered in the browser until the
-    notifications service lands; the live ``notification`` frame goes through the widget's
-    real SDK client. Without the API (404) the bell is hidden: see the first test."""
-    import json
-
+    """The inbox against the real notifications service: a contract event tells both users;
+    the notice arrives live (``notification`` frame), the badge counts it, marking it read
+    goes to the server."""
     from playwright.async_api import expect
 
-    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"))
-    posted: list[str] = []
-    inbox = {"notifications": [
-        {"id": "n1", "kind": "deposit.reminder", "created_at": "2026-11-23T00:00:00Z",
-         "title": {"ja": "仮払いのお願い", "en": "Deposit reminder"},
-         "body": {"ja": "契約の仮払いが完了していません。", "en": "The deposit is not paid yet."}},
-        {"id": "n2", "kind": "deadline.soon", "created_at": "2026-11-23T00:00:00Z",
-         "title": {"ja": "納期が近づいています", "en": "Deadline soon"}, "read": False},
-    ], "unread": 2}
-
-    async def api(route: Any) -> None:
-        if route.request.method == "POST":
-            posted.append(route.request.url.rsplit("/v1/notifications/", 1)[1])
-            await route.fulfill(status=200, content_type="application/json", body="{}")
-        else:
-            await route.fulfill(status=200, content_type="application/json",
-                                body=json.dumps(inbox, ensure_ascii=False))
-
+    thread = await node.create_thread(("suzuki", "client"), ("kato", "worker"))
     page = await browser.new_page(locale="ja-JP")
-    await page.route("**/v1/notifications**", api)
-    await open_widgets(page, node, thread["id"], {"tanaka": node.token("tanaka", "client")})
-    tanaka = widget(page, "tanaka")
-    await wait_state(tanaka, "open")
-    bell = tanaka.get_by_role("button", name="お知らせ（未読 2件）")
-    await expect(bell.locator(".badge")).to_have_text("2")
+    await open_widgets(page, node, thread["id"], {"suzuki": node.token("suzuki", "client")})
+    suzuki = widget(page, "suzuki")  # not a demo user: an empty inbox
+    await wait_state(suzuki, "open")
+    await expect(suzuki.locator("button.bell")).to_be_visible()
+    await expect(suzuki.locator("button.bell .badge")).to_have_count(0)
+    status, _ = await node.http("POST", "/v1/events", node.token("platform", "service"), {
+        "id": "evt-inbox-1", "type": "contract.concluded", "thread": thread["id"],
+        "data": {"client": "suzuki", "worker": "kato", "amount": 30000,
+                 "deadline": "2030-01-31T18:00:00+09:00", "title": "ロゴ制作"}})
+    assert status == 200
+    bell = suzuki.get_by_role("button", name="お知らせ（未読 1件）")
+    await expect(bell.locator(".badge")).to_have_text("1", timeout=15000)
+    # The system message of the event arrived in the thread too.
+    await expect(suzuki.locator(".system")).to_contain_text("契約が成立しました")
     await bell.focus()
     await page.keyboard.press("Enter")
-    panel = tanaka.get_by_role("dialog", name="お知らせ")
-    await expect(panel.locator("li")).to_have_count(2)
-    await expect(panel.locator("li").first).to_contain_text("仮払いのお願い")
+    panel = suzuki.get_by_role("dialog", name="お知らせ")
+    await expect(panel.locator("li.unread")).to_have_count(1)
     await panel.locator("li").first.get_by_role("button", name="既読にする").click()
-    await expect(tanaka.locator(".bell .badge")).to_have_text("1")
-    assert posted == ["n1/read"]
-    await tanaka.evaluate(
-        """el => el.client._frame(JSON.stringify({type: 'notification', id: 'n3',
-             title: {ja: '新しいメッセージ', en: 'New message'}}), el.client._ws)""")
-    await expect(tanaka.locator(".bell .badge")).to_have_text("2")
-    await expect(panel.locator("li").first).to_contain_text("新しいメッセージ")
+    await expect(suzuki.locator(".bell .badge")).to_have_count(0)
+    await expect(suzuki.get_by_role("button", name="お知らせ")).to_be_visible()
+
+    async def unread() -> int:
+        _, body = await node.http("GET", "/v1/notifications", node.token("suzuki", "client"))
+        return int(body["unread"])
+
+    for _ in range(50):  # the POST from the page may still be in flight
+        if await unread() == 0:
+            break
+        await page.wait_for_timeout(100)
+    assert await unread() == 0
     await page.keyboard.press("Escape")
     await expect(panel).to_have_count(0)

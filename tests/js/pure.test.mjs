@@ -166,3 +166,14 @@ test("console: queue by risk then age; precision worst first", () => {
   assert.deepEqual(rows.map((r) => [r.rule, r.precision]), [["y", 0.25], ["x", 0.9], ["z", null]]);
   assert.deepEqual(fragmentParams("#token=a.b.c&locale=en"), { token: "a.b.c", locale: "en" });
 });
+
+import { ownFindings, riskPercent } from "../../chat/static/console.js";
+
+test("console: own findings are those of the highest message index; risk is clamped", () => {
+  const f = [{ rule: "a", message_index: 1 }, { rule: "b", message_index: 2 }, { rule: "c", message_index: 2 }];
+  assert.deepEqual(ownFindings(f).map((x) => x.rule), ["b", "c"]);
+  assert.deepEqual(ownFindings([{ rule: "x" }]).map((x) => x.rule), ["x"]);
+  assert.equal(riskPercent(70), 70);
+  assert.equal(riskPercent(150), 100);
+  assert.equal(riskPercent(undefined), 0);
+});
