@@ -20,7 +20,7 @@ from chat.app import SERVICE
 from tests.browser.pages import open_widgets, send, wait_state, widget
 from tests.support import Client, Node
 
-PENDING = "moderation is not wired into chat (no screener; TSUNAGU_MODERATION_ENABLED off?)"
+NO_MODERATION = "moderation is not wired into chat (no screener; TSUNAGU_MODERATION_ENABLED off?)"
 # (sender, role, text): sato is the worker, tanaka the client.
 CANDIDATES = [
     ("sato", "worker", "お届け先のご住所と生年月日を教えてください"),
@@ -34,7 +34,7 @@ CANDIDATES = [
 def require_moderation(node: Node) -> None:
     assert node.app is not None
     if node.app[SERVICE].screener is None:
-        pytest.skip(PENDING)
+        pytest.skip(NO_MODERATION)
 
 
 async def probe(node: Node, action: str) -> tuple[str, str]:

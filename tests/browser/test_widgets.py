@@ -144,12 +144,12 @@ async def test_demo_thread_is_created_once(node: Node) -> None:
 async def test_moderation_outcomes_are_shown_clearly(
     browser: Any, node: Node, screenshots: Path
 ) -> None:
-    """How the widget shows masked, warned and withheld messages.
+    """How the widget shows masked, warned and withheld messages, on fixed frames.
 
-    Until moderation (issue 3) is merged the server never produces these, so the frames are
-    fed to the widget's own SDK client as if they came from the socket; the shapes are those
-    of ``Message.view`` and the planned ``ok`` with ``withheld``. test_moderation.py covers
-    the real thing end to end.
+    The frames are fed to the widget's own SDK client as if they came from the socket (the
+    shapes of ``Message.view`` and of the ``ok`` with ``withheld``), so the rendering is
+    checked exactly, whatever the running policy decides; test_moderation.py covers the real
+    thing end to end.
     """
     from playwright.async_api import expect
 
