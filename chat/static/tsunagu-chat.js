@@ -297,11 +297,13 @@ export class TsunaguChat extends HTMLElement {
     const token = this.getAttribute("token");
     const thread = this.thread;
     this.render();
-    if (!token || !thread) return;
+    if ((!token && typeof this.getToken !== "function") || !thread) return;
     const cap = Number(this.getAttribute("backoff-cap")) || 30000;
     const client = new TsunaguClient({
       server: this.getAttribute("server") || location.origin,
-      token,
+      // A page that can mint fresh tokens sets `element.getToken = async () => jwt` before
+      // inserting the element; the SDK then renews the token before it expires.
+      ...(typeof this.getToken === "function" ? { getToken: this.getToken } : { token }),
       backoff: { base: Math.min(500, cap), cap },
     });
     this.client = client;
