@@ -127,4 +127,8 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(api.routes())
     if STATIC_DIR.is_dir():
         app.router.add_static("/static/", STATIC_DIR, show_index=False)
+    if settings.demo:
+        from .demo import setup_demo
+
+        setup_demo(app, service, settings)
     return app

@@ -1,0 +1,580 @@
+// The moderator console: review queue, thread view with findings highlighted in context,
+// decisions with notes, per-rule precision. Needs a token with the `moderator` role, given
+// in the URL fragment (#token=…&locale=ja) so that it never reaches a server log.
+//
+// HTTP (see docs/browser.md): GET /v1/moderation/queue, POST /v1/moderation/items/{id}/claim,
+// POST /v1/moderation/items/{id}/decide {decision, note}, GET /v1/moderation/threads/{id},
+// GET /v1/moderation/precision; `review` frames over the WebSocket refresh the queue.
+
+import { TsunaguClient, tokenClaims } from "./tsunagu.js";
+
+export const DECISIONS = ["dismiss", "warn", "restrict", "release", "escalate"];
+
+export const TEXTS = {
+  ja: {
+    title: "tsunagu モデレーション",
+    queue: "レビュー待ち",
+    precision: "ルール別の精度",
+    refresh: "更新",
+    empty: "レビュー待ちの項目はありません",
+    select: "左の一覧から項目を選んでください",
+    risk: "リスク",
+    sender: "送信者",
+    thread: "スレッド",
+    created: "検出日時",
+    status: "状態",
+    claimedBy: (who) => `担当: ${who}`,
+    claim: "担当する",
+    claimed: "あなたが担当しています",
+    message: "メッセージ（検出箇所を強調）",
+    findings: "検出内容",
+    category: "分類",
+    rule: "ルール",
+    severity: "重大度",
+    explanation: "説明",
+    log: "スレッドの記録（閲覧は監査ログに記録されます）",
+    logEmpty: "記録はありません",
+    decision: "判定",
+    note: "メモ（判定の理由。監査ログに残ります）",
+    submit: "判定を送信",
+    decided: "判定を記録しました",
+    decisions: {
+      dismiss: "誤検知として却下",
+      warn: "違反を確認し、警告する",
+      restrict: "違反を確認し、利用を制限する",
+      release: "保留中のメッセージを配信する",
+      escalate: "紛争担当へエスカレーション",
+    },
+    categories: {
+      contact_exchange: "連絡先の交換",
+      off_platform_deal: "サイト外取引",
+      personal_data_request: "個人情報の要求",
+      expense_demand: "費用の要求",
+    },
+    confirmed: "確認",
+    dismissed: "却下",
+    other: "その他",
+    earlier: "前のメッセージ",
+    releaseOnlyHeld: "（保留中のメッセージのみ）",
+    statuses: { open: "未対応", claimed: "対応中", decided: "判定済み", held: "保留中" },
+    actions: { flag: "要確認", mask: "伏せ字", hold: "保留", block: "ブロック", allow: "許可" },
+    precisionCol: "精度",
+    noPrecision: "まだ判定がありません",
+    noApi: "レビューAPIがこのサーバーにはありません（moderation が未導入です）。",
+    forbidden: "この画面にはモデレーター権限のトークンが必要です。",
+    needToken: "モデレーターのトークンを貼り付けてください",
+    open: "接続中",
+    closed: "未接続",
+    reconnecting: "再接続中",
+    newItem: "新しい項目があります",
+    tag: "ja-JP",
+  },
+  en: {
+    title: "tsunagu moderation",
+    queue: "Review queue",
+    precision: "Per-rule precision",
+    refresh: "Refresh",
+    empty: "Nothing to review",
+    select: "Pick an item from the queue",
+    risk: "Risk",
+    sender: "Sender",
+    thread: "Thread",
+    created: "Detected",
+    status: "Status",
+    claimedBy: (who) => `Claimed by ${who}`,
+    claim: "Claim",
+    claimed: "You have claimed this item",
+    message: "Message (findings highlighted)",
+    findings: "Findings",
+    category: "Category",
+    rule: "Rule",
+    severity: "Severity",
+    explanation: "Explanation",
+    log: "Thread log (your read is recorded in the audit log)",
+    logEmpty: "No messages",
+    decision: "Decision",
+    note: "Note (why; kept in the audit log)",
+    submit: "Record decision",
+    decided: "Decision recorded",
+    decisions: {
+      dismiss: "Dismiss as a false positive",
+      warn: "Confirm and warn the user",
+      restrict: "Confirm and restrict the user",
+      release: "Release the held message",
+      escalate: "Escalate to dispute staff",
+    },
+    categories: {
+      contact_exchange: "Contact exchange",
+      off_platform_deal: "Off-platform deal",
+      personal_data_request: "Personal data request",
+      expense_demand: "Expense demand",
+    },
+    confirmed: "Confirmed",
+    dismissed: "Dismissed",
+    other: "Other",
+    earlier: "earlier message",
+    releaseOnlyHeld: "(held messages only)",
+    statuses: { open: "open", claimed: "claimed", decided: "decided", held: "held" },
+    actions: { flag: "flagged", mask: "masked", hold: "held", block: "blocked", allow: "allowed" },
+    precisionCol: "Precision",
+    noPrecision: "No decisions yet",
+    noApi: "This server has no review API (moderation is not installed).",
+    forbidden: "This console needs a token with the moderator role.",
+    needToken: "Paste a moderator token",
+    open: "connected",
+    closed: "offline",
+    reconnecting: "reconnecting",
+    newItem: "New items arrived",
+    tag: "en-US",
+  },
+};
+
+// ---------------------------------------------------------------- pure helpers
+
+/**
+ * Split `text` into segments by finding spans. Spans count Unicode code points (as Python
+ * does), not UTF-16 units. Returns [{text, findings: [...]}] covering the whole text.
+ */
+export function highlightSegments(text, findings = []) {
+  const chars = Array.from(text || "");
+  const n = chars.length;
+  const cuts = new Set([0, n]);
+  const spans = [];
+  for (const f of findings) {
+    const start = Math.max(0, Math.min(n, f.start | 0));
+    const end = Math.max(start, Math.min(n, f.end | 0));
+    if (end > start) {
+      spans.push({ start, end, f });
+      cuts.add(start);
+      cuts.add(end);
+    }
+  }
+  const points = [...cuts].sort((a, b) => a - b);
+  const out = [];
+  for (let i = 0; i + 1 < points.length; i += 1) {
+    const a = points[i];
+    const b = points[i + 1];
+    const covering = spans.filter((s) => s.start <= a && s.end >= b).map((s) => s.f);
+    out.push({ text: chars.slice(a, b).join(""), findings: covering });
+  }
+  return out;
+}
+
+/**
+ * The findings that lie in the message itself. A finding may also point into the sender's
+ * earlier messages (a number split over several messages): those have a lower
+ * `message_index`; the message's own findings have the highest one.
+ */
+export function ownFindings(findings = []) {
+  const idx = findings.map((f) => f.message_index).filter((i) => typeof i === "number");
+  if (!idx.length) return findings;
+  const top = Math.max(...idx);
+  return findings.filter((f) => typeof f.message_index !== "number" || f.message_index === top);
+}
+
+/** Risk as a percentage for display: the service scores 0..100 (more for restricted users). */
+export function riskPercent(risk) {
+  const r = Number(risk) || 0;
+  return Math.max(0, Math.min(100, Math.round(r)));
+}
+
+/** Queue items by risk (highest first), then oldest first. */
+export function sortQueue(items) {
+  return [...items].sort((a, b) => (b.risk ?? 0) - (a.risk ?? 0) || String(a.created_at).localeCompare(String(b.created_at)));
+}
+
+/** Precision rows, worst first; precision computed when the server did not give it. */
+export function precisionRows(rules) {
+  return [...rules]
+    .map((r) => {
+      const total = (r.confirmed || 0) + (r.dismissed || 0);
+      const precision = typeof r.precision === "number" ? r.precision : total ? r.confirmed / total : null;
+      return { ...r, precision };
+    })
+    .sort((a, b) => (a.precision ?? 2) - (b.precision ?? 2) || a.rule.localeCompare(b.rule));
+}
+
+export function pickText(value, locale) {
+  if (value == null) return "";
+  if (typeof value === "string") return value;
+  return value[locale] || value.ja || value.en || "";
+}
+
+/** Read `#token=…&locale=…` from a URL fragment. */
+export function fragmentParams(hash) {
+  const p = new URLSearchParams(String(hash || "").replace(/^#/, ""));
+  return { token: p.get("token"), locale: p.get("locale") };
+}
+
+// ---------------------------------------------------------------- the page
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+class Console {
+  constructor(token, locale) {
+    this.token = token;
+    this.locale = locale;
+    this.me = tokenClaims(token).sub;
+    this.items = [];
+    this.selected = null;
+    this.threadLog = null;
+    this.rules = null;
+    this.apiMissing = false;
+    this.client = new TsunaguClient({ token, server: location.origin });
+    this.client.on("state", () => this.renderConn());
+    this.client.on("review", () => this.refresh(true));
+  }
+
+  get t() {
+    return TEXTS[this.locale];
+  }
+
+  async start() {
+    document.getElementById("locale").value = this.locale;
+    document.getElementById("locale").addEventListener("change", (e) => {
+      this.locale = e.target.value;
+      const p = new URLSearchParams(location.hash.replace(/^#/, ""));
+      p.set("locale", this.locale);
+      history.replaceState(null, "", `#${p}`);
+      this.notice("");
+      this.renderAll();
+    });
+    document.getElementById("refresh").addEventListener("click", () => this.refresh());
+    for (const tab of document.querySelectorAll("[role=tab]")) {
+      tab.addEventListener("click", () => this.showTab(tab.id));
+      tab.addEventListener("keydown", (e) => {
+        if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+          const other = tab.id === "tab-queue" ? "tab-precision" : "tab-queue";
+          this.showTab(other);
+          document.getElementById(other).focus();
+        }
+      });
+    }
+    this.renderAll();
+    this.client.connect().catch(() => {});
+    await this.refresh();
+  }
+
+  showTab(id) {
+    for (const tab of document.querySelectorAll("[role=tab]")) {
+      const on = tab.id === id;
+      tab.setAttribute("aria-selected", on ? "true" : "false");
+      tab.tabIndex = on ? 0 : -1;
+      document.getElementById(tab.getAttribute("aria-controls")).hidden = !on;
+    }
+    if (id === "tab-precision") this.loadPrecision();
+  }
+
+  notice(text, bad = false) {
+    const el = document.getElementById("notice");
+    el.hidden = !text;
+    el.className = `notice${bad ? " bad" : ""}`;
+    el.textContent = text || "";
+  }
+
+  async refresh(fromPush = false) {
+    try {
+      const data = await this.client.http("GET", "/v1/moderation/queue");
+      this.apiMissing = false;
+      this.items = sortQueue(data.items || []);
+      this.notice(fromPush ? this.t.newItem : "");
+      if (this.selected) {
+        this.selected = this.items.find((i) => i.id === this.selected.id) || null;
+      }
+    } catch (err) {
+      if (err.status === 404) {
+        this.apiMissing = true;
+        this.notice(this.t.noApi, true);
+      } else if (err.status === 403 || err.status === 401) this.notice(this.t.forbidden, true);
+      else this.notice(err.message, true);
+      this.items = [];
+    }
+    this.renderQueue();
+    this.renderDetail();
+  }
+
+  async select(item) {
+    this.selected = item;
+    this.threadLog = null;
+    this.renderQueue();
+    this.renderDetail();
+    try {
+      const data = await this.client.http("GET", `/v1/moderation/threads/${encodeURIComponent(item.thread)}`);
+      if (this.selected && this.selected.id === item.id) {
+        this.threadLog = data.messages || data.log || [];
+        this.renderDetail();
+      }
+    } catch (err) {
+      this.threadLog = [];
+      this.notice(err.message, true);
+      this.renderDetail();
+    }
+  }
+
+  async claim(item) {
+    try {
+      const data = await this.client.http("POST", `/v1/moderation/items/${encodeURIComponent(item.id)}/claim`, {});
+      Object.assign(item, data.item || { claimed_by: this.me });
+      this.renderQueue();
+      this.renderDetail();
+    } catch (err) {
+      this.notice(err.message, true);
+    }
+  }
+
+  async decide(item, decision, note) {
+    try {
+      // Deciding claims the item on the server when nobody has.
+      await this.client.http("POST", `/v1/moderation/items/${encodeURIComponent(item.id)}/decide`, { decision, note });
+      this.selected = null;
+      this.rules = null;
+      await this.refresh();
+      this.notice(`${this.t.decided}: ${this.t.decisions[decision]}`);
+    } catch (err) {
+      this.notice(err.message, true);
+    }
+  }
+
+  async loadPrecision() {
+    try {
+      const data = await this.client.http("GET", "/v1/moderation/precision");
+      this.rules = data.rules || [];
+    } catch (err) {
+      this.rules = [];
+      if (err.status === 404) this.notice(this.t.noApi, true);
+      else this.notice(err.message, true);
+    }
+    this.renderPrecision();
+  }
+
+  // --- rendering
+
+  renderAll() {
+    const t = this.t;
+    document.documentElement.lang = this.locale;
+    document.title = t.title;
+    document.getElementById("title").textContent = t.title;
+    document.getElementById("tab-queue").textContent = t.queue;
+    document.getElementById("tab-precision").textContent = t.precision;
+    document.getElementById("queue-title").textContent = t.queue;
+    document.getElementById("precision-title").textContent = t.precision;
+    document.getElementById("refresh").textContent = t.refresh;
+    if (this.apiMissing) this.notice(t.noApi, true);
+    this.renderConn();
+    this.renderQueue();
+    this.renderDetail();
+    this.renderPrecision();
+  }
+
+  renderConn() {
+    const el = document.getElementById("conn");
+    const state = this.client.state;
+    el.dataset.state = state;
+    el.textContent = state === "open" ? this.t.open : state === "reconnecting" ? this.t.reconnecting : this.t.closed;
+  }
+
+  statusText(item) {
+    const t = this.t;
+    const status = t.statuses[item.status] || item.status || "";
+    const action = item.action ? t.actions[item.action] || item.action : "";
+    return action ? `${status}・${action}` : status;
+  }
+
+  chips(categories) {
+    return (categories || []).map((c) => h("span", { class: `chip ${c}` }, this.t.categories[c] || c));
+  }
+
+  renderQueue() {
+    const t = this.t;
+    const ul = document.getElementById("queue");
+    const fmt = new Intl.DateTimeFormat(t.tag, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: "Asia/Tokyo" });
+    if (!this.items.length) {
+      ul.replaceChildren(h("li", { class: "empty", role: "option", "aria-disabled": "true" }, t.empty));
+      return;
+    }
+    const lis = this.items.map((item, i) => {
+      const selected = this.selected && this.selected.id === item.id;
+      const risk = riskPercent(item.risk);
+      return h("li", {
+        role: "option", "aria-selected": selected ? "true" : "false", "data-id": item.id, "data-thread": item.thread,
+        tabindex: selected || (!this.selected && i === 0) ? "0" : "-1",
+        onclick: () => this.select(item),
+        onkeydown: (e) => {
+          if (e.key === "Enter" || e.key === " ") {
+            e.preventDefault();
+            this.select(item);
+          } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+            e.preventDefault();
+            const next = e.target[e.key === "ArrowDown" ? "nextElementSibling" : "previousElementSibling"];
+            if (next) {
+              e.target.tabIndex = -1;
+              next.tabIndex = 0;
+              next.focus();
+            }
+          }
+        },
+      },
+      h("div", { class: "top" },
+        h("span", { class: "risk", "aria-label": `${t.risk} ${risk}%` }, h("span", { class: "bar" }, h("span", { style: `width:${risk}%` })), `${risk}`),
+        h("span", {}, h("span", { class: "status" }, this.statusText(item)), " ", item.created_at ? fmt.format(new Date(item.created_at)) : "")),
+      h("div", {}, this.chips(item.categories)),
+      h("div", { class: "text" }, `${item.sender}: ${item.text || ""}`),
+      item.claimed_by ? h("div", { class: "top" }, t.claimedBy(item.claimed_by)) : null);
+    });
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("#queue li");
+    const focusId = focused ? focused.dataset.id : null;
+    ul.replaceChildren(...lis);
+    if (focusId) ul.querySelector(`li[data-id="${CSS.escape(focusId)}"]`)?.focus();
+  }
+
+  highlighted(text, findings) {
+    return highlightSegments(text, findings).map((seg) => {
+      if (!seg.findings.length) return seg.text;
+      const high = seg.findings.some((f) => f.severity === "high" || f.severity >= 3);
+      const label = seg.findings.map((f) => `${this.t.categories[f.category] || f.category} (${f.rule})`).join(", ");
+      return h("mark", { class: high ? "high" : "", title: label, "aria-label": `${label}: ${seg.text}` }, seg.text);
+    });
+  }
+
+  renderDetail() {
+    const t = this.t;
+    const box = document.getElementById("detail");
+    const item = this.selected;
+    if (!item) {
+      box.replaceChildren(h("h2", {}, t.findings), h("p", { class: "empty" }, this.items.length ? t.select : t.empty));
+      return;
+    }
+    const fmt = new Intl.DateTimeFormat(t.tag, { dateStyle: "medium", timeStyle: "short", timeZone: "Asia/Tokyo" });
+    const findings = item.findings || [];
+    const claimedByMe = item.claimed_by === this.me;
+    const parts = [
+      h("h2", {}, h("span", {}, this.chips(item.categories)),
+        claimedByMe ? h("span", { class: "status" }, t.claimed)
+          : h("button", { class: "btn", type: "button", id: "claim", onclick: () => this.claim(item) }, item.claimed_by ? `${t.claim} (${t.claimedBy(item.claimed_by)})` : t.claim)),
+      h("div", { class: "detail" },
+        h("table", {}, h("tbody", {},
+          h("tr", {}, h("th", {}, t.sender), h("td", {}, item.sender)),
+          h("tr", {}, h("th", {}, t.thread), h("td", {}, item.thread)),
+          h("tr", {}, h("th", {}, t.status), h("td", {}, this.statusText(item))),
+          h("tr", {}, h("th", {}, t.risk), h("td", {}, String(item.risk ?? 0))),
+          h("tr", {}, h("th", {}, t.created), h("td", {}, item.created_at ? fmt.format(new Date(item.created_at)) : "")))),
+        h("h3", {}, t.message),
+        h("div", { class: "quote", id: "item-text" }, this.highlighted(item.text || "", ownFindings(findings))),
+        h("h3", {}, t.findings),
+        h("table", { id: "findings" },
+          h("thead", {}, h("tr", {}, h("th", {}, t.category), h("th", {}, t.rule), h("th", {}, t.severity), h("th", {}, t.explanation))),
+          h("tbody", {}, findings.map((f) => h("tr", {},
+            h("td", {}, this.chips([f.category])),
+            h("td", {}, h("code", {}, f.rule), ownFindings(findings).includes(f) ? null : h("div", { class: "status" }, t.earlier)),
+            h("td", {}, String(f.severity ?? "")),
+            h("td", {}, pickText(f.explanation, this.locale)))))),
+        h("h3", {}, t.decision),
+        this.decisionForm(item),
+        h("h3", {}, t.log),
+        this.logView(item)),
+    ];
+    box.replaceChildren(...parts);
+  }
+
+  decisionForm(item) {
+    const t = this.t;
+    const name = `decision-${item.id}`;
+    const note = h("textarea", { id: "note", "aria-label": t.note, placeholder: t.note });
+    const form = h("form", { class: "decide", onsubmit: (e) => {
+      e.preventDefault();
+      const choice = form.querySelector(`input[name="${name}"]:checked`);
+      if (choice) this.decide(item, choice.value, note.value.trim());
+    } },
+    h("fieldset", {}, h("legend", { class: "sr" }, t.decision),
+      DECISIONS.map((d, i) => {
+        const off = d === "release" && !this.isHeld(item);
+        return h("label", {}, h("input", { type: "radio", name, value: d, checked: i === 0, disabled: off, "data-decision": d }),
+          t.decisions[d], off ? h("span", { class: "sr" }, t.releaseOnlyHeld) : null);
+      })),
+    note,
+    h("div", { class: "row" }, h("button", { class: "btn primary", type: "submit", id: "decide" }, t.submit)));
+    return form;
+  }
+
+  isHeld(item) {
+    return Boolean(item.withheld_id) || item.action === "hold" || item.status === "held";
+  }
+
+  logView(item) {
+    const t = this.t;
+    if (this.threadLog === null) return h("div", { class: "log" }, h("div", { class: "empty" }, "…"));
+    if (!this.threadLog.length) return h("div", { class: "log" }, h("div", { class: "empty" }, t.logEmpty));
+    const fmt = new Intl.DateTimeFormat(t.tag, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: "Asia/Tokyo" });
+    const log = h("div", { class: "log", tabindex: "0", "aria-label": t.log });
+    let focusEl = null;
+    for (const m of this.threadLog) {
+      const isItem = item.message_id && m.id === item.message_id;
+      const f = ownFindings((m.moderation && m.moderation.findings) || (isItem ? item.findings : []) || []);
+      const el = h("div", { class: `m${m.kind === "system" ? " system" : ""}${isItem ? " focus" : ""}`, "data-id": m.id },
+        h("div", { class: "who" }, `#${m.seq ?? "–"} ${m.sender} · ${m.created_at ? fmt.format(new Date(m.created_at)) : ""}`),
+        h("div", {}, this.highlighted(m.body || "", f)));
+      if (isItem) focusEl = el;
+      log.append(el);
+    }
+    if (focusEl) queueMicrotask(() => focusEl.scrollIntoView({ block: "nearest" }));
+    return log;
+  }
+
+  renderPrecision() {
+    const t = this.t;
+    const box = document.getElementById("precision");
+    if (this.rules === null) {
+      box.replaceChildren(h("p", { class: "empty" }, "…"));
+      return;
+    }
+    if (!this.rules.length) {
+      box.replaceChildren(h("p", { class: "empty" }, t.noPrecision));
+      return;
+    }
+    const rows = precisionRows(this.rules);
+    box.replaceChildren(h("table", { id: "precision-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, t.rule), h("th", { class: "num" }, t.confirmed), h("th", { class: "num" }, t.dismissed), h("th", { class: "num" }, t.other), h("th", { class: "num" }, t.precisionCol))),
+      h("tbody", {}, rows.map((r) => h("tr", { class: r.precision !== null && r.precision < 0.8 ? "low" : "", "data-rule": r.rule },
+        h("td", {}, h("code", {}, r.rule)),
+        h("td", { class: "num" }, String(r.confirmed ?? 0)),
+        h("td", { class: "num" }, String(r.dismissed ?? 0)),
+        h("td", { class: "num" }, String(r.other ?? 0)),
+        h("td", { class: "num" }, r.precision === null ? "–" : `${(r.precision * 100).toFixed(1)}%`))))));
+  }
+}
+
+function login(locale) {
+  const t = TEXTS[locale];
+  const ta = h("textarea", { "aria-label": t.needToken, id: "token-input" });
+  const form = h("form", { class: "login", onsubmit: (e) => {
+    e.preventDefault();
+    location.hash = `token=${encodeURIComponent(ta.value.trim())}&locale=${locale}`;
+    location.reload();
+  } }, h("label", { for: "token-input" }, t.needToken), ta, h("button", { class: "btn primary", type: "submit" }, "OK"));
+  document.querySelector("main").replaceChildren(form);
+}
+
+if (typeof document !== "undefined") {
+  const { token, locale: fromHash } = fragmentParams(location.hash);
+  const claimLocale = token ? tokenClaims(token).locale : null;
+  const locale = fromHash === "en" || fromHash === "ja" ? fromHash : claimLocale === "en" ? "en" : "ja";
+  if (!token) login(locale);
+  else {
+    const app = new Console(token, locale);
+    window.tsunaguConsole = app;
+    app.start();
+  }
+}

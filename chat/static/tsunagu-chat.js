@@ -1,0 +1,788 @@
+// <tsunagu-chat> — an embeddable chat widget for one tsunagu thread (web component, no build).
+//
+//   <script type="module" src="https://chat.example.jp/static/tsunagu-chat.js"></script>
+//   <tsunagu-chat server="https://chat.example.jp" thread="t_123" token="eyJ…" locale="ja"></tsunagu-chat>
+//
+// Attributes: server, thread, token, locale (ja|en), names (JSON {user_id: display name}),
+// backoff-cap (ms, the longest reconnect delay). The SDK client is `element.client`.
+// The DOM is built with createElement/textContent only (no innerHTML with message text).
+
+import { TsunaguClient, mergeMessage, tokenClaims } from "./tsunagu.js";
+
+export const TEXTS = {
+  ja: {
+    composer: "メッセージを入力",
+    send: "送信",
+    save: "保存",
+    cancel: "キャンセル",
+    editing: "メッセージを編集中（Escでキャンセル）",
+    edit: "編集",
+    delete: "削除",
+    confirmDelete: "本当に削除",
+    thanks: "ありがとう",
+    thanksLabel: (n) => `ありがとう（${n}件）`,
+    thanked: "ありがとうを送りました",
+    sending: "送信中",
+    sent: "送信済み",
+    read: "既読",
+    failed: "送信できませんでした",
+    retry: "再送",
+    discard: "取り消す",
+    edited: "編集済み",
+    deleted: "このメッセージは削除されました",
+    held: "保留中：モデレーターが内容を確認しています。確認後に相手に届きます。",
+    blocked: "このメッセージは送信されませんでした。",
+    rejected: "モデレーターの確認の結果、このメッセージは相手に届けられませんでした。",
+    masked: "安全のため、一部を伏せて表示しています",
+    maskedSpan: "伏せ字",
+    maskedForOthers: "相手には一部を伏せて表示しています",
+    typing: (who) => `${who}さんが入力中…`,
+    online: "オンライン",
+    offline: "オフライン",
+    connecting: "接続しています…",
+    reconnecting: "接続が切れました。再接続しています…",
+    unauthorized: "ログインの有効期限が切れました。ページを再読み込みしてください。",
+    unsent: (n) => `未送信 ${n}件（接続後に自動で送信します）`,
+    inbox: "お知らせ",
+    inboxLabel: (n) => (n ? `お知らせ（未読 ${n}件）` : "お知らせ"),
+    inboxEmpty: "お知らせはありません",
+    markRead: "既読にする",
+    close: "閉じる",
+    messages: "メッセージ一覧",
+    system: "お知らせ",
+    you: "あなた",
+    warning: "注意",
+    newer: "新着メッセージ",
+    stages: { inquiry: "問い合わせ", deposit_pending: "仮払い待ち", in_progress: "作業中", delivered: "納品済み", closed: "完了" },
+    dateFmt: { year: "numeric", month: "long", day: "numeric", weekday: "short" },
+    tag: "ja-JP",
+  },
+  en: {
+    composer: "Write a message",
+    send: "Send",
+    save: "Save",
+    cancel: "Cancel",
+    editing: "Editing a message (Esc to cancel)",
+    edit: "Edit",
+    delete: "Delete",
+    confirmDelete: "Really delete",
+    thanks: "Thanks",
+    thanksLabel: (n) => `Thanks (${n})`,
+    thanked: "Thanks sent",
+    sending: "Sending",
+    sent: "Sent",
+    read: "Read",
+    failed: "Could not be sent",
+    retry: "Retry",
+    discard: "Discard",
+    edited: "edited",
+    deleted: "This message was deleted",
+    held: "On hold: a moderator is reviewing it. It will be delivered once approved.",
+    blocked: "This message was not sent.",
+    rejected: "After review by a moderator, this message was not delivered.",
+    masked: "Part of this message is hidden for your safety",
+    maskedSpan: "hidden",
+    maskedForOthers: "Part of this message is hidden from the recipient",
+    typing: (who) => `${who} is typing…`,
+    online: "online",
+    offline: "offline",
+    connecting: "Connecting…",
+    reconnecting: "Connection lost. Reconnecting…",
+    unauthorized: "Your session has expired. Please reload the page.",
+    unsent: (n) => `${n} unsent (will be sent when the connection is back)`,
+    inbox: "Notifications",
+    inboxLabel: (n) => (n ? `Notifications (${n} unread)` : "Notifications"),
+    inboxEmpty: "No notifications",
+    markRead: "Mark as read",
+    close: "Close",
+    messages: "Messages",
+    system: "Notice",
+    you: "You",
+    warning: "Warning",
+    newer: "New messages",
+    stages: { inquiry: "Inquiry", deposit_pending: "Deposit pending", in_progress: "In progress", delivered: "Delivered", closed: "Closed" },
+    dateFmt: { year: "numeric", month: "long", day: "numeric", weekday: "short" },
+    tag: "en-US",
+  },
+};
+
+/** A localized text from a string or an object {ja, en}. */
+export function pickText(value, locale) {
+  if (value == null) return "";
+  if (typeof value === "string") return value;
+  if (typeof value === "object") return value[locale] || value.ja || value.en || Object.values(value)[0] || "";
+  return String(value);
+}
+
+const MASK_RUN = /(●+|[＊*█■▇×✕•]{2,}|\[(?:masked|hidden|非表示|伏字)\]|［(?:非表示|伏字)］)/gu;
+
+/** Split a masked body into text and masked parts: [{text, masked}]. */
+export function maskedParts(body) {
+  const parts = [];
+  let last = 0;
+  for (const m of body.matchAll(MASK_RUN)) {
+    if (m.index > last) parts.push({ text: body.slice(last, m.index), masked: false });
+    parts.push({ text: m[0], masked: true });
+    last = m.index + m[0].length;
+  }
+  if (last < body.length) parts.push({ text: body.slice(last), masked: false });
+  return parts;
+}
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const STYLE = `
+:host { display: block; min-width: 0; font-family: system-ui, -apple-system, "Hiragino Sans", "Noto Sans JP", "Yu Gothic", sans-serif;
+  font-size: 15px; color: #1f2933; height: 520px; --accent: #0b6bcb; --mine: #dcecff; --theirs: #f1f3f5; }
+* { box-sizing: border-box; }
+.root { display: flex; flex-direction: column; height: 100%; border: 1px solid #cfd6de; border-radius: 12px; overflow: hidden; background: #fff; position: relative; }
+header { display: flex; align-items: center; gap: 8px; padding: 10px 12px; border-bottom: 1px solid #e3e8ee; background: #f8fafc; }
+.title { font-weight: 600; flex: 1; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.stage { font-size: 12px; padding: 2px 8px; border-radius: 10px; background: #e7f0fa; color: #0b4f96; white-space: nowrap; }
+.people { font-size: 12px; color: #52606d; display: flex; gap: 8px; flex-wrap: wrap; }
+.dot { display: inline-block; width: 8px; height: 8px; border-radius: 50%; background: #9aa5b1; margin-right: 4px; vertical-align: middle; }
+.dot.online { background: #1f9d55; }
+button { font: inherit; cursor: pointer; border-radius: 8px; border: 1px solid #b8c2cc; background: #fff; color: #1f2933; padding: 4px 10px; }
+button:hover { background: #f1f5f9; }
+button:focus-visible, textarea:focus-visible { outline: 3px solid #f5a623; outline-offset: 1px; }
+.bell { position: relative; border: none; background: transparent; font-size: 18px; padding: 4px 8px; }
+.badge { position: absolute; top: -2px; right: -2px; min-width: 18px; height: 18px; padding: 0 5px; border-radius: 9px; background: #d64545; color: #fff; font-size: 11px; line-height: 18px; font-weight: 700; }
+.banner { padding: 6px 12px; font-size: 13px; background: #fff4e0; color: #7a4b00; border-bottom: 1px solid #f3d9a4; }
+.banner.bad { background: #fde8e8; color: #8a1c1c; }
+.list { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 6px; background: #fff; }
+.day { align-self: center; font-size: 12px; color: #52606d; background: #eef1f4; padding: 2px 10px; border-radius: 10px; margin: 8px 0 4px; }
+.msg { max-width: 85%; display: flex; flex-direction: column; gap: 2px; }
+.msg.mine { align-self: flex-end; align-items: flex-end; }
+.msg.theirs { align-self: flex-start; }
+.who { font-size: 12px; color: #52606d; }
+.bubble { padding: 8px 12px; border-radius: 14px; background: var(--theirs); white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.5; }
+.mine .bubble { background: var(--mine); }
+.msg.pending .bubble { opacity: .75; border: 1px dashed #7b93ad; }
+.msg.withheld .bubble { background: #fff7e6; border: 1px dashed #d89614; }
+.msg.blocked .bubble { background: #fdecec; border: 1px dashed #c53030; text-decoration: line-through; }
+.bubble.deleted { font-style: italic; color: #7b8794; background: #fafafa; border: 1px dashed #cbd2d9; }
+.masked-span { background: #2d3748; color: #fff; border-radius: 4px; padding: 0 4px; letter-spacing: 1px; }
+.masked-note, .warn { font-size: 12px; padding: 4px 8px; border-radius: 6px; max-width: 100%; }
+.masked-note { background: #edf2f7; color: #2d3748; border-left: 3px solid #4a5568; }
+.warn { background: #fff4e0; color: #7a4b00; border-left: 3px solid #d89614; }
+.meta { font-size: 11px; color: #7b8794; display: flex; gap: 6px; align-items: center; flex-wrap: wrap; }
+.meta .state.read { color: var(--accent); font-weight: 600; }
+.meta .state.failed { color: #c53030; font-weight: 600; }
+.actions { display: flex; gap: 4px; flex-wrap: wrap; }
+.actions button { font-size: 12px; padding: 2px 8px; }
+.thanks[aria-pressed="true"] { background: #fff0f3; border-color: #e88ca0; }
+.system { align-self: center; max-width: 92%; text-align: center; font-size: 13px; color: #334e68; background: #eef6ff; border: 1px solid #cfe3fa; padding: 6px 12px; border-radius: 10px; }
+.typing { min-height: 20px; padding: 0 14px; font-size: 12px; color: #52606d; }
+form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #e3e8ee; background: #f8fafc; align-items: flex-end; }
+.editing-label { font-size: 12px; color: #7a4b00; padding: 4px 12px 0; background: #f8fafc; }
+textarea { flex: 1; resize: none; min-height: 40px; max-height: 120px; padding: 8px 10px; border: 1px solid #b8c2cc; border-radius: 10px; font: inherit; }
+form button[type=submit] { background: var(--accent); color: #fff; border-color: var(--accent); padding: 8px 16px; font-weight: 600; }
+.inbox { position: absolute; top: 48px; right: 8px; width: min(340px, calc(100% - 16px)); max-height: 60%; overflow-y: auto; background: #fff; border: 1px solid #cfd6de; border-radius: 10px; box-shadow: 0 8px 24px rgba(0,0,0,.15); z-index: 5; }
+.inbox h2 { font-size: 14px; margin: 0; padding: 10px 12px; border-bottom: 1px solid #e3e8ee; display: flex; justify-content: space-between; align-items: center; }
+.inbox ul { list-style: none; margin: 0; padding: 0; }
+.inbox li { padding: 8px 12px; border-bottom: 1px solid #f0f2f4; font-size: 13px; }
+.inbox li.unread { background: #f3f8ff; font-weight: 600; }
+.inbox li button { margin-top: 4px; font-size: 12px; font-weight: normal; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+@media (max-width: 480px) { :host { font-size: 14px; } .msg { max-width: 94%; } .people { display: none; } }
+`;
+
+export class TsunaguChat extends HTMLElement {
+  static get observedAttributes() {
+    return ["server", "thread", "token", "locale", "names", "backoff-cap"];
+  }
+
+  constructor() {
+    super();
+    this.attachShadow({ mode: "open" });
+    this.client = null;
+    this._reset();
+  }
+
+  _reset() {
+    this.messages = [];
+    this.failed = [];
+    this.withheld = [];
+    this.readBy = new Map();
+    this.typingUsers = new Map();
+    this.participants = [];
+    this.threadInfo = null;
+    this.notifications = null; // null: no inbox API
+    this.inboxOpen = false;
+    this.editing = null;
+    this.confirmingDelete = null;
+    this.thankedByMe = new Set();
+    this.myRead = 0;
+    this._readTimer = null;
+  }
+
+  get locale() {
+    const attr = this.getAttribute("locale");
+    if (attr === "ja" || attr === "en") return attr;
+    const claim = this.getAttribute("token") ? tokenClaims(this.getAttribute("token")).locale : null;
+    if (claim === "ja" || claim === "en") return claim;
+    return (navigator.language || "ja").startsWith("ja") ? "ja" : "en";
+  }
+
+  get t() {
+    return TEXTS[this.locale];
+  }
+
+  get thread() {
+    return this.getAttribute("thread");
+  }
+
+  get me() {
+    return this.client?.user?.id ?? tokenClaims(this.getAttribute("token") || "").sub;
+  }
+
+  connectedCallback() {
+    this._started = true;
+    this._onVisible = () => document.visibilityState === "visible" && this._scheduleRead();
+    document.addEventListener("visibilitychange", this._onVisible);
+    this._start();
+  }
+
+  disconnectedCallback() {
+    this._started = false;
+    document.removeEventListener("visibilitychange", this._onVisible);
+    this._stop();
+  }
+
+  attributeChangedCallback(name, old, value) {
+    if (!this._started || old === value) return;
+    if (name === "locale" || name === "names") this.render();
+    else {
+      this._stop();
+      this._start();
+    }
+  }
+
+  _stop() {
+    if (this.client) this.client.close();
+    this.client = null;
+    clearTimeout(this._readTimer);
+    for (const t of this.typingUsers.values()) clearTimeout(t);
+    this._reset();
+  }
+
+  _names() {
+    try {
+      return JSON.parse(this.getAttribute("names") || "{}");
+    } catch {
+      return {};
+    }
+  }
+
+  nameOf(user) {
+    if (user === this.me) return this._names()[user] || this.client?.user?.name || user;
+    return this._names()[user] || user;
+  }
+
+  async _start() {
+    const token = this.getAttribute("token");
+    const thread = this.thread;
+    this.render();
+    if ((!token && typeof this.getToken !== "function") || !thread) return;
+    const cap = Number(this.getAttribute("backoff-cap")) || 30000;
+    const client = new TsunaguClient({
+      server: this.getAttribute("server") || location.origin,
+      // A page that can mint fresh tokens sets `element.getToken = async () => jwt` before
+      // inserting the element; the SDK then renews the token before it expires.
+      ...(typeof this.getToken === "function" ? { getToken: this.getToken } : { token }),
+      backoff: { base: Math.min(500, cap), cap },
+    });
+    this.client = client;
+    client.on("state", () => this.render());
+    client.on("outbox", () => this.render());
+    client.on("message", (m) => {
+      if (m.thread !== thread) return;
+      this.messages = mergeMessage(this.messages, m);
+      this.withheld = this.withheld.filter((w) => !m.client_msg_id || w.item.client_msg_id !== m.client_msg_id);
+      this.typingUsers.delete(m.sender);
+      this.render({ scroll: true });
+      this._scheduleRead();
+    });
+    client.on("update", ({ message }) => {
+      if (message.thread !== thread) return;
+      this.messages = mergeMessage(this.messages, message);
+      this.render();
+    });
+    client.on("sent", ({ message }) => {
+      if (message.thread === thread) {
+        this.messages = mergeMessage(this.messages, message);
+        this.render({ scroll: true });
+      }
+    });
+    client.on("withheld", (w) => {
+      if (w.item.thread !== thread) return;
+      this.withheld = [...this.withheld, w];
+      this.render({ scroll: true });
+    });
+    client.on("withheld_status", (e) => {
+      if (e.thread !== thread) return;
+      if (e.status === "released") {
+        this.withheld = this.withheld.filter((w) => w.withheld.id !== e.id);
+        if (e.message) this.messages = mergeMessage(this.messages, e.message);
+      } else {
+        this.withheld = this.withheld.map((w) => (w.withheld.id === e.id ? { ...w, rejected: true } : w));
+      }
+      this.render({ scroll: true });
+    });
+    client.on("moderation_warning", (e) => {
+      if (e.thread && e.thread !== thread) return;
+      this._flash(`⚠ ${pickText(e.warning, this.locale)}`, 15000);
+    });
+    client.on("failed", (f) => {
+      if (f.item.thread !== thread) return;
+      this.failed = [...this.failed, f];
+      this.render();
+    });
+    client.on("receipt", (r) => {
+      if (r.thread !== thread) return;
+      if (r.user === this.me) this.myRead = Math.max(this.myRead, r.seq);
+      else this.readBy.set(r.user, Math.max(this.readBy.get(r.user) || 0, r.seq));
+      this.render();
+    });
+    client.on("typing", (e) => {
+      if (e.thread !== thread || e.user === this.me) return;
+      clearTimeout(this.typingUsers.get(e.user));
+      this.typingUsers.set(e.user, setTimeout(() => {
+        this.typingUsers.delete(e.user);
+        this.render();
+      }, 4000));
+      this.render();
+    });
+    client.on("presence", () => this.render());
+    client.on("thread_updated", (e) => {
+      if (e.thread === thread && this.threadInfo) {
+        this.threadInfo = { ...this.threadInfo, stage: e.stage, title: e.title };
+        this.render();
+      }
+    });
+    client.on("notification", (n) => {
+      if (this.notifications === null) this.notifications = { items: [], unread: 0 };
+      const item = n.notification || n;
+      this.notifications.items = [item, ...this.notifications.items.filter((i) => i.id !== item.id)];
+      this.notifications.unread = typeof n.unread === "number" ? n.unread : this.notifications.unread + 1;
+      this.render();
+    });
+    try {
+      await client.connect();
+      if (this.client !== client) return;
+      const [info] = await Promise.all([client.thread(thread), client.open(thread)]);
+      if (this.client !== client) return;
+      this.threadInfo = info;
+      this.participants = info.participants || [];
+      for (const p of this.participants) {
+        if (p.user_id === this.me) this.myRead = Math.max(this.myRead, p.read_seq || 0);
+        else this.readBy.set(p.user_id, Math.max(this.readBy.get(p.user_id) || 0, p.read_seq || 0));
+      }
+      this.render({ scroll: true });
+      this._scheduleRead();
+      this._loadInbox(client);
+    } catch (err) {
+      console.error("tsunagu-chat:", err);
+      this._error = err;
+      this.render();
+    }
+  }
+
+  async _loadInbox(client) {
+    try {
+      const data = await client.notifications();
+      if (this.client !== client || data === null) return;
+      const items = data.notifications || data.items || [];
+      const unread = typeof data.unread === "number" ? data.unread : items.filter((i) => !isRead(i)).length;
+      this.notifications = { items, unread };
+      this.render();
+    } catch (err) {
+      console.warn("tsunagu-chat: notifications unavailable", err);
+    }
+  }
+
+  _scheduleRead() {
+    if (!this.client || this._readTimer) return;
+    this._readTimer = setTimeout(() => {
+      this._readTimer = null;
+      const top = this.messages.length ? this.messages[this.messages.length - 1].seq : 0;
+      if (top > this.myRead && document.visibilityState !== "hidden" && this.client?.state === "open") {
+        this.myRead = top;
+        this.client.read(this.thread, top).catch(() => {});
+      }
+    }, 300);
+  }
+
+  // --- actions
+
+  _submit(ev) {
+    ev.preventDefault();
+    const ta = this._parts.textarea;
+    const body = ta.value.trim();
+    if (!body || !this.client) return;
+    if (this.editing) {
+      const id = this.editing;
+      this.editing = null;
+      this.client.edit(this.thread, id, body).then((ok) => {
+        this.messages = mergeMessage(this.messages, ok.message);
+        this.render();
+      }).catch((err) => this._flash(err.message));
+    } else {
+      this.client.send(this.thread, body);
+    }
+    ta.value = "";
+    this.render({ scroll: true, focus: "composer" });
+  }
+
+  _keydown(ev) {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+      this._submit(ev);
+    } else if (ev.key === "Escape" && this.editing) {
+      this.editing = null;
+      ev.target.value = "";
+      this.render({ focus: "composer" });
+    }
+  }
+
+  _startEdit(msg) {
+    this.editing = msg.id;
+    this.render();
+    const ta = this._parts.textarea;
+    ta.value = msg.body;
+    ta.focus();
+  }
+
+  _delete(msg) {
+    if (this.confirmingDelete !== msg.id) {
+      this.confirmingDelete = msg.id;
+      this.render({ focus: `del-${msg.id}` });
+      return;
+    }
+    this.confirmingDelete = null;
+    this.client.delete(this.thread, msg.id).then((ok) => {
+      this.messages = mergeMessage(this.messages, ok.message);
+      this.render();
+    }).catch((err) => this._flash(err.message));
+  }
+
+  _thank(msg) {
+    this.client.thank(this.thread, msg.id).then((ok) => {
+      this.thankedByMe.add(msg.id);
+      this.messages = mergeMessage(this.messages, ok.message);
+      this.render({ focus: `thx-${msg.id}` });
+    }).catch((err) => this._flash(err.message));
+  }
+
+  _flash(text, ms = 4000) {
+    const error = { message: text };
+    this._error = error;
+    this.render();
+    setTimeout(() => {
+      if (this._error !== error) return;
+      this._error = null;
+      this.render();
+    }, ms);
+  }
+
+  _toggleInbox() {
+    this.inboxOpen = !this.inboxOpen;
+    this.render({ focus: this.inboxOpen ? "inbox" : "bell" });
+  }
+
+  _markRead(n) {
+    n.read = true;
+    this.notifications.unread = Math.max(0, this.notifications.unread - 1);
+    this.render({ focus: "inbox" });
+    this.client.markNotificationRead(n.id).then((data) => {
+      if (data && typeof data.unread === "number" && this.notifications) {
+        this.notifications.unread = data.unread;
+        this.render({ focus: "inbox" });
+      }
+    }).catch(() => {});
+  }
+
+  // --- rendering
+
+  /** Build the parts that live as long as the element (the composer keeps its text and IME state). */
+  _skeleton() {
+    if (this._parts) return this._parts;
+    const parts = {
+      root: h("div", { class: "root" }),
+      header: h("header", {}),
+      banner: h("div", { class: "banner", role: "status", "aria-live": "polite", hidden: true }),
+      listBox: h("div", { style: "display:contents" }),
+      typing: h("div", { class: "typing", role: "status", "aria-live": "polite" }),
+      editingLabel: h("div", { class: "editing-label", id: "editing-label", hidden: true }),
+      inboxBox: h("div", { style: "display:contents" }),
+    };
+    parts.textarea = h("textarea", {
+      rows: "2", "data-key": "composer",
+      onkeydown: (e) => this._keydown(e),
+      oninput: () => {
+        if (this.client && !this.editing && parts.textarea.value.trim()) this.client.typing(this.thread);
+      },
+    });
+    parts.cancel = h("button", { type: "button", "data-key": "cancel-edit", hidden: true, onclick: () => {
+      this.editing = null;
+      parts.textarea.value = "";
+      this.render({ focus: "composer" });
+    } });
+    parts.sendButton = h("button", { type: "submit", "data-key": "send" });
+    parts.form = h("form", { onsubmit: (e) => this._submit(e) }, parts.textarea, parts.cancel, parts.sendButton);
+    parts.root.append(parts.header, parts.banner, parts.listBox, parts.typing, parts.editingLabel, parts.form, parts.inboxBox);
+    this.shadowRoot.replaceChildren(h("style", { text: STYLE }), parts.root);
+    this._parts = parts;
+    return parts;
+  }
+
+  render({ scroll = false, focus = null } = {}) {
+    const root = this.shadowRoot;
+    const t = this.t;
+    const p = this._skeleton();
+    const oldList = p.listBox.firstChild;
+    const nearBottom = !oldList || oldList.scrollHeight - oldList.scrollTop - oldList.clientHeight < 80;
+    const oldScroll = oldList ? oldList.scrollTop : 0;
+    const active = root.activeElement;
+    const focusKey = focus || (active && active.dataset && active !== p.textarea ? active.dataset.key : null);
+
+    p.root.lang = this.locale;
+    p.header.replaceChildren(...this._header());
+    const banner = this._banner();
+    p.banner.hidden = !banner;
+    if (banner) {
+      p.banner.className = `banner${banner.bad ? " bad" : ""}`;
+      p.banner.dataset.state = this.client?.state || "";
+      p.banner.textContent = banner.text;
+    }
+    const list = this._list();
+    p.listBox.replaceChildren(list);
+    const typing = [...this.typingUsers.keys()].map((u) => this.nameOf(u));
+    p.typing.textContent = typing.length ? t.typing(typing.join("・")) : "";
+    p.editingLabel.hidden = !this.editing;
+    p.editingLabel.textContent = t.editing;
+    // The composer is updated in place, never rebuilt.
+    const disabled = !this.client || this.client.state === "unauthorized";
+    p.textarea.disabled = disabled;
+    p.textarea.placeholder = t.composer;
+    p.textarea.setAttribute("aria-label", this.editing ? t.editing : t.composer);
+    if (this.editing) p.textarea.setAttribute("aria-describedby", "editing-label");
+    else p.textarea.removeAttribute("aria-describedby");
+    p.form.setAttribute("aria-label", t.composer);
+    p.cancel.hidden = !this.editing;
+    p.cancel.textContent = t.cancel;
+    p.sendButton.disabled = disabled;
+    p.sendButton.textContent = this.editing ? t.save : t.send;
+    p.inboxBox.replaceChildren(...(this.inboxOpen && this.notifications ? [this._inbox()] : []));
+
+    list.scrollTop = scroll && nearBottom ? list.scrollHeight : oldScroll;
+    if (focusKey) root.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus();
+  }
+
+  _header() {
+    const t = this.t;
+    const info = this.threadInfo;
+    const others = this.participants.filter((p) => p.user_id !== this.me);
+    const people = h("div", { class: "people" }, others.map((p) => {
+      const status = this.client?.presence?.[p.user_id] === "online" ? "online" : "offline";
+      return h("span", { "data-presence": p.user_id },
+        h("span", { class: `dot ${status}`, "aria-hidden": "true" }),
+        `${this.nameOf(p.user_id)} `, t[status]);
+    }));
+    const kids = [
+      h("div", { class: "title", title: info?.title || "" }, info?.title || "…"),
+      info?.stage ? h("span", { class: "stage" }, t.stages[info.stage] || info.stage) : null,
+      people,
+    ];
+    if (this.notifications) {
+      const n = this.notifications.unread;
+      kids.push(h("button", {
+        class: "bell", type: "button", "data-key": "bell", "aria-label": t.inboxLabel(n),
+        "aria-expanded": this.inboxOpen ? "true" : "false", onclick: () => this._toggleInbox(),
+      }, "🔔", n ? h("span", { class: "badge", "aria-hidden": "true" }, n > 99 ? "99+" : String(n)) : null));
+    }
+    return kids.filter(Boolean);
+  }
+
+  _banner() {
+    const t = this.t;
+    const state = this.client?.state;
+    const unsent = this.client ? this.client.pending(this.thread).length : 0;
+    const lines = [];
+    let bad = false;
+    if (state === "connecting") lines.push(t.connecting);
+    if (state === "reconnecting") lines.push(t.reconnecting);
+    if (state === "unauthorized") {
+      lines.push(t.unauthorized);
+      bad = true;
+    }
+    if (unsent && state !== "open") lines.push(t.unsent(unsent));
+    if (this._error) {
+      lines.push(this._error.message || String(this._error));
+      bad = true;
+    }
+    if (!lines.length) return null;
+    return { text: lines.join(" "), bad };
+  }
+
+  _list() {
+    const t = this.t;
+    const tz = this.client?.user?.tz || "Asia/Tokyo";
+    const dayFmt = new Intl.DateTimeFormat(t.tag, { ...t.dateFmt, timeZone: tz });
+    const keyFmt = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone: tz });
+    const timeFmt = new Intl.DateTimeFormat(t.tag, { hour: "2-digit", minute: "2-digit", timeZone: tz });
+    const list = h("div", { class: "list", role: "log", "aria-label": t.messages, "aria-live": "polite", tabindex: "0", "data-key": "list" });
+    let lastDay = null;
+    const day = (date) => {
+      const key = keyFmt.format(date);
+      if (key !== lastDay) {
+        lastDay = key;
+        list.append(h("div", { class: "day", role: "separator", "data-day": key }, dayFmt.format(date)));
+      }
+    };
+    const otherRead = Math.max(0, ...[...this.readBy.values()]);
+    for (const m of this.messages) {
+      const date = new Date(m.created_at);
+      day(date);
+      list.append(m.kind === "system" ? this._system(m, timeFmt) : this._message(m, timeFmt, otherRead));
+    }
+    const now = new Date();
+    for (const w of this.withheld) {
+      day(now);
+      const blocked = w.rejected || (w.withheld.action || w.moderation?.action) === "block";
+      const why = w.rejected ? t.rejected : blocked ? t.blocked : t.held;
+      list.append(this._local(w.item, blocked ? "blocked" : "withheld", why, w.moderation, timeFmt));
+    }
+    for (const f of this.failed) {
+      day(now);
+      list.append(this._local(f.item, "failed", `${t.failed}: ${f.error.message}`, null, timeFmt));
+    }
+    for (const item of this.client ? this.client.pending(this.thread) : []) {
+      day(new Date(item.created_at));
+      list.append(this._local(item, "pending", t.sending, null, timeFmt));
+    }
+    return list;
+  }
+
+  _system(m, timeFmt) {
+    // Contract events carry their text in both languages in `data` ({ja, en, event}).
+    const text = (m.data && typeof m.data[this.locale] === "string" && m.data[this.locale]) || m.body;
+    return h("div", { class: "system", role: "note", "data-seq": m.seq, "data-id": m.id, "data-event": m.data?.event, "aria-label": `${this.t.system}: ${text}` },
+      text, " ", h("span", { class: "meta" }, timeFmt.format(new Date(m.created_at))));
+  }
+
+  _message(m, timeFmt, otherRead) {
+    const t = this.t;
+    const mine = m.sender === this.me;
+    const who = mine ? t.you : this.nameOf(m.sender);
+    const box = h("div", {
+      class: `msg ${mine ? "mine" : "theirs"}`, "data-seq": m.seq, "data-id": m.id, "data-sender": m.sender,
+      "data-status": mine ? (m.seq <= otherRead ? "read" : "sent") : undefined,
+      "data-masked": m.masked ? "true" : undefined, role: "article",
+      "aria-label": `${who} ${timeFmt.format(new Date(m.created_at))}`,
+    });
+    box.append(h("div", { class: "who" }, who));
+    if (m.deleted) {
+      box.append(h("div", { class: "bubble deleted" }, t.deleted));
+    } else if (m.masked) {
+      const bubble = h("div", { class: "bubble" });
+      for (const part of maskedParts(m.body)) {
+        bubble.append(part.masked
+          ? h("span", { class: "masked-span", role: "img", "aria-label": t.maskedSpan, title: t.maskedSpan }, part.text)
+          : part.text);
+      }
+      box.append(bubble, h("div", { class: "masked-note", role: "note" }, `🛡 ${t.masked}`));
+    } else {
+      box.append(h("div", { class: "bubble" }, m.body));
+      if (mine && m.moderation && m.moderation.action === "mask") {
+        box.append(h("div", { class: "masked-note", role: "note" }, `🛡 ${t.maskedForOthers}`));
+      }
+    }
+    const warning = pickText(m.moderation?.warning, this.locale);
+    if (warning && !m.deleted) box.append(h("div", { class: "warn", role: "note" }, `⚠ ${t.warning}: ${warning}`));
+    const meta = h("div", { class: "meta" }, timeFmt.format(new Date(m.created_at)));
+    if (m.edited_at && !m.deleted) meta.append(h("span", {}, `(${t.edited})`));
+    if (mine && !m.deleted) {
+      const read = m.seq <= otherRead;
+      meta.append(h("span", { class: `state ${read ? "read" : "sent"}` }, read ? `✓✓ ${t.read}` : `✓ ${t.sent}`));
+    }
+    const actions = h("div", { class: "actions" });
+    if (!m.deleted && m.kind === "user") {
+      if (mine) {
+        actions.append(
+          h("button", { type: "button", "data-key": `edit-${m.id}`, "aria-label": `${t.edit}: ${m.body.slice(0, 30)}`, onclick: () => this._startEdit(m) }, t.edit),
+          h("button", { type: "button", "data-key": `del-${m.id}`, "aria-label": `${this.confirmingDelete === m.id ? t.confirmDelete : t.delete}: ${m.body.slice(0, 30)}`, onclick: () => this._delete(m) },
+            this.confirmingDelete === m.id ? `${t.confirmDelete}?` : t.delete),
+        );
+        if (m.thanks) meta.append(h("span", {}, `💐 ${t.thanksLabel(m.thanks)}`));
+      } else {
+        const n = m.thanks || 0;
+        actions.append(h("button", {
+          type: "button", class: "thanks", "data-key": `thx-${m.id}`, "aria-pressed": this.thankedByMe.has(m.id) ? "true" : "false",
+          "aria-label": t.thanksLabel(n), onclick: () => this._thank(m),
+        }, `💐 ${t.thanks}${n ? ` ${n}` : ""}`));
+      }
+    }
+    meta.append(actions);
+    box.append(meta);
+    return box;
+  }
+
+  _local(item, kind, stateText, moderation, timeFmt) {
+    const t = this.t;
+    const box = h("div", { class: `msg mine ${kind}`, "data-client-msg-id": item.client_msg_id, "data-status": kind, role: "article", "aria-label": `${t.you}: ${stateText}` },
+      h("div", { class: "who" }, t.you),
+      h("div", { class: "bubble" }, item.body));
+    const warning = pickText(moderation?.warning, this.locale);
+    if (kind === "withheld" || kind === "blocked") box.append(h("div", { class: "warn", role: "note" }, `⚠ ${stateText}${warning ? ` ${warning}` : ""}`));
+    const meta = h("div", { class: "meta" }, timeFmt.format(new Date(item.created_at || Date.now())));
+    if (kind === "pending") meta.append(h("span", { class: "state pending" }, `⏳ ${stateText}`));
+    if (kind === "failed") {
+      meta.append(h("span", { class: "state failed" }, stateText));
+      meta.append(h("button", { type: "button", onclick: () => {
+        this.failed = this.failed.filter((f) => f.item !== item);
+        this.render();
+      } }, t.discard));
+    }
+    box.append(meta);
+    return box;
+  }
+
+  _inbox() {
+    const t = this.t;
+    const items = this.notifications.items;
+    const panel = h("section", { class: "inbox", role: "dialog", "aria-label": t.inbox, tabindex: "-1", "data-key": "inbox",
+      onkeydown: (e) => { if (e.key === "Escape") this._toggleInbox(); } },
+      h("h2", {}, t.inbox, h("button", { type: "button", onclick: () => this._toggleInbox(), "aria-label": t.close }, "✕")));
+    if (!items.length) panel.append(h("p", { style: "padding: 8px 12px; margin: 0; font-size: 13px;" }, t.inboxEmpty));
+    const ul = h("ul", {});
+    for (const n of items) {
+      const read = isRead(n);
+      ul.append(h("li", { class: read ? "" : "unread" },
+        h("div", {}, pickText(n.title || n.subject || n.kind, this.locale)),
+        n.body || n.text ? h("div", {}, pickText(n.body || n.text, this.locale)) : null,
+        read ? null : h("button", { type: "button", onclick: () => this._markRead(n) }, t.markRead)));
+    }
+    panel.append(ul);
+    return panel;
+  }
+}
+
+function isRead(n) {
+  return Boolean(n.read || n.read_at || n.status === "read" || n.status === "archived");
+}
+
+if (!customElements.get("tsunagu-chat")) customElements.define("tsunagu-chat", TsunaguChat);

@@ -1,0 +1,891 @@
+// tsunagu.js — the browser SDK for tsunagu (plain ES module, no build step).
+//
+// Theory of operation
+// -------------------
+// * One TsunaguClient holds one WebSocket to /v1/ws. It says `hello` with its token and a
+//   `resume` map {thread: last_seq} for every thread it tracks, so the server pushes what was
+//   missed while it was away, in seq order, before any live message.
+// * When the socket closes for any reason but `close()`, the client reconnects after a delay
+//   drawn with exponential backoff and FULL jitter: uniform in [0, min(cap, base * 2^n)).
+// * Per thread, a SeqTracker keeps the last seq handed to the application. A message at or
+//   below it is a duplicate and dropped; one above last+1 is a gap: it is held back while the
+//   missing range is read from `GET /v1/threads/{id}/messages?after_seq=`, so the application
+//   sees every message of a tracked thread exactly once and in seq order.
+// * `send()` puts the message in an Outbox (persisted to localStorage when there is one)
+//   under a client_msg_id chosen once. The outbox is flushed in order, one message at a
+//   time, whenever the socket is open; a message leaves it only when the server has answered
+//   `ok` (stored, or withheld by moderation) or refused it for good. A retry after a cut
+//   connection reuses the same client_msg_id, so the server stores it at most once.
+//
+// The decisions (backoff, gap detection, outbox operations) are pure functions and small
+// classes without I/O, exported for unit tests (`node --test tests/js/`).
+
+export const VERSION = "1";
+
+// ---------------------------------------------------------------- pure: backoff
+
+/** Upper bound of the n-th retry delay (ms): min(cap, base * 2^attempt). */
+export function backoffCeiling(attempt, base = 500, cap = 30000) {
+  const n = Math.max(0, Math.min(attempt | 0, 30));
+  return Math.min(cap, base * 2 ** n);
+}
+
+/** Full jitter: a delay uniform in [0, backoffCeiling(attempt)). `random` returns [0, 1). */
+export function backoffDelay(attempt, { base = 500, cap = 30000 } = {}, random = Math.random) {
+  return Math.floor(random() * backoffCeiling(attempt, base, cap));
+}
+
+// ---------------------------------------------------------------- pure: seq and gaps
+
+/**
+ * Classify an incoming seq against the last seq delivered for its thread.
+ * Returns "duplicate" (seq <= last), "next" (seq === last + 1) or "gap" (seq > last + 1).
+ */
+export function classifySeq(last, seq) {
+  if (seq <= last) return "duplicate";
+  if (seq === last + 1) return "next";
+  return "gap";
+}
+
+/** The missing range [from, to] (inclusive) before `seq`, or null when there is none. */
+export function missingRange(last, seq) {
+  return seq > last + 1 ? { from: last + 1, to: seq - 1 } : null;
+}
+
+/**
+ * Per-thread cursors and held-back messages. `accept` takes one message and returns what may
+ * be delivered now (in seq order) and, when there is a gap, the range to fetch.
+ */
+export class SeqTracker {
+  constructor(cursors = {}) {
+    this.cursors = new Map(Object.entries(cursors));
+    this.held = new Map(); // thread -> Map(seq -> message)
+  }
+
+  isTracked(thread) {
+    return this.cursors.has(thread);
+  }
+
+  last(thread) {
+    return this.cursors.get(thread) ?? 0;
+  }
+
+  /** Start tracking a thread at `seq` (messages up to seq are known to the app). */
+  track(thread, seq) {
+    const cur = this.cursors.get(thread);
+    if (cur === undefined || seq > cur) this.cursors.set(thread, seq);
+  }
+
+  /** The `resume` map for hello: every tracked thread and its last seq. */
+  resumeMap() {
+    return Object.fromEntries(this.cursors);
+  }
+
+  /** Accept one message: {deliver: [...], gap: {from, to} | null, duplicate: bool}. */
+  accept(msg) {
+    const thread = msg.thread;
+    if (!this.cursors.has(thread)) return { deliver: [msg], gap: null, duplicate: false };
+    const last = this.cursors.get(thread);
+    const kind = classifySeq(last, msg.seq);
+    if (kind === "duplicate") return { deliver: [], gap: null, duplicate: true };
+    if (kind === "gap") {
+      let held = this.held.get(thread);
+      if (!held) this.held.set(thread, (held = new Map()));
+      const duplicate = held.has(msg.seq);
+      held.set(msg.seq, msg);
+      return { deliver: [], gap: missingRange(last, msg.seq), duplicate };
+    }
+    this.cursors.set(thread, msg.seq);
+    return { deliver: [msg, ...this._release(thread)], gap: null, duplicate: false };
+  }
+
+  /** Messages held behind a gap that has now closed. */
+  _release(thread) {
+    const held = this.held.get(thread);
+    const out = [];
+    if (!held) return out;
+    let next = this.cursors.get(thread) + 1;
+    while (held.has(next)) {
+      out.push(held.get(next));
+      held.delete(next);
+      this.cursors.set(thread, next);
+      next += 1;
+    }
+    for (const seq of [...held.keys()]) if (seq < next) held.delete(seq);
+    if (held.size === 0) this.held.delete(thread);
+    return out;
+  }
+
+  /** The lowest held seq of a thread (the end of its current gap), or null. */
+  pendingGap(thread) {
+    const held = this.held.get(thread);
+    if (!held || held.size === 0) return null;
+    const last = this.last(thread);
+    const first = Math.min(...held.keys());
+    return missingRange(last, first);
+  }
+}
+
+// ---------------------------------------------------------------- pure: outbox
+
+let idCounter = 0;
+
+/** A new client_msg_id: random, unique per sender. */
+export function newClientMsgId(random = Math.random) {
+  const c = globalThis.crypto;
+  if (c && typeof c.randomUUID === "function") return `c-${c.randomUUID()}`;
+  idCounter += 1;
+  return `c-${Date.now().toString(36)}-${idCounter}-${Math.floor(random() * 2 ** 32).toString(36)}`;
+}
+
+/** Outbox operations on a plain array of items; each returns a new array. */
+export function outboxAdd(items, item) {
+  if (items.some((i) => i.client_msg_id === item.client_msg_id)) return items.slice();
+  return [...items, { attempts: 0, ...item }];
+}
+
+export function outboxRemove(items, clientMsgId) {
+  return items.filter((i) => i.client_msg_id !== clientMsgId);
+}
+
+export function outboxMarkAttempt(items, clientMsgId, at = Date.now()) {
+  return items.map((i) =>
+    i.client_msg_id === clientMsgId ? { ...i, attempts: (i.attempts || 0) + 1, last_attempt: at } : i,
+  );
+}
+
+/** The item to send next: the oldest one not waiting for a retry-after time. */
+export function outboxNext(items, now = Date.now()) {
+  return items.find((i) => !i.not_before || i.not_before <= now) ?? null;
+}
+
+export function outboxDefer(items, clientMsgId, notBefore) {
+  return items.map((i) => (i.client_msg_id === clientMsgId ? { ...i, not_before: notBefore } : i));
+}
+
+export function outboxForThread(items, thread) {
+  return items.filter((i) => i.thread === thread);
+}
+
+/** Parse what was persisted; anything malformed is dropped rather than trusted. */
+export function outboxParse(text) {
+  try {
+    const data = JSON.parse(text ?? "[]");
+    if (!Array.isArray(data)) return [];
+    return data.filter(
+      (i) => i && typeof i.client_msg_id === "string" && typeof i.thread === "string" && typeof i.body === "string",
+    );
+  } catch {
+    return [];
+  }
+}
+
+/** The outbox, persisted under `key` in a Storage-like object (localStorage) when given. */
+export class Outbox {
+  constructor(storage = null, key = "tsunagu.outbox") {
+    this.storage = storage;
+    this.key = key;
+    this.items = [];
+    this.load();
+  }
+
+  load() {
+    if (!this.storage) return;
+    let saved = [];
+    try {
+      saved = outboxParse(this.storage.getItem(this.key));
+    } catch {
+      saved = [];
+    }
+    for (const item of saved) this.items = outboxAdd(this.items, item);
+  }
+
+  /** Switch to another key (for example once the user id is known), keeping current items. */
+  rekey(key) {
+    if (key === this.key) return;
+    const current = this.items;
+    this.key = key;
+    this.items = [];
+    this.load();
+    for (const item of current) this.items = outboxAdd(this.items, item);
+    this.save();
+  }
+
+  save() {
+    if (!this.storage) return;
+    try {
+      if (this.items.length) this.storage.setItem(this.key, JSON.stringify(this.items));
+      else this.storage.removeItem(this.key);
+    } catch {
+      // Storage full or forbidden: the outbox still works in memory.
+    }
+  }
+
+  add(item) {
+    this.items = outboxAdd(this.items, item);
+    this.save();
+    return item;
+  }
+
+  remove(clientMsgId) {
+    this.items = outboxRemove(this.items, clientMsgId);
+    this.save();
+  }
+
+  attempt(clientMsgId) {
+    this.items = outboxMarkAttempt(this.items, clientMsgId);
+    this.save();
+  }
+
+  defer(clientMsgId, notBefore) {
+    this.items = outboxDefer(this.items, clientMsgId, notBefore);
+    this.save();
+  }
+
+  next(now = Date.now()) {
+    return outboxNext(this.items, now);
+  }
+
+  get size() {
+    return this.items.length;
+  }
+}
+
+// ---------------------------------------------------------------- pure: messages and tokens
+
+/** Insert or replace `msg` (by id) in a list kept in seq order; returns a new list. */
+export function mergeMessage(list, msg) {
+  const out = list.filter((m) => m.id !== msg.id);
+  let i = out.length;
+  while (i > 0 && out[i - 1].seq > msg.seq) i -= 1;
+  out.splice(i, 0, msg);
+  return out;
+}
+
+/** The claims of a JWT, unverified (only to name local storage; the server verifies). */
+export function tokenClaims(token) {
+  try {
+    const part = String(token).split(".")[1];
+    const b64 = part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "=");
+    const bin = atob(b64);
+    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return {};
+  }
+}
+
+/** The ws:// or wss:// URL of /v1/ws for an http(s) server base URL. */
+export function wsUrl(server) {
+  const u = new URL("/v1/ws", server);
+  u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+  return u.toString();
+}
+
+// ---------------------------------------------------------------- errors and events
+
+export class TsunaguError extends Error {
+  constructor(code, message, extra = {}) {
+    super(message);
+    this.name = "TsunaguError";
+    this.code = code;
+    Object.assign(this, extra);
+  }
+}
+
+/** Codes after which a send is not retried: the server refused it for good. */
+export const FINAL_SEND_ERRORS = new Set(["bad_frame", "forbidden", "not_found", "too_large", "bad_request"]);
+
+class Emitter {
+  constructor() {
+    this._handlers = new Map();
+  }
+
+  /** Listen to `type` ("*" gets every event as (type, data)); returns an unsubscribe function. */
+  on(type, fn) {
+    if (!this._handlers.has(type)) this._handlers.set(type, new Set());
+    this._handlers.get(type).add(fn);
+    return () => this.off(type, fn);
+  }
+
+  off(type, fn) {
+    this._handlers.get(type)?.delete(fn);
+  }
+
+  emit(type, data) {
+    for (const fn of this._handlers.get(type) ?? []) {
+      try {
+        fn(data);
+      } catch (err) {
+        console.error("tsunagu: listener for", type, "failed", err);
+      }
+    }
+    for (const fn of this._handlers.get("*") ?? []) {
+      try {
+        fn(type, data);
+      } catch (err) {
+        console.error("tsunagu: listener for * failed", err);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the client
+
+const CLOSE_UNAUTHORIZED = 4001;
+const PUSH_TYPES = new Set([
+  "receipt", "typing", "presence", "notification", "thread", "thread_updated", "participant", "review",
+  "moderation_warning", "escalation",
+]);
+
+/**
+ * A connection to tsunagu. Options:
+ *   server        base URL (default: the page's origin)
+ *   token         a JWT, or
+ *   getToken      async () => JWT (called before every connect and before expiry)
+ *   WebSocket, fetch, storage   injectable (defaults: the globals, localStorage)
+ *   backoff       {base, cap} in ms (default 500, 30000)
+ *   random        () => [0, 1) for jitter (tests)
+ *   pingInterval  ms between client pings that detect a dead network (default 25000; 0: off)
+ *   requestTimeout ms to wait for an answer before the socket is considered dead (15000)
+ */
+export class TsunaguClient extends Emitter {
+  constructor(options = {}) {
+    super();
+    const g = globalThis;
+    this.server = options.server || (g.location ? g.location.origin : "http://127.0.0.1:8080");
+    this._token = options.token || null;
+    this._getToken = options.getToken || null;
+    if (!this._token && !this._getToken) throw new TypeError("tsunagu: give a token or getToken");
+    this._WebSocket = options.WebSocket || g.WebSocket;
+    this._fetch = options.fetch || (g.fetch ? g.fetch.bind(g) : null);
+    this.backoff = { base: 500, cap: 30000, ...(options.backoff || {}) };
+    this._random = options.random || Math.random;
+    this._timers = options.timers || { set: (f, ms) => setTimeout(f, ms), clear: (t) => clearTimeout(t) };
+    this.pingInterval = options.pingInterval ?? 25000;
+    this.requestTimeout = options.requestTimeout ?? 15000;
+    let storage = options.storage;
+    if (storage === undefined) {
+      try {
+        storage = g.localStorage ?? null;
+      } catch {
+        storage = null;
+      }
+    }
+    this.storage = storage;
+    this.outbox = new Outbox(storage, this._outboxKey(this._token));
+    this.tracker = new SeqTracker();
+    this.state = "idle"; // idle | connecting | open | reconnecting | closed | unauthorized
+    this.user = null;
+    this.threads = {};
+    this.presence = {};
+    this.attempt = 0;
+    this._ws = null;
+    this._reqs = new Map();
+    this._nextId = 1;
+    this._retryTimer = null;
+    this._pingTimer = null;
+    this._refreshTimer = null;
+    this._flushing = false;
+    this._filling = new Map(); // thread -> Promise
+    this._loading = new Map(); // thread -> buffered messages while the first page loads
+    this._typingSent = new Map();
+    this._wanted = false;
+    this._onOnline = () => this.reconnectNow();
+    if (g.addEventListener) g.addEventListener("online", this._onOnline);
+  }
+
+  _outboxKey(token) {
+    const sub = token ? tokenClaims(token).sub : null;
+    const host = (() => {
+      try {
+        return new URL(this.server).host;
+      } catch {
+        return "";
+      }
+    })();
+    return sub ? `tsunagu.outbox:${host}:${sub}` : `tsunagu.outbox:${host}`;
+  }
+
+  async token() {
+    if (this._getToken) {
+      this._token = await this._getToken();
+      this.outbox.rekey(this._outboxKey(this._token));
+    }
+    return this._token;
+  }
+
+  _setState(state, detail = {}) {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit("state", { state, ...detail });
+  }
+
+  // --- connection
+
+  /** Open the connection (and keep it open until close()). Resolves after hello is answered. */
+  connect() {
+    this._wanted = true;
+    if (this._ws || this._retryTimer) return this._opened ?? Promise.resolve();
+    this._opened = new Promise((resolve) => {
+      this._resolveOpened = resolve;
+    });
+    this._open();
+    return this._opened;
+  }
+
+  /** Close for good (no reconnect). Unsent messages stay in the outbox. */
+  close() {
+    this._wanted = false;
+    this._timers.clear(this._retryTimer);
+    this._retryTimer = null;
+    this._stopTimers();
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) {
+      try {
+        ws.close(1000, "client closed");
+      } catch {
+        // already closed
+      }
+    }
+    this._failRequests(new TsunaguError("closed", "connection closed"));
+    this._setState("closed");
+    const g = globalThis;
+    if (g.removeEventListener) g.removeEventListener("online", this._onOnline);
+  }
+
+  /** Skip the remaining backoff delay (for example when the browser comes back online). */
+  reconnectNow() {
+    if (!this._wanted || this._ws) return;
+    this._timers.clear(this._retryTimer);
+    this._retryTimer = null;
+    this.attempt = 0;
+    this._open();
+  }
+
+  async _open() {
+    this._retryTimer = null;
+    this._setState(this.attempt === 0 && !this.user ? "connecting" : "reconnecting", { attempt: this.attempt });
+    let token;
+    try {
+      token = await this.token();
+    } catch (err) {
+      this.emit("error", new TsunaguError("token", `token provider failed: ${err}`));
+      this._scheduleReconnect();
+      return;
+    }
+    if (!this._wanted) return;
+    let ws;
+    try {
+      ws = new this._WebSocket(wsUrl(this.server));
+    } catch (err) {
+      this.emit("error", new TsunaguError("connect", String(err)));
+      this._scheduleReconnect();
+      return;
+    }
+    this._ws = ws;
+    ws.onopen = () => {
+      const resume = this.tracker.resumeMap();
+      this._request({ type: "hello", token, resume }, ws)
+        .then((ok) => this._hello(ok, ws))
+        .catch(() => {});
+    };
+    ws.onmessage = (ev) => this._frame(ev.data, ws);
+    ws.onerror = () => {};
+    ws.onclose = (ev) => this._closed(ev, ws);
+  }
+
+  _hello(ok, ws) {
+    if (ws !== this._ws) return;
+    this.attempt = 0;
+    this.user = ok.user;
+    this.threads = ok.threads || {};
+    this.presence = { ...this.presence, ...(ok.presence || {}) };
+    this.limits = ok.limits || {};
+    this.outbox.rekey(this._outboxKey(this._token));
+    this._setState("open");
+    this.emit("hello", ok);
+    for (const [user, status] of Object.entries(ok.presence || {})) this.emit("presence", { user, status });
+    this._startTimers(ok.user && ok.user.exp);
+    if (this._resolveOpened) {
+      this._resolveOpened(ok);
+      this._resolveOpened = null;
+    }
+    this._flush();
+  }
+
+  _closed(ev, ws) {
+    if (ws !== this._ws) return;
+    this._ws = null;
+    this._stopTimers();
+    this._failRequests(new TsunaguError("disconnected", `connection closed (${ev.code})`));
+    if (!this._wanted) return;
+    if (ev.code === CLOSE_UNAUTHORIZED && !this._getToken) {
+      this._setState("unauthorized", { code: ev.code, reason: ev.reason });
+      this._wanted = false;
+      return;
+    }
+    this._scheduleReconnect(ev.code);
+  }
+
+  _scheduleReconnect(code) {
+    if (!this._wanted || this._retryTimer) return;
+    const delay = backoffDelay(this.attempt, this.backoff, this._random);
+    this.attempt += 1;
+    this._setState("reconnecting", { attempt: this.attempt, delay, code });
+    this.emit("retry", { attempt: this.attempt, delay, code });
+    this._retryTimer = this._timers.set(() => this._open(), delay);
+  }
+
+  _startTimers(exp) {
+    this._stopTimers();
+    if (this.pingInterval > 0) {
+      const tick = () => {
+        this._pingTimer = this._timers.set(tick, this.pingInterval);
+        this.request({ type: "ping" }).catch(() => {});
+      };
+      this._pingTimer = this._timers.set(tick, this.pingInterval);
+    }
+    if (this._getToken && exp) {
+      const ms = Math.max(5000, exp * 1000 - Date.now() - 60000);
+      this._refreshTimer = this._timers.set(() => this._refreshToken(), ms);
+    }
+  }
+
+  _stopTimers() {
+    this._timers.clear(this._pingTimer);
+    this._timers.clear(this._refreshTimer);
+    this._pingTimer = null;
+    this._refreshTimer = null;
+  }
+
+  async _refreshToken() {
+    try {
+      const token = await this.token();
+      const ok = await this.request({ type: "token", token });
+      this._startTimers(ok.exp);
+    } catch (err) {
+      this.emit("error", err);
+    }
+  }
+
+  _failRequests(err) {
+    const reqs = [...this._reqs.values()];
+    this._reqs.clear();
+    for (const r of reqs) {
+      this._timers.clear(r.timer);
+      r.reject(err);
+    }
+  }
+
+  // --- requests and frames
+
+  /** Send a frame and wait for its `ok` (resolves) or `error` (rejects with TsunaguError). */
+  request(frame) {
+    if (!this._ws || this.state !== "open") {
+      return Promise.reject(new TsunaguError("disconnected", "not connected"));
+    }
+    return this._request(frame, this._ws);
+  }
+
+  _request(frame, ws) {
+    const id = `r${this._nextId++}`;
+    return new Promise((resolve, reject) => {
+      const timer = this._timers.set(() => {
+        if (!this._reqs.has(id)) return;
+        this._reqs.delete(id);
+        reject(new TsunaguError("timeout", `no answer to ${frame.type}`));
+        // A socket that does not answer is dead even if the browser has not noticed yet.
+        if (ws === this._ws) {
+          try {
+            ws.close(4000, "no answer");
+          } catch {
+            // ignore
+          }
+          this._closed({ code: 4000, reason: "no answer" }, ws);
+        }
+      }, this.requestTimeout);
+      this._reqs.set(id, { resolve, reject, timer });
+      try {
+        ws.send(JSON.stringify({ ...frame, id }));
+      } catch (err) {
+        this._timers.clear(timer);
+        this._reqs.delete(id);
+        reject(new TsunaguError("disconnected", String(err)));
+      }
+    });
+  }
+
+  _frame(data, ws) {
+    if (ws !== this._ws) return;
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if ((frame.type === "ok" || frame.type === "error") && frame.re && this._reqs.has(frame.re)) {
+      const r = this._reqs.get(frame.re);
+      this._reqs.delete(frame.re);
+      this._timers.clear(r.timer);
+      if (frame.type === "ok") r.resolve(frame);
+      else {
+        const { type, re, code, message, ...extra } = frame;
+        r.reject(new TsunaguError(code, message, extra));
+      }
+      return;
+    }
+    switch (frame.type) {
+      case "message":
+        this._ingest(frame.message);
+        return;
+      case "update":
+        this.emit("update", { action: frame.action, by: frame.by, message: frame.message });
+        return;
+      case "presence":
+        this.presence[frame.user] = frame.status;
+        this.emit("presence", { user: frame.user, status: frame.status });
+        return;
+      case "error":
+        this.emit("error", new TsunaguError(frame.code, frame.message));
+        return;
+      case "withheld": {
+        // A held message was released (it also arrives as a `message`) or rejected.
+        const { type, ...rest } = frame;
+        this.emit("withheld_status", rest);
+        return;
+      }
+      default: {
+        const { type, ...rest } = frame;
+        if (PUSH_TYPES.has(type)) this.emit(type, rest);
+        else this.emit("frame", frame);
+      }
+    }
+  }
+
+  // --- ordered delivery
+
+  _ingest(msg) {
+    const buffer = this._loading.get(msg.thread);
+    if (buffer) {
+      buffer.push(msg);
+      return;
+    }
+    const { deliver, gap } = this.tracker.accept(msg);
+    for (const m of deliver) this.emit("message", m);
+    if (deliver.length) this.emit("seq", { thread: msg.thread, seq: this.tracker.last(msg.thread) });
+    if (gap) this._fill(msg.thread);
+  }
+
+  /** Read the missing range of a thread from history (one fill per thread at a time). */
+  _fill(thread) {
+    if (this._filling.has(thread)) return this._filling.get(thread);
+    const run = (async () => {
+      this.emit("gap", { thread, ...this.tracker.pendingGap(thread) });
+      for (let guard = 0; guard < 100; guard += 1) {
+        const gap = this.tracker.pendingGap(thread);
+        if (!gap) return;
+        const page = await this.history(thread, { afterSeq: this.tracker.last(thread), limit: 500 });
+        const before = this.tracker.last(thread);
+        for (const m of page.messages) {
+          for (const d of this.tracker.accept(m).deliver) this.emit("message", d);
+        }
+        if (this.tracker.last(thread) === before) return; // nothing more in storage yet
+      }
+    })()
+      .catch((err) => this.emit("error", err))
+      .finally(() => {
+        this._filling.delete(thread);
+        this.emit("seq", { thread, seq: this.tracker.last(thread) });
+      });
+    this._filling.set(thread, run);
+    return run;
+  }
+
+  /**
+   * Start following a thread: load its latest page (or, when it is already tracked, what came
+   * after the last seq) and emit its messages; later pushes are delivered in seq order.
+   * Resolves to the loaded messages.
+   */
+  async open(thread, { limit = 100 } = {}) {
+    if (this.tracker.isTracked(thread)) {
+      await this._fill(thread);
+      const page = await this.history(thread, { afterSeq: this.tracker.last(thread), limit: 500 });
+      for (const m of page.messages) this._ingest(m);
+      return page.messages;
+    }
+    this._loading.set(thread, []);
+    let page;
+    try {
+      page = await this.history(thread, { limit });
+    } catch (err) {
+      const buffered = this._loading.get(thread) || [];
+      this._loading.delete(thread);
+      for (const m of buffered) this._ingest(m);
+      throw err;
+    }
+    const msgs = page.messages;
+    const start = msgs.length ? msgs[0].seq - 1 : page.last_seq ?? 0;
+    this.tracker.track(thread, start);
+    const buffered = this._loading.get(thread) || [];
+    this._loading.delete(thread);
+    for (const m of msgs) this._ingest(m);
+    for (const m of buffered) this._ingest(m);
+    return msgs;
+  }
+
+  // --- outbox
+
+  /** Queue a message; it is sent now or after the next reconnect. Returns the outbox item. */
+  send(thread, body, { clientMsgId } = {}) {
+    const item = this.outbox.add({
+      client_msg_id: clientMsgId || newClientMsgId(this._random),
+      thread,
+      body,
+      created_at: new Date().toISOString(),
+    });
+    this._typingSent.delete(thread); // the next keystroke starts a new "typing"
+    this.emit("outbox", { items: this.outbox.items.slice() });
+    this._flush();
+    return item;
+  }
+
+  /** Drop an unsent message from the outbox. */
+  discard(clientMsgId) {
+    this.outbox.remove(clientMsgId);
+    this.emit("outbox", { items: this.outbox.items.slice() });
+  }
+
+  pending(thread) {
+    return thread ? outboxForThread(this.outbox.items, thread) : this.outbox.items.slice();
+  }
+
+  async _flush() {
+    if (this._flushing) return;
+    this._flushing = true;
+    try {
+      while (this.state === "open") {
+        const item = this.outbox.next();
+        if (!item) {
+          const later = this.outbox.items.map((i) => i.not_before).filter(Boolean);
+          if (later.length) {
+            const wait = Math.max(0, Math.min(...later) - Date.now());
+            this._timers.set(() => this._flush(), wait + 5);
+          }
+          return;
+        }
+        this.outbox.attempt(item.client_msg_id);
+        let ok;
+        try {
+          ok = await this.request({
+            type: "send", thread: item.thread, client_msg_id: item.client_msg_id, body: item.body,
+          });
+        } catch (err) {
+          if (err.code === "rate_limited") {
+            this.outbox.defer(item.client_msg_id, Date.now() + 1000 * (err.retry_after || 1));
+            continue;
+          }
+          if (FINAL_SEND_ERRORS.has(err.code)) {
+            this.outbox.remove(item.client_msg_id);
+            this.emit("failed", { item, error: err });
+            this.emit("outbox", { items: this.outbox.items.slice() });
+            continue;
+          }
+          return; // disconnected or timed out: the item stays; the next open flushes again
+        }
+        this.outbox.remove(item.client_msg_id);
+        if (ok.message) {
+          this.emit("sent", { item, message: ok.message, duplicate: !!ok.duplicate, moderation: ok.moderation });
+          this._ingest(ok.message);
+        }
+        if (ok.withheld) this.emit("withheld", { item, withheld: ok.withheld, moderation: ok.moderation });
+        this.emit("outbox", { items: this.outbox.items.slice() });
+      }
+    } finally {
+      this._flushing = false;
+    }
+  }
+
+  // --- other operations
+
+  read(thread, seq) {
+    return this.request({ type: "read", thread, seq });
+  }
+
+  /** Tell the others you are typing (sent at most every `everyMs`). */
+  typing(thread, everyMs = 3000) {
+    const now = Date.now();
+    if (now - (this._typingSent.get(thread) || 0) < everyMs || this.state !== "open") return;
+    this._typingSent.set(thread, now);
+    try {
+      this._ws.send(JSON.stringify({ type: "typing", thread }));
+    } catch {
+      // not connected: typing is best effort
+    }
+  }
+
+  edit(thread, message, body) {
+    return this.request({ type: "edit", thread, message, body });
+  }
+
+  delete(thread, message) {
+    return this.request({ type: "delete", thread, message });
+  }
+
+  thank(thread, message) {
+    return this.request({ type: "thanks", thread, message });
+  }
+
+  // --- HTTP
+
+  /** Call the HTTP API with the token; resolves to the JSON body, rejects with TsunaguError. */
+  async http(method, path, body) {
+    if (!this._fetch) throw new TsunaguError("unsupported", "no fetch available");
+    const token = this._token || (await this.token());
+    const res = await this._fetch(new URL(path, this.server).toString(), {
+      method,
+      headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {
+      data = null;
+    }
+    if (!res.ok) {
+      const e = (data && data.error) || {};
+      throw new TsunaguError(e.code || `http_${res.status}`, e.message || `HTTP ${res.status}`, { status: res.status });
+    }
+    return data;
+  }
+
+  history(thread, { afterSeq, beforeSeq, limit = 100 } = {}) {
+    const q = new URLSearchParams();
+    if (afterSeq !== undefined && afterSeq !== null) q.set("after_seq", String(afterSeq));
+    if (beforeSeq !== undefined && beforeSeq !== null) q.set("before_seq", String(beforeSeq));
+    q.set("limit", String(limit));
+    return this.http("GET", `/v1/threads/${encodeURIComponent(thread)}/messages?${q}`);
+  }
+
+  thread(thread) {
+    return this.http("GET", `/v1/threads/${encodeURIComponent(thread)}`).then((d) => d.thread);
+  }
+
+  /** The notification inbox, or null when the service has no notifications API (404). */
+  async notifications() {
+    try {
+      return await this.http("GET", "/v1/notifications");
+    } catch (err) {
+      if (err.status === 404 || err.status === 405) return null;
+      throw err;
+    }
+  }
+
+  markNotificationRead(id) {
+    return this.http("POST", `/v1/notifications/${encodeURIComponent(id)}/read`, {});
+  }
+}
+
+export default TsunaguClient;

@@ -1,0 +1,130 @@
+"""Moderation seen in the browser, end to end against the real screener and review API.
+
+A masked message looks masked to the recipient (and not to the sender); a held message
+waits for a moderator, who releases it in the console, and then it appears in the
+recipient's widget. With moderation disabled (no screener) the tests skip saying so.
+
+The policy (an operator may change it) decides which texts are masked or held, so each test
+first probes the running policy with candidate texts, per sender role, in a scratch thread
+and uses the first one that gets the action it needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chat.app import SERVICE
+from tests.browser.pages import open_widgets, send, wait_state, widget
+from tests.support import Client, Node
+
+NO_MODERATION = "moderation is not wired into chat (no screener; TSUNAGU_MODERATION_ENABLED off?)"
+# (sender, role, text): sato is the worker, tanaka the client.
+CANDIDATES = [
+    ("sato", "worker", "お届け先のご住所と生年月日を教えてください"),
+    ("tanaka", "client", "Add me on LINE so we can talk there"),
+    ("tanaka", "client", "直接やり取りしましょう。メールは tanaka.shop@gmail.com です"),
+    ("tanaka", "client", "振込先の口座番号を教えてください"),
+    ("tanaka", "client", "LINE ID は tanaka_shop です。サイト外で続きを話しましょう"),
+]
+
+
+def require_moderation(node: Node) -> None:
+    assert node.app is not None
+    if node.app[SERVICE].screener is None:
+        pytest.skip(NO_MODERATION)
+
+
+async def probe(node: Node, action: str) -> tuple[str, str]:
+    """The first (sender, text) the running policy answers with ``action`` (else skip)."""
+    scratch = await node.create_thread(("probe-c", "client"), ("probe-w", "worker"),
+                                       kind="inquiry", title="probe")
+    clients = {"client": await Client(node.ws_url, node.token("probe-c", "client")).connect(),
+               "worker": await Client(node.ws_url, node.token("probe-w", "worker")).connect()}
+    try:
+        for sender, role, text in CANDIDATES:
+            ok = await clients[role].send(scratch["id"], text)
+            if (ok.get("moderation") or {}).get("action") == action:
+                return sender, text
+    finally:
+        for c in clients.values():
+            await c.close()
+    pytest.skip(f"the running policy gives '{action}' to none of the probe texts")
+
+
+async def test_masked_message_looks_masked_to_the_recipient(
+    browser: Any, node: Node, screenshots: Path
+) -> None:
+    from playwright.async_api import expect
+
+    require_moderation(node)
+    sender, text = await probe(node, "mask")
+    recipient = "tanaka" if sender == "sato" else "sato"
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      kind="inquiry", title="ロゴ制作のご相談")
+    page = await browser.new_page(viewport={"width": 1100, "height": 700}, locale="ja-JP")
+    await open_widgets(page, node, thread["id"], {"tanaka": node.token("tanaka", "client"),
+                                                  "sato": node.token("sato", "worker")})
+    me, them = widget(page, sender), widget(page, recipient)
+    await wait_state(me, "open")
+    await wait_state(them, "open")
+    await send(me, text)
+    got = them.locator('.msg.theirs[data-masked="true"]')
+    await expect(got).to_have_count(1)
+    await expect(got.locator(".masked-note")).to_contain_text("一部を伏せて表示")
+    await expect(got.locator(".masked-span").first).to_contain_text("●")
+    assert await got.locator(".bubble").inner_text() != text
+    await expect(got.locator(".warn")).to_contain_text("注意")  # the recipient's warning
+    # The sender sees the original, and is told that the recipient sees it masked.
+    await expect(me.locator(".msg.mine .bubble")).to_have_text([text])
+    await expect(me.locator(".msg.mine .masked-note")).to_contain_text("相手には")
+    await page.screenshot(path=str(screenshots / "widget-masked-ja.png"))
+
+
+async def test_moderator_releases_a_held_message_into_the_recipients_widget(
+    browser: Any, node: Node
+) -> None:
+    from playwright.async_api import expect
+
+    require_moderation(node)
+    mod = node.token("yamamoto", "moderator", name="山本")
+    status, _ = await node.http("GET", "/v1/moderation/queue", mod)
+    assert status == 200
+    sender, text = await probe(node, "hold")
+    assert sender == "tanaka"
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      kind="inquiry", title="ロゴ制作のご相談")
+    tid = thread["id"]
+    context = await browser.new_context(locale="ja-JP")
+    chat = await context.new_page()
+    await open_widgets(chat, node, tid, {"tanaka": node.token("tanaka", "client"),
+                                         "sato": node.token("sato", "worker")})
+    tanaka, sato = widget(chat, "tanaka"), widget(chat, "sato")
+    await wait_state(tanaka, "open")
+    await wait_state(sato, "open")
+    await send(tanaka, text)
+    await expect(tanaka.locator(".msg.withheld")).to_have_count(1)
+    await expect(tanaka.locator(".msg.withheld .warn")).to_contain_text("保留中")
+    await expect(sato.locator(".msg.theirs")).to_have_count(0)
+
+    console = await context.new_page()
+    await console.goto(f"{node.url}/static/console.html#locale=ja&token={mod}")
+    item = console.locator(f'#queue li[data-thread="{tid}"]')
+    await expect(item).to_have_count(1)
+    await expect(item).to_contain_text(text[:8])
+    await item.click()
+    await console.locator('input[data-decision="release"]').check()
+    await console.locator("#note").fill("問題なしと判断し配信")
+    await console.locator("#decide").click()
+    await expect(console.locator("#notice")).to_contain_text("記録しました")
+
+    await expect(sato.locator(".msg.theirs")).to_have_count(1)
+    await expect(sato.locator(".msg.theirs .bubble")).to_have_text([text])
+    await expect(tanaka.locator(".msg.withheld")).to_have_count(0)
+    await expect(tanaka.locator(".msg.mine .bubble")).to_have_text([text])
+    # The decision counts in the per-rule precision table.
+    await console.locator("#tab-precision").click()
+    await expect(console.locator("#precision-table tbody tr").first).to_be_visible()
+    await context.close()
