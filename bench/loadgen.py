@@ -55,6 +55,31 @@ import orjson
 from chat.auth import mint_token
 from chat.config import Secret, Settings
 
+# Bodies look like chat: a header (send time, client_msg_id) spelled with letters so that
+# the scanner sees no long digit runs that real messages would not have, then ordinary work
+# talk in Japanese and English, about ``--body-bytes`` bytes in all.
+_ENCODE = str.maketrans("0123456789-", "abcdefghijk")
+_DECODE = str.maketrans("abcdefghijk", "0123456789-")
+WORK_TALK = (
+    "お世話になっております。ロゴ案を3パターン作成しましたので、ご確認をお願いいたします。",
+    "Thanks for the quick feedback. I will revise the header and send the files tomorrow.",
+    "納期について、来週の水曜日までに初稿をお送りする形でよろしいでしょうか。",
+    "Could you share the brand colours and any fonts you would like me to use?",
+    "修正点を反映しました。ボタンの色とフォントサイズを調整しています。",
+    "The deposit has been paid through the platform, so I will start working today.",
+)
+
+
+def _padding(i: int, body_bytes: int) -> str:
+    text = ""
+    j = i
+    while len(text.encode()) < body_bytes:
+        text += WORK_TALK[j % len(WORK_TALK)] + " "
+        j += 1
+    while len(text.encode()) > body_bytes and len(text) > 1:
+        text = text[:-1]
+    return text
+
 
 @dataclass
 class LoadConfig:
@@ -229,9 +254,9 @@ async def _reader(conn: Conn, stats: Stats, warm_ns: int) -> None:
             body = m["body"]
             sp1 = body.index(" ")
             sp2 = body.index(" ", sp1 + 1)
-            sent = int(body[:sp1])
+            sent = int(body[:sp1].translate(_DECODE))
             conn.received.append(m["seq"])
-            conn.cmids.append(body[sp1 + 1 : sp2])
+            conn.cmids.append(body[sp1 + 1 : sp2].translate(_DECODE))
             if m["sender"] != me:
                 stats.pushes_others += 1
                 if sent >= warm_ns:
@@ -286,7 +311,7 @@ async def _worker_main(cfg: LoadConfig, specs: list[ConnSpec], proc: int,
         # Open-loop sending at this process's share of the rate.
         my_rate = cfg.rate * len(conns) / cfg.n
         end_ns = start_ns + int(cfg.duration * 1e9)
-        pad = "x" * cfg.body_bytes
+        pads = [_padding(i, cfg.body_bytes) for i in range(len(WORK_TALK))]
         rr = itertools.cycle(conns)
         ids = itertools.count()
         sent = skipped = retries = 0
@@ -305,8 +330,8 @@ async def _worker_main(cfg: LoadConfig, specs: list[ConnSpec], proc: int,
                 n = next(ids)
                 cmid = f"{c.spec.index}-{n}"
                 t_ns = time.monotonic_ns()
-                head = f"{t_ns} {cmid} "
-                body = head + pad[: max(0, cfg.body_bytes - len(head))]
+                head = f"{t_ns} {cmid} ".translate(_ENCODE)
+                body = head + pads[n % len(pads)]
                 rid = f"s{n}"
                 c.pending[rid] = (t_ns, cmid, False)
                 c.inflight += 1

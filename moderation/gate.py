@@ -112,6 +112,11 @@ class Gate:
                     if all(x.isascii() for x in found)
                     else None
                 )
+            if found is not None and any(len(x) <= 1 for x in found):
+                # A one-character prefix ("X" for X/Twitter) would report every such
+                # character of a long text as a start (a run of "xxxx" costs the pre-pass
+                # more than the regex): let the regex engine scan for it instead.
+                found = None
             per_rule.append(found)
         self._always = tuple(i for i, s in enumerate(per_rule) if s is None)
         owners: dict[str, list[int]] = {}

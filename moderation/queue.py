@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from chat.errors import Conflict, NotFound
+from chat.evidence.log import record as log_entry
 from chat.models import new_id, now_us, rfc3339
 from chat.store.db import Db, Executor, Row
 
@@ -98,6 +99,13 @@ class ReviewQueue:
                 id, thread, sender, client_msg_id, body, action, status,
                 orjson.dumps(record).decode(), edit_of, at,
             )
+            # The attempt belongs to the thread's dispute log, delivered or not.
+            await log_entry(tx, thread, f"moderation.{status}", sender, {
+                "withheld": id, "client_msg_id": client_msg_id, "body": body,
+                "edit_of": edit_of, "action": action,
+                "categories": record.get("categories", []),
+                "findings": record.get("findings", []),
+            }, at)
             row = await tx.fetchrow(f"SELECT {_WITHHELD_COLS} FROM {WITHHELD} WHERE id = ?", id)
             assert row is not None
             return _withheld(row), True
@@ -130,14 +138,22 @@ class ReviewQueue:
         sender_role: str, stage: str, action: str, record: dict[str, Any], text: str,
     ) -> dict[str, Any]:
         item_id = new_id("q")
-        await self.db.execute(
-            f"INSERT INTO {ITEMS} ({_ITEM_COLS}) VALUES "
-            "(?,?,?,?,?,?,?,?,'open',?,?,?,?,?,NULL,NULL,NULL,NULL,NULL,NULL)",
-            item_id, thread, message_id, withheld_id, sender, sender_role, stage, action,
-            int(record.get("risk", 0)), orjson.dumps(record.get("categories", [])).decode(),
-            orjson.dumps(record.get("findings", [])).decode(), text, now_us(),
-        )
-        return await self.get_item(item_id)
+        at = now_us()
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                f"INSERT INTO {ITEMS} ({_ITEM_COLS}) VALUES "
+                "(?,?,?,?,?,?,?,?,'open',?,?,?,?,?,NULL,NULL,NULL,NULL,NULL,NULL)",
+                item_id, thread, message_id, withheld_id, sender, sender_role, stage, action,
+                int(record.get("risk", 0)), orjson.dumps(record.get("categories", [])).decode(),
+                orjson.dumps(record.get("findings", [])).decode(), text, at,
+            )
+            if message_id is not None:  # withheld attempts were logged with their findings
+                await log_entry(tx, thread, "moderation.finding", sender, {
+                    "item": item_id, "message": message_id, "action": action,
+                    "categories": record.get("categories", []),
+                    "findings": record.get("findings", []),
+                }, at)
+            return await self.get_item(item_id, tx)
 
     async def get_item(self, item_id: str, tx: Executor | None = None) -> dict[str, Any]:
         row = await (tx or self.db).fetchrow(
@@ -199,6 +215,10 @@ class ReviewQueue:
                 "claimed_at = coalesce(claimed_at, ?) WHERE id = ?",
                 decision, moderator, at, note, moderator, at, item_id,
             )
+            await log_entry(tx, item["thread"], "moderation.decision", moderator, {
+                "item": item_id, "decision": decision, "note": note,
+                "message": item["message_id"], "withheld": item["withheld_id"],
+            }, at)
             return await self.get_item(item_id, tx)
 
     async def precision(self) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 Theory of operation: the current message and up to `MAX_HISTORY` previous messages of the
 same sender are joined with ``\\n`` into one text, so a phone number, email or ID spread
-over several messages reads as one.  Each detector reports hits on a normalized view; hits
+over several messages reads as one. Split evasions are short fragments, so a previous
+message contributes only its last `HISTORY_TAIL_CHARS` characters, and a longer one ends the
+look-back: a scan costs about the same whatever the sender wrote before.  Each detector reports hits on a normalized view; hits
 are mapped back to the joined original, cut at message boundaries and turned into
 `Finding` records.  Only hits that touch the current message are reported (older ones
 were reported when those messages were sent); a hit that spans messages is reported once
@@ -25,7 +27,7 @@ from moderation.phones import find_phones
 from moderation.rules import CUE_RULES, RULES
 
 MAX_HISTORY: Final = 5
-MAX_WINDOW_CHARS: Final = 4000
+HISTORY_TAIL_CHARS: Final = 64  # of each previous message, for split evasions
 
 _QUOTED: Final = Prefiltered(re.compile(lx.QUOTED))
 _REFUSAL: Final = Prefiltered(re.compile(lx.REFUSAL, re.IGNORECASE))
@@ -81,14 +83,24 @@ class Scanner:
         if not history or not self._max_history:
             first = len(history)
             window = [text]
+            cuts = [0]
             offsets = [0]
             st = ScanText(text)
         else:
-            first = max(0, len(history) - self._max_history)
-            window = [*history[first:], text]
-            while len(window) > 1 and sum(len(m) + 1 for m in window) > MAX_WINDOW_CHARS:
-                window.pop(0)
-                first += 1
+            # Split evasions are short fragments ("090", "5555", "1234"): a previous message
+            # contributes at most its last HISTORY_TAIL_CHARS characters, and a longer one
+            # ends the look-back (it was scanned whole when it was sent). So the joined text
+            # stays small and the cost of a scan does not grow with the sender's history.
+            first = len(history)
+            window = [text]
+            cuts = [0]
+            for message in reversed(history[max(0, len(history) - self._max_history):]):
+                cut = max(0, len(message) - HISTORY_TAIL_CHARS)
+                window.insert(0, message[cut:])
+                cuts.insert(0, cut)
+                first -= 1
+                if cut:
+                    break
             offsets = []
             pos = 0
             for message in window:
@@ -118,7 +130,7 @@ class Scanner:
             if any(a <= o_start and o_end <= b for a, b in allowed):
                 continue
             spans[(hit.rule, o_start, o_end)] = None
-        return self._findings(_dedupe(list(spans)), offsets, window, first)
+        return self._findings(_dedupe(list(spans)), offsets, window, first, cuts)
 
     def _allowed_spans(self, st: ScanText) -> list[tuple[int, int]]:
         if self._allow_phrases is None:
@@ -128,7 +140,8 @@ class Scanner:
 
     @staticmethod
     def _findings(
-        spans: list[tuple[str, int, int]], offsets: list[int], window: list[str], first: int
+        spans: list[tuple[str, int, int]], offsets: list[int], window: list[str], first: int,
+        cuts: list[int],
     ) -> list[Finding]:
         out: list[Finding] = []
         for rule, o_start, o_end in spans:
@@ -142,8 +155,8 @@ class Scanner:
                         Finding(
                             category=info.category,
                             rule=rule,
-                            start=lo - m_start,
-                            end=hi - m_start,
+                            start=lo - m_start + cuts[i],
+                            end=hi - m_start + cuts[i],
                             message_index=first + i,
                             severity=info.severity,
                             explanation=dict(explanation),

@@ -193,3 +193,34 @@ async def test_clean_work_talk_is_untouched(world: dict[str, Any]) -> None:
         assert "moderation" not in ok and ok["message"]["body"] == text
         got = (await world["worker"].push("message"))["message"]
         assert got["body"] == text and "masked" not in got
+
+
+async def test_moderation_outcomes_are_in_the_dispute_log(world: dict[str, Any]) -> None:
+    """Blocked and held attempts, findings and decisions belong to the thread's chained log."""
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    await world["client"].send(tid, EXPENSE)  # blocked
+    held = await world["client"].send(tid, OFFSITE)  # held
+    masked = await world["client"].send(tid, LINE_ASK)  # delivered masked, flagged
+    status, queue = await node.http("GET", "/v1/moderation/queue", mod_token)
+    item = next(i for i in queue["items"] if i["withheld_id"] == held["withheld"]["id"])
+    await node.http("POST", f"/v1/moderation/items/{item['id']}/decide", mod_token,
+                    {"decision": "release", "note": "ok"})
+    staff = node.token("disp1", "dispute")
+    status, opened = await node.http("POST", "/v1/disputes", staff,
+                                     {"thread": tid, "reason": "client complaint #12"})
+    assert status == 201, opened
+    did = opened["dispute"]["id"]
+    status, log = await node.http("GET", f"/v1/disputes/{did}/log?reason=review", staff)
+    assert status == 200 and log["chain_ok"] is True, log.get("problems")
+    kinds = [e["kind"] for e in log["entries"]]
+    assert "moderation.blocked" in kinds and "moderation.held" in kinds
+    assert "moderation.finding" in kinds and "moderation.decision" in kinds
+    blocked = next(e for e in log["entries"] if e["kind"] == "moderation.blocked")
+    assert blocked["payload"]["body"] == EXPENSE
+    assert "expense_demand" in blocked["payload"]["categories"]
+    finding = next(e for e in log["entries"] if e["kind"] == "moderation.finding")
+    assert finding["payload"]["message"] == masked["message"]["id"]
+    decision = next(e for e in log["entries"] if e["kind"] == "moderation.decision")
+    assert decision["payload"]["decision"] == "release" and decision["actor"] == "mod1"
+    # The released message is in the log after the decision, as a message entry.
+    assert kinds.index("moderation.decision") < len(kinds) - 1

@@ -169,3 +169,16 @@ def test_finding_fields() -> None:
     assert f.category == CONTACT and f.rule == "contact.email"
     assert f.severity == "high" and f.message_index == 0
     assert set(f.explanation) == {"ja", "en"}
+
+
+def test_history_window_takes_only_the_tail_of_a_long_previous_message() -> None:
+    """A split number whose first part ends a long message is caught, with true spans."""
+    long_first = "お見積りありがとうございます。" * 5 + "電話は 090"
+    history = [long_first, "5555"]
+    findings = Scanner().scan("1234 です", history)
+    phone = [f for f in findings if f.rule == "contact.phone"]
+    assert {f.message_index for f in phone} == {0, 1, 2}
+    first = next(f for f in phone if f.message_index == 0)
+    assert long_first[first.start:first.end] == "090"
+    # Fragments further back than a long message are not joined (it ended the look-back).
+    assert Scanner().scan("1234", ["090", long_first.replace("090", "です"), "5555"]) == []
