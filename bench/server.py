@@ -35,6 +35,11 @@ BENCH_ENV = {
     "TSUNAGU_HTTP_RATE_BURST": "100000",
     "TSUNAGU_MAX_CONNECTIONS_PER_USER": "64",
 }
+# Extra server settings for an experiment, e.g. TSUNAGU_BENCH_SERVER_ENV="SQLITE_SYNCHRONOUS=NORMAL"
+# (names without the TSUNAGU_ prefix, comma-separated).
+for _pair in filter(None, os.environ.get("TSUNAGU_BENCH_SERVER_ENV", "").split(",")):
+    _name, _, _value = _pair.partition("=")
+    BENCH_ENV["TSUNAGU_" + _name.strip().upper()] = _value.strip()
 
 
 def free_port() -> int:
