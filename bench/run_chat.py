@@ -14,7 +14,9 @@ default 0), and:
 * checks zero lost / duplicated in every run (chat runs also repeat 1 % of their sends with
   the same client_msg_id, which must be answered as duplicates and never stored twice);
 * runs tsunagu with moderation scanning on (the default) and off
-  (``TSUNAGU_MODERATION_ENABLED=false``).
+  (``TSUNAGU_MODERATION_ENABLED=false``);
+* with ``--evidence on,nolog,nohash``, also without the dispute log on the send path, or
+  with its hashing stubbed (bench/serve_variant.py): the cost of tamper evidence.
 
 ``--quick`` is a smoke run (short steps, few rates, the moderation-off variant at 2,000/s
 only). ``--profile`` adds one extra 2,000 msgs/s run per tsunagu back end with py-spy
@@ -43,7 +45,7 @@ from bench.loadgen import TABLE_HEADER, LoadConfig, run_load, table_row
 from bench.profile_summary import summarize
 from bench.server import ROOT, running
 
-FULL_RATES = [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000]
+FULL_RATES = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000]
 QUICK_RATES = [1000, 2000, 4000]
 
 
@@ -130,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server-cpu", type=int, default=1)
     p.add_argument("--p99-ms", type=float, default=50.0)
     p.add_argument("--moderation", default="on,off", help="variants to run: on,off")
+    p.add_argument("--evidence", default="on",
+                   help="dispute-log variants: on,nolog,nohash (see bench/serve_variant.py)")
     p.add_argument("--profile", action="store_true", help="py-spy the server under load")
     p.add_argument("--profile-rate", type=int, default=2000)
     p.add_argument("--out", help="write the JSON results here")
@@ -149,18 +153,23 @@ def main(argv: list[str] | None = None) -> int:
                               "targets": {}, "profiles": {}}
     targets = [t.strip() for t in a.targets.split(",") if t.strip()]
     variants = [v.strip() for v in a.moderation.split(",") if v.strip()]
+    evidence = [v.strip() for v in a.evidence.split(",") if v.strip()]
     for target in targets:
-        for variant in (["-"] if target == "relay" else variants):
-            label = target if target == "relay" else f"{target} mod={variant}"
+        combos = [("-", "on")] if target == "relay" else [
+            (v, e) for v in variants for e in evidence]
+        for variant, ev in combos:
+            label = target if target == "relay" else f"{target} mod={variant}" + (
+                "" if ev == "on" else f" evidence={ev}")
             extra = {} if target == "relay" else {
-                "TSUNAGU_MODERATION_ENABLED": "true" if variant == "on" else "false"}
+                "TSUNAGU_MODERATION_ENABLED": "true" if variant == "on" else "false",
+                "TSUNAGU_BENCH_EVIDENCE": ev}
             with running(target, cpu=a.server_cpu, extra_env=extra, log_dir=out_dir) as srv:
-                quick_variant = a.quick and variant == "off"
+                quick_variant = a.quick and (variant == "off" or ev != "on")
                 steps = [2000] if quick_variant else rates
                 retry = 0.0 if target == "relay" else 0.01
                 runs = ladder(srv.url, srv.secret, label, steps, a, retry, srv.pid)
                 report["targets"][label] = runs
-                if a.profile and target != "relay" and variant == variants[0]:
+                if a.profile and target != "relay" and (variant, ev) == combos[0]:
                     report["profiles"][label] = profile_run(srv, target, a, out_dir)
     # summary
     relay = report["targets"].get("relay")

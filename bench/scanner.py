@@ -1,5 +1,9 @@
 """Scanner throughput: ``python bench/scanner.py [dev.jsonl] [--rounds N]``.
 
+Without a path the dev set is found like ``python -m moderation.score`` finds it
+(`moderation.score.devset_path`: ``TSUNAGU_MODERATION_DEVSET``, then
+``../shared/moderation/dev.jsonl`` beside the repository, then the vendored copy).
+
 Measures single-core messages/s over the dev set's messages and p50/p99 latency for a
 2,000-character message (50 texts made of dev-set messages, each scanned several times);
 prints a markdown table.
@@ -25,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from moderation.scanner import Scanner
+from moderation.score import devset_path
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared/moderation/dev.jsonl"
 CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
@@ -77,11 +81,15 @@ def _p(sorted_ms: list[float], q: float) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("path", nargs="?", type=Path, default=DEFAULT)
+    ap.add_argument(
+        "path", nargs="?", type=Path, default=None,
+        help="dev set (default: moderation.score.devset_path())",
+    )
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=1.0, help="per throughput round")
     args = ap.parse_args()
-    messages = _messages(args.path)
+    path = args.path if args.path is not None else devset_path()
+    messages = _messages(path)
     long_texts = _long_texts(messages)
     scanner = Scanner()
     for m in messages:  # warm-up (regex compile, caches)
@@ -106,8 +114,8 @@ def main() -> int:
             f"{format(statistics.median(values), fmt)} |"
         )
 
-    print(f"dev-set messages: {len(messages)}; 2,000-char texts: {len(long_texts)} x 4 scans; "
-          f"rounds: {args.rounds}")
+    print(f"dev set: {path}; messages: {len(messages)}; "
+          f"2,000-char texts: {len(long_texts)} x 4 scans; rounds: {args.rounds}")
     print()
     print("| metric | best | median |")
     print("|---|---|---|")

@@ -137,7 +137,9 @@ def running(kind: str, *, cpu: int | None = 1, extra_env: dict[str, str] | None 
                            check=True, stdout=subprocess.DEVNULL)
         else:
             env["TSUNAGU_DATABASE_URL"] = f"sqlite:///{tmp}/tsunagu.db"
-        cmd = [*pin, sys.executable, "-m", "chat.cli", "serve", "--port", str(port)]
+        variant = env.pop("TSUNAGU_BENCH_EVIDENCE", "on")  # see bench/serve_variant.py
+        entry = ["-m", "chat.cli"] if variant == "on" else ["-m", "bench.serve_variant", variant]
+        cmd = [*pin, sys.executable, *entry, "serve", "--port", str(port)]
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             preexec_fn=_raise_nofile)

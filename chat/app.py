@@ -118,8 +118,9 @@ def build_app(settings: Settings) -> web.Application:
         setup_moderation(app, api, service)
 
     app.cleanup_ctx.append(resources)
-    notifications.setup(app, settings, store, service, gateway)
-    evidence_http.setup(app, settings=settings, store=store, fanout=fanout, verifier=verifier)
+    notifications.setup(app, settings, store, service, gateway, api.identify)
+    evidence_http.setup(app, settings=settings, store=store, fanout=fanout,
+                        identify=api.identify)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

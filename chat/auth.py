@@ -7,6 +7,7 @@ is required, ``iss``/``aud`` are checked when configured.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -116,12 +117,25 @@ def _identity(claims: dict[str, Any]) -> Identity:
     tz = claims.get("tz", "Asia/Tokyo")
     return Identity(
         user_id=sub,
-        roles=frozenset(roles),
+        roles=_role_set(roles),
         name=str(name)[:100],
-        locale=locale,
-        tz=str(tz)[:64],
+        locale=sys.intern(locale),
+        tz=sys.intern(str(tz)[:64]),
         exp=float(claims["exp"]),
     )
+
+
+_ROLE_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _role_set(roles: list[str]) -> frozenset[str]:
+    """One shared frozenset per combination of (known) roles: a connection holds its
+    identity for its whole life, and an empty frozenset alone is 216 bytes."""
+    key = tuple(sorted(set(roles)))
+    found = _ROLE_SETS.get(key)
+    if found is None:
+        found = _ROLE_SETS[key] = frozenset(key)
+    return found
 
 
 def mint_token(

@@ -112,6 +112,7 @@ class Settings:
     smtp_password: Secret = Secret("")  # noqa: RUF009
     smtp_tls: str = "starttls"
     smtp_from: str = "tsunagu <noreply@localhost>"
+    notify_link_secret: Secret = Secret("")  # noqa: RUF009 - key of signed e-mail links
     fcm_project_id: str = ""  # empty: no FCM
     fcm_credentials_file: str = ""
     fcm_endpoint: str = "https://fcm.googleapis.com"
@@ -214,6 +215,11 @@ def _check_notify(s: Settings, bad: Any) -> None:
         hh, _, mm = getattr(s, name).partition(":")
         if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
             raise bad(name, f"{getattr(s, name)!r} is not HH:MM")
+    if s.notify_link_secret and len(s.notify_link_secret) < 32:
+        raise bad("notify_link_secret", "must be at least 32 characters")
+    if s.smtp_host and not s.notify_link_secret and not s.jwt_secret and s.jwt_public_key:
+        raise bad("notify_link_secret", "required when e-mail is on and tokens are verified "
+                  "with a public key (unsubscribe links are signed with it)")
     if s.smtp_tls not in ("starttls", "tls", "none"):
         raise bad("smtp_tls", f"{s.smtp_tls!r} is not starttls, tls or none")
     if s.notify_event_secret and len(s.notify_event_secret) < 32:

@@ -161,6 +161,7 @@ class RedisFanOut(FanOut):
         self._url = url
         self.channel = f"{prefix}:fanout"
         self.node_id = node_id
+        self._own_prefix = orjson.dumps({"o": node_id})[:-1] + b","
         self._pending: deque[bytes] = deque()
         self._inflight = 0  # publishes being sent right now
         self._max_pending = max_pending
@@ -293,6 +294,10 @@ class RedisFanOut(FanOut):
                 backoff = min(backoff * 2, 5.0)
 
     def _on_data(self, data: bytes) -> None:
+        # This node's own events come back from Redis too (one channel): skip them on the
+        # encoded prefix, before decoding (``Event.encode`` writes the origin first).
+        if data.startswith(self._own_prefix):
+            return
         try:
             origin, event = Event.decode(data)
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:

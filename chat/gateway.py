@@ -8,7 +8,6 @@ made by :class:`~chat.service.ChatService` and pushes are ordered by
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -76,6 +75,7 @@ class Gateway:
         self.draining = False
         self._inflight = 0
         self._expiries: dict[Connection, asyncio.TimerHandle] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
         service.fanout.on_resync = self.resync
 
     # --- the handler
@@ -92,8 +92,10 @@ class Gateway:
                 text='{"error":{"code":"forbidden","message":"origin not allowed"}}',
                 content_type="application/json",
             )
+        # No per-socket heartbeat timer: one node-wide sweep pings idle connections
+        # (``_heartbeat_loop``), and pings and pongs are handled here (autoping off).
         ws = web.WebSocketResponse(
-            heartbeat=s.heartbeat_s, max_msg_size=s.max_frame_bytes, compress=False
+            heartbeat=None, autoping=False, max_msg_size=s.max_frame_bytes, compress=False
         )
         await ws.prepare(request)
         identity, resume, hello_id = await self._hello(ws)
@@ -107,8 +109,11 @@ class Gateway:
                           close_timeout=s.close_timeout_s,
                           abort=transport.abort if transport is not None else None)
         conn.on_join = self._on_join
+        conn.last_seen = asyncio.get_running_loop().time()
         self.connections.add(conn)
         self._schedule_expiry(conn)
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="ws-heartbeat")
         try:
             try:
                 await self._open(conn, resume, hello_id)
@@ -127,7 +132,12 @@ class Gateway:
     async def _hello(self, ws: web.WebSocketResponse
                      ) -> tuple[Identity | None, dict[str, int], str | None]:
         try:
-            msg = await ws.receive(timeout=self.settings.hello_timeout_s)
+            async with asyncio.timeout(self.settings.hello_timeout_s):
+                msg = await ws.receive()
+                while msg.type in (WSMsgType.PING, WSMsgType.PONG):  # a client's keepalive
+                    if msg.type == WSMsgType.PING:
+                        await ws.pong(msg.data)
+                    msg = await ws.receive()
         except TimeoutError:
             await ws.close(code=CLOSE_UNAUTHORIZED, message=b"no hello within the time limit")
             return None, {}, None
@@ -234,9 +244,35 @@ class Gateway:
         if conn.counted and await self.presence.disconnected(conn.user):
             self._publish_presence(conn, "offline")
 
+    async def _heartbeat_loop(self) -> None:
+        """Every ``heartbeat_s``: ping each connection that sent nothing for that long, and
+        close one that sent nothing (not even a pong) for twice that long.
+
+        One task for the node instead of a timer per socket (less memory per idle
+        connection, no timer reset per frame). A dead peer is dropped within 3 periods.
+        """
+        period = self.settings.heartbeat_s
+        loop = asyncio.get_running_loop()
+        while self.connections:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for conn in list(self.connections):
+                idle = now - conn.last_seen
+                if idle > 2 * period:
+                    log.info("closing %s: no answer to the heartbeat", conn.user)
+                    conn.close_soon(CLOSE_GOING_AWAY, "no answer to the heartbeat")
+                elif idle >= period:
+                    conn.ping()
+
     async def _loop(self, ws: web.WebSocketResponse, conn: Connection) -> None:
+        clock = asyncio.get_running_loop().time
         async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
+            conn.last_seen = clock()
+            if msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type == WSMsgType.PONG:
+                pass
+            elif msg.type == WSMsgType.TEXT:
                 conn.busy = True
                 self._inflight += 1
                 try:
@@ -382,11 +418,13 @@ class Gateway:
         for conn in list(self.connections):
             if not conn.busy:
                 await conn.flush(max(0.0, deadline - time.monotonic()))
-                with contextlib.suppress(Exception):
-                    await conn.socket.close(code=CLOSE_GOING_AWAY, message=b"server draining")
+                # Bounded: a peer that never answers the close frame is aborted.
+                await conn.close_now(CLOSE_GOING_AWAY, "server draining")
         while self._inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         await self.service.committer.drain()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
 
 
 def _sender_moderation(record: dict[str, Any], locale: str) -> dict[str, Any]:

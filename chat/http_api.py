@@ -18,7 +18,7 @@ from .auth import Identity, TokenVerifier
 from .config import Settings
 from .errors import BadRequest, ChatError, Forbidden, NotFound, RateLimited, Unauthorized
 from .limits import RateLimiter
-from .service import ChatService
+from .service import WITHHELD_STATUSES, ChatService
 
 log = logging.getLogger("tsunagu.http")
 
@@ -59,6 +59,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error")
+
+
+# How a component's HTTP API authenticates a request: ``HttpApi.identify``.
+Identify = Callable[[web.Request], Identity]
 
 
 class Body:
@@ -142,10 +146,14 @@ class HttpApi:
             web.post("/v1/threads/{id}/system", self.post_system),
             web.get("/v1/threads/{id}/messages", self.history),
             web.get("/v1/threads/{id}/messages/{mid}/thanks", self.message_thanks),
+            web.get("/v1/threads/{id}/withheld", self.own_withheld),
             web.get("/v1/users/{id}/thanks", self.user_thanks),
         ]
 
     def identify(self, request: web.Request) -> Identity:
+        """The caller of ``request`` (bearer JWT), counted against the node's per-user HTTP
+        rate limit unless it has the service role. Every component's HTTP API authenticates
+        through this one method (``Identify``)."""
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -247,6 +255,21 @@ class HttpApi:
         last = out[-1]["seq"] if out else None
         return json_response({"messages": out, "last_seq": thread.last_seq,
                               "first": first, "last": last})
+
+    async def own_withheld(self, request: web.Request) -> web.Response:
+        """The caller's own messages held or refused by moderation in this thread."""
+        who = self.identify(request)
+        thread = await self.service.participant_thread(who, request.match_info["id"])
+        raw = request.query.get("status") or "held,rejected,blocked"
+        statuses = [s for s in raw.split(",") if s]
+        bad = [s for s in statuses if s not in WITHHELD_STATUSES]
+        if bad or not statuses:
+            raise BadRequest(f"status must be a comma-separated list of "
+                             f"{', '.join(WITHHELD_STATUSES)}")
+        limit = query_int(request, "limit", default=100, lo=1, hi=500)
+        assert limit is not None
+        rows = await self.service.own_withheld(who, thread.id, statuses=statuses, limit=limit)
+        return json_response({"withheld": rows})
 
     async def message_thanks(self, request: web.Request) -> web.Response:
         who = self.identify(request)

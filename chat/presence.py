@@ -119,9 +119,16 @@ class RedisPresence(Presence):
             return True
 
     async def online(self, users: Iterable[str]) -> set[str]:
-        users = list(users)
-        if not users:
-            return set()
+        local: set[str] = set()
+        remote: list[str] = []
+        for u in users:
+            if self.local.get(u, 0) > 0:
+                local.add(u)
+            else:
+                remote.append(u)
+        if not remote:  # connected here: no need to ask Redis
+            return local
+        users = remote
         cutoff = time.time() - STALE_S
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -130,8 +137,6 @@ class RedisPresence(Presence):
                 rows = await pipe.execute()
         except Exception as exc:
             log.warning("presence lookup failed: %s", exc)
-            return {u for u in users if self.local.get(u, 0) > 0}
-        return {
-            u for u, vals in zip(users, rows, strict=True)
-            if self.local.get(u, 0) > 0 or any(float(v) > cutoff for v in vals)
-        }
+            return local
+        return local | {u for u, vals in zip(users, rows, strict=True)
+                        if any(float(v) > cutoff for v in vals)}

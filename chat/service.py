@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .auth import Identity
 from .commit import GroupCommitter
@@ -60,6 +60,38 @@ class Screener(Protocol):
     ) -> None:
         """A flagged or masked message was stored: queue it for review."""
         ...
+
+
+@runtime_checkable
+class WithheldReader(Protocol):
+    """Reads withheld messages (moderation's review queue has this)."""
+
+    async def thread_withheld(self, thread: str) -> list[dict[str, Any]]: ...
+
+
+WITHHELD_STATUSES = ("held", "rejected", "blocked", "released")
+
+
+def sender_withheld_view(row: dict[str, Any], locale: str) -> dict[str, Any]:
+    """A withheld message as its sender may see it: no findings, risk or staff notes."""
+    record = row.get("record") or {}
+    moderation: dict[str, Any] = {"action": record.get("action", row.get("action")),
+                                  "categories": record.get("categories", [])}
+    warning = record.get("sender_warning")
+    if warning:
+        moderation["warning"] = {**warning, "text": warning.get(locale)}
+    return {
+        "id": row["id"],
+        "thread": row["thread"],
+        "client_msg_id": row.get("client_msg_id"),
+        "body": row["body"],
+        "status": row["status"],
+        "action": row["action"],
+        "created_at": row["created_at"],
+        "edit_of": row.get("edit_of"),
+        "released_message_id": row.get("released_message_id"),
+        "moderation": moderation,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +204,19 @@ class ChatService:
         if thread.role_of(who.user_id) is None and not who.has("service", "admin"):
             raise Forbidden("you do not take part in this thread")
         return thread
+
+    async def own_withheld(
+        self, who: Identity, thread_id: str, *, statuses: Sequence[str], limit: int
+    ) -> list[dict[str, Any]]:
+        """The caller's own withheld (held, rejected, blocked, released) messages in a thread,
+        oldest first (the newest ``limit``). Never anybody else's: moderators use the review
+        API. Empty when moderation is off."""
+        reader = getattr(self.screener, "queue", None)
+        if not isinstance(reader, WithheldReader):
+            return []
+        rows = [r for r in await reader.thread_withheld(thread_id)
+                if r["sender"] == who.user_id and r["status"] in statuses]
+        return [sender_withheld_view(r, who.locale) for r in rows[-limit:]]
 
     # --- messages
     async def send(

@@ -42,6 +42,8 @@ _background: set[asyncio.Task[None]] = set()  # close tasks, kept referenced unt
 class Socket(Protocol):
     async def send_str(self, data: str) -> None: ...
 
+    async def ping(self, message: bytes = ...) -> None: ...
+
     async def close(self, *, code: int = ..., message: bytes = ...) -> bool: ...
 
 
@@ -52,7 +54,16 @@ class Sync:
     thread: str
 
 
-Outbound = str | Event | Sync
+class _Ping:
+    """A WebSocket ping, queued behind what the connection is already sending."""
+
+    __slots__ = ()
+
+
+PING = _Ping()
+_NOT_FOLLOWED: frozenset[str] = frozenset()  # shared until a thread is joined after hello
+
+Outbound = str | Event | Sync | _Ping
 
 
 class Outbox:
@@ -112,6 +123,7 @@ class Connection:
         "dropped_ephemeral",
         "followed",
         "identity",
+        "last_seen",
         "on_join",
         "presence",
         "pushed",
@@ -150,7 +162,9 @@ class Connection:
         self._abort = abort
         self.on_join: Callable[[Connection, str], None] | None = None
         self.counted = False  # counted by presence (undone on close only if so)
-        self.followed: set[str] = set()  # threads subscribed after hello (joined later)
+        # threads subscribed after hello (joined later); a shared empty set until then
+        self.followed: set[str] | frozenset[str] = _NOT_FOLLOWED
+        self.last_seen = 0.0  # loop time of the last frame (or pong) from the client
         self._writer: asyncio.Task[None] | None = None
         self._started = False
         self._broken = False  # a write failed: the socket is gone
@@ -183,6 +197,8 @@ class Connection:
             # thread dispatched in between would otherwise reach no one (see _joined).
             tid = event.payload["thread"]["id"]
             if tid not in self.threads and tid not in self.followed:
+                if not isinstance(self.followed, set):
+                    self.followed = set()
                 self.followed.add(tid)
                 if self.on_join is not None:
                     self.on_join(self, tid)
@@ -193,6 +209,10 @@ class Connection:
 
     def sync(self, thread: str) -> None:
         self._put(Sync(thread))
+
+    def ping(self) -> None:
+        """Queue a WebSocket ping (the node's heartbeat, see ``Gateway``)."""
+        self._put(PING)
 
     def _put(self, item: Outbound) -> None:
         if self.closed:
@@ -212,6 +232,11 @@ class Connection:
         task = asyncio.create_task(self._close(code, reason))
         _background.add(task)
         task.add_done_callback(_background.discard)
+
+    async def close_now(self, code: int, reason: str) -> None:
+        """Close with ``code`` and wait for it (at most the close timeout, then abort)."""
+        self.closed = True
+        await self._close(code, reason)
 
     async def _close(self, code: int, reason: str) -> None:
         """Close with ``code``; abort the socket if the close frame cannot be sent in time.
@@ -255,6 +280,8 @@ class Connection:
                     await self.socket.send_str(item)
                 elif isinstance(item, Sync):
                     await self._sync(item.thread, None)
+                elif isinstance(item, _Ping):
+                    await self.socket.ping()
                 else:
                     await self._event(item)
         except asyncio.CancelledError:

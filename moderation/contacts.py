@@ -50,9 +50,8 @@ _LINK_HINT: Final = re.compile(
 )
 
 
-# Start of the run of non-whitespace that ends the searched range; first whitespace after.
-_TOKEN_START: Final = re.compile(r"\S*\Z")
-_TOKEN_END: Final = re.compile(r"\s")
+_SPACE: Final = re.compile(r"\s")
+_MAX_TOKENS: Final = 32
 
 
 def is_placeholder(address: str) -> bool:
@@ -65,11 +64,45 @@ def _allowed(domain: str, allow_domains: frozenset[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in allow_domains)
 
 
+def _tokens_with(text: str, needle: str) -> list[tuple[int, int]]:
+    """The whitespace-delimited tokens of ``text`` holding ``needle``, in order.
+
+    A pattern that matches no whitespace and only around ``needle`` finds the same
+    matches searched token by token (its lookarounds see whitespace or an edge at a token
+    edge either way): ``_EMAIL`` and ``_REVERSED`` start with a lookbehind, so searching
+    a whole long text for them tries every position.
+    """
+    out: list[tuple[int, int]] = []
+    k = text.find(needle)
+    if k < 0:
+        return out
+    n = len(text)
+    rev: str | None = None
+    while k >= 0:
+        if len(out) == _MAX_TOKENS:  # an odd text: search it whole, in one call
+            return [(0, n)]
+        if rev is None:
+            rev = text[::-1]
+        before = _SPACE.search(rev, n - k)  # the last whitespace before k
+        lo = 0 if before is None else n - before.start()
+        after = _SPACE.search(text, k)
+        hi = n if after is None else after.start()
+        out.append((lo, hi))
+        k = text.find(needle, hi)
+    return out
+
+
 def _emails_in(view: nz.View, allow: frozenset[str]) -> list[Hit]:
     hits: list[Hit] = []
-    if "@" not in view.text:
-        return hits
-    for m in _EMAIL.finditer(view.text):
+    text = view.text
+    for lo, hi in _tokens_with(text, "@"):
+        hits.extend(_emails_between(view, lo, hi, allow))
+    return hits
+
+
+def _emails_between(view: nz.View, lo: int, hi: int, allow: frozenset[str]) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _EMAIL.finditer(view.text, lo, hi):
         if m.group("tld").lower() not in _COMMON_TLDS and len(m.group("tld")) > 4:
             continue
         if is_placeholder(m.group()) or _allowed(m.group("domain"), allow):
@@ -96,8 +129,8 @@ def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
         weak = nz.spelled_email(base, weak_at=True, low=low)
         if weak is not spelled:
             hits.extend(_emails_in(weak, allow_domains))
-    if "@" in src:
-        for m in _REVERSED.finditer(src):
+    for lo, hi in _tokens_with(src, "@"):
+        for m in _REVERSED.finditer(src, lo, hi):
             forward = m.group()[::-1]
             e = _EMAIL.fullmatch(forward)
             if e and e.group("tld").lower() in _COMMON_TLDS and not is_placeholder(forward):
@@ -118,13 +151,17 @@ def find_links(text: ScanText, allow_domains: frozenset[str]) -> Iterable[Hit]:
     # whitespace-delimited tokens around hint occurrences (same matches, linear time).
     hits: list[Hit] = []
     done = 0
+    n = len(src)
+    rev: str | None = None
     for h in _LINK_HINT.finditer(low):
         if h.start() < done:
             continue
-        lo = _TOKEN_START.search(src, 0, h.start() + 1)
-        token_lo = lo.start() if lo is not None else 0
-        hi = _TOKEN_END.search(src, h.start())
-        token_hi = hi.start() if hi is not None else len(src)
+        if rev is None:
+            rev = src[::-1]
+        lo = _SPACE.search(rev, n - h.start())  # the last whitespace before the hint
+        token_lo = 0 if lo is None else n - lo.start()
+        hi = _SPACE.search(src, h.start())
+        token_hi = hi.start() if hi is not None else n
         if token_lo < done:
             token_lo = done
         hits.extend(

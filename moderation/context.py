@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
 from typing import Final, NamedTuple
 
 from moderation import normalize as nz
 
-# ``[。！？!?\n]|\.(?=\s|$)``, written to start with one class (the engine skips to it).
+# A sentence ends after 。！？!? or a newline, or after a "." followed by whitespace or the
+# end (each pattern starts with one class, so the regex engine skips ahead fast).
 _SENTENCE_END: Final = re.compile(r"[。！？!?\n.](?:(?<!\.)|(?=\s|$))")
+# The same terminators in the reversed text: a "." must then follow whitespace or the start.
+_SENTENCE_END_REVERSED: Final = re.compile(r"[。！？!?\n.](?:(?<!\.)|(?<=\s\.)|(?<=^\.))")
+# The same for ASCII text: a class of ASCII characters only is a bitmap, much cheaper for
+# the regex engine to test at each character than one with 。！？ in it.
+_ASCII_END: Final = re.compile(r"[!?\n.](?:(?<!\.)|(?=\s|$))")
+_ASCII_END_REVERSED: Final = re.compile(r"[!?\n.](?:(?<!\.)|(?<=\s\.)|(?<=^\.))")
 
 
 class Hit(NamedTuple):
@@ -22,20 +28,46 @@ class Hit(NamedTuple):
 
 
 class Sentences:
-    """Sentence boundaries of one text, for "same sentence" windows."""
+    """Sentence boundaries of one text, for "same sentence" windows.
 
-    __slots__ = ("_ends", "_len")
+    Found on demand around each span, searching forward from the span's end and forward
+    in the reversed text from its start (a scan looks at one or two sentences; listing
+    every boundary of a long text cost more).
+    """
+
+    __slots__ = ("_end", "_end_reversed", "_reversed", "_text")
 
     def __init__(self, text: str) -> None:
-        self._ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-        self._len = len(text)
+        self._text = text
+        self._reversed: str | None = None
+        ascii_only = text.isascii()
+        self._end = _ASCII_END if ascii_only else _SENTENCE_END
+        self._end_reversed = _ASCII_END_REVERSED if ascii_only else _SENTENCE_END_REVERSED
 
     def bounds(self, start: int, end: int) -> tuple[int, int]:
-        """The sentence containing ``[start, end)`` (widened if the span crosses one)."""
-        i = bisect_right(self._ends, start)
-        lo = self._ends[i - 1] if i > 0 else 0
-        j = bisect_left(self._ends, end)
-        hi = self._ends[j] if j < len(self._ends) else self._len
+        """The sentence containing ``[start, end)`` (widened if the span crosses one).
+
+        ``lo`` is the last sentence end at or before ``start`` (0 if none), ``hi`` the
+        first at or after ``end`` (the length if none); a sentence end is the offset just
+        after a terminator.
+        """
+        text = self._text
+        n = len(text)
+        after = self._end.search(text, end - 1 if end > 0 else 0)
+        hi = n if after is None else after.end()
+        if start <= 0:
+            return 0, hi
+        # Any terminator before ``start``?  (Searched up to ``start + 1`` so a "." just
+        # before it sees the character after it; one found at ``start`` does not count.)
+        first = self._end.search(text, 0, start + 1)
+        if first is None or first.start() >= start:
+            return 0, hi
+        rev = self._reversed
+        if rev is None:
+            rev = self._reversed = text[::-1]
+        # A terminator at k < start is at n - 1 - k >= n - start in the reversed text.
+        before = self._end_reversed.search(rev, n - start)
+        lo = 0 if before is None else n - before.start()
         return lo, hi
 
 
@@ -52,28 +84,46 @@ class ScanText:
         "base_lower",
         "cased",
         "kw",
+        "kw_plain",
         "original",
         "squeezed"
     )
 
     def __init__(self, original: str) -> None:
         self.original = original
-        self.base: nz.View = nz.base(nz.identity(original))
+        base = nz.base(nz.View(original))
+        self.base: nz.View = base
         # `normalize.hint_lower` of the base text: for cheap necessary-condition checks.
-        self.base_lower: str | None = nz.hint_lower(self.base.text)
-        # Base with spaced-out letters joined.
-        self.squeezed: nz.View = nz.squeeze(self.base)
-        # Base, spaced-out letters joined, leetspeak undone; case kept.
-        self.cased: nz.View = nz.deleet(self.squeezed)
+        low = nz.hint_lower(base.text)
+        self.base_lower: str | None = low
+        if nz.may_squeeze_or_deleet(base.text):
+            # Base with spaced-out letters joined.
+            self.squeezed: nz.View = nz.squeeze(base)
+            # Base, spaced-out letters joined, leetspeak undone; case kept.
+            cased = self.cased = nz.deleet(self.squeezed)
+        else:
+            cased = self.squeezed = self.cased = base
         # Keyword view: `cased` lower-cased, with the same offsets.
-        self.kw: nz.View = nz.lower(self.cased)
+        self.kw: nz.View
+        # Whether the keyword view is free of odd case folds (see `normalize.hint_lower`).
+        self.kw_plain: bool
+        if cased is base and low is not None:
+            # No odd case fold, so ``low`` has the length of the text: reuse it.
+            self.kw = nz.View(low, base.parent, base.at, base.src, base.src_end, base.copied)
+            self.kw_plain = True
+        else:
+            self.kw = nz.lower(cased)
+            self.kw_plain = not nz.folds_oddly(self.kw.text)
         self._digits: nz.View | None = None
         self._sentences: dict[int, Sentences] = {}
 
     @property
     def digits(self) -> nz.View:
         if self._digits is None:
-            self._digits = nz.digits(self.squeezed)
+            squeezed = self.squeezed
+            self._digits = nz.digits(
+                squeezed, self.base_lower if squeezed is self.base else None
+            )
         return self._digits
 
     def sentences(self, view: nz.View) -> Sentences:

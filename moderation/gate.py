@@ -23,6 +23,7 @@ import ahocorasick
 PREFIX_LEN: Final = 6
 _MAX_SET: Final = 20000
 _MAX_CLASS: Final = 12
+_MAX_TRIES: Final = 8  # `Prefiltered.search`: places tried before an ordinary search
 
 _Exp = set[tuple[str, bool]]  # (literal prefix, can still be extended)
 
@@ -86,6 +87,10 @@ def _seq(items: Iterable[tuple[Any, Any]]) -> _Exp:
     return acc
 
 
+def _ignores_case(pattern: str) -> bool:
+    return bool(_parser.parse(pattern).state.flags & C.SRE_FLAG_IGNORECASE)
+
+
 def literal_prefixes(pattern: str) -> frozenset[str] | None:
     """Prefixes one of which starts every match of ``pattern``; ``None`` if unknown."""
     found = {p for p, _ in _seq(_parser.parse(pattern))}
@@ -100,13 +105,19 @@ class Gate:
     ``None`` entries always run.  ``folded[i]`` says that pattern ``i`` runs on a
     case-preserving view while `candidates` is given the lower-cased view of the same
     length (its prefixes are lower-cased; a non-ASCII prefix makes the rule always run).
+    A pattern left out of the automaton for its one-character prefixes ("X") still runs
+    only if one of its literal prefixes occurs in the text it runs on (a plain ``in``).
     """
 
     def __init__(self, patterns: Sequence[str | None], folded: Sequence[bool] = ()) -> None:
         per_rule: list[frozenset[str] | None] = []
+        self._folded = tuple(i < len(folded) and folded[i] for i in range(len(patterns)))
+        # Rule -> literals one of which occurs in every text the rule can match.
+        self._present: dict[int, tuple[str, ...]] = {}
         for i, p in enumerate(patterns):
             found = None if p is None else literal_prefixes(p)
-            if found is not None and i < len(folded) and folded[i]:
+            raw = found
+            if found is not None and self._folded[i]:
                 found = (
                     frozenset(x.lower() for x in found)
                     if all(x.isascii() for x in found)
@@ -117,36 +128,91 @@ class Gate:
                 # character of a long text as a start (a run of "xxxx" costs the pre-pass
                 # more than the regex): let the regex engine scan for it instead.
                 found = None
+                if raw is not None and p is not None and not _ignores_case(p):
+                    self._present[i] = tuple(sorted(raw))
             per_rule.append(found)
         self._always = tuple(i for i, s in enumerate(per_rule) if s is None)
+        self._always_checks = tuple((i, self._present.get(i), self._folded[i]) for i in self._always)
         owners: dict[str, list[int]] = {}
         for i, s in enumerate(per_rule):
             for prefix in s or ():
                 owners.setdefault(prefix, []).append(i)
         self._automaton: Any = None
+        self._ascii_automaton: Any = None
         if owners:
-            automaton = ahocorasick.Automaton()
-            for prefix, rules in owners.items():
-                automaton.add_word(prefix, (len(prefix) - 1, tuple(rules)))
-            automaton.make_automaton()
-            self._automaton = automaton
+            self._automaton = self._ascii_automaton = _automaton(owners)
+            # Pure-ASCII texts (about half) need only the ASCII prefixes: a smaller trie
+            # is walked faster.
+            ascii_owners = {p: r for p, r in owners.items() if p.isascii()}
+            if len(ascii_owners) < len(owners):
+                self._ascii_automaton = _automaton(ascii_owners)
 
-    def candidates(self, text: str) -> dict[int, list[int] | None]:
-        """Rule index -> sorted start positions of its prefixes (``None``: anywhere)."""
-        found: dict[int, set[int]] = {}
-        if self._automaton is not None:
-            for end, (back, rules) in self._automaton.iter(text):
-                start = end - back
-                for i in rules:
-                    at = found.get(i)
-                    if at is None:
-                        found[i] = {start}
+    def always(self, text: str, cased: str | None = None) -> list[int]:
+        """The rules not in the automaton that can match (see `candidates`)."""
+        out: list[int] = []
+        for i, literals, folded in self._always_checks:
+            if literals is not None:
+                hay = cased if folded else text
+                if hay is not None:
+                    for literal in literals:
+                        if literal in hay:
+                            break
                     else:
-                        at.add(start)
-        out: dict[int, list[int] | None] = {i: None for i in self._always}
-        for i, at in found.items():
-            out[i] = sorted(at)
+                        continue
+            out.append(i)
         return out
+
+    def starts(self, text: str) -> list[tuple[int, int]]:
+        """``(rule, start)`` for every prefix occurrence in ``text``, sorted (a rule's
+        starts may repeat when two of its prefixes start at the same place)."""
+        automaton = self._ascii_automaton if text.isascii() else self._automaton
+        if automaton is None:
+            return []
+        found = [(i, end - back) for end, owners in automaton.iter(text) for i, back in owners]
+        found.sort()
+        return found
+
+    def candidates(self, text: str, cased: str | None = None) -> dict[int, list[int] | None]:
+        """Rule index -> sorted start positions of its prefixes (``None``: anywhere).
+
+        ``cased``: the case-preserving text folded rules run on (same length as ``text``);
+        without it, folded rules that are not in the automaton always run.
+        """
+        out: dict[int, list[int] | None] = {i: None for i in self.always(text, cased)}
+        for i, start in self.starts(text):
+            at = out.get(i)
+            if at is None:
+                out[i] = [start]
+            elif at[-1] != start:
+                at.append(start)
+        return out
+
+
+def _automaton(owners: dict[str, list[int]]) -> Any:
+    """Prefix -> ``((rule, len - 1), ...)`` for every rule owning the prefix."""
+    automaton = ahocorasick.Automaton()
+    for prefix, rules in owners.items():
+        automaton.add_word(prefix, tuple((i, len(prefix) - 1) for i in rules))
+    automaton.make_automaton()
+    return automaton
+
+
+def first_matches(pattern: re.Pattern[str], text: str, positions: list[int]) -> list[re.Match[str]]:
+    """``list(pattern.finditer(text))``, trying only ``positions`` (sorted) as match starts.
+
+    Equivalent to `finditer` when every match of ``pattern`` starts at one of
+    ``positions`` and is not empty (guaranteed by a non-empty literal prefix).
+    """
+    out: list[re.Match[str]] = []
+    match = pattern.match
+    after = 0
+    for pos in positions:
+        if pos >= after:
+            m = match(text, pos)
+            if m is not None:
+                after = m.end()
+                out.append(m)
+    return out
 
 
 def matches_at(
@@ -159,16 +225,8 @@ def matches_at(
     """
     if positions is None:
         yield from pattern.finditer(text)
-        return
-    match = pattern.match
-    after = 0
-    for pos in positions:
-        if pos < after:
-            continue
-        m = match(text, pos)
-        if m is not None:
-            after = m.end()
-            yield m
+    else:
+        yield from first_matches(pattern, text, positions)
 
 
 class Prefiltered:
@@ -181,7 +239,7 @@ class Prefiltered:
     when the caller says the text is lower-cased and free of odd case folds (İ ı ſ K).
     """
 
-    __slots__ = ("_folded", "_hint", "pattern")
+    __slots__ = ("_folded", "_hint", "_literals", "pattern")
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
@@ -193,14 +251,65 @@ class Prefiltered:
             None if found is None
             else re.compile("|".join(re.escape(p) for p in sorted(found, key=lambda p: (-len(p), p))))
         )
+        # The same prefixes in an Aho-Corasick automaton (value: length), for `exists`.
+        self._literals: Any = None
+        if found is not None:
+            automaton = ahocorasick.Automaton()
+            for prefix in found:
+                automaton.add_word(prefix, len(prefix))
+            automaton.make_automaton()
+            self._literals = automaton
+
+    def exists(
+        self, text: str, lo: int = 0, hi: int | None = None, *, plain_lower: bool = False
+    ) -> bool:
+        """Whether ``pattern.search(text, lo, hi)`` finds a match.
+
+        One Aho-Corasick pass over the range finds where the literal prefixes occur (a
+        long alternation costs the regex engine a try per alternative at most places);
+        the pattern is tried only there.  After `_MAX_TRIES` places the range is searched
+        the ordinary way (bounded cost on odd texts).
+        """
+        end = len(text) if hi is None else hi
+        literals = self._literals
+        if literals is None or not (plain_lower or not self._folded):
+            return self.pattern.search(text, lo, end) is not None
+        match = self.pattern.match
+        tries = 0
+        for last, size in literals.iter(text, lo, end):
+            if tries == _MAX_TRIES:
+                return self.pattern.search(text, lo, end) is not None
+            if match(text, last - size + 1, end) is not None:
+                return True
+            tries += 1
+        return False
 
     def search(
         self, text: str, lo: int = 0, hi: int | None = None, *, plain_lower: bool = False
     ) -> re.Match[str] | None:
-        """``pattern.search(text, lo, hi)``."""
+        """``pattern.search(text, lo, hi)``.
+
+        Every match starts where one of the literal prefixes starts, so the pattern is
+        tried (``match``) only at the places the hint finds, leftmost first: the first
+        success is the match ``search`` would return.  Most patterns here start with a
+        lookbehind or a long alternation, which the regex engine cannot skip through, so
+        this is much cheaper than searching the range.  After `_MAX_TRIES` places the
+        rest of the range is searched the ordinary way (bounded cost on odd texts).
+        """
         end = len(text) if hi is None else hi
         hint = self._hint
-        if hint is not None and (plain_lower or not self._folded):
-            if hint.search(text, lo, end) is None:
-                return None
-        return self.pattern.search(text, lo, end)
+        if hint is None or not (plain_lower or not self._folded):
+            return self.pattern.search(text, lo, end)
+        found = hint.search(text, lo, end)
+        match = self.pattern.match
+        tries = 0
+        while found is not None:
+            at = found.start()
+            if tries == _MAX_TRIES:
+                return self.pattern.search(text, at, end)
+            m = match(text, at, end)
+            if m is not None:
+                return m
+            tries += 1
+            found = hint.search(text, at + 1, end)
+        return None

@@ -48,20 +48,39 @@ APPS: Final = (
     r"チャットワーク|スラック|シグナル|カカオ(?:トーク)?|インスタ(?:グラム)?|フェイスブック|"
     r"メッセンジャー|ツイッター|スカイプ|すかいぷ|ジーメール|"
     r"(?<![ァ-ヺー])ライン(?![ァ-ヺー])|(?<![ぁ-ゖ])らいん(?=[のではにをがもと]|[^ぁ-ゖ]|$)|"
-    r"green app|緑の(?:アプリ|やつ)|blue[- ]?bird|青い鳥|paper[- ]?plane|紙飛行機"
+    r"green app|緑の(?:アプリ|やつ)|blue[- ]?bird|青い鳥|paper[- ]?plane|紙飛行機|"
+    # Lower-case "line" is an app only as someone's "line id" given right after it ("my
+    # line id is kota_77", "my line id: kota_77"; not "my line id column").
+    r"(?:(?<=[^a-z]my )|(?<=^my )|(?<=[^a-z]ur )|(?<=^ur )|(?<=[^a-z]your )|(?<=^your ))"
+    r"line[ \-]?id(?=\s*(?:is\s+|[:：→=は]\s*)[「『\"'(（]?@?[a-z0-9])"
     ")"
 )
 
 # LINE and X are ordinary words unless capitalised; matched on the case-preserving view.
 APPS_CASED: Final = r"(?<![A-Za-z0-9])(?:LINE|Line|X)(?![A-Za-z0-9\-])"
 
-# A messenger ID written after the app name: "LINE: kota_77", "ID は sakura_0415",
-# "My Discord is pixelfox_88", "find me at @kenji_dev".
+# A messenger ID (on the keyword view): letters, digits, "." "_" "-", at least three long;
+# Skype's "live:" prefix is part of it.
+_ID: Final = r"@?(?:live:(?:\.cid\.)?)?[a-z0-9][a-z0-9._\-]*[a-z0-9_](?<=[a-z0-9_.\-]{3})"
+
+# A messenger ID written after the app name, searched for within a short window: "ID は
+# sakura_0415", "My Discord is pixelfox_88", "find me at @kenji_dev", "→kota_77".  A ":" or
+# "→" glued to a word ("brief: should") is no marker here; right after the app name it is
+# (see `APP_ID_NEXT`).
 APP_ID: Final = (
     r"(?<![a-z0-9])(?:(?:id|handle|user ?name|ユーザー名)\s*(?:は|:|：|→|=|is)?\s*|"
-    r"[:：→=]\s*|(?:is|as|at)\s+)[「『\"'(（]?\s*(?P<id>@?[a-z0-9][a-z0-9._\-]*[a-z0-9_]"
-    r"(?<=[a-z0-9_.\-]{3}))"
-    r"|(?P<handle>@[a-z0-9_][a-z0-9._]{2,})"
+    r"[:：→=]\s*|(?:is|as|at)\s+)[「『\"'(（]?\s*(?P<id>" + _ID + ")"
+    r"|(?P<handle>(?<![a-z0-9._])@[a-z0-9_][a-z0-9._]{2,})"
+)
+
+# An ID right after the app name (tried there only): after ":", "→", "=" or は ("LINE:
+# kota_77", "WeChat: tnk88", "LINEはkota_77", "Skype: live:tanaka"), or after spaces only
+# when it looks like a handle, with a letter and a digit, "_" or "." ("LINE kota_77"; not
+# "LINE 42", not "LINE tomorrow").
+APP_ID_NEXT: Final = (
+    r"(?:\s*[:：→=は]\s*[「『\"'(（]?\s*"
+    r"|\s+(?=[a-z0-9._\-]*[a-z])(?=[a-z0-9._\-]*[0-9_.][a-z0-9_]))"
+    r"(?P<id>" + _ID + r")(?![a-z0-9._\-@])"
 )
 
 # Words around an app name that show the sender wants to connect there.

@@ -22,13 +22,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Final
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class View:
     """A rewritten text and how it maps back to the view it was rewritten from.
 
@@ -38,12 +36,26 @@ class View:
     character of which maps to that whole span.  ``parent is None``: the original text.
     """
 
-    text: str
-    parent: View | None = None
-    at: Sequence[int] = ()
-    src: Sequence[int] = ()
-    src_end: Sequence[int] = ()
-    copied: Sequence[bool] = ()
+    __slots__ = ("at", "copied", "parent", "src", "src_end", "text")
+
+    # A plain slotted class, not a frozen dataclass: several views are built per scan and
+    # a frozen dataclass's __init__ (one object.__setattr__ per field) is measurably slower.
+    # Treat instances as immutable.
+    def __init__(
+        self,
+        text: str,
+        parent: View | None = None,
+        at: Sequence[int] = (),
+        src: Sequence[int] = (),
+        src_end: Sequence[int] = (),
+        copied: Sequence[bool] = (),
+    ) -> None:
+        self.text = text
+        self.parent = parent
+        self.at = at
+        self.src = src
+        self.src_end = src_end
+        self.copied = copied
 
     def _start(self, i: int) -> int:
         """Original offset where character ``i`` of this view starts."""
@@ -137,6 +149,15 @@ def rewrite(
     return View("".join(pieces), view, at, src, src_end, copied)
 
 
+def left_bounded(words: Iterable[str], before: str) -> str:
+    """``(?<!BEFORE)(?:w1|w2|...)`` for literal words, written so the pattern starts with
+    the words (the regex engine then skips ahead to their first letters): the one-character
+    lookbehind moves after each word's first letter."""
+    return "(?:" + "|".join(
+        re.escape(w[0]) + "(?<!" + before + re.escape(w[0]) + ")" + re.escape(w[1:]) for w in words
+    ) + ")"
+
+
 # --------------------------------------------------------------------------- base
 
 _ZERO_WIDTH: Final = (
@@ -187,7 +208,10 @@ _UNSAFE: Final = re.compile(
 
 
 def _fold_cluster(m: re.Match[str]) -> str:
-    cluster = m.group()
+    return _fold_cluster_text(m.group())
+
+
+def _fold_cluster_text(cluster: str) -> str:
     cached = _char_cache.get(cluster)
     if cached is not None:
         return cached
@@ -205,11 +229,38 @@ def _fold_cluster(m: re.Match[str]) -> str:
     return out
 
 
+# Characters known to fold to exactly one character.
+_one_to_one: dict[str, str] = {}
+
+
 def base(view: View) -> View:
     """NFKC, digit forms, zero-width removal, dashes and homoglyphs."""
-    if _UNSAFE.search(view.text) is None:
+    text = view.text
+    if text.isascii() and text.isprintable():  # nothing outside ASCII, no control character
         return view
-    return rewrite(view, _UNSAFE, _fold_cluster)
+    clusters = _UNSAFE.findall(text)
+    if not clusters:
+        return view
+    # Fast path: when every cluster is one character folding to one character (full-width
+    # punctuation and letters, dashes, homoglyphs), the fold keeps every offset, so
+    # `str.replace` per distinct character and a one-piece offset map give the same view
+    # as `rewrite`.
+    table = _one_to_one
+    folded = text
+    for cluster in set(clusters):
+        out = table.get(cluster)
+        if out is None:
+            if len(cluster) != 1:
+                return rewrite(view, _UNSAFE, _fold_cluster)
+            out = _fold_cluster_text(cluster)
+            if len(out) != 1 or len(table) >= 4096:
+                return rewrite(view, _UNSAFE, _fold_cluster)
+            table[cluster] = out
+        if out != cluster:
+            folded = folded.replace(cluster, out)
+    if folded is text:
+        return view
+    return View(folded, view, (0,), (0,), (len(text),), (True,))
 
 
 # --------------------------------------------------------------------------- squeeze
@@ -229,6 +280,31 @@ _SPACED: Final = re.compile(
 # Necessary for `_SPACED`: token, separator, token, the same separator (cheap to search:
 # the pattern starts with a character class, which the regex engine skips to).
 _SPACED_HINT: Final = re.compile(r"[\w@]([ .\-・*/])[\w@]\1")
+# Necessary for `_SPACED` and cheaper to search (separators are rarer than letters): the
+# last three tokens of a run, then a character that is not a token (the right edge).  In
+# three patterns: with spaces (a literal first character: the fastest search there is),
+# with the other ASCII separators (a small class), with ・.
+_SPACED_QUICK: Final = re.compile(r"([ .\-・*/])[\w@]\1[\w@](?![\w@])")
+_SPACED_QUICK_SPACE: Final = re.compile(r" [\w@] [\w@](?![\w@])")
+_SPACED_QUICK_OTHER: Final = re.compile(r"([.\-*/])[\w@]\1[\w@](?![\w@])")
+_SPACED_QUICK_NAKAGURO: Final = re.compile(r"・[\w@]・[\w@](?![\w@])")
+
+
+# `_SPACED_QUICK_OTHER` or `_LEET` in one pass (their first characters are disjoint and
+# rare in plain text).
+_QUICK_OTHER_OR_LEET: Final = re.compile(
+    r"[.\-*/013457@$](?:(?<=([.\-*/]))[\w@]\1[\w@](?![\w@])"
+    r"|(?<=[A-Za-z][013457@$])(?=[A-Za-z]))"
+)
+
+
+def may_squeeze_or_deleet(text: str) -> bool:
+    """False only if `squeeze` and then `deleet` would both return ``text``'s view as is."""
+    return (
+        _SPACED_QUICK_SPACE.search(text) is not None
+        or _QUICK_OTHER_OR_LEET.search(text) is not None
+        or ("・" in text and _SPACED_QUICK_NAKAGURO.search(text) is not None)
+    )
 
 
 def _join_spaced(m: re.Match[str]) -> str:
@@ -237,7 +313,12 @@ def _join_spaced(m: re.Match[str]) -> str:
 
 def squeeze(view: View) -> View:
     """Join runs of three or more single characters separated by one repeated separator."""
-    if _SPACED_HINT.search(view.text) is None:
+    text = view.text
+    if (
+        _SPACED_QUICK_SPACE.search(text) is None
+        and _SPACED_QUICK_OTHER.search(text) is None
+        and ("・" not in text or _SPACED_QUICK_NAKAGURO.search(text) is None)
+    ) or _SPACED_HINT.search(text) is None:
         return view
     return rewrite(view, _SPACED, _join_spaced)
 
@@ -249,16 +330,28 @@ _LEET_MAP: Final = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", 
 _LEET: Final = re.compile(r"[013457@$](?<=[A-Za-z].)(?=[A-Za-z])")
 
 
+def _unleet(m: re.Match[str]) -> str:
+    return _LEET_MAP[m.group()]
+
+
 def deleet(view: View) -> View:
     """Turn ``d1sc0rd``/``b@nk`` into ``discord``/``bank`` (only between letters)."""
-    return rewrite(view, _LEET, lambda m: _LEET_MAP[m.group()])
+    first = _LEET.search(view.text)
+    if first is None:
+        return view
+    return rewrite(view, _LEET, _unleet, chain((first,), _LEET.finditer(view.text, first.end())))
 
 
-def lower(view: View) -> View:
-    """Lower-case without changing the length (characters that would grow are kept)."""
-    low = view.text.lower()
-    if len(low) != len(view.text):
-        low = "".join(c if len(c.lower()) != 1 else c.lower() for c in view.text)
+def lower(view: View, low: str | None = None) -> View:
+    """Lower-case without changing the length (characters that would grow are kept).
+
+    ``low``: ``view.text.lower()`` if the caller has it already.
+    """
+    text = view.text
+    if low is None:
+        low = text.lower()
+    if len(low) != len(text):
+        low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
     return View(low, view.parent, view.at, view.src, view.src_end, view.copied)
 
 
@@ -302,21 +395,36 @@ _EN_RUN: Final = re.compile(
 _O_AS_ZERO: Final = re.compile(r"(?<![A-Za-z])[0-9oO](?:[\s\-]?[0-9oO]){2,}(?![A-Za-z])")
 # Necessary for a rewrite by `_O_AS_ZERO` (two digits with only O's between them).
 _O_AS_ZERO_HINT: Final = re.compile(r"[0-9](?:[\s\-]?[oO])*[\s\-]?[0-9]")
-# Necessary for `_EN_RUN`: a number word followed by a non-letter (left edge checked apart).
-_EN_HINT: Final = re.compile(r"(?:" + _EN_ALT + r")(?![a-z])")
+# Also necessary (a rewritten run holds an O next to a digit), and rarer in plain text.
+_O_NEXT_TO_DIGIT: Final = re.compile(
+    r"[oO](?:(?<=[0-9][oO])|(?<=[0-9][\s\-][oO])|(?=[\s\-]?[0-9]))"
+)
+# A number word not preceded or followed by a letter: where an `_EN_RUN` match can start.
+_EN_HINT: Final = re.compile(
+    left_bounded(sorted(_EN_WORDS, key=len, reverse=True), "[a-z]") + r"(?![a-z])"
+)
 _LONG_MARK_BETWEEN: Final = re.compile(r"[ー〜~](?<=\d.)(?=\d)")
 
 
-def _may_have_number_word(text: str) -> bool:
-    """False only if `_EN_RUN` cannot match ``text`` (checked on the lower-cased text)."""
-    low = hint_lower(text)
+def _number_word_runs(text: str, low: str | None = None) -> list[re.Match[str]]:
+    """``list(_EN_RUN.finditer(text))``, tried only where a number word not preceded by a
+    letter starts (every run starts there; ``_EN_RUN`` starts with a lookbehind and is
+    IGNORECASE, so searching the whole text tries every position).  ``low``: `hint_lower`
+    of ``text`` if known."""
     if low is None:
-        return True
-    for m in _EN_HINT.finditer(low):
-        a = m.start()
-        if a == 0 or not ("a" <= low[a - 1] <= "z"):
-            return True
-    return False
+        low = hint_lower(text)
+    if low is None:
+        return list(_EN_RUN.finditer(text))
+    out: list[re.Match[str]] = []
+    after = 0
+    match = _EN_RUN.match
+    for word in _EN_HINT.finditer(low):
+        if word.start() >= after:
+            m = match(text, word.start())
+            if m is not None and m.end() > m.start():
+                out.append(m)
+                after = m.end()
+    return out
 
 
 def _kanji(m: re.Match[str]) -> str:
@@ -336,8 +444,13 @@ def _kana(m: re.Match[str]) -> str:
     return "".join(_KANA_WORDS[t.group()] for t in found) + " " + rest
 
 
+# Characters IGNORECASE matches with an ASCII letter that ``str.lower`` does not map to it
+# ("nıne", "ſix"): folded before looking a matched number word up.
+_ODD_FOLDS: Final = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
 def _english(m: re.Match[str]) -> str:
-    tokens = [t.lower() for t in _EN_TOKEN.findall(m.group())]
+    tokens = [t.translate(_ODD_FOLDS).lower() for t in _EN_TOKEN.findall(m.group())]
     if sum(1 for t in tokens if t not in ("o", "oh")) < 2:
         return m.group()
     return "".join(_EN_WORDS[t] for t in tokens) + " "
@@ -350,19 +463,24 @@ def _o_zero(m: re.Match[str]) -> str:
     return s.replace("o", "0").replace("O", "0")
 
 
-def digits(view: View) -> View:
-    """Spell-out digits (kanji, kana, English words, letter O) as ASCII digits."""
+def digits(view: View, low: str | None = None) -> View:
+    """Spell-out digits (kanji, kana, English words, letter O) as ASCII digits.
+
+    ``low``: `hint_lower` of ``view.text`` if the caller has it.
+    """
     text = view.text
-    if _KANJI_RUN.search(text):
-        view = rewrite(view, _KANJI_RUN, _kanji)
-    if _KANA_RUN.search(view.text):
-        view = rewrite(view, _KANA_RUN, _kana)
-    if _may_have_number_word(view.text) and _EN_RUN.search(view.text):
-        view = rewrite(view, _EN_RUN, _english)
-    if _O_AS_ZERO_HINT.search(view.text):
+    if not text.isascii():
+        if _KANJI_RUN.search(text):
+            view = rewrite(view, _KANJI_RUN, _kanji)
+        if _KANA_RUN.search(view.text):
+            view = rewrite(view, _KANA_RUN, _kana)
+    runs = _number_word_runs(view.text, low if view.text is text else None)
+    if runs:
+        view = rewrite(view, _EN_RUN, _english, runs)
+    if _O_NEXT_TO_DIGIT.search(view.text) and _O_AS_ZERO_HINT.search(view.text):
         view = rewrite(view, _O_AS_ZERO, _o_zero)
     text = view.text
-    if "ー" in text or "〜" in text or "~" in text:
+    if ("ー" in text or "〜" in text or "~" in text) and _LONG_MARK_BETWEEN.search(text):
         view = rewrite(view, _LONG_MARK_BETWEEN, lambda m: "-")
     return view
 
@@ -382,20 +500,67 @@ _DOT: Final = re.compile(
     r"|(?<=[A-Za-z0-9])\s+dot\s+(?=[A-Za-z0-9])",
     re.IGNORECASE,
 )
+# Where the part after the leading whitespace of an `_AT_STRONG`, `_DOT` or `_AT_WEAK`
+# match can start (see `ws_led_finditer`); each starts with one class (fast to search).
+_AT_STRONG_STARTS: Final = re.compile(r"[(\[{<（【アあ★☆@]")
+_DOT_STARTS: Final = re.compile(r"[(\[{<（【ドどdD](?:(?<=[dD])(?=[oO][tT])|(?<![dD]))")
+_AT_WEAK_STARTS: Final = re.compile(r"[aA](?=[tT])")
+
+
+def ws_led_finditer(
+    pattern: re.Pattern[str], starts: re.Pattern[str], text: str
+) -> Iterator[re.Match[str]]:
+    r"""``pattern.finditer(text)`` for a pattern whose every match is a run of whitespace
+    (maybe empty) and then a part starting at a place ``starts`` finds (a non-whitespace
+    character), and which cannot match from inside such a run when it does not match from
+    the run's start (true when every alternative either starts with ``\s*`` or checks the
+    character before it with a lookbehind that whitespace fails).
+
+    Patterns that start with ``\s*`` are tried at every position of the text by
+    ``finditer``; here they are tried once per place ``starts`` finds, from the start of
+    the whitespace run before it.
+    """
+    pos = 0
+    match = pattern.match
+    for _ in range(_MAX_WS_LED_TRIES):
+        found = starts.search(text, pos)
+        if found is None:
+            return
+        at = found.start()
+        run = at
+        while run > pos and text[run - 1].isspace():
+            run -= 1
+        m = match(text, run)
+        if m is not None and m.end() > run:
+            yield m
+            pos = m.end()
+        else:
+            pos = at + 1
+    # Many places (an odd text): let the regex engine do the rest; from ``pos`` it finds
+    # the same matches (no match starts before ``pos`` after the last one yielded).
+    yield from pattern.finditer(text, pos)
+
+
+_MAX_WS_LED_TRIES: Final = 32
+
+
 SPELLED_HINT: Final = re.compile(r"(?i)(?<![a-z])(?:at|dot)(?![a-z])|アット|あっと|ドット|どっと|★|☆|@")
 
 
 # Necessary conditions, searched on the lower-cased text (see `hint_lower`).
-_AT_WORD: Final = re.compile(r"(?:at|dot)(?![a-z])")
+# "at" / "dot" as words (no letter before or after); each starts with its literal text.
+_AT_WORD: Final = re.compile(r"at(?<![a-z]at)(?![a-z])")
+_DOT_WORD: Final = re.compile(r"dot(?<![a-z]dot)(?![a-z])")
 _BRACKET_AT: Final = re.compile(r"[(\[{<（【]\s*at")
 _SPACE_AT: Final = re.compile(r"\sat\s")
-_FOLDS_ODDLY: Final = re.compile("[\u0130\u0131\u017f\u212a]")
 
 
 def folds_oddly(text: str) -> bool:
     """Whether ``text`` holds a character that IGNORECASE matches with an ASCII letter
     although ``str.lower`` does not map it to that letter (İ ı ſ K)."""
-    return _FOLDS_ODDLY.search(text) is not None
+    if text.isascii():
+        return False
+    return "\u0130" in text or "\u0131" in text or "\u017f" in text or "\u212a" in text
 
 
 def hint_lower(text: str) -> str | None:
@@ -404,7 +569,7 @@ def hint_lower(text: str) -> str | None:
     ``None`` when ``text`` holds a character that IGNORECASE folds to an ASCII letter
     although ``str.lower`` does not (İ ı ſ K): callers then skip the shortcut.
     """
-    return None if _FOLDS_ODDLY.search(text) else text.lower()
+    return None if folds_oddly(text) else text.lower()
 
 
 def may_spell_email(text: str, low: str | None) -> bool:
@@ -415,11 +580,10 @@ def may_spell_email(text: str, low: str | None) -> bool:
         return True
     if "ドット" in text or "どっと" in text:
         return True
-    for m in _AT_WORD.finditer(low):
-        a = m.start()
-        if a == 0 or not ("a" <= low[a - 1] <= "z"):
-            return True
-    return False
+    # "at"/"dot" not preceded by a letter.
+    return ("at" in low and _AT_WORD.search(low) is not None) or (
+        "dot" in low and _DOT_WORD.search(low) is not None
+    )
 
 
 def spelled_email(view: View, *, weak_at: bool, low: str | None = None) -> View:
@@ -434,9 +598,19 @@ def spelled_email(view: View, *, weak_at: bool, low: str | None = None) -> View:
         or "@" in text or "★" in text or "☆" in text or "アット" in text or "あっと" in text
         or _BRACKET_AT.search(low)
     ):
-        view = rewrite(view, _AT_STRONG, lambda m: "@")
+        view = rewrite(
+            view, _AT_STRONG, _at, ws_led_finditer(_AT_STRONG, _AT_STRONG_STARTS, view.text)
+        )
     if weak_at and (low is None or _SPACE_AT.search(low)):
-        view = rewrite(view, _AT_WEAK, lambda m: "@")
+        view = rewrite(view, _AT_WEAK, _at, ws_led_finditer(_AT_WEAK, _AT_WEAK_STARTS, view.text))
     if low is None or "dot" in low or "ドット" in text or "どっと" in text:
-        view = rewrite(view, _DOT, lambda m: ".")
+        view = rewrite(view, _DOT, _dot, ws_led_finditer(_DOT, _DOT_STARTS, view.text))
     return view
+
+
+def _at(m: re.Match[str]) -> str:
+    return "@"
+
+
+def _dot(m: re.Match[str]) -> str:
+    return "."

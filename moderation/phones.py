@@ -22,11 +22,14 @@ import phonenumbers
 from moderation.context import Hit, ScanText
 from moderation.gate import Prefiltered
 from moderation.lexicon import word
-from moderation.normalize import folds_oddly, hint_lower
+from moderation.normalize import folds_oddly, left_bounded
 
+# A run of digit groups: ``(?<![A-Za-z0-9/#=_.\-])(\+\s?)?\(?\d+(?:SEP{1,3}\(?\d+\)?)*``
+# then no letter or digit; written to start with its first character (+, ( or a digit)
+# so the regex engine skips ahead to it, the left edge checked by a lookbehind after it.
 _GROUPS: Final = re.compile(
-    r"(?<![A-Za-z0-9/#=_.\-])(?P<plus>\+\s?)?\(?\d+(?:[\s\-.()・、,/|ーの]{1,3}\(?\d+\)?)*"
-    r"(?![A-Za-z0-9])"
+    r"[+(\d](?<![A-Za-z0-9/#=_.\-].)(?:(?<=\+)\s?\(?\d+|(?<=\()\d+|(?<=\d)\d*)"
+    r"(?:[\s\-.()・、,/|ーの]{1,3}\(?\d+\)?)*(?![A-Za-z0-9])"
 )
 _GROUP: Final = re.compile(r"\d+")
 _PHONE_WORDS: Final = Prefiltered(re.compile(
@@ -41,14 +44,20 @@ _NOT_PHONE: Final = re.compile(
     + r"|注文番号|商品コード|品番|型番|伝票|追跡番号|会員番号|郵便番号|請求書番号|管理番号|受付番号",
     re.IGNORECASE,
 )
+# Searched in the lower-cased text (same length when nothing folds oddly), tried only where
+# one of its literal prefixes occurs.
+_NOT_PHONE_HINTED: Final = Prefiltered(_NOT_PHONE)
 # Fast path: without digits or number words there is no phone number to find.  Each
 # pattern starts with a character class or literals so the regex engine skips ahead fast.
+_SIX_ASCII_DIGITS: Final = re.compile(r"[0-9](?:[^0-9]{0,4}[0-9]){5}")  # in ASCII text
 _SIX_DIGITS: Final = re.compile(r"\d(?:\D{0,4}\d){5}")
 _KANJI_PAIR: Final = re.compile(r"[〇零一壱二弐三参四五伍六七八九][〇零一壱二弐三参四五伍六七八九]")
 _KANA_NUMBER: Final = re.compile(
     r"ぜろ|ゼロ|れい|いち|イチ|きゅう|キュウ|キュー|はち|ハチ|なな|ナナ|ろく|ロク|よん|ヨン|ごー|ゴー"
 )
-_EN_NUMBER: Final = re.compile(r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![a-z0-9])")
+# A number word not preceded or followed by an ASCII letter or digit.
+_EN_NUMBER_WORDS: Final = tuple("zero oh one two three four five six seven eight nine".split())
+_EN_NUMBER: Final = re.compile(left_bounded(_EN_NUMBER_WORDS, "[a-z0-9]") + "(?![a-z0-9])")
 _DIGIT: Final = re.compile(r"\d")
 MIN_DIGITS: Final = 10
 MAX_DIGITS: Final = 15
@@ -78,54 +87,85 @@ def _is_phone(digits: str, plus: bool, shaped: bool, near_word: bool) -> bool:
     return False
 
 
-def _digitish(text: str) -> bool:
-    """Six digits close together, or a kanji, kana or English number word."""
+def _digitish(text: str, low: str | None) -> bool:
+    """Six digits close together, or a kanji, kana or English number word.
+
+    ``low``: `hint_lower` of ``text``.
+    """
+    if text.isascii():
+        if _ascii_digits(text) >= 6 and _SIX_ASCII_DIGITS.search(text):
+            return True
+        lowered = text.lower() if low is None else low  # (never None for ASCII)
+        # Substring tests first (most texts hold no number word at all).
+        for number in _EN_NUMBER_WORDS:
+            if number in lowered:
+                return _EN_NUMBER.search(lowered) is not None
+        return False
     if _SIX_DIGITS.search(text) or _KANJI_PAIR.search(text) or _KANA_NUMBER.search(text):
         return True
-    low = hint_lower(text)
     if low is None:  # a character folds oddly under IGNORECASE: let the digits view decide
         return True
-    for m in _EN_NUMBER.finditer(low):
-        a = m.start()
-        if a == 0 or not (low[a - 1].isascii() and low[a - 1].isalnum()):
-            return True
-    return False
+    # In other text the regex skips fast to the few Latin letters.
+    return _EN_NUMBER.search(low) is not None
+
+
+def _ascii_digits(text: str) -> int:
+    """How many ASCII digits a pure-ASCII ``text`` holds."""
+    data = text.encode("ascii")
+    return len(data) - len(data.translate(None, b"0123456789"))
 
 
 def find_phones(text: ScanText) -> list[Hit]:
-    if not _digitish(text.base.text):
+    if not _digitish(text.base.text, text.base_lower):
         return []
     view = text.digits
     src = view.text
     hits: list[Hit] = []
-    if len(_DIGIT.findall(src)) < MIN_DIGITS:
+    if src.isascii():
+        if _ascii_digits(src) < MIN_DIGITS:
+            return hits
+    elif len(_DIGIT.findall(src)) < MIN_DIGITS:
         return hits
     near: bool | None = None
+    src_low: str | None = None  # ``src`` lower-cased ("" if a character folds oddly)
     for run in _GROUPS.finditer(src):
-        groups = list(_GROUP.finditer(run.group()))
-        total = sum(len(g.group()) for g in groups)
-        if total < MIN_DIGITS:
+        base = run.start()
+        spans = [g.span() for g in _GROUP.finditer(src, base, run.end())]
+        # cum[k]: digits in the first k groups.
+        cum = [0]
+        for a, b in spans:
+            cum.append(cum[-1] + b - a)
+        if cum[-1] < MIN_DIGITS:
             continue
-        lo, hi = text.sentences(view).bounds(run.start(), run.end())
-        if _NOT_PHONE.search(src, lo, hi):
+        lo, hi = text.sentences(view).bounds(base, run.end())
+        if src_low is None:
+            src_low = src.lower() if not folds_oddly(src) else ""
+        if (
+            _NOT_PHONE_HINTED.exists(src_low, lo, hi, plain_lower=True)
+            if src_low
+            else _NOT_PHONE.search(src, lo, hi)
+        ):
             continue
-        plus = run.group("plus") is not None
+        plus = src[base] == "+"
         if near is None:
             kw = text.kw.text
-            near = _PHONE_WORDS.search(kw, plain_lower=not folds_oddly(kw)) is not None
-        near_word = near
+            near = _PHONE_WORDS.exists(kw, plain_lower=text.kw_plain)
+        n = len(spans)
         i = 0
-        while i < len(groups):
+        while i < n:
             found = False
-            for j in range(len(groups), i, -1):
-                parts = [g.group() for g in groups[i:j]]
-                digits = "".join(parts)
-                if not MIN_DIGITS <= len(digits) <= MAX_DIGITS:
+            # Longest candidate first: groups i..j-1 holding 10-15 digits.
+            for j in range(n, i, -1):
+                size = cum[j] - cum[i]
+                if size > MAX_DIGITS:
                     continue
-                shaped = len(parts) == 3 and [len(p) for p in parts] == [3, 3, 4]
-                if _is_phone(digits, plus and i == 0, shaped, near_word):
-                    start = run.start() + (groups[i].start() if i else 0)
-                    hits.append(Hit("contact.phone", view, start, run.start() + groups[j - 1].end()))
+                if size < MIN_DIGITS:
+                    break  # fewer groups hold fewer digits
+                digits = "".join([src[a:b] for a, b in spans[i:j]])
+                shaped = j - i == 3 and [b - a for a, b in spans[i:j]] == [3, 3, 4]
+                if _is_phone(digits, plus and i == 0, shaped, near):
+                    start = spans[i][0] if i else base
+                    hits.append(Hit("contact.phone", view, start, spans[j - 1][1]))
                     i = j
                     found = True
                     break

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -43,6 +43,11 @@ class Policy:
     risk_weights: Mapping[str, int]
     high_severity_steps: int = 1
     max_action: str = "hold"
+    # Optional texts for a worker's message: what the worker sender reads, and what its
+    # recipients (the client) read. The defaults above are written for a client's message
+    # to a worker (the usual scam: "you never need to pay to get work").
+    worker_sender_warnings: Mapping[str, dict[str, str]] = field(default_factory=dict)
+    client_recipient_warnings: Mapping[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | None = None) -> Policy:
@@ -88,11 +93,22 @@ class Policy:
         warnings = _table(data, "warnings")
         sender: dict[str, dict[str, str]] = {}
         recipient: dict[str, dict[str, str]] = {}
+        worker_sender: dict[str, dict[str, str]] = {}
+        client_recipient: dict[str, dict[str, str]] = {}
         _no_extra(warnings, CATEGORIES, "warnings")
         for category in CATEGORIES:
             w = _table(warnings, category, f"warnings.{category}")
+            _no_extra(w, ("sender", "recipient", "sender_worker", "recipient_client"),
+                      f"warnings.{category}")
             sender[category] = _texts(w, "sender", f"warnings.{category}.sender")
             recipient[category] = _texts(w, "recipient", f"warnings.{category}.recipient")
+            if "sender_worker" in w:
+                worker_sender[category] = _texts(w, "sender_worker",
+                                                 f"warnings.{category}.sender_worker")
+            if "recipient_client" in w:
+                client_recipient[category] = {
+                    **_texts(w, "recipient_client", f"warnings.{category}.recipient_client"),
+                    "audience": "client"}
 
         risk = data.get("risk", {"low": 10, "medium": 25, "high": 45})
         weights: dict[str, int] = {}
@@ -111,7 +127,8 @@ class Policy:
         max_action = esc.get("max_action", "hold")
         if max_action not in ACTIONS:
             raise PolicyError(f"escalation.max_action: unknown action {max_action!r}")
-        return cls(actions, role_actions, sender, recipient, weights, steps, str(max_action))
+        return cls(actions, role_actions, sender, recipient, weights, steps, str(max_action),
+                   worker_sender, client_recipient)
 
     def decide(self, findings: Sequence[Finding], *, stage: str, sender_role: str) -> Decision:
         """The action for a message given its findings; pure, no I/O."""
@@ -139,13 +156,12 @@ class Policy:
         action = ACTIONS[level]
         if action == "allow" or top_category is None:
             return Decision(action, tuple(findings), None, None, risk)
-        return Decision(
-            action,
-            tuple(findings),
-            dict(self.sender_warnings[top_category]),
-            dict(self.recipient_warnings[top_category]),
-            risk,
-        )
+        by_worker = sender_role == "worker"
+        sender = (self.worker_sender_warnings.get(top_category) if by_worker else None
+                  ) or self.sender_warnings[top_category]
+        recipient = (self.client_recipient_warnings.get(top_category) if by_worker else None
+                     ) or self.recipient_warnings[top_category]
+        return Decision(action, tuple(findings), dict(sender), dict(recipient), risk)
 
 
 def mask(text: str, findings: Sequence[Finding], message_index: int) -> str:

@@ -96,6 +96,7 @@ def _a(alternatives: str) -> str:
 
 
 _REQUEST = _c(lx.REQUEST)
+_APP_ID = _c(lx.APP_ID)
 _PII_SUBJECT = _c(lx.PII_SUBJECT)
 _PAY_BLOCK = _c(lx.ON_PLATFORM + "|" + lx.PAYMENT_SUBJECT)
 _MY = r"(?:your|ur|ご|あなたの|お)"
@@ -120,7 +121,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         block=_c(lx.APP_SUBJECT),
         window=45,
         skip_quoted=True,
-        id_pattern=_c(lx.APP_ID),
+        id_pattern=_APP_ID,
     ),
     CueRule(
         "contact.messenger",
@@ -130,7 +131,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         window=45,
         skip_quoted=True,
         cased=True,
-        id_pattern=_c(lx.APP_ID),
+        id_pattern=_APP_ID,
     ),
     CueRule(
         "contact.request",

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Final
 
 from moderation import lexicon as lx
 from moderation.contacts import find_emails, find_links
 from moderation.context import Hit, ScanText
-from moderation.findings import Finding
-from moderation.gate import Gate, Prefiltered, matches_at
-from moderation.normalize import base, deleet, folds_oddly, identity, squeeze
+from moderation.findings import Finding, make_finding
+from moderation.gate import Gate, Prefiltered
+from moderation.normalize import base, deleet, identity, squeeze
 from moderation.phones import find_phones
 from moderation.rules import CUE_RULES, RULES
 
@@ -30,6 +31,7 @@ MAX_HISTORY: Final = 5
 HISTORY_TAIL_CHARS: Final = 64  # of each previous message, for split evasions
 
 _QUOTED: Final = Prefiltered(re.compile(lx.QUOTED))
+_ID_NEXT: Final = re.compile(lx.APP_ID_NEXT)
 _REFUSAL: Final = Prefiltered(re.compile(lx.REFUSAL, re.IGNORECASE))
 _GATE: Final = Gate([r.anchor.pattern for r in CUE_RULES], [r.cased for r in CUE_RULES])
 
@@ -109,27 +111,62 @@ class Scanner:
             st = ScanText("\n".join(window))
         current_start = offsets[-1]
 
-        hits: list[Hit] = []
-        hits.extend(find_emails(st, self._allow_domains))
-        hits.extend(find_links(st, self._allow_domains))
+        hits = find_emails(st, self._allow_domains)
+        if "/" in st.base.text:
+            hits.extend(find_links(st, self._allow_domains))
         hits.extend(find_phones(st))
-        candidates = _GATE.candidates(st.kw.text)
-        if candidates:
-            checks = _Checks(st)
-            for i, positions in sorted(candidates.items()):
-                hits.extend(_cue_hits(st, i, positions, checks))
+        kw = st.kw.text
+        cased = st.cased.text
+        checks: _Checks | None = None
+        for i in _GATE.always(kw, cased):
+            rule = CUE_RULES[i]
+            found = list(rule.anchor.finditer(cased if rule.cased else kw))
+            if found:
+                if checks is None:
+                    checks = _Checks(st)
+                _cue_hits(st, i, found, checks, hits)
+        # Each rule's anchor is tried only where one of its literal prefixes starts, in
+        # order, skipping places inside its previous match (`gate.first_matches`).
+        current = -1
+        found = []
+        match = CUE_RULES[0].anchor.match  # set for each rule below
+        src = kw
+        after = 0
+        for i, pos in _GATE.starts(kw):
+            if i != current:
+                if found:
+                    if checks is None:
+                        checks = _Checks(st)
+                    _cue_hits(st, current, found, checks, hits)
+                    found = []
+                current = i
+                rule = CUE_RULES[i]
+                match = rule.anchor.match
+                src = cased if rule.cased else kw
+                after = 0
+            if pos >= after:
+                m = match(src, pos)
+                if m is not None:
+                    found.append(m)
+                    after = m.end()
+        if found:
+            if checks is None:
+                checks = _Checks(st)
+            _cue_hits(st, current, found, checks, hits)
         if not hits:
             return []
 
-        allowed = self._allowed_spans(st)
+        allowed = self._allowed_spans(st) if self._allow_phrases is not None else None
         spans: dict[tuple[str, int, int], None] = {}
-        for hit in hits:
-            o_start, o_end = hit.view.span(hit.start, hit.end)
+        for rule_id, view, start, end in hits:
+            o_start, o_end = view.span(start, end)
             if o_end <= current_start or o_end <= o_start:
                 continue
-            if any(a <= o_start and o_end <= b for a, b in allowed):
+            if allowed and any(a <= o_start and o_end <= b for a, b in allowed):
                 continue
-            spans[(hit.rule, o_start, o_end)] = None
+            spans[(rule_id, o_start, o_end)] = None
+        if len(window) == 1:
+            return _single_findings(_dedupe(list(spans)) if len(spans) > 1 else list(spans), first)
         return self._findings(_dedupe(list(spans)), offsets, window, first, cuts)
 
     def _allowed_spans(self, st: ScanText) -> list[tuple[int, int]]:
@@ -146,7 +183,7 @@ class Scanner:
         out: list[Finding] = []
         for rule, o_start, o_end in spans:
             info = RULES[rule]
-            explanation = {"ja": info.ja, "en": info.en}
+            explanation = _EXPLANATIONS[rule]
             for i, m_start in enumerate(offsets):
                 m_end = m_start + len(window[i])
                 lo, hi = max(o_start, m_start), min(o_end, m_end)
@@ -166,6 +203,24 @@ class Scanner:
         return out
 
 
+_EXPLANATIONS: Final = {rule: {"ja": info.ja, "en": info.en} for rule, info in RULES.items()}
+_BY_POSITION: Final = itemgetter(1, 2, 0)  # (rule, start, end) spans by start, end, rule
+
+
+def _single_findings(spans: list[tuple[str, int, int]], index: int) -> list[Finding]:
+    """`Scanner._findings` for a window of one message (no offsets to cut at)."""
+    spans.sort(key=_BY_POSITION)
+    out: list[Finding] = []
+    for rule, start, end in spans:
+        info = RULES[rule]
+        out.append(
+            make_finding(
+                info.category, rule, start, end, index, info.severity, dict(_EXPLANATIONS[rule])
+            )
+        )
+    return out
+
+
 def _dedupe(spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     """Drop a span contained in another span of the same rule."""
     spans.sort(key=lambda s: (s[0], s[1], -s[2]))
@@ -180,24 +235,23 @@ def _dedupe(spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
 class _Checks:
     """Per-scan memo of the sentence-level checks several rules share."""
 
-    __slots__ = ("_refused", "plain_lower")
+    __slots__ = ("_refused", "plain_lower", "sentences")
 
     def __init__(self, st: ScanText) -> None:
-        self.plain_lower = not folds_oddly(st.kw.text)
+        self.plain_lower = st.kw_plain
+        self.sentences = st.sentences(st.kw)  # of the keyword view
         self._refused: dict[tuple[int, int], bool] = {}
 
     def refused(self, text: str, lo: int, hi: int) -> bool:
         key = (lo, hi)
         found = self._refused.get(key)
         if found is None:
-            found = self._refused[key] = (
-                _REFUSAL.search(text, lo, hi, plain_lower=self.plain_lower) is not None
-            )
+            found = self._refused[key] = _REFUSAL.exists(text, lo, hi, plain_lower=self.plain_lower)
         return found
 
 
 def _inside_quotes(text: str, lo: int, hi: int, a: int, b: int) -> bool:
-    if _QUOTED.search(text, lo, hi) is None:
+    if not _QUOTED.exists(text, lo, hi):
         return False
     return any(q.start() < a and b < q.end() for q in _QUOTED.pattern.finditer(text, lo, hi))
 
@@ -210,24 +264,27 @@ def _word_start(text: str, a: int) -> bool:
     return not (first.isascii() and first.isalnum() and before.isascii() and before.isalnum())
 
 
-def _cue_hits(st: ScanText, index: int, positions: list[int] | None, checks: _Checks) -> list[Hit]:
+def _cue_hits(
+    st: ScanText, index: int, found: list[re.Match[str]], checks: _Checks, hits: list[Hit]
+) -> None:
+    """Append to ``hits`` the anchor matches ``found`` of rule ``index`` that pass its checks."""
     rule = CUE_RULES[index]
     cue, block = _CUES[index], _BLOCKS[index]
     plain = checks.plain_lower
     view = st.kw
     text = view.text
-    hits: list[Hit] = []
-    for m in matches_at(rule.anchor, st.cased.text if rule.cased else text, positions):
+    bounds = checks.sentences.bounds
+    for m in found:
         a, b = m.span()
         if not _word_start(text, a):
             continue
-        lo, hi = st.sentences(view).bounds(a, b)
+        lo, hi = bounds(a, b)
         if cue is not None:
             c_lo, c_hi = (0, len(text)) if rule.cross_sentence else (lo, hi)
             c_lo, c_hi = max(c_lo, a - rule.window), min(c_hi, b + rule.window)
-            if not cue.search(text, c_lo, c_hi, plain_lower=plain):
+            if not cue.exists(text, c_lo, c_hi, plain_lower=plain):
                 continue
-        if block is not None and block.search(text, lo, hi, plain_lower=plain):
+        if block is not None and block.exists(text, lo, hi, plain_lower=plain):
             continue
         if rule.refusable and checks.refused(text, lo, hi):
             continue
@@ -235,11 +292,16 @@ def _cue_hits(st: ScanText, index: int, positions: list[int] | None, checks: _Ch
             continue
         hits.append(Hit(rule.rule, view, a, b))
         if rule.id_pattern is not None:
+            # The ID shared with the app name (its own finding, so masking hides it too):
+            # right after the name, or behind a marker (":", "ID は", "is") further on in
+            # the line, within the rule's window.
             line_end = text.find("\n", b)
             limit = min(b + rule.window, len(text) if line_end < 0 else line_end)
-            found = rule.id_pattern.search(text, b, limit)
-            if found is not None:
-                group = "id" if found.group("id") else "handle"
-                hits.append(Hit("contact.messenger_id", view, found.start(group), found.end(group)))
-        hits.extend(Hit(extra, view, a, b) for extra in rule.also)
-    return hits
+            id_found = _ID_NEXT.match(text, b, limit) or rule.id_pattern.search(text, b, limit)
+            if id_found is not None:
+                group = "id" if id_found.group("id") else "handle"
+                hits.append(
+                    Hit("contact.messenger_id", view, id_found.start(group), id_found.end(group))
+                )
+        for extra in rule.also:
+            hits.append(Hit(extra, view, a, b))

@@ -1,11 +1,13 @@
 """Score the scanner on a labelled dev set: ``python -m moderation.score [PATH]``.
 
 Prints per-category and micro precision/recall/F1 over the four categories (``clean``
-counts as no category) and the ids of misclassified records.
+counts as no category) and the ids of misclassified records.  Without ``PATH`` the dev set
+is found with `devset_path`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +18,28 @@ import orjson
 from moderation.findings import CATEGORIES
 from moderation.scanner import Scanner
 
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / ".." / "shared" / "moderation" / "dev.jsonl"
+_REPO = Path(__file__).resolve().parents[1]
+DEVSET_ENV = "TSUNAGU_MODERATION_DEVSET"
+
+
+def devset_path() -> Path:
+    """Where the labelled development set is.
+
+    In order: the file named by ``TSUNAGU_MODERATION_DEVSET``; the source of truth
+    ``../shared/moderation/dev.jsonl`` beside the repository; the copy vendored in the
+    repository (``tests/moderation/dev.jsonl``), so a clone on its own still finds one.
+    """
+    env = os.environ.get(DEVSET_ENV)
+    for candidate in (
+        Path(env) if env else None,
+        _REPO.parent / "shared" / "moderation" / "dev.jsonl",
+        _REPO / "tests" / "moderation" / "dev.jsonl",
+    ):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"dev.jsonl not found (set {DEVSET_ENV}, or put it in ../shared/moderation/)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +122,7 @@ def format_score(score: Score) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else DEFAULT_PATH.resolve()
+    path = Path(args[0]) if args else devset_path()
     print(format_score(score_records(load(path))))
     return 0
 

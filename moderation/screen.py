@@ -16,6 +16,7 @@ Users under restriction have every message held.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict, deque
 from typing import Any
@@ -49,6 +50,7 @@ class ModerationScreener:
         self._recent: OrderedDict[tuple[str, str], deque[str]] = OrderedDict()
         self._restricted: frozenset[str] = frozenset()
         self._restricted_at = 0.0
+        self._refresh: asyncio.Future[None] | None = None
 
     async def _history(self, thread: str, sender: str) -> deque[str]:
         key = (thread, sender)
@@ -68,9 +70,17 @@ class ModerationScreener:
     async def _is_restricted(self, user: str) -> bool:
         now = time.monotonic()
         if now - self._restricted_at > RESTRICTIONS_TTL_S:
-            self._restricted = frozenset(await self.queue.restricted_users())
-            self._restricted_at = now
+            # One refresh at a time: the sends that arrive while it runs wait for the same
+            # query instead of each starting their own (at 2,000 msgs/s that was dozens of
+            # queries every few seconds, queueing behind each other for the store).
+            if self._refresh is None or self._refresh.done():
+                self._refresh = asyncio.ensure_future(self._load_restrictions(now))
+            await asyncio.shield(self._refresh)
         return user in self._restricted
+
+    async def _load_restrictions(self, now: float) -> None:
+        self._restricted = frozenset(await self.queue.restricted_users())
+        self._restricted_at = now
 
     def forget_restrictions(self) -> None:
         self._restricted_at = 0.0

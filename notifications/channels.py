@@ -262,20 +262,33 @@ class ApnsSender:
 
 
 # --- e-mail
-def unsubscribe_sig(secret: str, user: str, category: str) -> str:
-    return hmac.new(secret.encode(), f"unsub:{user}:{category}".encode(),
-                    hashlib.sha256).hexdigest()[:32]
+def link_key(settings: Settings) -> bytes | None:
+    """The key of signed e-mail links: ``notify_link_secret``, else one derived from the
+    HS256 token key (never the key itself). None when neither is set: links are refused."""
+    if settings.notify_link_secret:
+        return str(settings.notify_link_secret).encode()
+    if settings.jwt_secret:
+        return hmac.new(str(settings.jwt_secret).encode(), b"tsunagu/unsubscribe-link/v1",
+                        hashlib.sha256).digest()
+    return None
+
+
+def unsubscribe_sig(key: bytes, user: str, category: str) -> str:
+    return hmac.new(key, f"unsub:{user}:{category}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class EmailSender:
     def __init__(self, settings: Settings, *, base_url: str) -> None:
         self.s = settings
         self.base_url = base_url.rstrip("/")
-        self.secret = str(settings.jwt_secret)
+        key = link_key(settings)
+        if key is None:  # refused at start-up by the configuration check
+            raise ValueError("e-mail needs TSUNAGU_NOTIFY_LINK_SECRET or TSUNAGU_JWT_SECRET")
+        self.key = key
 
     def unsubscribe_url(self, user: str, category: str) -> str:
         query = urlencode({"u": user, "c": category,
-                           "s": unsubscribe_sig(self.secret, user, category)})
+                           "s": unsubscribe_sig(self.key, user, category)})
         return f"{self.base_url}/v1/notifications/unsubscribe?{query}"
 
     def message(self, out: Outgoing) -> EmailMessage:

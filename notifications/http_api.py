@@ -20,20 +20,21 @@
 from __future__ import annotations
 
 import hmac
+import html
 import time
 from typing import Any
 
 from aiohttp import web
 
-from chat.auth import Identity, TokenVerifier
+from chat.auth import Identity
 from chat.config import Settings
-from chat.errors import BadRequest, Forbidden, NotFound, TooLarge, Unauthorized
-from chat.http_api import Body, json_response, query_int
+from chat.errors import BadRequest, Forbidden, NotFound, TooLarge
+from chat.http_api import Body, Identify, json_response, query_int
 from chat.models import now_us
 from chat.store.db import Db
 
 from . import repo
-from .channels import unsubscribe_sig
+from .channels import link_key, unsubscribe_sig
 from .events import parse_event, verify_signature
 from .intake import Intake
 from .prefs import CHANNELS, check_tz, enabled, parse_hhmm
@@ -46,11 +47,11 @@ ACTIONS = {"read": ("read_at", True), "unread": ("read_at", False),
 
 
 class NotificationsApi:
-    def __init__(self, settings: Settings, db: Db, verifier: TokenVerifier, intake: Intake,
+    def __init__(self, settings: Settings, db: Db, identify: Identify, intake: Intake,
                  *, vapid_public_key: str | None, clock: Any, on_event: Any = None) -> None:
         self.s = settings
         self.db = db
-        self.verifier = verifier
+        self.identify = identify  # the node's bearer-token check and HTTP rate limit
         self.intake = intake
         self.vapid_public_key = vapid_public_key
         self.on_event = on_event
@@ -75,12 +76,6 @@ class NotificationsApi:
             web.get("/v1/notifications/{id}/deliveries", self.deliveries),
             web.post("/v1/notifications/{id}/{action}", self.act),
         ]
-
-    def identify(self, request: web.Request) -> Identity:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("missing 'Authorization: Bearer <token>' header")
-        return self.verifier.verify(token.strip())
 
     async def user(self, request: web.Request) -> Identity:
         """The caller; their locale and time zone are remembered for their notices."""
@@ -294,12 +289,46 @@ class NotificationsApi:
         return json_response({"removed": n})
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
+        """E-mail unsubscribe link. GET only shows a confirmation page (mail scanners and link
+        previews fetch links: a GET must not change anything); POST unsubscribes — the
+        one-click POST of RFC 8058 (``List-Unsubscribe=One-Click``) or the page's button."""
         user, cat, sig = (request.query.get(k, "") for k in ("u", "c", "s"))
-        if cat not in CATEGORIES or not hmac.compare_digest(
-                sig, unsubscribe_sig(str(self.s.jwt_secret), user, cat)):
+        key = link_key(self.s)
+        if key is None or cat not in CATEGORIES or not hmac.compare_digest(
+                sig, unsubscribe_sig(key, user, cat)):
             raise Forbidden("this unsubscribe link is not valid")
+        if request.method == "GET":
+            return web.Response(text=_unsubscribe_page(cat, done=False),
+                                content_type="text/html", charset="utf-8")
+        form = await request.post() if request.can_read_body else {}
         await repo.set_pref(self.db, user, cat, "email", False)
+        if form.get("confirm") == "1":  # the button of the confirmation page
+            return web.Response(text=_unsubscribe_page(cat, done=True),
+                                content_type="text/html", charset="utf-8")
         return json_response({"ok": True, "user": user, "category": cat, "email": False})
+
+
+_CATEGORY_LABELS = {
+    "contract": ("契約・仮払い", "contracts and deposits"), "deadline": ("納期", "deadlines"),
+    "review": ("検収・評価", "deliveries and reviews"), "chat": ("メッセージ", "messages"),
+}
+
+
+def _unsubscribe_page(category: str, *, done: bool) -> str:
+    ja, en = _CATEGORY_LABELS.get(category, (category, category))
+    ja, en = html.escape(ja), html.escape(en)
+    if done:
+        body = (f"<p lang=ja>「{ja}」に関するメールの配信を停止しました。アプリ内の通知は届きます。</p>"
+                f"<p lang=en>You will no longer get e-mails about {en}. In-app notices "
+                "continue.</p>")
+    else:
+        body = (f"<p lang=ja>「{ja}」に関するメールの配信を停止しますか？</p>"
+                f"<p lang=en>Stop e-mails about {en}?</p>"
+                "<form method=post><input type=hidden name=confirm value=1>"
+                "<button type=submit>配信停止 / Unsubscribe</button></form>")
+    return ("<!doctype html><html lang=ja><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width, initial-scale=1'>"
+            f"<title>配信停止 / Unsubscribe</title><main>{body}</main></html>")
 
 
 def _tz_or_none(tz: str) -> str | None:

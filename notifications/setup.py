@@ -44,7 +44,7 @@ class Notifications:
     """The component's running parts (one per node)."""
 
     def __init__(self, settings: Settings, store: Store, service: ChatService, presence: Any,
-                 verifier: Any, *, clock: Clock | None = None) -> None:
+                 identify: Any, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.store = store
         self.clock: Clock = clock or SystemClock()
@@ -70,7 +70,7 @@ class Notifications:
                                    digest_us=self.rules.chat_digest_us,
                                    default_tz=s.notify_default_tz)
         service.message_observers.append(self.watcher.observe)
-        self.api = NotificationsApi(s, store.db, verifier, self.intake,
+        self.api = NotificationsApi(s, store.db, identify, self.intake,
                                     vapid_public_key=self.webpush_key, clock=self.clock,
                                     on_event=self.scheduler.wake.set)
 
@@ -115,7 +115,8 @@ RUN_LOOPS = web.AppKey("notify_run_loops", bool)
 
 
 def setup(app: web.Application, settings: Settings, store: Store, service: ChatService,
-          gateway: Any, *, clock: Clock | None = None, run: bool = True) -> Notifications | None:
+          gateway: Any, identify: Any, *, clock: Clock | None = None, run: bool = True
+          ) -> Notifications | None:
     """Add notifications to ``app`` (call after the store's cleanup_ctx is registered).
 
     ``run=False`` opens the senders but leaves the loops to the caller (tests drive
@@ -123,7 +124,7 @@ def setup(app: web.Application, settings: Settings, store: Store, service: ChatS
     """
     if not settings.notify_enabled:
         return None
-    n = Notifications(settings, store, service, gateway.presence, gateway.verifier,
+    n = Notifications(settings, store, service, gateway.presence, identify,
                       clock=clock)
     app[NOTIFICATIONS] = n
     app.router.add_routes(n.api.routes())

@@ -61,35 +61,35 @@ class ChatWatcher:
         self.pending.clear()
         if not batch:
             return 0
-        threads = {}
-        for tid in sorted({m.thread for m in batch}):
-            t = await self.service.store.get_thread(tid)
-            if t is not None:
-                threads[tid] = t
-        recipients = {u for t in threads.values() for u in (p.user_id for p in t.participants)}
+        members = await self._members(sorted({m.thread for m in batch}))
+        recipients = {u for ms in members.values() for u, _ in ms[1]}
         online = await self.presence.online(recipients)
+        # Who is away, per message: the only ones a digest is for. Nobody away (the usual
+        # case under load: both sides are chatting) means no write transaction at all.
+        away = [(m, members[m.thread][0], [u for u, role in members[m.thread][1]
+                                           if u != m.sender and u not in online
+                                           and role != "observer"])
+                for m in batch if m.thread in members]
+        away = [a for a in away if a[2]]
+        if not away:
+            return 0
         now = self.clock.now_us()
         touched = 0
         async with self.db.transaction() as tx:
-            names = await repo.profiles(tx, sorted({m.sender for m in batch}),
+            names = await repo.profiles(tx, sorted({m.sender for m, _, _ in away}),
                                         tz=self.default_tz, quiet=("00:00", "00:00"))
-            for m in batch:
-                thread = threads.get(m.thread)
-                if thread is None:
-                    continue
-                for p in thread.participants:
-                    if p.user_id == m.sender or p.user_id in online or p.role == "observer":
-                        continue
-                    group = f"chat:{m.thread}:{p.user_id}"
+            for m, title, users in away:
+                for user in users:
+                    group = f"chat:{m.thread}:{user}"
                     if self.db.dialect == "postgres":
                         await tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", group)
                     current = await repo.chat_job(tx, group)
                     sender = names[m.sender].name
                     if current is None:
-                        await repo.add_chat_job(tx, group, m.thread, p.user_id,
+                        await repo.add_chat_job(tx, group, m.thread, user,
                                                 now + self.digest_us,
                                                 {"count": 1, "sender": sender,
-                                                 "last_seq": m.seq, "title": thread.title},
+                                                 "last_seq": m.seq, "title": title},
                                                 now)
                     else:
                         jid, payload = current
@@ -99,6 +99,20 @@ class ChatWatcher:
                         await repo.set_payload(tx, jid, payload)
                     touched += 1
         return touched
+
+    async def _members(
+        self, threads: list[str]
+    ) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+        """Title and (user, role) participants of ``threads``: one query per 500 threads."""
+        out: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+        for i in range(0, len(threads), 500):
+            chunk = threads[i:i + 500]
+            rows = await self.db.fetch(
+                "SELECT t.id, t.title, p.user_id, p.role FROM threads t JOIN participants p "
+                f"ON p.thread_id = t.id WHERE t.id IN ({', '.join('?' * len(chunk))})", *chunk)
+            for tid, title, user, role in rows:
+                out.setdefault(tid, (title, []))[1].append((user, role))
+        return out
 
     async def _loop(self) -> None:
         while True:

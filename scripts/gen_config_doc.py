@@ -99,6 +99,9 @@ MEANINGS: dict[str, str] = {
     "notify_enabled": "Turn the notifications component (events, scheduler, delivery) on or off.",
     "notify_event_secret": "HMAC-SHA256 key for signed `POST /v1/events` requests. Empty: only "
     "service tokens are accepted. Never printed.",
+    "notify_link_secret": "Key of the signed unsubscribe links in e-mails (at least 32 "
+    "characters). Empty: derived from `jwt_secret` (never the key itself); required when e-mail "
+    "is on and tokens are verified with a public key only. Never printed.",
     "notify_event_window_s": "Replay window for signed events: a timestamp further than this "
     "from now is refused (seconds).",
     "notify_deposit_reminder_h": "Hours after `contract.concluded` with the deposit still unpaid "

@@ -152,6 +152,7 @@ class Client:
             for fut in self.answers.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError(f"closed {self.close_code}"))
+                    fut.exception()  # a caller that gave up waiting must not log it at exit
 
     async def send_raw(self, data: str) -> None:
         assert self.ws is not None

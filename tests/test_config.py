@@ -81,7 +81,7 @@ def _error(env: dict[str, str] | None = None, config: str | None = None,
     ("RATE_BURST", "0"), ("OUTBOUND_QUEUE_DEPTH", "-3"), ("MAX_CONNECTIONS_PER_USER", "0"),
     ("HEARTBEAT_S", "0"), ("JWT_LEEWAY_S", "-1"), ("HISTORY_MAX_LIMIT", "x"),
     ("DEMO", "maybe"), ("SQLITE_SYNCHRONOUS", "sometimes"), ("LOG_LEVEL", "LOUD"),
-    ("ALLOWED_ORIGINS", "evil.example"), ("PG_POOL_MIN", "20"),
+    ("ALLOWED_ORIGINS", "evil.example"), ("PG_POOL_MIN", "20"), ("NOTIFY_LINK_SECRET", "short"),
 ])
 def test_bad_value_is_one_line_naming_the_setting(var: str, value: str) -> None:
     text = _error({f"TSUNAGU_{var}": value})
@@ -162,3 +162,13 @@ def test_postgres_without_a_key_is_refused(tmp_path: Path) -> None:
         resolve_token_key(s)
     assert str(info.value).startswith("TSUNAGU_JWT_SECRET:") and "\n" not in str(info.value)
     assert not (tmp_path / "d").exists()
+
+
+def test_email_with_only_a_public_key_needs_a_link_secret() -> None:
+    """Unsubscribe links are signed; with RS256/EdDSA tokens there is no HS256 key to derive
+    their key from, so e-mail without TSUNAGU_NOTIFY_LINK_SECRET is refused at start-up."""
+    env = {"TSUNAGU_SMTP_HOST": "mail.example", "TSUNAGU_JWT_ALGORITHMS": "EdDSA",
+           "TSUNAGU_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----x"}
+    assert _error(env).startswith("TSUNAGU_NOTIFY_LINK_SECRET:")
+    ok = load_settings(env={**env, "TSUNAGU_NOTIFY_LINK_SECRET": "k" * 32})
+    assert ok.notify_link_secret == "k" * 32

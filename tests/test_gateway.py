@@ -697,6 +697,28 @@ async def test_server_heartbeat_pings_and_drops_a_silent_peer(start: Start) -> N
     await wait_until(lambda: not env.node.gateway.connections)
 
 
+async def test_client_pings_are_answered_before_and_after_hello(start: Start) -> None:
+    """Pings and pongs are handled by the gateway (autoping off): a client library's keepalive
+    before its hello, or at any time after, gets its pong and never counts as a frame."""
+    env = await start()
+    async with aiohttp.ClientSession() as s, s.ws_connect(env.node.ws_url,
+                                                           autoping=False) as ws:
+        await ws.ping(b"before-hello")
+        msg = await ws.receive(timeout=5)
+        assert msg.type == aiohttp.WSMsgType.PONG and msg.data == b"before-hello"
+        await ws.pong(b"unsolicited")  # ignored, not a bad frame
+        await ws.send_json({"type": "hello", "id": "h", "token": env.node.token("alice")})
+        ok = await ws.receive_json(timeout=5)
+        assert ok["type"] == "ok" and ok["re"] == "h"
+        await ws.ping(b"later")
+        while True:
+            msg = await ws.receive(timeout=5)
+            if msg.type == aiohttp.WSMsgType.PONG:
+                assert msg.data == b"later"
+                break
+            assert msg.type == aiohttp.WSMsgType.TEXT and '"bad_frame"' not in msg.data
+
+
 async def test_drain_closes_1001_and_finishes_inflight_send(start: Start, settings_factory: Any
                                                             ) -> None:
     env = await start()

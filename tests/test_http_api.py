@@ -317,6 +317,83 @@ async def test_history_paging(start: Start) -> None:
     assert status == 200 and out["messages"][0]["seq"] == 10  # the service may read any
 
 
+OFFSITE = "Let's sign the contract directly outside the platform to avoid the fee."
+
+
+async def test_own_withheld_messages_only_the_callers(start: Start) -> None:
+    """GET /v1/threads/{id}/withheld: a sender's own held messages survive a page reload;
+    released ones leave the default list, rejected ones say so; never another's."""
+    node = await start(rate_burst=100)
+    tid = (await node.create_thread(("alice", "client"), ("bob", "worker"),
+                                    kind="inquiry"))["id"]
+    alice, bob = await ws(node, "alice", "client"), await ws(node, "bob", "worker")
+    held = []
+    for who, cmid in ((alice, "a1"), (alice, "a2"), (bob, "b1")):
+        ok = await who.send(tid, OFFSITE + f" ({cmid})", cmid=cmid)
+        assert ok["withheld"]["status"] == "held", ok
+        held.append(ok["withheld"]["id"])
+    path = f"/v1/threads/{tid}/withheld"
+
+    async def mine(user: str, query: str = "") -> list[dict[str, Any]]:
+        status, _, out = await call(node, "GET", f"{path}{query}", node.token(user, locale="en"))
+        assert status == 200, out
+        return list(out["withheld"])
+
+    rows = await mine("alice")
+    assert [(r["id"], r["client_msg_id"], r["status"]) for r in rows] == [
+        (held[0], "a1", "held"), (held[1], "a2", "held")]
+    first = rows[0]
+    assert first["body"] == OFFSITE + " (a1)" and first["thread"] == tid
+    assert first["action"] == "hold" and first["edit_of"] is None
+    assert first["moderation"]["action"] == "hold"
+    assert first["moderation"]["categories"] == ["off_platform_deal"]
+    assert first["moderation"]["warning"]["text"] == first["moderation"]["warning"]["en"]
+    assert not {"record", "findings", "risk", "sender"} & set(first), "no staff-only fields"
+    assert [r["id"] for r in await mine("bob")] == [held[2]]
+    assert await mine("alice", "?limit=1") == rows[1:]
+
+    # A moderator releases a1 and rejects a2 (a warning rejects the held message).
+    mod = node.token("mod1", "moderator")
+    status, _, queue = await call(node, "GET", "/v1/moderation/queue", mod)
+    assert status == 200
+    item = {i["withheld_id"]: i["id"] for i in queue["items"]}
+    for wid, decision in ((held[0], "release"), (held[1], "warn")):
+        status, _, out = await call(node, "POST", f"/v1/moderation/items/{item[wid]}/decide",
+                                    mod, json={"decision": decision, "note": ""})
+        assert status == 200, out
+    rows = await mine("alice")
+    assert [(r["id"], r["status"]) for r in rows] == [(held[1], "rejected")]
+    released = await mine("alice", "?status=released")
+    status, _, hist = await call(node, "GET", f"/v1/threads/{tid}/messages", node.token("bob"))
+    assert [m["id"] for m in hist["messages"]] == [released[0]["released_message_id"]]
+    assert [r["status"] for r in await mine("alice", "?status=held,rejected,released")] == [
+        "released", "rejected"]
+
+    for q in ("?status=bogus", "?status=held,nope", "?status=,", "?limit=0", "?limit=501"):
+        status, _, out = await call(node, "GET", path + q, node.token("alice"))
+        assert_error(status, out, 400, "bad_request")
+    status, _, out = await call(node, "GET", path, node.token("mallory"))
+    assert_error(status, out, 403, "forbidden")
+    status, _, out = await call(node, "GET", path, mod)  # staff use the review API
+    assert_error(status, out, 403, "forbidden")
+    status, _, out = await call(node, "GET", path)
+    assert_error(status, out, 401)
+    status, _, out = await call(node, "GET", "/v1/threads/t_missing/withheld",
+                                node.token("alice"))
+    assert_error(status, out, 404, "not_found")
+    status, _, out = await call(node, "GET", path, svc(node))  # the service has none
+    assert status == 200 and out == {"withheld": []}
+
+
+async def test_own_withheld_is_empty_without_moderation(start: Start) -> None:
+    node = await start(moderation_enabled=False)
+    tid = (await node.create_thread(("alice", "client"), ("bob", "worker")))["id"]
+    ok = await (await ws(node, "alice", "client")).send(tid, OFFSITE)
+    assert "message" in ok
+    status, _, out = await call(node, "GET", f"/v1/threads/{tid}/withheld", node.token("alice"))
+    assert status == 200 and out == {"withheld": []}
+
+
 async def test_me_and_healthz(start: Start) -> None:
     node = await start()
     status, _, out = await call(node, "GET", "/v1/me", node.token("alice", "client",

@@ -65,6 +65,24 @@ async def test_masked_message_is_masked_for_the_recipient_only(world: dict[str, 
     assert review["item"]["action"] == "mask" and review["item"]["thread"] == tid
 
 
+async def test_masked_messenger_share_hides_the_id_too(world: dict[str, Any]) -> None:
+    # Once work is in progress contact sharing is flagged; the shared ID (high severity)
+    # raises that to a mask, and the mask covers the ID, not only the app name.
+    node = world["node"]
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      stage="in_progress")
+    body = "Add me on LINE: tanaka_123 (full width works too: ＷｅＣｈａｔ：ｔｎｋ８８)"
+    ok = await world["client"].send(thread["id"], body)
+    assert ok["moderation"]["action"] == "mask"
+    pushed = (await world["worker"].push("message"))["message"]
+    assert pushed["masked"] is True and len(pushed["body"]) == len(body)
+    assert pushed["body"] == ("Add me on ●●●●: ●●●●●●●●●● (full width works too: "
+                              "●●●●●●：●●●●●)")
+    status, hist = await node.http("GET", f"/v1/threads/{thread['id']}/messages",
+                                   node.token("sato", "worker"))
+    assert status == 200 and "tanaka_123" not in hist["messages"][0]["body"]
+
+
 async def test_held_message_is_delivered_only_when_released(world: dict[str, Any]) -> None:
     node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
     ok = await world["client"].send(tid, OFFSITE, cmid="held-1")

@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from chat.auth import Identity, TokenVerifier
+from chat.auth import Identity
 from chat.config import Settings
-from chat.errors import ChatError, Forbidden, Unauthorized
+from chat.errors import ChatError, Forbidden
 from chat.fanout import FanOut
-from chat.http_api import Body, json_response
+from chat.http_api import Body, Identify, json_response
 from chat.store.base import Store
 
 from . import tree
@@ -33,9 +33,9 @@ EVIDENCE = web.AppKey("evidence", EvidenceService)
 
 
 class EvidenceApi:
-    def __init__(self, service: EvidenceService, verifier: TokenVerifier) -> None:
+    def __init__(self, service: EvidenceService, identify: Identify) -> None:
         self.service = service
-        self.verifier = verifier
+        self._who = identify  # the node's bearer-token check and HTTP rate limit
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -50,12 +50,6 @@ class EvidenceApi:
             web.post("/v1/evidence/checkpoint", self.commit),
             web.get("/v1/evidence/threads/{id}", self.receipt),
         ]
-
-    def _who(self, request: web.Request) -> Identity:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("missing 'Authorization: Bearer <token>' header")
-        return self.verifier.verify(token.strip())
 
     def staff(self, request: web.Request) -> Identity:
         who = self._who(request)
@@ -128,14 +122,14 @@ class EvidenceApi:
 
 
 def setup(app: web.Application, *, settings: Settings, store: Store, fanout: FanOut,
-          verifier: TokenVerifier) -> EvidenceService:
+          identify: Identify) -> EvidenceService:
     """Add the evidence routes, the key registration and the periodic checkpoint task.
 
     Call once, after the cleanup context that opens ``store``.
     """
     service = EvidenceService(settings, store, fanout)
     app[EVIDENCE] = service
-    app.router.add_routes(EvidenceApi(service, verifier).routes())
+    app.router.add_routes(EvidenceApi(service, identify).routes())
 
     async def periodic() -> None:
         while True:

@@ -45,6 +45,8 @@ DISPUTE_OPENED = "dispute_opened"
 DISPUTE_CLOSED = "dispute_closed"
 PURGED = "purged"
 
+# PostgreSQL array types of LOG_COLUMNS, in order (for unnest-based batch inserts).
+LOG_TYPES = ("text", "bigint", "text", "text", "bigint", "text", "text", "text", "text")
 _INSERT = f"INSERT INTO {LOG} ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SET_HEAD = "UPDATE threads SET log_seq = ?, log_head = ? WHERE id = ?"
 _MARK_PENDING = f"INSERT INTO {PENDING} (thread_id) VALUES (?) ON CONFLICT DO NOTHING"

@@ -4,7 +4,8 @@
 //   <tsunagu-chat server="https://chat.example.jp" thread="t_123" token="eyJ…" locale="ja"></tsunagu-chat>
 //
 // Attributes: server, thread, token, locale (ja|en), names (JSON {user_id: display name}),
-// backoff-cap (ms, the longest reconnect delay). The SDK client is `element.client`.
+// backoff-cap (ms, the longest reconnect delay), page-size (messages per history page, 50).
+// The SDK client is `element.client`.
 // The DOM is built with createElement/textContent only (no innerHTML with message text).
 
 import { TsunaguClient, mergeMessage, tokenClaims } from "./tsunagu.js";
@@ -30,7 +31,7 @@ export const TEXTS = {
     discard: "取り消す",
     edited: "編集済み",
     deleted: "このメッセージは削除されました",
-    held: "保留中：モデレーターが内容を確認しています。確認後に相手に届きます。",
+    held: "確認待ち：モデレーターが内容を確認しています。確認後に相手に届きます。",
     blocked: "このメッセージは送信されませんでした。",
     rejected: "モデレーターの確認の結果、このメッセージは相手に届けられませんでした。",
     masked: "安全のため、一部を伏せて表示しています",
@@ -53,6 +54,10 @@ export const TEXTS = {
     you: "あなた",
     warning: "注意",
     newer: "新着メッセージ",
+    earlier: "以前のメッセージ",
+    earlierLabel: "以前のメッセージを読み込む",
+    loadingEarlier: "読み込み中…",
+    start: "ここから会話が始まりました",
     stages: { inquiry: "問い合わせ", deposit_pending: "仮払い待ち", in_progress: "作業中", delivered: "納品済み", closed: "完了" },
     dateFmt: { year: "numeric", month: "long", day: "numeric", weekday: "short" },
     tag: "ja-JP",
@@ -77,7 +82,7 @@ export const TEXTS = {
     discard: "Discard",
     edited: "edited",
     deleted: "This message was deleted",
-    held: "On hold: a moderator is reviewing it. It will be delivered once approved.",
+    held: "Held for review: a moderator is checking it. It will be delivered once approved.",
     blocked: "This message was not sent.",
     rejected: "After review by a moderator, this message was not delivered.",
     masked: "Part of this message is hidden for your safety",
@@ -100,11 +105,25 @@ export const TEXTS = {
     you: "You",
     warning: "Warning",
     newer: "New messages",
+    earlier: "Load earlier messages",
+    earlierLabel: "Load earlier messages",
+    loadingEarlier: "Loading…",
+    start: "This is the start of the conversation",
     stages: { inquiry: "Inquiry", deposit_pending: "Deposit pending", in_progress: "In progress", delivered: "Delivered", closed: "Closed" },
     dateFmt: { year: "numeric", month: "long", day: "numeric", weekday: "short" },
     tag: "en-US",
   },
 };
+
+/**
+ * The moderation warning a viewer sees under a message: the server already picked the text
+ * for the viewer's side (sender or recipient) and for the direction (a worker's message
+ * warns its client recipient in a client's words, `audience: "client"`). Returns {ja, en}
+ * or a string, or null.
+ */
+export function warningFor(moderation) {
+  return moderation?.warning || null;
+}
 
 /** A localized text from a string or an object {ja, en}. */
 export function pickText(value, locale) {
@@ -186,6 +205,9 @@ button:focus-visible, textarea:focus-visible { outline: 3px solid #f5a623; outli
 .actions button { font-size: 12px; padding: 2px 8px; }
 .thanks[aria-pressed="true"] { background: #fff0f3; border-color: #e88ca0; }
 .system { align-self: center; max-width: 92%; text-align: center; font-size: 13px; color: #334e68; background: #eef6ff; border: 1px solid #cfe3fa; padding: 6px 12px; border-radius: 10px; }
+.earlier { align-self: center; font-size: 13px; padding: 4px 14px; border-radius: 14px; color: #0b4f96; border-color: #9cc3ea; background: #f3f8ff; flex: none; }
+.earlier[aria-busy="true"] { color: #52606d; cursor: progress; }
+.start { align-self: center; font-size: 12px; color: #52606d; padding: 2px 0 6px; }
 .typing { min-height: 20px; padding: 0 14px; font-size: 12px; color: #52606d; }
 form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #e3e8ee; background: #f8fafc; align-items: flex-end; }
 .editing-label { font-size: 12px; color: #7a4b00; padding: 4px 12px 0; background: #f8fafc; }
@@ -201,7 +223,10 @@ form button[type=submit] { background: var(--accent); color: #fff; border-color:
 @media (max-width: 480px) { :host { font-size: 14px; } .msg { max-width: 94%; } .people { display: none; } }
 `;
 
-export class TsunaguChat extends HTMLElement {
+// Without a DOM (unit tests under Node) the module still loads, for its pure helpers.
+const Base = globalThis.HTMLElement ?? class {};
+
+export class TsunaguChat extends Base {
   static get observedAttributes() {
     return ["server", "thread", "token", "locale", "names", "backoff-cap"];
   }
@@ -228,6 +253,8 @@ export class TsunaguChat extends HTMLElement {
     this.thankedByMe = new Set();
     this.myRead = 0;
     this._readTimer = null;
+    this._opened = false; // the first page is loaded (earlier pages can be asked for)
+    this.earlier = { loading: false, loaded: false };
   }
 
   get locale() {
@@ -288,6 +315,16 @@ export class TsunaguChat extends HTMLElement {
     }
   }
 
+  /** The viewer's role in the thread (client, worker, …), once the thread is loaded. */
+  get role() {
+    return this.participants.find((p) => p.user_id === this.me)?.role ?? null;
+  }
+
+  get pageSize() {
+    const n = Number(this.getAttribute("page-size"));
+    return Number.isFinite(n) && n >= 1 ? Math.min(500, Math.floor(n)) : 50;
+  }
+
   nameOf(user) {
     if (user === this.me) return this._names()[user] || this.client?.user?.name || user;
     return this._names()[user] || user;
@@ -319,6 +356,9 @@ export class TsunaguChat extends HTMLElement {
     });
     client.on("update", ({ message }) => {
       if (message.thread !== thread) return;
+      // An edit of a message above the loaded pages waits until that page is loaded.
+      const known = this.messages.some((m) => m.id === message.id);
+      if (!known && this.messages.length && message.seq < this.messages[0].seq) return;
       this.messages = mergeMessage(this.messages, message);
       this.render();
     });
@@ -330,16 +370,17 @@ export class TsunaguChat extends HTMLElement {
     });
     client.on("withheld", (w) => {
       if (w.item.thread !== thread) return;
-      this.withheld = [...this.withheld, w];
+      const id = w.withheld?.id;
+      this.withheld = [...this.withheld.filter((x) => id === undefined || x.withheld?.id !== id), { ...w, addedAt: Date.now() }];
       this.render({ scroll: true });
     });
     client.on("withheld_status", (e) => {
       if (e.thread !== thread) return;
       if (e.status === "released") {
-        this.withheld = this.withheld.filter((w) => w.withheld.id !== e.id);
+        this.withheld = this.withheld.filter((w) => w.withheld?.id !== e.id);
         if (e.message) this.messages = mergeMessage(this.messages, e.message);
       } else {
-        this.withheld = this.withheld.map((w) => (w.withheld.id === e.id ? { ...w, rejected: true } : w));
+        this.withheld = this.withheld.map((w) => (w.withheld?.id === e.id ? { ...w, rejected: true } : w));
       }
       this.render({ scroll: true });
     });
@@ -368,6 +409,8 @@ export class TsunaguChat extends HTMLElement {
       this.render();
     });
     client.on("presence", () => this.render());
+    // After a reconnect, decisions taken meanwhile (the `withheld` pushes are not replayed).
+    client.on("hello", () => this._opened && this._syncWithheld(client));
     client.on("thread_updated", (e) => {
       if (e.thread === thread && this.threadInfo) {
         this.threadInfo = { ...this.threadInfo, stage: e.stage, title: e.title };
@@ -384,8 +427,9 @@ export class TsunaguChat extends HTMLElement {
     try {
       await client.connect();
       if (this.client !== client) return;
-      const [info] = await Promise.all([client.thread(thread), client.open(thread)]);
+      const [info] = await Promise.all([client.thread(thread), client.open(thread, { limit: this.pageSize })]);
       if (this.client !== client) return;
+      this._opened = true;
       this.threadInfo = info;
       this.participants = info.participants || [];
       for (const p of this.participants) {
@@ -394,11 +438,67 @@ export class TsunaguChat extends HTMLElement {
       }
       this.render({ scroll: true });
       this._scheduleRead();
+      this._syncWithheld(client);
       this._loadInbox(client);
     } catch (err) {
       console.error("tsunagu-chat:", err);
       this._error = err;
       this.render();
+    }
+  }
+
+  /**
+   * Show the user's own messages that moderation holds (or rejected, or refused) from the
+   * server, so they survive a reload; the server's status wins over what the page had.
+   */
+  async _syncWithheld(client) {
+    const since = Date.now();
+    let rows;
+    try {
+      rows = await client.withheldMessages(this.thread);
+    } catch (err) {
+      console.warn("tsunagu-chat: held messages unavailable", err);
+      return;
+    }
+    if (this.client !== client || rows === null) return;
+    const delivered = new Set(this.messages.map((m) => m.client_msg_id).filter(Boolean));
+    const before = new Map(this.withheld.map((w) => [w.withheld?.id, w]));
+    const restored = rows
+      .filter((r) => !r.edit_of && r.status !== "released" && !(r.client_msg_id && delivered.has(r.client_msg_id)))
+      .map((r) => ({
+        item: { client_msg_id: r.client_msg_id || r.id, thread: r.thread, body: r.body, created_at: r.created_at },
+        withheld: { id: r.id, status: r.status, action: r.action },
+        moderation: r.moderation,
+        rejected: r.status === "rejected" || Boolean(before.get(r.id)?.rejected),
+        addedAt: 0,
+      }));
+    const ids = new Set(restored.map((w) => w.withheld.id));
+    // Keep only what was held after the request left (the answer may not know it yet).
+    const newer = this.withheld.filter((w) => !ids.has(w.withheld?.id) && (w.addedAt || 0) >= since);
+    this.withheld = [...restored, ...newer];
+    this.render();
+  }
+
+  /** Load the page before the earliest message shown, keeping what is on screen in place. */
+  async _loadEarlier() {
+    const client = this.client;
+    if (!client || !this._opened || this.earlier.loading || !client.hasEarlier(this.thread)) return;
+    const hadFocus = this.shadowRoot.activeElement?.dataset?.key === "earlier";
+    this.earlier.loading = true;
+    this.render({ keepBottom: true });
+    try {
+      const { messages } = await client.loadEarlier(this.thread, { limit: this.pageSize });
+      if (this.client !== client) return;
+      for (const m of messages) this.messages = mergeMessage(this.messages, m);
+      this.earlier.loaded = true;
+    } catch (err) {
+      if (this.client === client) this._flash(err.message);
+    } finally {
+      if (this.client === client) {
+        this.earlier.loading = false;
+        // At the start the button goes: keep keyboard focus in the list.
+        this.render({ keepBottom: true, focus: hadFocus && !client.hasEarlier(this.thread) ? "list" : null });
+      }
     }
   }
 
@@ -445,7 +545,8 @@ export class TsunaguChat extends HTMLElement {
       this.client.send(this.thread, body);
     }
     ta.value = "";
-    this.render({ scroll: true, focus: "composer" });
+    // The user's own message is always brought into view, however tall it is.
+    this.render({ scroll: "end", focus: "composer" });
   }
 
   _keydown(ev) {
@@ -549,13 +650,14 @@ export class TsunaguChat extends HTMLElement {
     return parts;
   }
 
-  render({ scroll = false, focus = null } = {}) {
+  render({ scroll = false, focus = null, keepBottom = false } = {}) {
     const root = this.shadowRoot;
     const t = this.t;
     const p = this._skeleton();
     const oldList = p.listBox.firstChild;
     const nearBottom = !oldList || oldList.scrollHeight - oldList.scrollTop - oldList.clientHeight < 80;
     const oldScroll = oldList ? oldList.scrollTop : 0;
+    const fromBottom = oldList ? oldList.scrollHeight - oldList.scrollTop : 0;
     const active = root.activeElement;
     const focusKey = focus || (active && active.dataset && active !== p.textarea ? active.dataset.key : null);
 
@@ -588,8 +690,11 @@ export class TsunaguChat extends HTMLElement {
     p.sendButton.textContent = this.editing ? t.save : t.send;
     p.inboxBox.replaceChildren(...(this.inboxOpen && this.notifications ? [this._inbox()] : []));
 
-    list.scrollTop = scroll && nearBottom ? list.scrollHeight : oldScroll;
-    if (focusKey) root.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus();
+    // Older messages were added above: keep the same content at the top of the view.
+    if (keepBottom && oldList) list.scrollTop = list.scrollHeight - fromBottom;
+    else list.scrollTop = scroll === "end" || (scroll && nearBottom) ? list.scrollHeight : oldScroll;
+    list._prevTop = list.scrollTop;
+    if (focusKey) root.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus({ preventScroll: true });
   }
 
   _header() {
@@ -653,19 +758,51 @@ export class TsunaguChat extends HTMLElement {
         list.append(h("div", { class: "day", role: "separator", "data-day": key }, dayFmt.format(date)));
       }
     };
+    if (this._opened && this.client?.hasEarlier(this.thread)) {
+      const busy = this.earlier.loading ? "true" : undefined;
+      list.append(h("button", {
+        type: "button", class: "earlier", "data-key": "earlier", "aria-label": t.earlierLabel,
+        "aria-busy": busy, "aria-disabled": busy, onclick: () => this._loadEarlier(),
+      }, busy ? t.loadingEarlier : `↑ ${t.earlier}`));
+    } else if (this.earlier.loaded) {
+      list.append(h("div", { class: "start", role: "note" }, t.start));
+    }
+    // The user scrolling up to the top loads the page before (the button does the same by
+    // keyboard). Scrolls the widget makes itself (focus, keeping the position) do not.
+    const intent = () => {
+      this._scrollIntent = Date.now();
+    };
+    for (const type of ["wheel", "touchmove", "pointerdown", "keydown"]) list.addEventListener(type, intent, { passive: true });
+    list.addEventListener("scroll", () => {
+      const top = list.scrollTop;
+      const prev = list._prevTop;
+      list._prevTop = top;
+      const byUser = Date.now() - (this._scrollIntent || 0) < 1500;
+      if (byUser && prev !== undefined && top < prev && top < 48) this._loadEarlier();
+    });
     const otherRead = Math.max(0, ...[...this.readBy.values()]);
+    // Withheld messages (only the sender sees them) go where they were written.
+    const local = this.withheld
+      .map((w) => ({ w, at: new Date(w.item.created_at || Date.now()) }))
+      .sort((a, b) => a.at - b.at);
+    let next = 0;
+    const withheldUntil = (date) => {
+      while (next < local.length && (date === null || local[next].at <= date)) {
+        const { w, at } = local[next++];
+        day(at);
+        const blocked = w.rejected || (w.withheld?.action || w.moderation?.action) === "block";
+        const why = w.rejected ? t.rejected : blocked ? t.blocked : t.held;
+        list.append(this._local(w.item, blocked ? "blocked" : "withheld", why, w.moderation, timeFmt));
+      }
+    };
     for (const m of this.messages) {
       const date = new Date(m.created_at);
+      withheldUntil(date);
       day(date);
       list.append(m.kind === "system" ? this._system(m, timeFmt) : this._message(m, timeFmt, otherRead));
     }
+    withheldUntil(null);
     const now = new Date();
-    for (const w of this.withheld) {
-      day(now);
-      const blocked = w.rejected || (w.withheld.action || w.moderation?.action) === "block";
-      const why = w.rejected ? t.rejected : blocked ? t.blocked : t.held;
-      list.append(this._local(w.item, blocked ? "blocked" : "withheld", why, w.moderation, timeFmt));
-    }
     for (const f of this.failed) {
       day(now);
       list.append(this._local(f.item, "failed", `${t.failed}: ${f.error.message}`, null, timeFmt));
@@ -711,7 +848,7 @@ export class TsunaguChat extends HTMLElement {
         box.append(h("div", { class: "masked-note", role: "note" }, `🛡 ${t.maskedForOthers}`));
       }
     }
-    const warning = pickText(m.moderation?.warning, this.locale);
+    const warning = pickText(warningFor(m.moderation), this.locale);
     if (warning && !m.deleted) box.append(h("div", { class: "warn", role: "note" }, `⚠ ${t.warning}: ${warning}`));
     const meta = h("div", { class: "meta" }, timeFmt.format(new Date(m.created_at)));
     if (m.edited_at && !m.deleted) meta.append(h("span", {}, `(${t.edited})`));
@@ -785,4 +922,4 @@ function isRead(n) {
   return Boolean(n.read || n.read_at || n.status === "read" || n.status === "archived");
 }
 
-if (!customElements.get("tsunagu-chat")) customElements.define("tsunagu-chat", TsunaguChat);
+if (globalThis.customElements && !customElements.get("tsunagu-chat")) customElements.define("tsunagu-chat", TsunaguChat);

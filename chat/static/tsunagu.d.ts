@@ -29,6 +29,24 @@ export interface Message {
   moderation?: Moderation;
 }
 
+/** One of this user's own messages that moderation withheld (`GET /v1/threads/{id}/withheld`). */
+export interface WithheldMessage {
+  id: string;
+  thread: string;
+  client_msg_id: string | null;
+  body: string;
+  status: "held" | "rejected" | "blocked" | "released";
+  action: "hold" | "block";
+  created_at: string;
+  /** Set when the withheld text was an edit of this message. */
+  edit_of: string | null;
+  released_message_id: string | null;
+  /** As in the `ok` to `send`: the action, the categories and the sender's warning. */
+  moderation: Moderation;
+}
+
+export type WithheldStatus = WithheldMessage["status"];
+
 export interface OutboxItem {
   client_msg_id: string;
   thread: string;
@@ -82,6 +100,8 @@ export interface ClientEvents {
   moderation_warning: { thread: string; warning: string | { ja?: string; en?: string } };
   escalation: { item: string; thread: string; by: string };
   gap: { thread: string; from?: number; to?: number };
+  /** A page of older history loaded by `loadEarlier` (also its resolved value). */
+  earlier: { thread: string; messages: Message[]; done: boolean };
   seq: { thread: string; seq: number };
   frame: Record<string, unknown>;
   error: TsunaguError;
@@ -142,6 +162,16 @@ export declare class TsunaguClient {
   history(thread: string, options?: { afterSeq?: number; beforeSeq?: number; limit?: number }):
     Promise<{ messages: Message[]; last_seq: number; first: number | null; last: number | null }>;
   thread(thread: string): Promise<Record<string, any>>;
+  /** Whether an opened thread has messages older than those loaded so far. */
+  hasEarlier(thread: string): boolean;
+  /**
+   * The page before the earliest message loaded so far (default 50): older messages in seq
+   * order, each once across calls; `done` at the start of the thread. Call after `open()`.
+   */
+  loadEarlier(thread: string, options?: { limit?: number }): Promise<{ messages: Message[]; done: boolean }>;
+  /** This user's own withheld messages in a thread (oldest first); null without the API. */
+  withheldMessages(thread: string, options?: { status?: WithheldStatus | WithheldStatus[]; limit?: number }):
+    Promise<WithheldMessage[] | null>;
   notifications(): Promise<{ notifications?: Record<string, any>[]; items?: Record<string, any>[]; unread?: number } | null>;
   markNotificationRead(id: string): Promise<unknown>;
 }
@@ -187,6 +217,8 @@ export declare function outboxNext(items: OutboxItem[], now?: number): OutboxIte
 export declare function outboxDefer(items: OutboxItem[], clientMsgId: string, notBefore: number): OutboxItem[];
 export declare function outboxForThread(items: OutboxItem[], thread: string): OutboxItem[];
 export declare function outboxParse(text: string | null): OutboxItem[];
+export declare function earlierPage(first: number | null, messages: Message[], limit?: number):
+  { messages: Message[]; first: number | null; done: boolean };
 export declare function mergeMessage(list: Message[], msg: Message): Message[];
 export declare function tokenClaims(token: string): Record<string, any>;
 export declare function wsUrl(server: string): string;

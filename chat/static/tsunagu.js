@@ -262,6 +262,22 @@ export function mergeMessage(list, msg) {
   return out;
 }
 
+/**
+ * A page of older history read with `before_seq`: keeps only messages older than `first` (the
+ * earliest seq already shown; null when nothing is), in seq order, once each. Returns them,
+ * the new earliest seq, and `done` when the start of the thread has been reached.
+ */
+export function earlierPage(first, messages, limit) {
+  const bySeq = new Map();
+  for (const m of messages) {
+    if (first === null || first === undefined || m.seq < first) bySeq.set(m.seq, m);
+  }
+  const older = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+  const next = older.length ? older[0].seq : first ?? null;
+  const done = next === null || next <= 1 || messages.length === 0 || (limit !== undefined && messages.length < limit);
+  return { messages: older, first: next, done };
+}
+
 /** The claims of a JWT, unverified (only to name local storage; the server verifies). */
 export function tokenClaims(token) {
   try {
@@ -389,6 +405,8 @@ export class TsunaguClient extends Emitter {
     this._flushing = false;
     this._filling = new Map(); // thread -> Promise
     this._loading = new Map(); // thread -> buffered messages while the first page loads
+    this._first = new Map(); // thread -> earliest seq loaded (loadEarlier pages back from it)
+    this._earlier = new Map(); // thread -> the loadEarlier in flight
     this._typingSent = new Map();
     this._wanted = false;
     this._onOnline = () => this.reconnectNow();
@@ -728,11 +746,42 @@ export class TsunaguClient extends Emitter {
     const msgs = page.messages;
     const start = msgs.length ? msgs[0].seq - 1 : page.last_seq ?? 0;
     this.tracker.track(thread, start);
+    this._first.set(thread, start + 1);
     const buffered = this._loading.get(thread) || [];
     this._loading.delete(thread);
     for (const m of msgs) this._ingest(m);
     for (const m of buffered) this._ingest(m);
     return msgs;
+  }
+
+  /** Whether an opened thread has messages older than those loaded so far. */
+  hasEarlier(thread) {
+    return (this._first.get(thread) ?? 1) > 1;
+  }
+
+  /**
+   * Load the page of history before the earliest message loaded so far (after `open()`), with
+   * `GET /v1/threads/{id}/messages?before_seq=`. Resolves to `{messages, done}`: the older
+   * messages in seq order, each once over all calls (they are not emitted as `message`
+   * events, which stay for what follows the opened page; an `earlier` event carries them),
+   * and `done` once the start of the thread is reached. Concurrent calls share one request.
+   */
+  loadEarlier(thread, { limit = 50 } = {}) {
+    if (this._earlier.has(thread)) return this._earlier.get(thread);
+    if (!this._first.has(thread)) return Promise.reject(new TsunaguError("not_open", `open(${thread}) first`));
+    if (!this.hasEarlier(thread)) return Promise.resolve({ messages: [], done: true });
+    const run = (async () => {
+      const first = this._first.get(thread);
+      const page = await this.history(thread, { beforeSeq: first, limit });
+      const out = earlierPage(this._first.get(thread), page.messages || [], limit);
+      if (out.done) this._first.set(thread, 1);
+      else this._first.set(thread, out.first);
+      const result = { messages: out.messages, done: out.done };
+      this.emit("earlier", { thread, ...result });
+      return result;
+    })().finally(() => this._earlier.delete(thread));
+    this._earlier.set(thread, run);
+    return run;
   }
 
   // --- outbox
@@ -871,6 +920,23 @@ export class TsunaguClient extends Emitter {
 
   thread(thread) {
     return this.http("GET", `/v1/threads/${encodeURIComponent(thread)}`).then((d) => d.thread);
+  }
+
+  /**
+   * This user's own messages in a thread that moderation withheld (`held` until a moderator
+   * decides, `rejected`, `blocked`; `released` ones on request), oldest first; null when the
+   * server has no such call (404/405).
+   */
+  async withheldMessages(thread, { status = ["held", "rejected", "blocked"], limit = 100 } = {}) {
+    const q = new URLSearchParams({ status: [].concat(status).join(","), limit: String(limit) });
+    try {
+      const data = await this.http("GET", `/v1/threads/${encodeURIComponent(thread)}/withheld?${q}`);
+      return data.withheld || [];
+    } catch (err) {
+      // The thread was opened, so a 404 here is a server without this call.
+      if (err.status === 404 || err.status === 405) return null;
+      throw err;
+    }
   }
 
   /** The notification inbox, or null when the service has no notifications API (404). */

@@ -15,7 +15,9 @@ import asyncpg
 
 from ..errors import ChatError, Conflict, NotFound, Unavailable
 from ..evidence import log as evidence
-from ..evidence.chain import Pending
+from ..evidence.chain import Pending, extend
+from ..evidence.log import LOG_TYPES
+from ..evidence.schema import LOG, LOG_COLUMNS, PENDING
 from ..models import (
     Appended,
     Message,
@@ -48,11 +50,22 @@ from .schema import (
 MIGRATION_LOCK = 0x7473_756E  # advisory lock id: "tsun"
 _MESSAGE_TYPES = ("text", "text", "bigint", "text", "text", "text", "bigint", "text", "text",
                   "bigint", "bigint", "integer", "integer", "text", "text")  # MESSAGE_COLUMNS
-_APPEND_SQL = (
+# The whole write of a batch in ONE statement (one round trip): the messages, their thread
+# log entries (chat.evidence), the evidence "pending" marks, and each thread's last_seq,
+# updated_at and log head (one UPDATE: two data-modifying CTEs must not touch the same row).
+_N = len(_MESSAGE_TYPES)
+_APPEND_LOGGED_SQL = (
     f"WITH inserted AS (INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_MESSAGE_TYPES, 1))
-    + ")) UPDATE threads SET last_seq = v.s, updated_at = v.u FROM "
-    "unnest($16::text[], $17::bigint[], $18::bigint[]) AS v(id, s, u) WHERE threads.id = v.id"
+    + f")), logged AS (INSERT INTO {LOG} ({LOG_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(LOG_TYPES, _N + 1))
+    + f")), marked AS (INSERT INTO {PENDING} (thread_id) SELECT unnest(${_N + 10}::text[])"
+    " ON CONFLICT DO NOTHING) UPDATE threads SET last_seq = v.s, updated_at = v.u, "
+    "log_seq = v.ls, log_head = v.lh FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in zip(range(_N + 10, _N + 15),
+                                              ("text", "bigint", "bigint", "bigint", "text"),
+                                              strict=True))
+    + ") AS v(id, s, u, ls, lh) WHERE threads.id = v.id"
 )
 
 
@@ -304,16 +317,20 @@ class PostgresStore(Store):
                 # which sends one bind/execute per row), and the last_seq update in the same
                 # statement (a data-modifying CTE always runs to completion).
                 columns = [list(col) for col in zip(*plan.rows, strict=True)]
+                entries, heads = extend(
+                    evidence.pg_heads([(r[0], r[2], r[3]) for r in rows]),
+                    [evidence.message_entry(r.message) for r in plan.results
+                     if isinstance(r, Appended) and r.created])
+                log_columns = [list(col) for col in zip(*(e.row() for e in entries),
+                                                        strict=True)] or [[] for _ in LOG_TYPES]
                 ids = list(plan.last_seqs)
                 await c.execute(
-                    _APPEND_SQL, *columns, ids,
+                    _APPEND_LOGGED_SQL, *columns, *log_columns, ids,
                     [plan.last_seqs[t] for t in ids],
                     [plan.touched_at[t] for t in ids],
+                    [heads[t][0] for t in ids],
+                    [heads[t][1] for t in ids],
                 )
-                await evidence.append_pg(
-                    c, [evidence.message_entry(r.message) for r in plan.results
-                        if isinstance(r, Appended) and r.created],
-                    evidence.pg_heads([(r[0], r[2], r[3]) for r in rows]))
             return plan.results
 
     async def history(

@@ -13,14 +13,17 @@ NAMES = {"tanaka": "田中", "sato": "佐藤"}
 
 
 async def open_widgets(page: Any, node: Node, thread: str, users: dict[str, str], *,
-                       locale: str = "ja", backoff_cap_ms: int = 1500) -> None:
+                       locale: str = "ja", backoff_cap_ms: int = 1500,
+                       page_size: int | None = None, names: dict[str, str] | None = None) -> None:
     """Open chat/static/example.html with one widget per user (user id -> token).
 
     The page is served by the node itself: Chromium blocks a page from elsewhere (even one
     faked with page.route) from opening a WebSocket to 127.0.0.1.
     """
     q = [("thread", thread), ("locale", locale), ("backoff_cap", str(backoff_cap_ms)),
-         ("names", json.dumps(NAMES, ensure_ascii=False))]
+         ("names", json.dumps(names or NAMES, ensure_ascii=False))]
+    if page_size is not None:
+        q.append(("page_size", str(page_size)))
     q += [("token", tok) for tok in users.values()]
     await page.goto(f"{node.url}/static/example.html#{urlencode(q)}")
     for user in users:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from chat.app import SERVICE
-from tests.browser.pages import open_widgets, send, wait_state, widget
+from tests.browser.pages import open_widgets, send, shown, wait_state, widget
 from tests.support import Client, Node
 
 NO_MODERATION = "moderation is not wired into chat (no screener; TSUNAGU_MODERATION_ENABLED off?)"
@@ -77,6 +77,9 @@ async def test_masked_message_looks_masked_to_the_recipient(
     await expect(got.locator(".masked-span").first).to_contain_text("●")
     assert await got.locator(".bubble").inner_text() != text
     await expect(got.locator(".warn")).to_contain_text("注意")  # the recipient's warning
+    if recipient == "tanaka":  # a client: the warning speaks to a client, not to a worker
+        await expect(got.locator(".warn")).not_to_contain_text("クライアントに")
+        await expect(got.locator(".warn")).to_contain_text("ワーカー")
     # The sender sees the original, and is told that the recipient sees it masked.
     await expect(me.locator(".msg.mine .bubble")).to_have_text([text])
     await expect(me.locator(".msg.mine .masked-note")).to_contain_text("相手には")
@@ -106,7 +109,7 @@ async def test_moderator_releases_a_held_message_into_the_recipients_widget(
     await wait_state(sato, "open")
     await send(tanaka, text)
     await expect(tanaka.locator(".msg.withheld")).to_have_count(1)
-    await expect(tanaka.locator(".msg.withheld .warn")).to_contain_text("保留中")
+    await expect(tanaka.locator(".msg.withheld .warn")).to_contain_text("確認待ち")
     await expect(sato.locator(".msg.theirs")).to_have_count(0)
 
     console = await context.new_page()
@@ -128,3 +131,73 @@ async def test_moderator_releases_a_held_message_into_the_recipients_widget(
     await console.locator("#tab-precision").click()
     await expect(console.locator("#precision-table tbody tr").first).to_be_visible()
     await context.close()
+
+
+async def decide(node: Node, mod: str, withheld_id: str, decision: str) -> None:
+    status, queue = await node.http("GET", "/v1/moderation/queue", mod)
+    assert status == 200
+    [item] = [i for i in queue["items"] if i["withheld_id"] == withheld_id]
+    status, out = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide", mod,
+                                  {"decision": decision, "note": ""})
+    assert status == 200, out
+
+
+async def test_held_messages_survive_a_reload_until_a_moderator_decides(
+    browser: Any, node: Node
+) -> None:
+    """The sender's held messages come back after a reload (GET /v1/threads/{id}/withheld);
+    a release turns one into an ordinary message, a rejection marks it as not delivered,
+    and the other participant never sees either before a release."""
+    from playwright.async_api import expect
+
+    require_moderation(node)
+    mod = node.token("yamamoto", "moderator", name="山本")
+    sender, text = await probe(node, "hold")
+    recipient = "tanaka" if sender == "sato" else "sato"
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      kind="inquiry", title="ロゴ制作のご相談")
+    tid = thread["id"]
+    tokens = {"tanaka": node.token("tanaka", "client"), "sato": node.token("sato", "worker")}
+    page = await browser.new_page(viewport={"width": 1100, "height": 700}, locale="ja-JP")
+    await open_widgets(page, node, tid, tokens)
+    me, them = widget(page, sender), widget(page, recipient)
+    await wait_state(me, "open")
+    await send(me, "よろしくお願いします。")
+    await send(me, text)
+    await send(me, text + "（再送）")
+    await expect(me.locator(".msg.withheld")).to_have_count(2)
+
+    held = me.locator(".msg.withheld")
+    for _ in range(2):  # every reload brings them back, in place, marked as held for review
+        await page.reload()
+        me, them = widget(page, sender), widget(page, recipient)
+        await wait_state(me, "open")
+        await wait_state(them, "open")
+        held = me.locator(".msg.withheld")
+        await expect(held).to_have_count(2)
+        await expect(held.locator(".bubble")).to_have_text([text, text + "（再送）"])
+        await expect(held.first.locator(".warn")).to_contain_text("確認待ち")
+        assert [s for s, _ in await shown(me)] == [1]
+        await expect(them.locator(".msg.theirs")).to_have_count(1)
+        await expect(them.locator(".msg.withheld")).to_have_count(0)
+
+    status, rows = await node.http("GET", f"/v1/threads/{tid}/withheld", tokens[sender])
+    assert status == 200
+    first, second = (r["id"] for r in rows["withheld"])
+    await decide(node, mod, first, "release")
+    await decide(node, mod, second, "warn")  # confirmed: the held message is not delivered
+    await expect(them.locator(".msg.theirs .bubble")).to_have_text(["よろしくお願いします。", text])
+    await expect(me.locator(".msg.mine:not(.withheld):not(.blocked) .bubble")).to_have_text(
+        ["よろしくお願いします。", text])
+    await expect(me.locator(".msg.withheld")).to_have_count(0)
+    rejected = me.locator(".msg.blocked")
+    await expect(rejected).to_have_count(1)
+    await expect(rejected.locator(".warn")).to_contain_text("届けられませんでした")
+
+    await page.reload()  # after a reload: the released one is a message, the other not delivered
+    me = widget(page, sender)
+    await wait_state(me, "open")
+    await expect(me.locator(".msg.blocked .bubble")).to_have_text([text + "（再送）"])
+    await expect(me.locator(".msg.blocked .warn")).to_contain_text("届けられませんでした")
+    await expect(me.locator(".msg.withheld")).to_have_count(0)
+    assert [s for s, _ in await shown(me)] == [1, 2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import aiohttp
 
 from chat.demo import THREAD_ID
 from tests.browser.pages import open_widgets, send, shown, wait_state, widget
-from tests.support import Node
+from tests.support import Client, Node
 
 
 async def test_demo_widgets_exchange_messages_with_states_thanks_edit_delete(
@@ -89,28 +90,45 @@ async def test_english_widget_at_phone_width_is_keyboard_usable(
     await node.http("POST", f"/v1/threads/{thread['id']}/system",
                     node.token("platform", "service"),
                     {"body": "The contract has started. The deposit is paid."})
+    sato = await Client(node.ws_url, node.token("sato", "worker")).connect()
+    try:
+        await sato.send(thread["id"], "Thank you for the order! I will start with the sketches.")
+        await sato.send(thread["id"], "Could you send me the brief when you have a moment?")
+    finally:
+        await sato.close()
     page = await browser.new_page(viewport={"width": 390, "height": 844}, locale="en-US",
                                   has_touch=True, is_mobile=True)
     await open_widgets(page, node, thread["id"],
                        {"tanaka": node.token("tanaka", "client", name="Tanaka", locale="en")},
-                       locale="en")
+                       locale="en", page_size=2, names={"sato": "Sato"})
+    await page.add_style_tag(content="tsunagu-chat { height: calc(100vh - 16px); }")
     tanaka = widget(page, "tanaka")
     await wait_state(tanaka, "open")
     await expect(tanaka.get_by_role("log", name="Messages")).to_be_visible()
+    # Only the latest page is loaded; the earlier messages are a button away.
+    await expect(tanaka.get_by_role("button", name="Load earlier messages")).to_be_visible()
+    await expect(tanaka.locator(".system")).to_have_count(0)
     box = tanaka.get_by_role("textbox", name="Write a message")
     await box.focus()
     await page.keyboard.type("Hello Sato, here is the brief for the logo.")
     await page.keyboard.press("Enter")
-    await expect(tanaka.locator('.msg.mine[data-seq="2"] .state')).to_have_text("✓ Sent")
+    await expect(tanaka.locator('.msg.mine[data-seq="4"] .state')).to_have_text("✓ Sent")
     # Shift+Enter makes a new line instead of sending.
     await page.keyboard.type("Line one")
     await page.keyboard.press("Shift+Enter")
     await page.keyboard.type("Line two")
     await page.keyboard.press("Enter")
-    await expect(tanaka.locator('.msg[data-seq="3"] .bubble')).to_have_text("Line one\nLine two")
+    await expect(tanaka.locator('.msg[data-seq="5"] .bubble')).to_have_text("Line one\nLine two")
     # Reachable by Tab: the composer's send button and the message actions have names.
     await expect(tanaka.get_by_role("button", name="Send")).to_be_visible()
-    await expect(tanaka.locator('.msg[data-seq="3"]').get_by_role("button", name="Edit: Line one")).to_be_visible()
+    await expect(tanaka.locator('.msg[data-seq="5"]').get_by_role("button", name="Edit: Line one")).to_be_visible()
+    # The own message just sent is scrolled into view, though it is two lines tall.
+    gap = await tanaka.evaluate(
+        "el => { const l = el.shadowRoot.querySelector('.list');"
+        " return l.scrollHeight - l.scrollTop - l.clientHeight; }")
+    assert gap < 2
+    # The earlier messages are still a button away (screenshot), at the top of the list.
+    await expect(tanaka.get_by_role("button", name="Load earlier messages")).to_be_in_viewport()
     # Nothing overflows the phone's width.
     width = await tanaka.evaluate("el => el.shadowRoot.querySelector('.root').scrollWidth")
     assert width <= 390
@@ -164,7 +182,8 @@ async def test_moderation_outcomes_are_shown_clearly(
     await wait_state(sato, "open")
     await send(tanaka, "はじめまして。ロゴ制作の件でご相談です。")
     await expect(sato.locator('.msg[data-seq="1"]')).to_have_count(1)
-    now = "2026-11-23T03:00:00.000Z"
+    # Stamped now, so that the fixed frames sort with the real messages around them.
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     masked = {"id": "m_masked", "thread": tid, "seq": 2, "sender": "tanaka", "kind": "user",
               "body": "詳しくはメール ●●●●●●●●●●●● までお願いします", "created_at": now,
               "masked": True, "moderation": {
@@ -180,6 +199,41 @@ async def test_moderation_outcomes_are_shown_clearly(
     await expect(got.locator(".masked-span")).to_have_attribute("aria-label", "伏せ字")
     await expect(got.locator(".masked-note")).to_contain_text("一部を伏せて表示")
     await expect(got.locator(".warn")).to_contain_text("サイト外での連絡")
+    # The worker asks the client for personal data: the server sends what the policy decides
+    # for a worker's message (the client-side text); the widget shows it as sent.
+    from moderation.findings import Finding
+    from moderation.policy import Policy
+
+    finding = Finding("personal_data_request", "pdr.test", 0, 4, 0, "medium",
+                      {"ja": "x", "en": "x"})  # type: ignore[arg-type]
+    decided = Policy.load().decide([finding], stage="in_progress", sender_role="worker")
+    policy_text = decided.recipient_warning
+    assert policy_text is not None and policy_text["audience"] == "client"
+    asked = {"id": "m_pii", "thread": tid, "seq": 2, "sender": "sato", "kind": "user",
+             "body": "納品物の送付先として ●●●● と ●●●●● を教えてください", "created_at": now,
+             "masked": True, "moderation": {"action": "mask",
+                                            "categories": ["personal_data_request"],
+                                            "warning": {**policy_text, "text": policy_text["ja"]}}}
+    await tanaka.evaluate(
+        "(el, m) => el.client._frame(JSON.stringify({type: 'message', message: m}), el.client._ws)",
+        asked)
+    warn = tanaka.locator('.msg[data-seq="2"] .warn')
+    await expect(warn).to_contain_text("個人情報をワーカーに伝える必要はありません")
+    await expect(warn).not_to_contain_text("クライアントに")
+    await tanaka.evaluate("el => el.setAttribute('locale', 'en')")
+    await expect(warn).to_contain_text("You never need to give a worker your address")
+    await expect(warn).not_to_contain_text("to a client")
+    await tanaka.evaluate("el => el.setAttribute('locale', 'ja')")
+    # A client's message to a worker (sato) carries the worker-side text, shown as sent.
+    to_worker = Policy.load().decide([finding], stage="in_progress", sender_role="client")
+    assert to_worker.recipient_warning is not None
+    worker_text = to_worker.recipient_warning
+    asked_worker = {**asked, "id": "m_pii_w", "seq": 3, "sender": "tanaka",
+                    "moderation": {**asked["moderation"], "warning": worker_text}}
+    await sato.evaluate(
+        "(el, m) => el.client._frame(JSON.stringify({type: 'message', message: m}), el.client._ws)",
+        asked_worker)
+    await expect(sato.locator('.msg[data-seq="3"] .warn')).to_contain_text(worker_text["ja"])
     # The sender's side: a held message, not delivered, with the reason.
     await tanaka.evaluate(
         """(el, tid) => el.client.emit('withheld', {
@@ -190,7 +244,7 @@ async def test_moderation_outcomes_are_shown_clearly(
                           warning: {ja: '口座番号などの個人情報は、この取引には必要ありません。'}}})""",
         tid)
     held = tanaka.locator(".msg.withheld")
-    await expect(held.locator(".warn")).to_contain_text("保留中")
+    await expect(held.locator(".warn")).to_contain_text("確認待ち")
     await expect(held.locator(".warn")).to_contain_text("個人情報")
     await page.screenshot(path=str(screenshots / "widget-moderation-ja.png"))
 

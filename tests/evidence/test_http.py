@@ -93,3 +93,26 @@ async def test_dispute_flow_push_export_verify(settings_factory: Any, tmp_path: 
         await b.close()
     finally:
         await node.stop()
+
+
+async def test_evidence_and_notification_calls_share_the_http_rate_limit(
+        settings_factory: Any) -> None:
+    """Every component's HTTP API counts against the node's per-user limit: a participant
+    cannot make the node commit and sign checkpoints (or read the inbox) without bound."""
+    node = await Node(settings_factory(http_rate_per_s=0.5, http_rate_burst=3)).start()
+    try:
+        tid = (await node.create_thread(("alice", "client"), ("bob", "worker")))["id"]
+        bob = node.token("bob", "worker")
+        for _ in range(2):
+            status, _ = await node.http("GET", f"/v1/evidence/threads/{tid}", bob)
+            assert status == 200
+        status, _ = await node.http("GET", "/v1/notifications", bob)
+        assert status == 200
+        status, out = await node.http("GET", f"/v1/evidence/threads/{tid}", bob)
+        assert status == 429 and out["error"]["code"] == "rate_limited"
+        status, out = await node.http("GET", "/v1/notifications", bob)
+        assert status == 429
+        status, _ = await node.http("GET", "/v1/notifications", node.token("alice", "client"))
+        assert status == 200  # per user
+    finally:
+        await node.stop()

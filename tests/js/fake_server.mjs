@@ -9,6 +9,7 @@ export class FakeServer {
     this.byCmid = new Map();
     this.sends = []; // every send frame received (retries included)
     this.hellos = [];
+    this.fetches = []; // path and query of every HTTP request
     this.refuse = false; // refuse new connections (network down)
     this.dropPush = new Set(); // seqs whose live push is lost (fan-out fault)
     this.loseNextAnswer = false; // store the next send, then cut the socket before answering
@@ -78,10 +79,15 @@ export class FakeServer {
     const u = new URL(url);
     const match = u.pathname.match(/^\/v1\/threads\/([^/]+)\/messages$/);
     if (!match) return { ok: false, status: 404, json: async () => ({ error: { code: "not_found", message: "no" } }) };
+    this.fetches.push(u.pathname + u.search);
     const list = this.thread(decodeURIComponent(match[1]));
     const limit = Number(u.searchParams.get("limit") || 100);
     const after = u.searchParams.get("after_seq");
-    const page = after === null ? list.slice(-limit) : list.filter((m) => m.seq > Number(after)).slice(0, limit);
+    const before = u.searchParams.get("before_seq");
+    // As the server: with after_seq the first `limit` after it, else the last `limit` before
+    // before_seq (or the latest).
+    const below = before === null ? list : list.filter((m) => m.seq < Number(before));
+    const page = after === null ? below.slice(-limit) : below.filter((m) => m.seq > Number(after)).slice(0, limit);
     return { ok: true, status: 200, json: async () => ({ messages: page, last_seq: list.length }) };
   }
 

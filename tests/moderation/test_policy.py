@@ -41,6 +41,49 @@ def test_off_platform_is_held_and_role_override() -> None:
     assert "bank account" in client.recipient_warning["en"]
 
 
+def test_warnings_follow_the_direction_of_the_message() -> None:
+    """A client's message warns the worker recipient in a worker's words; a worker's message
+    warns the client recipient in a client's words (``audience: client``), in both languages."""
+    for category in ("personal_data_request", "expense_demand", "off_platform_deal"):
+        from_client = POLICY.decide([_finding(category)], stage="in_progress",
+                                    sender_role="client")
+        from_worker = POLICY.decide([_finding(category)], stage="in_progress",
+                                    sender_role="worker")
+        assert from_client.recipient_warning is not None
+        assert from_worker.recipient_warning is not None
+        assert "audience" not in from_client.recipient_warning
+        assert from_worker.recipient_warning["audience"] == "client"
+        assert "worker" in from_worker.recipient_warning["en"], category
+        assert "クライアントに" not in from_worker.recipient_warning["ja"]
+        assert "to get work" not in from_worker.recipient_warning["en"]
+    pdr = POLICY.decide([_finding("personal_data_request")], stage="in_progress",
+                        sender_role="worker").recipient_warning
+    assert pdr is not None and "ワーカーに伝える必要はありません" in pdr["ja"]
+    # the worker who demands expenses is not told "workers may not be asked to pay"
+    sender = POLICY.decide([_finding("expense_demand")], stage="in_progress",
+                           sender_role="worker").sender_warning
+    assert sender is not None and "Workers may not" not in sender["en"]
+    assert "契約" in sender["ja"]
+    # team members (no override) keep the default texts
+    member = POLICY.decide([_finding("expense_demand")], stage="in_progress",
+                           sender_role="member")
+    assert member.sender_warning == POLICY.sender_warnings["expense_demand"]
+
+
+def test_optional_warning_tables_are_checked(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "moderation" / "policy.toml").read_text("utf-8")
+    bad = text.replace("[warnings.expense_demand.sender_worker]",
+                       "[warnings.expense_demand.sender_workr]")
+    with pytest.raises(PolicyError, match=r"warnings\.expense_demand\.sender_workr"):
+        Policy.load(str(_write(tmp_path, bad)))
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "policy.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
 def test_strictest_category_wins_and_risk_is_capped() -> None:
     findings = [_finding("contact_exchange"), _finding("expense_demand", "high")] * 5
     d = POLICY.decide(findings, stage="in_progress", sender_role="client")

@@ -1,6 +1,7 @@
 import pytest
 
-from moderation.findings import CONTACT, DEAL, EXPENSE, PII
+from moderation.findings import CONTACT, DEAL, EXPENSE, PII, Finding, make_finding
+from moderation.policy import mask
 from moderation.scanner import Scanner
 
 SCANNER = Scanner(allow_domains=["example-platform.jp"], allow_phrases=["LINE Pay"])
@@ -37,6 +38,8 @@ def test_email_variants(text: str) -> None:
         "text me at (415) 555-2671",
         "電話は０９０－１２３４－５６７８まで",
         "my cell is zero nine zero one two three four five six seven eight",
+        # Dotless ı / long ſ match under IGNORECASE but lower() keeps them (used to crash).
+        "call me: zero nıne zero one two three four fıve ſix seven eight",
     ],
 )
 def test_phone_variants(text: str) -> None:
@@ -164,6 +167,14 @@ def test_spans_point_into_original() -> None:
     assert text[phone.start:phone.end] == "０９０－５５５５－０１４１"
 
 
+def test_fast_finding_constructor_builds_an_equal_frozen_finding() -> None:
+    args = ("contact_exchange", "contact.email", 3, 9, 1, "high", {"ja": "x", "en": "y"})
+    fast, plain = make_finding(*args), Finding(*args)  # type: ignore[arg-type]
+    assert fast == plain and repr(fast) == repr(plain)
+    with pytest.raises(AttributeError):
+        fast.start = 0  # type: ignore[misc]
+
+
 def test_finding_fields() -> None:
     (f, *_rest) = SCANNER.scan("My email is anna@mailbox.com")
     assert f.category == CONTACT and f.rule == "contact.email"
@@ -182,3 +193,67 @@ def test_history_window_takes_only_the_tail_of_a_long_previous_message() -> None
     assert long_first[first.start:first.end] == "090"
     # Fragments further back than a long message are not joined (it ended the look-back).
     assert Scanner().scan("1234", ["090", long_first.replace("090", "です"), "5555"]) == []
+
+
+# ---- messenger IDs: the span covers the ID, so masking hides it ---------------------------
+
+@pytest.mark.parametrize(
+    ("text", "shared_id"),
+    [
+        ("LINE: tanaka_123", "tanaka_123"),
+        ("LINEのIDは tanaka123 です", "tanaka123"),
+        ("ラインのIDは tanaka123 です", "tanaka123"),
+        ("LINE IDはtanaka_99です。追加してください", "tanaka_99"),
+        ("LINE→tanaka123", "tanaka123"),
+        ("my line id is tanaka.99", "tanaka.99"),
+        ("my line id: tanaka99", "tanaka99"),
+        ("Telegram @tanaka_x", "@tanaka_x"),
+        ("Telegram: @tanaka_x", "@tanaka_x"),
+        ("Skype: live:tanaka", "live:tanaka"),
+        ("WeChat: tnk88", "tnk88"),
+        ("add me on LINE tanaka_123", "tanaka_123"),
+        ("my telegram is tanaka_x", "tanaka_x"),
+        ("ＬＩＮＥ：ｔａｎａｋａ＿１２３", "ｔａｎａｋａ＿１２３"),  # full width: span in the original
+    ],
+)
+def test_messenger_id_span_covers_the_id(text: str, shared_id: str) -> None:
+    found = SCANNER.scan(text)
+    assert "contact.messenger" in {f.rule for f in found}
+    ids = [text[f.start:f.end] for f in found if f.rule == "contact.messenger_id"]
+    assert ids == [shared_id]
+    assert shared_id not in mask(text, found, 0)
+
+
+def test_masking_a_messenger_share_hides_name_and_id() -> None:
+    text = "LINE: tanaka_123 で追加してください"
+    assert mask(text, SCANNER.scan(text), 0) == "●●●●: ●●●●●●●●●● で追加してください"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "LINE 42 of the code",
+        "オンラインで作業します",
+        "ガイドラインを確認しました",
+        "line up the columns",
+        "Please map my line id column to the CSV",
+        "The bug is on line 42: fix the off-by-one",
+    ],
+)
+def test_no_messenger_id_without_a_messenger(text: str) -> None:
+    assert [f.rule for f in SCANNER.scan(text) if f.rule.startswith("contact.messenger")] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Let's talk on LINE tomorrow",  # a word after the name is no ID
+        "Add me on LINE 42 minutes from now",  # nor a number alone
+        # A ":" glued to a word later on is no ID marker.
+        "Let's continue on Telegram. Quick question about the brief: should it be red?",
+    ],
+)
+def test_messenger_without_an_id_masks_only_the_name(text: str) -> None:
+    found = SCANNER.scan(text)
+    assert "contact.messenger" in {f.rule for f in found}
+    assert "contact.messenger_id" not in {f.rule for f in found}

@@ -11,6 +11,7 @@ from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -130,9 +131,25 @@ async def test_every_channel_delivers_the_real_wire_format(pnode: NotifyNode,
     unsub = msg["List-Unsubscribe"].strip("<>")
     assert unsub.startswith("https://tsunagu.example/v1/notifications/unsubscribe?")
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    status, body = await pnode.http("POST", unsub.replace("https://tsunagu.example", ""))
-    assert status == 200 and body["email"] is False
-    status, body = await pnode.http("POST", unsub.replace("https://tsunagu.example", "")
+    path = unsub.replace("https://tsunagu.example", "")
+    # GET (what a mail scanner or link preview does) only shows a ja/en confirmation page
+    async with aiohttp.ClientSession() as s, s.get(pnode.url + path) as r:
+        page = await r.text()
+        assert r.status == 200 and r.content_type == "text/html"
+        assert "配信停止" in page and "Unsubscribe" in page and "method=post" in page
+    prefs = await pnode.http("GET", "/v1/notifications/preferences", pnode.token("bob"))
+    assert prefs[1]["channels"]["contract"]["email"] is True  # nothing changed yet
+    # the page's button posts the form and gets a page back
+    async with aiohttp.ClientSession() as s, s.post(pnode.url + path,
+                                                    data={"confirm": "1"}) as r:
+        assert r.status == 200 and "停止しました" in await r.text()
+    prefs = await pnode.http("GET", "/v1/notifications/preferences", pnode.token("bob"))
+    assert prefs[1]["channels"]["contract"]["email"] is False
+    # RFC 8058 one-click POST from the mail client
+    async with aiohttp.ClientSession() as s, s.post(
+            pnode.url + path, data={"List-Unsubscribe": "One-Click"}) as r:
+        assert r.status == 200 and (await r.json())["email"] is False
+    status, _ = await pnode.http("POST", unsub.replace("https://tsunagu.example", "")
                                     .replace("c=contract", "c=deadline"))
     assert status == 403
     # the delivery log tells what happened per channel

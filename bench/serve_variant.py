@@ -1,0 +1,58 @@
+"""``tsunagu serve`` with the dispute log's cost taken out — for benchmarks only.
+
+``python -m bench.serve_variant {nolog|nohash} serve ...`` runs the normal command line
+after patching, in this process only:
+
+* ``nolog``: no thread-log entry is written on the send path (SQLite and PostgreSQL): the
+  messages and threads are stored as usual, the evidence log is not. The difference to the
+  normal server is the whole cost of tamper evidence on the send path (canonical JSON, two
+  SHA-256, the log row and the head update).
+* ``nohash``: the log rows are written, but canonicalization is plain ``orjson.dumps`` and
+  the hashes are a constant: the difference is the cost of RFC 8785 + SHA-256 alone.
+
+Never use either outside a benchmark: the log is what makes the evidence trustworthy.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+
+def _nolog() -> None:
+    from chat.evidence import log
+    from chat.evidence.chain import GENESIS, Head, LogEntry, Pending
+    from chat.store import postgres
+
+    def append_sync(conn: Any, pending: Sequence[Pending]) -> list[LogEntry]:
+        return []
+
+    def extend(heads: Mapping[str, Head], pending: Sequence[Pending]
+               ) -> tuple[list[LogEntry], dict[str, Head]]:
+        return [], {p.thread: heads.get(p.thread, (0, GENESIS)) for p in pending}
+
+    log.append_sync = append_sync  # type: ignore[assignment]
+    postgres.extend = extend  # type: ignore[assignment]
+
+
+def _nohash() -> None:
+    from chat.evidence import chain
+
+    constant = "0" * 64
+    chain.canonical = orjson.dumps  # type: ignore[assignment]
+    chain.sha256_hex = lambda data: constant  # type: ignore[assignment]
+
+
+def main() -> None:
+    variant = sys.argv.pop(1)
+    {"nolog": _nolog, "nohash": _nohash}[variant]()
+    from chat.cli import main as cli_main
+
+    sys.exit(cli_main())
+
+
+if __name__ == "__main__":
+    main()
