@@ -108,6 +108,21 @@ def _settings(secret: str) -> Settings:
     return Settings(jwt_secret=Secret(secret))
 
 
+def group_commit(cfg: LoadConfig) -> tuple[int, int] | None:
+    """The server's group-commit counters (batches, messages), or None (the relay has none)."""
+    import urllib.request
+
+    token = mint_token(_settings(cfg.secret), "bench-platform", ["service"], ttl=60)
+    req = urllib.request.Request(cfg.url + "/metrics",
+                                 headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            gc = json.loads(r.read())["group_commit"]
+    except Exception:
+        return None
+    return int(gc["batches"]), int(gc["messages"])
+
+
 async def _create_threads(cfg: LoadConfig, run_id: str) -> list[tuple[str, list[str]]]:
     settings = _settings(cfg.secret)
     service = mint_token(settings, "bench-platform", ["service"], ttl=3600)
@@ -496,8 +511,8 @@ def analyse(cfg: LoadConfig, results: list[dict[str, Any]], window_s: float) -> 
 
 
 TABLE_HEADER = ("| label | N | K | offered/s | acked/s | delivered/s | p50 ms | p99 ms | max ms "
-                "| lost | dup | errors | server CPU | gen CPU |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                "| lost | dup | errors | server CPU | gen CPU | msgs/batch |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def table_row(r: dict[str, Any]) -> str:
@@ -512,7 +527,7 @@ def table_row(r: dict[str, Any]) -> str:
     return (f"| {r['label']} | {r['n']} | {r['k']} | {r['offered_rate']:g} | {r['acked_per_s']:g} "
             f"| {r['delivered_per_s']:g} | {lat['p50']} | {lat['p99']} | {lat['max']} "
             f"| {r['lost']} | {r['duplicated']} | {errs} | {r.get('server_cpu')} "
-            f"({r.get('server_cpu_sys')} sys) | {r.get('gen_cpu')} |")
+            f"({r.get('server_cpu_sys')} sys) | {r.get('gen_cpu')} | {r.get('batch_avg', '-')} |")
 
 
 def run_load(cfg: LoadConfig) -> dict[str, Any]:
@@ -549,6 +564,7 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
     if cfg.on_start is not None:
         cfg.on_start()
     server_cpu = server_sys = None
+    gc0 = group_commit(cfg)
     if cfg.server_pid:
         time.sleep(0.2)
         u0, s0 = proc_cpu(cfg.server_pid)
@@ -556,6 +572,7 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
         u1, s1 = proc_cpu(cfg.server_pid)
         server_cpu = (u1 - u0 + s1 - s0) / cfg.duration
         server_sys = (s1 - s0) / cfg.duration
+    gc1 = group_commit(cfg)
     results = []
     timeout = cfg.duration + cfg.drain + 120
     for _ in procs:
@@ -570,6 +587,8 @@ def run_load(cfg: LoadConfig) -> dict[str, Any]:
     out = analyse(cfg, results, cfg.duration - cfg.warmup)
     out["server_cpu"] = None if server_cpu is None else round(server_cpu, 2)
     out["server_cpu_sys"] = None if server_sys is None else round(server_sys, 2)
+    if gc0 and gc1 and gc1[0] > gc0[0]:  # messages per group-commit batch while sending
+        out["batch_avg"] = round((gc1[1] - gc0[1]) / (gc1[0] - gc0[0]), 2)
     return out
 
 

@@ -76,6 +76,7 @@ class Settings:
     http_rate_burst: int = 60
     # --- storage tuning
     group_commit_max: int = 512
+    group_commit_linger_ms: float = 2.0
     sqlite_synchronous: str = "FULL"
     drain_timeout_s: float = 10.0
     # --- moderation
@@ -180,7 +181,7 @@ def _check(s: Settings) -> None:
                  "drain_timeout_s", "close_timeout_s", "evidence_checkpoint_interval_s"):
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")
-    for name in ("jwt_leeway_s", "moderation_history"):
+    for name in ("jwt_leeway_s", "moderation_history", "group_commit_linger_ms"):
         if getattr(s, name) < 0:
             raise bad(name, f"must not be negative, got {getattr(s, name)}")
     if s.pg_pool_min > s.pg_pool_max:

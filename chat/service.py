@@ -106,7 +106,9 @@ class ChatService:
         self.settings = settings
         self.store = store
         self.fanout = fanout
-        self.committer = GroupCommitter(store, max_batch=settings.group_commit_max)
+        self.committer = GroupCommitter(
+            store, max_batch=settings.group_commit_max,
+            linger=settings.group_commit_linger_ms / 1000)
         self.screener: Screener | None = None
         # Called with every published message (after its commit); must not block or raise.
         self.message_observers: list[Callable[[Message], None]] = []

@@ -77,6 +77,9 @@ MEANINGS: dict[str, str] = {
                        "limited), per node.",
     "http_rate_burst": "Per-user HTTP burst, per node.",
     "group_commit_max": "Most messages written in one group-commit transaction.",
+    "group_commit_linger_ms": "Under steady load, how long a message may wait for others to "
+                              "share its commit (0: never wait). After a quiet spell a message "
+                              "is committed at once.",
     "sqlite_synchronous": "SQLite `PRAGMA synchronous`: `OFF`, `NORMAL`, `FULL` or `EXTRA`. "
                           "`FULL` survives power loss after an acknowledgement; `NORMAL` "
                           "(WAL) may lose the last transactions on power loss, not on a crash "

@@ -98,3 +98,22 @@ async def test_cancelled_caller_does_not_lose_its_commit(store: Store) -> None:
     # a retry of it answers with the stored message
     again = await gc.append(req(cmid="gone"))
     assert not again.created and again.message == m
+
+
+async def test_linger_gathers_requests_only_under_load(store: Store) -> None:
+    """After a quiet spell a request is committed at once, however long the linger; right
+    after a commit the flusher lingers, so requests that arrive close together share one."""
+    patient = GroupCommitter(store, linger=30.0)
+    first = await asyncio.wait_for(patient.append(req(cmid="quiet")), 5)  # not 30 s
+    assert first.message.seq == 1 and patient.batches == 1
+
+    gc = GroupCommitter(store, linger=0.5)
+    await gc.append(req(cmid="a"))
+    assert gc.batches == 1
+    b = asyncio.create_task(gc.append(req(cmid="b")))  # just after a commit: lingers
+    await asyncio.sleep(0.05)
+    assert not b.done()
+    c = asyncio.create_task(gc.append(req(cmid="c")))
+    rb, rc = await asyncio.gather(b, c)
+    assert (rb.message.seq, rc.message.seq) == (3, 4)
+    assert (gc.batches, gc.messages) == (2, 3)  # b and c shared a commit

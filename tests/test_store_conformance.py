@@ -251,6 +251,55 @@ async def test_two_nodes_append_to_one_thread(pg_dsn: str) -> None:
         await store.close()
 
 
+async def test_fast_path_falls_back_whenever_the_thread_changed_elsewhere(pg_dsn: str) -> None:
+    """PostgreSQL writes a batch in one conditional statement when the node remembers the
+    thread's state; whenever that memory is stale (another node wrote, this node edited) the
+    statement writes nothing and the locked path takes over; a stored key makes it write
+    nothing and return the stored message. Seqs stay gapless, retries find their message,
+    and the thread's log chain verifies."""
+    from chat.evidence.chain import LogEntry, verify_chain
+    from chat.evidence.schema import LOG, LOG_COLUMNS
+    from chat.store.postgres import PostgresStore
+
+    a, b = pg_store(pg_dsn), pg_store(pg_dsn)
+    assert isinstance(a, PostgresStore) and isinstance(b, PostgresStore)
+    await a.open()
+    await b.open()
+    try:
+        await a.migrate()
+        await make_thread(a)
+        await append(a, msg(cmid="m1"))  # first sight of t1: locked path
+        assert (a.fast_batches, a.slow_batches) == (0, 1)
+        await append(a, msg(cmid="m2"), msg(sender="bob", cmid="m3"))  # remembered: fast
+        assert (a.fast_batches, a.slow_batches) == (1, 1)
+        await append(b, msg(sender="bob", cmid="m4"))  # another node writes t1
+        [r5] = await append(a, msg(cmid="m5"))  # a's memory is stale: falls back
+        assert r5.message.seq == 5 and (a.fast_batches, a.slow_batches) == (1, 2)
+        [again] = await append(a, msg(cmid="m2"))  # only a retry: answered, nothing written
+        assert (again.created, again.message.seq) == (False, 2)
+        assert (a.fast_batches, a.slow_batches) == (1, 2)
+        # a retry beside a new message: the first statement finds it, the second writes
+        retried, r6 = await append(a, msg(sender="bob", cmid="m3"), msg(cmid="m6"))
+        assert (retried.created, retried.message.seq, r6.created, r6.message.seq) == (
+            False, 3, True, 6)
+        assert (a.fast_batches, a.slow_batches) == (2, 2)
+        await a.edit_message("t1", r5.message.id, actor="alice", body="fixed", masked=None,
+                             moderation=None, at=T0)  # a log entry outside append_batch
+        [r7] = await append(a, msg(cmid="m7"))
+        assert r7.message.seq == 7 and (a.fast_batches, a.slow_batches) == (2, 3)
+        [r8] = await append(a, msg(cmid="m8"))
+        assert r8.message.seq == 8 and (a.fast_batches, a.slow_batches) == (3, 3)
+        assert [m.seq for m in await b.history("t1")] == list(range(1, 9))
+        rows = await a.db.fetch(f"SELECT {LOG_COLUMNS} FROM {LOG} WHERE thread_id = ? "
+                                "ORDER BY log_seq", "t1")
+        entries = [LogEntry.from_row(r) for r in rows]
+        assert [e.kind for e in entries].count("message") == 8
+        assert verify_chain(entries, thread="t1") == []
+    finally:
+        await b.close()
+        await a.close()
+
+
 # --- history
 async def test_history_windows(store: Store) -> None:
     await make_thread(store)
