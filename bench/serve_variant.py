@@ -11,6 +11,10 @@ after patching, in this process only:
   the hashes are a constant: the difference is the cost of RFC 8785 + SHA-256 alone.
 
 Never use either outside a benchmark: the log is what makes the evidence trustworthy.
+
+A third variant changes nothing and watches: ``stalls`` logs (at WARNING, into the server's
+log in ``bench/results/``) every garbage collection that takes more than 10 ms and every
+time the event loop comes back more than 50 ms late — how the collector's pauses were found.
 """
 
 from __future__ import annotations
@@ -46,9 +50,57 @@ def _nohash() -> None:
     chain.sha256_hex = lambda data: constant  # type: ignore[assignment]
 
 
+def _stalls() -> None:
+    import asyncio
+    import gc
+    import logging
+    import time
+    from collections.abc import AsyncIterator
+
+    from aiohttp import web
+
+    from chat import app as chat_app
+
+    log = logging.getLogger("tsunagu.bench.stalls")
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        took = time.perf_counter() - started[0]
+        if took > 0.010:
+            log.warning("gc generation %d took %.1f ms (%d collected)", info["generation"],
+                        took * 1e3, info["collected"])
+
+    async def watch_loop(app: web.Application) -> AsyncIterator[None]:
+        async def watch() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                t0 = loop.time()
+                await asyncio.sleep(0.01)
+                late = loop.time() - t0 - 0.01
+                if late > 0.050:
+                    log.warning("event loop %.1f ms late", late * 1e3)
+
+        task = asyncio.create_task(watch())
+        yield
+        task.cancel()
+
+    build = chat_app.build_app
+
+    def build_app(settings: Any) -> web.Application:
+        app = build(settings)
+        app.cleanup_ctx.append(watch_loop)
+        return app
+
+    gc.callbacks.append(on_gc)
+    chat_app.build_app = build_app  # type: ignore[assignment]
+
+
 def main() -> None:
     variant = sys.argv.pop(1)
-    {"nolog": _nolog, "nohash": _nohash}[variant]()
+    {"nolog": _nolog, "nohash": _nohash, "stalls": _stalls}[variant]()
     from chat.cli import main as cli_main
 
     sys.exit(cli_main())

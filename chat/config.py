@@ -76,7 +76,9 @@ class Settings:
     http_rate_burst: int = 60
     # --- storage tuning
     group_commit_max: int = 512
-    group_commit_linger_ms: float = 2.0
+    group_commit_linger_ms: float = 1.0
+    gc_freeze: bool = True
+    gc_young_threshold: int = 20_000
     sqlite_synchronous: str = "FULL"
     drain_timeout_s: float = 10.0
     # --- moderation
@@ -172,7 +174,7 @@ def _check(s: Settings) -> None:
         "max_frame_bytes max_body_chars max_title_chars rate_burst max_connections_per_user "
         "outbound_queue_depth history_max_limit max_participants "
         "max_http_body_bytes group_commit_max pg_pool_min pg_pool_max http_rate_burst "
-        "evidence_retention_days"
+        "evidence_retention_days gc_young_threshold"
     ).split()
     for name in positive:
         if getattr(s, name) <= 0:

@@ -77,6 +77,12 @@ MEANINGS: dict[str, str] = {
                        "limited), per node.",
     "http_rate_burst": "Per-user HTTP burst, per node.",
     "group_commit_max": "Most messages written in one group-commit transaction.",
+    "gc_freeze": "After start-up, warm the scanner up and freeze every object alive then "
+                 "out of the garbage collector's reach (`gc.freeze`): full collections "
+                 "otherwise stop the event loop for 30-110 ms under load.",
+    "gc_young_threshold": "Allocations between two young-generation garbage collections "
+                          "(Python's default is 700). Objects alive after start-up are "
+                          "frozen out of collection (`gc.freeze`); see docs/operations.md.",
     "group_commit_linger_ms": "Under steady load, how long a message may wait for others to "
                               "share its commit (0: never wait). After a quiet spell a message "
                               "is committed at once.",

@@ -107,7 +107,9 @@ def make_settings(backend: Backend, tmp_path: Path, **overrides: Any) -> Setting
         host="127.0.0.1",
         port=0,
     )
-    return replace(settings, jwt_secret=Secret(TEST_SECRET), **overrides)
+    # gc_freeze off: freezing the test process's heap at every node start would keep each
+    # earlier test's garbage for good (tests/test_app_heap.py covers it on its own).
+    return replace(settings, jwt_secret=Secret(TEST_SECRET), **{"gc_freeze": False, **overrides})
 
 
 @pytest.fixture
