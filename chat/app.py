@@ -135,7 +135,10 @@ def build_app(settings: Settings) -> web.Application:
                 "connections": len(gateway.connections),
                 "channels": len(fanout.hub),
                 "group_commit": {"batches": service.committer.batches,
-                                 "messages": service.committer.messages},
+                                 "messages": service.committer.messages,
+                                 # PostgreSQL only: batches written in one statement / locked
+                                 "fast_batches": getattr(store, "fast_batches", None),
+                                 "slow_batches": getattr(store, "slow_batches", None)},
                 "fanout": fanout.health(),
             }),
             content_type="application/json",

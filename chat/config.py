@@ -78,7 +78,7 @@ class Settings:
     group_commit_max: int = 512
     group_commit_linger_ms: float = 1.0
     gc_freeze: bool = True
-    gc_young_threshold: int = 20_000
+    gc_young_threshold: int = 2_000
     sqlite_synchronous: str = "FULL"
     drain_timeout_s: float = 10.0
     # --- moderation

@@ -108,7 +108,7 @@ def make_settings(backend: Backend, tmp_path: Path, **overrides: Any) -> Setting
         port=0,
     )
     # gc_freeze off: freezing the test process's heap at every node start would keep each
-    # earlier test's garbage for good (tests/test_app_heap.py covers it on its own).
+    # earlier test's garbage for good (tests/test_app_tuning.py covers it on its own).
     return replace(settings, jwt_secret=Secret(TEST_SECRET), **{"gc_freeze": False, **overrides})
 
 

@@ -1,4 +1,4 @@
-"""Start-up settles the heap: what is alive then is frozen out of the garbage collector."""
+"""Node-level tuning: the heap frozen at start-up, and the group-commit counters."""
 
 from __future__ import annotations
 
@@ -36,5 +36,27 @@ async def test_gc_freeze_can_be_turned_off(settings_factory: Any) -> None:
     node = await Node(settings_factory(gc_freeze=False)).start()
     try:
         assert gc.get_freeze_count() == 0
+    finally:
+        await node.stop()
+
+
+async def test_metrics_count_group_commit_batches(settings_factory: Any) -> None:
+    """/metrics reports the group committer's work, and on PostgreSQL which path wrote it."""
+    node = await Node(settings_factory()).start()
+    try:
+        thread = await node.create_thread(("alice", "client"), ("bob", "worker"))
+        alice = Client(node.ws_url, node.token("alice", "client"))
+        await alice.connect()
+        for i in range(3):
+            await alice.send(thread["id"], f"メッセージ {i}", cmid=f"m{i}")
+        await alice.close()
+        status, body = await node.http("GET", "/metrics", node.token("ops", "admin"))
+        assert status == 200
+        gc_ = body["group_commit"]
+        assert gc_["messages"] >= 3 and 1 <= gc_["batches"] <= gc_["messages"]
+        if node.settings.is_embedded:
+            assert gc_["fast_batches"] is None and gc_["slow_batches"] is None
+        else:  # the first batch of a thread is locked; the next ones take the fast path
+            assert gc_["slow_batches"] >= 1 and gc_["fast_batches"] >= 1
     finally:
         await node.stop()
