@@ -253,8 +253,9 @@ async def test_two_nodes_append_to_one_thread(pg_dsn: str) -> None:
 
 async def test_fast_path_falls_back_whenever_the_thread_changed_elsewhere(pg_dsn: str) -> None:
     """PostgreSQL writes a batch in one conditional statement when the node remembers the
-    thread's state; whenever that memory is stale (another node wrote, this node edited) the
-    statement writes nothing and the locked path takes over; a stored key makes it write
+    thread's state (its own edits and receipts keep that memory current); whenever the memory
+    is stale (another node wrote) the statement writes nothing and the locked path takes
+    over; a stored key makes it write
     nothing and return the stored message. Seqs stay gapless, retries find their message,
     and the thread's log chain verifies."""
     from chat.evidence.chain import LogEntry, verify_chain
@@ -283,10 +284,14 @@ async def test_fast_path_falls_back_whenever_the_thread_changed_elsewhere(pg_dsn
         assert (retried.created, retried.message.seq, r6.created, r6.message.seq) == (
             False, 3, True, 6)
         assert (a.fast_batches, a.slow_batches) == (2, 2)
+        # log entries written outside append_batch by this node keep its memory current
         await a.edit_message("t1", r5.message.id, actor="alice", body="fixed", masked=None,
-                             moderation=None, at=T0)  # a log entry outside append_batch
+                             moderation=None, at=T0)
+        await a.set_read("t1", "bob", 6)
         [r7] = await append(a, msg(cmid="m7"))
-        assert r7.message.seq == 7 and (a.fast_batches, a.slow_batches) == (2, 3)
+        assert r7.message.seq == 7 and (a.fast_batches, a.slow_batches) == (3, 2)
+        # ... but not those of another node: b's receipt sends a back to the locked path
+        await b.set_read("t1", "alice", 7)
         [r8] = await append(a, msg(cmid="m8"))
         assert r8.message.seq == 8 and (a.fast_batches, a.slow_batches) == (3, 3)
         assert [m.seq for m in await b.history("t1")] == list(range(1, 9))

@@ -172,22 +172,22 @@ class _PgExec(Executor):
         self.conn = conn
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        with _pg_errors():
+        with pg_errors():
             return _pg_rows(await self.conn.fetch(pg_sql(sql), *args))
 
     async def execute(self, sql: str, *args: Any) -> int:
-        with _pg_errors():
+        with pg_errors():
             status: str = await self.conn.execute(pg_sql(sql), *args)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with _pg_errors():
+        with pg_errors():
             await self.conn.executemany(pg_sql(sql), rows)
 
 
 @contextlib.contextmanager
-def _pg_errors() -> Any:
+def pg_errors() -> Any:
     import asyncpg
 
     try:
@@ -210,22 +210,22 @@ class PgDb(Db):
         return self.pool
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        with _pg_errors():
+        with pg_errors():
             async with self._pool().acquire() as conn:
                 return await _PgExec(conn).fetch(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        with _pg_errors():
+        with pg_errors():
             async with self._pool().acquire() as conn:
                 return await _PgExec(conn).execute(sql, *args)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with _pg_errors():
+        with pg_errors():
             async with self._pool().acquire() as conn:
                 await _PgExec(conn).executemany(sql, rows)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
-        with _pg_errors():
+        with pg_errors():
             async with self._pool().acquire() as conn, conn.transaction():
                 yield _PgExec(conn)

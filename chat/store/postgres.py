@@ -40,7 +40,7 @@ from .base import (
     plan_batch,
     thread_from_row,
 )
-from .db import PgDb
+from .db import PgDb, pg_errors
 from .schema import (
     MESSAGE_COLUMNS,
     MIGRATIONS_DDL,
@@ -65,19 +65,29 @@ def _json_rows(param: int, types: Sequence[str]) -> str:
     return f"SELECT {cols} FROM json_array_elements(${param}::json) AS r"
 
 
-# The whole write of a batch in ONE statement (one round trip): the messages ($1) and their
-# thread log entries ($2, chat.evidence) as JSON rows, the evidence "pending" marks, and each
-# thread's last_seq, updated_at and log head ($3-$7; one UPDATE: two data-modifying CTEs
-# must not touch the same row).
-_THREAD_ARRAYS = "unnest($3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])"
-_APPEND_LOGGED_SQL = (
-    f"WITH inserted AS (INSERT INTO messages ({MESSAGE_COLUMNS}) {_json_rows(1, _MESSAGE_TYPES)}), "
-    f"logged AS (INSERT INTO {LOG} ({LOG_COLUMNS}) {_json_rows(2, LOG_TYPES)}), "
-    f"marked AS (INSERT INTO {PENDING} (thread_id) SELECT unnest($3::text[]) "
-    "ON CONFLICT DO NOTHING) UPDATE threads SET last_seq = v.s, updated_at = v.u, "
-    f"log_seq = v.ls, log_head = v.lh FROM {_THREAD_ARRAYS} AS v(id, s, u, ls, lh) "
-    "WHERE threads.id = v.id"
-)
+
+
+def _write_batch(guard: str = "") -> str:
+    """The CTEs that write a batch: the messages ($1) and their thread log entries ($2,
+    chat.evidence) as JSON rows, the evidence "pending" marks, and each thread's last_seq,
+    updated_at and log head ($3-$7; one UPDATE: two data-modifying CTEs must not touch the
+    same row). ``guard``, when given, is a condition every part is made subject to."""
+    where = f" WHERE {guard}" if guard else ""
+    and_ = f" AND {guard}" if guard else ""
+    return (
+        f"inserted AS (INSERT INTO messages ({MESSAGE_COLUMNS}) "
+        f"{_json_rows(1, _MESSAGE_TYPES)}{where}), "
+        f"logged AS (INSERT INTO {LOG} ({LOG_COLUMNS}) {_json_rows(2, LOG_TYPES)}{where}), "
+        f"marked AS (INSERT INTO {PENDING} (thread_id) SELECT u.id FROM unnest($3::text[]) "
+        f"AS u(id){where} ON CONFLICT DO NOTHING), "
+        "updated AS (UPDATE threads SET last_seq = v.s, updated_at = v.u, log_seq = v.ls, "
+        "log_head = v.lh FROM unnest($3::text[], $4::bigint[], $5::bigint[], $6::bigint[], "
+        f"$7::text[]) AS v(id, s, u, ls, lh) WHERE threads.id = v.id{and_})"
+    )
+
+
+# The whole write of a batch in ONE statement (one round trip), under locks already held.
+_APPEND_LOGGED_SQL = f"WITH {_write_batch()} SELECT 1"
 
 # The fast path (see PostgresStore.append_batch): the same write, made conditional on the
 # threads being as this node last left them ($8-$10) and on no idempotency key ($11-$13)
@@ -98,16 +108,7 @@ _APPEND_IF_CURRENT_SQL = (
     "AS k(t, s, c) ON m.thread_id = k.t AND m.sender = k.s AND m.client_msg_id = k.c), "
     "ok AS (SELECT (SELECT count(*) FROM locked) = cardinality($3::text[]) AS current, "
     "NOT EXISTS (SELECT 1 FROM found) AS fresh), "
-    "go AS (SELECT current AND fresh AS go FROM ok), "
-    f"inserted AS (INSERT INTO messages ({MESSAGE_COLUMNS}) {_json_rows(1, _MESSAGE_TYPES)} "
-    "WHERE (SELECT go FROM go)), "
-    f"logged AS (INSERT INTO {LOG} ({LOG_COLUMNS}) {_json_rows(2, LOG_TYPES)} "
-    "WHERE (SELECT go FROM go)), "
-    f"marked AS (INSERT INTO {PENDING} (thread_id) SELECT u.id FROM unnest($3::text[]) "
-    "AS u(id) WHERE (SELECT go FROM go) ON CONFLICT DO NOTHING), "
-    "updated AS (UPDATE threads SET last_seq = v.s, updated_at = v.u, "
-    f"log_seq = v.ls, log_head = v.lh FROM {_THREAD_ARRAYS} AS v(id, s, u, ls, lh) "
-    "WHERE threads.id = v.id AND (SELECT go FROM go)) "
+    f"{_write_batch('(SELECT current AND fresh FROM ok)')} "
     "SELECT ok.current, ok.fresh, found.* FROM ok LEFT JOIN found ON true"
 )
 _CACHE_MAX = 100_000  # threads whose state this node remembers (see append_batch)
@@ -124,11 +125,6 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def _log(c: asyncpg.Connection, pending: Sequence[Pending]) -> None:
-    """Append to the thread log in the transaction open on ``c`` (see chat.evidence.log)."""
-    await evidence.append_pg(c, pending)
-
-
 class PostgresStore(Store):
     def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
         self.dsn = dsn
@@ -141,21 +137,29 @@ class PostgresStore(Store):
         self.fast_batches = 0  # batches written by the one-statement fast path
         self.slow_batches = 0  # batches written under an explicit lock-read-write transaction
 
+    async def _log(self, c: asyncpg.Connection, pending: Sequence[Pending]) -> None:
+        """Append to the thread log in the transaction open on ``c`` (see chat.evidence.log).
+
+        A remembered thread gets its new log head, so the next batch still takes the fast
+        path after a receipt, an edit or a thank-you. Set before the commit: if the
+        transaction fails, the fast path's check finds the difference and falls back.
+        """
+        for e in await evidence.append_pg(c, pending):
+            st = self._state.get(e.thread)
+            if st is not None:
+                self._state[e.thread] = (st[0], e.seq, e.hash)
+
     @contextlib.asynccontextmanager
     async def _conn(self, *, tx: bool = False) -> AsyncIterator[asyncpg.Connection]:
         if self._pool is None:
             raise Unavailable("store is not open")
-        try:
+        with pg_errors():  # a unique-key violation is Conflict, the rest Unavailable
             async with self._pool.acquire() as conn:
                 if tx:
                     async with conn.transaction():
                         yield conn
                 else:
                     yield conn
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
-            raise Unavailable(f"postgresql: {exc}") from exc
-        except asyncpg.PostgresError as exc:
-            raise Unavailable(f"postgresql: {exc.__class__.__name__}: {exc}") from exc
 
     async def open(self) -> None:
         if self._pool is not None:
@@ -247,7 +251,7 @@ class PostgresStore(Store):
                 "VALUES ($1,$2,$3,$4)",
                 [(id, user, role, at) for user, role in participants],
             )
-            await _log(c, [evidence.thread_created_entry(
+            await self._log(c, [evidence.thread_created_entry(
                 id, kind=kind, title=title, stage=stage, ref=ref, participants=participants,
                 at=at)])
             thread = await self._thread(c, id)
@@ -269,7 +273,7 @@ class PostgresStore(Store):
             )
             if status.endswith(" 0"):
                 raise NotFound(f"thread {thread_id!r} does not exist")
-            await _log(c, [evidence.thread_updated_entry(thread_id, stage=stage, title=title,
+            await self._log(c, [evidence.thread_updated_entry(thread_id, stage=stage, title=title,
                                                          at=at)])
             thread = await self._thread(c, thread_id)
             assert thread is not None
@@ -293,7 +297,7 @@ class PostgresStore(Store):
                     "VALUES ($1, $2, $3, $4)",
                     thread_id, user_id, role, at,
                 )
-                await _log(c, [evidence.participant_entry(thread_id, user_id, role, at)])
+                await self._log(c, [evidence.participant_entry(thread_id, user_id, role, at)])
             thread = await self._thread(c, thread_id)
             assert thread is not None
             return thread, existing is None
@@ -386,9 +390,7 @@ class PostgresStore(Store):
                         [m.thread for m in keyed], [m.sender for m in keyed],
                         [m.client_msg_id for m in keyed],
                     )
-            except Unavailable as exc:
-                if "UniqueViolation" not in exc.message:
-                    raise
+            except Conflict:
                 return None  # a key stored concurrently: the slow path answers it
             current, fresh = rows[0][0], rows[0][1]
             if not current:
@@ -537,7 +539,7 @@ class PostgresStore(Store):
                 "moderation = $5 WHERE id = $6",
                 new.body, at, new.rev, masked, dumps(moderation), message_id,
             )
-            await _log(c, [evidence.edit_entry(msg, new, actor, at)])
+            await self._log(c, [evidence.edit_entry(msg, new, actor, at)])
             return new
 
     async def delete_message(
@@ -551,7 +553,7 @@ class PostgresStore(Store):
             await c.execute(
                 "UPDATE messages SET deleted_at = $1, rev = rev + 1 WHERE id = $2", at, message_id
             )
-            await _log(c, [evidence.delete_entry(msg, actor, at)])
+            await self._log(c, [evidence.delete_entry(msg, actor, at)])
             out = await self._message(c, thread_id, message_id)
             assert out is not None
             return out
@@ -582,7 +584,7 @@ class PostgresStore(Store):
             if value is None:
                 raise NotFound(f"{user_id!r} does not take part in {thread_id!r}")
             if old is not None and value > old:
-                await _log(c, [evidence.read_entry(thread_id, user_id, value, now_us())])
+                await self._log(c, [evidence.read_entry(thread_id, user_id, value, now_us())])
             return int(value)
 
     async def thank(
@@ -598,7 +600,7 @@ class PostgresStore(Store):
             if status.endswith(" 0"):
                 return msg, False
             await c.execute("UPDATE messages SET thanks = thanks + 1 WHERE id = $1", message_id)
-            await _log(c, [evidence.thanks_entry(thread_id, message_id, user_id, at)])
+            await self._log(c, [evidence.thanks_entry(thread_id, message_id, user_id, at)])
             out = await self._message(c, thread_id, message_id)
             assert out is not None
             return out, True
