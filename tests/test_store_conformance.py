@@ -227,7 +227,11 @@ async def test_concurrent_identical_client_msg_id_stores_one(store: Store,
 
 
 async def test_two_nodes_append_to_one_thread(pg_dsn: str) -> None:
-    """Two stores with their own pools (two nodes) append to the same thread at once."""
+    """Two stores with their own pools (two nodes) append to the same thread at once; the
+    thread's log chain stays whole."""
+    from chat.evidence.chain import LogEntry, verify_chain
+    from chat.evidence.schema import LOG, LOG_COLUMNS
+
     store, other = pg_store(pg_dsn), pg_store(pg_dsn)
     await store.open()
     await other.open()
@@ -246,6 +250,11 @@ async def test_two_nodes_append_to_one_thread(pg_dsn: str) -> None:
         assert [m.seq for m in stored] == list(range(1, 202))
         assert len({m.id for m in stored}) == 201
         assert (await store.get_thread("t1")).last_seq == 201  # type: ignore[union-attr]
+        rows = await store.db.fetch(f"SELECT {LOG_COLUMNS} FROM {LOG} WHERE thread_id = ? "
+                                    "ORDER BY log_seq", "t1")
+        entries = [LogEntry.from_row(r) for r in rows]
+        assert [e.kind for e in entries].count("message") == 201
+        assert verify_chain(entries, thread="t1") == []
     finally:
         await other.close()
         await store.close()
@@ -276,17 +285,21 @@ async def test_fast_path_falls_back_whenever_the_thread_changed_elsewhere(pg_dsn
         await append(b, msg(sender="bob", cmid="m4"))  # another node writes t1
         [r5] = await append(a, msg(cmid="m5"))  # a's memory is stale: falls back
         assert r5.message.seq == 5 and (a.fast_batches, a.slow_batches) == (1, 2)
-        [again] = await append(a, msg(cmid="m2"))  # only a retry: answered, nothing written
+        # a retry of what a stored itself: answered from memory, nothing written
+        [again] = await append(a, msg(cmid="m2"))
         assert (again.created, again.message.seq) == (False, 2)
         assert (a.fast_batches, a.slow_batches) == (1, 2)
-        # a retry beside a new message: the first statement finds it, the second writes
-        retried, r6 = await append(a, msg(sender="bob", cmid="m3"), msg(cmid="m6"))
+        # a retry of what b stored, beside a new message: the first statement finds it and
+        # writes nothing, the second writes the new one
+        retried, r6 = await append(a, msg(sender="bob", cmid="m4"), msg(cmid="m6"))
         assert (retried.created, retried.message.seq, r6.created, r6.message.seq) == (
-            False, 3, True, 6)
+            False, 4, True, 6)
         assert (a.fast_batches, a.slow_batches) == (2, 2)
         # log entries written outside append_batch by this node keep its memory current
         await a.edit_message("t1", r5.message.id, actor="alice", body="fixed", masked=None,
                              moderation=None, at=T0)
+        [edited] = await append(a, msg(cmid="m5"))  # a retry after an edit: the stored one
+        assert (edited.created, edited.message.seq, edited.message.body) == (False, 5, "fixed")
         await a.set_read("t1", "bob", 6)
         [r7] = await append(a, msg(cmid="m7"))
         assert r7.message.seq == 7 and (a.fast_batches, a.slow_batches) == (3, 2)

@@ -8,6 +8,7 @@ batch, whatever its size (lock, idempotency lookup, insert, last_seq update).
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -112,6 +113,7 @@ _APPEND_IF_CURRENT_SQL = (
     "SELECT ok.current, ok.fresh, found.* FROM ok LEFT JOIN found ON true"
 )
 _CACHE_MAX = 100_000  # threads whose state this node remembers (see append_batch)
+_STORED_MAX = 10_000  # recently committed keyed messages kept for retries
 ThreadState = tuple[int, int, str | None]  # last_seq, log_seq, log_head as stored
 
 
@@ -134,6 +136,12 @@ class PostgresStore(Store):
         self.db: PgDb = PgDb()
         # Each thread's state as this node's last append left it (the fast path's guess).
         self._state: dict[str, ThreadState] = {}
+        # Messages with a client_msg_id this node committed lately: a retry that arrives
+        # here is answered from memory instead of costing the fast path a second round trip
+        # (and, under load, nearly every large batch has one). Only committed messages go
+        # in; one changed through this node is taken out (see _live_message). A change made
+        # through another node is not seen: such a retry gets the message as first stored.
+        self._stored: OrderedDict[IdemKey, Message] = OrderedDict()
         self.fast_batches = 0  # batches written by the one-statement fast path
         self.slow_batches = 0  # batches written under an explicit lock-read-write transaction
 
@@ -346,10 +354,11 @@ class PostgresStore(Store):
         Fast path: when this node remembers the state of every thread of the batch (it wrote
         them last), the seqs and log entries are computed from that memory and written by one
         conditional statement (:data:`_APPEND_IF_CURRENT_SQL`): one round trip instead of
-        five. If another node (or another write on this one) changed a thread meanwhile, or
-        a key is already stored (a retry), that statement writes nothing and the batch takes
-        the slow path: lock, read, look the keys up, write, in a transaction. Either way the
-        writes are made under the threads' row locks from state read under those locks.
+        five. If another node changed a thread meanwhile, that statement writes nothing and
+        the batch takes the slow path: lock, read, look the keys up, write, in a
+        transaction. Either way the writes are made under the threads' row locks, checked
+        against the state read under those locks. A retry of a message this node committed
+        lately is answered from memory (``_stored``).
         """
         threads = sorted({m.thread for m in batch})
         states = {t: st for t in threads if (st := self._state.get(t)) is not None}
@@ -357,7 +366,7 @@ class PostgresStore(Store):
             done = await self._append_if_current(batch, states)
             if done is not None:
                 return done
-            for t in threads:
+            for t in threads:  # stale: the locked path reads them again
                 self._state.pop(t, None)
         return await self._append_locked(batch, threads)
 
@@ -369,7 +378,8 @@ class PostgresStore(Store):
         A batch with retries of stored messages takes two round trips: the first finds them
         (and writes nothing), the second writes the rest with the retries answered.
         """
-        existing: dict[IdemKey, Message] = {}
+        existing = {key: self._stored[key] for m in batch if m.client_msg_id is not None
+                    and (key := (m.thread, m.sender, m.client_msg_id)) in self._stored}
         for _ in range(2):
             plan = plan_batch(batch, {t: st[0] for t, st in states.items()}, existing)
             if not plan.rows:  # nothing new: every request repeats a stored message
@@ -398,6 +408,7 @@ class PostgresStore(Store):
             if fresh:
                 self.fast_batches += 1
                 self._remember(plan, heads, ids)
+                self._keep(plan)
                 return plan.results
             for row in rows:
                 msg = message_from_row(tuple(row)[2:])
@@ -413,6 +424,14 @@ class PostgresStore(Store):
                 orjson.dumps([e.row() for e in entries]).decode(),
                 ids, [plan.last_seqs[t] for t in ids], [plan.touched_at[t] for t in ids],
                 [heads[t][0] for t in ids], [heads[t][1] for t in ids]]
+
+    def _keep(self, plan: BatchPlan) -> None:
+        """``plan`` is committed: keep its keyed messages for retries (see ``_stored``)."""
+        for r in plan.results:
+            if isinstance(r, Appended) and r.created and (cmid := r.message.client_msg_id):
+                self._stored[(r.message.thread, r.message.sender, cmid)] = r.message
+        while len(self._stored) > _STORED_MAX:
+            self._stored.popitem(last=False)
 
     def _remember(self, plan: BatchPlan, heads: dict[str, Head], ids: list[str]) -> None:
         if len(self._state) > _CACHE_MAX:
@@ -456,6 +475,7 @@ class PostgresStore(Store):
                      if isinstance(r, Appended) and r.created])
                 await c.execute(_APPEND_LOGGED_SQL, *self._write_args(plan, entries, heads, ids))
         self.slow_batches += 1
+        self._keep(plan)
         # Committed: remember the threads for the fast path.
         for r in rows:
             self._state[r[0]] = (int(r[1]), int(r[2]), r[3])
@@ -501,6 +521,8 @@ class PostgresStore(Store):
         msg = await self._message(c, thread_id, message_id, lock=True)
         if msg is None:
             raise NotFound(f"message {message_id!r} does not exist in this thread")
+        if msg.client_msg_id is not None:  # about to change: a retry reads it from storage
+            self._stored.pop((msg.thread, msg.sender, msg.client_msg_id), None)
         return msg
 
     async def get_message(self, thread_id: str, message_id: str) -> Message | None:
