@@ -103,7 +103,7 @@ def profile_run(server: Any, label: str, a: argparse.Namespace, out_dir: Path) -
     def start() -> None:  # sample the steady state only, not the connection phase
         spies.append(subprocess.Popen(
             [pyspy, "record", "-p", str(server.pid), "-d", str(duration), "-r", "200",
-             "-f", "raw", "--nonblocking", "-o", str(raw)],
+             "-f", "raw", "--nonblocking", *a.profile_args.split(), "-o", str(raw)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     cfg = LoadConfig(url=server.url, secret=server.secret, n=a.n, k=a.k, rate=a.profile_rate,
@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="dispute-log variants: on,nolog,nohash (see bench/serve_variant.py)")
     p.add_argument("--profile", action="store_true", help="py-spy the server under load")
     p.add_argument("--profile-rate", type=int, default=2000)
+    p.add_argument("--profile-args", default="",
+                   help='extra py-spy arguments, e.g. "--gil" (only the thread holding the GIL)')
     p.add_argument("--out", help="write the JSON results here")
     a = p.parse_args(argv)
     a.gen_cpus = [int(x) for x in a.gen_cpus.split(",") if x.strip()]

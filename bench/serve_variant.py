@@ -15,6 +15,9 @@ Never use either outside a benchmark: the log is what makes the evidence trustwo
 A third variant changes nothing and watches: ``stalls`` logs (at WARNING, into the server's
 log in ``bench/results/``) every garbage collection that takes more than 10 ms and every
 time the event loop comes back more than 50 ms late — how the collector's pauses were found.
+``cprofile`` runs cProfile over the event loop's thread between SIGUSR1 and SIGUSR2 and
+writes the statistics to ``$BENCH_CPROFILE_OUT`` (call counts per message, which
+py-spy's samples do not give).
 """
 
 from __future__ import annotations
@@ -98,9 +101,28 @@ def _stalls() -> None:
     chat_app.build_app = build_app  # type: ignore[assignment]
 
 
+def _cprofile() -> None:
+    import cProfile
+    import os
+    import signal
+
+    prof = cProfile.Profile()
+    out = os.environ.get("BENCH_CPROFILE_OUT", "cprofile.out")
+
+    def start(*_: Any) -> None:
+        prof.enable()
+
+    def stop(*_: Any) -> None:
+        prof.disable()
+        prof.dump_stats(out)
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
+
+
 def main() -> None:
     variant = sys.argv.pop(1)
-    {"nolog": _nolog, "nohash": _nohash, "stalls": _stalls}[variant]()
+    {"nolog": _nolog, "nohash": _nohash, "stalls": _stalls, "cprofile": _cprofile}[variant]()
     from chat.cli import main as cli_main
 
     sys.exit(cli_main())

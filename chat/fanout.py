@@ -9,7 +9,8 @@ Theory of operation:
   ``t:<thread>`` for a thread's events, ``u:<user>`` for one user, ``r:<role>`` for staff.
 * :class:`RedisFanOut` delivers an event to the local hub at once, and publishes it on one
   Redis channel that every node subscribes to; a node ignores its own echo. Publishes are
-  pipelined by a flusher task. If Redis drops, the reader reconnects with backoff and
+  batched by a flusher task: the events pending when it wakes go out as one Redis message
+  (up to BATCH_MAX_BYTES), so under load a node reads one message per batch, not per event. If Redis drops, the reader reconnects with backoff and
   resubscribes by itself, then calls the ``on_resync`` hook so the node re-reads from storage
   whatever its local subscribers may have missed. Publishes that failed are retried.
   ``health()`` tells whether the subscription is live (exposed on ``/healthz``).
@@ -36,6 +37,9 @@ log = logging.getLogger("tsunagu.fanout")
 _MESSAGE_FIELDS = tuple(f.name for f in fields(Message))
 REDIS_POOL_MAX = 64  # connections per node (the subscriber holds one)
 REDIS_POOL_WAIT_S = 5.0  # how long a command waits for a free connection
+# Events pending when the publisher wakes travel together, as one Redis message of at most
+# this size (one PUBLISH, and one message for every node to read, instead of one per event).
+BATCH_MAX_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +56,42 @@ class Event:
     payload: dict[str, Any]
     message: Message | None = None
 
-    def encode(self, origin: str) -> bytes:
-        doc: dict[str, Any] = {"o": origin, "c": self.channel, "k": self.kind, "p": self.payload}
+    def encode(self) -> bytes:
+        """This event as JSON, to travel between nodes inside a batch (`encode_batch`)."""
+        doc: dict[str, Any] = {"c": self.channel, "k": self.kind, "p": self.payload}
         if self.message is not None:
             doc["m"] = [getattr(self.message, f) for f in _MESSAGE_FIELDS]
         return orjson.dumps(doc)
 
     @staticmethod
-    def decode(data: bytes) -> tuple[str, Event]:
-        doc = orjson.loads(data)
+    def from_doc(doc: dict[str, Any]) -> Event:
         msg = Message(*doc["m"]) if "m" in doc else None
-        return doc["o"], Event(doc["c"], doc["k"], doc["p"], msg)
+        return Event(doc["c"], doc["k"], doc["p"], msg)
+
+
+def encode_batch(origin: str, events: list[bytes]) -> bytes:
+    """One Redis message for several encoded events: ``{"o": origin, "b": [event, ...]}``.
+
+    The origin comes first, so a node recognises its own echo by the prefix alone."""
+    return b'{"o":' + orjson.dumps(origin) + b',"b":[' + b",".join(events) + b"]}"
+
+
+def decode_batch(data: bytes) -> tuple[str, list[Event]]:
+    """The origin and the events of a Redis message (a batch, or one bare event as nodes
+    before batching sent them). Raises on a message that is not JSON or has no origin; an
+    event in it that is malformed is left out (and counted by the caller)."""
+    doc = orjson.loads(data)
+    origin = doc["o"]
+    if not isinstance(origin, str):
+        raise TypeError("origin is not a string")
+    docs = doc["b"] if "b" in doc else [doc]
+    events: list[Event] = []
+    for d in docs:
+        try:
+            events.append(Event.from_doc(d))
+        except (KeyError, TypeError) as exc:
+            log.error("undecodable fan-out event dropped: %s", exc)
+    return origin, events
 
 
 def thread_channel(thread_id: str) -> str:
@@ -205,7 +234,7 @@ class RedisFanOut(FanOut):
         if len(self._pending) >= self._max_pending:
             self._pending.popleft()
             self.dropped += 1
-        self._pending.append(event.encode(self.node_id))
+        self._pending.append(event.encode())
         self._wake.set()
 
     def health(self) -> dict[str, Any]:
@@ -231,7 +260,7 @@ class RedisFanOut(FanOut):
             self._inflight = len(batch)
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    for data in batch:
+                    for data in self._batches(batch):
                         pipe.publish(self.channel, data)
                     await pipe.execute()
             except Exception as exc:  # redis errors, OSError: put back in order and retry
@@ -247,6 +276,22 @@ class RedisFanOut(FanOut):
             backoff = 0.05
             self._inflight = 0
             self.published += len(batch)
+
+    def _batches(self, events: list[bytes]) -> list[bytes]:
+        """``events`` in order, as Redis messages of at most BATCH_MAX_BYTES (an event larger
+        than that travels alone)."""
+        out: list[bytes] = []
+        part: list[bytes] = []
+        size = 0
+        for data in events:
+            if part and size + len(data) > BATCH_MAX_BYTES:
+                out.append(encode_batch(self.node_id, part))
+                part, size = [], 0
+            part.append(data)
+            size += len(data) + 1
+        if part:
+            out.append(encode_batch(self.node_id, part))
+        return out
 
     async def _reader(self) -> None:
         backoff = 0.1
@@ -299,11 +344,12 @@ class RedisFanOut(FanOut):
         if data.startswith(self._own_prefix):
             return
         try:
-            origin, event = Event.decode(data)
+            origin, events = decode_batch(data)
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            log.error("undecodable fan-out event dropped: %s", exc)
+            log.error("undecodable fan-out message dropped: %s", exc)
             return
         if origin == self.node_id:
             return
-        self.received += 1
-        self.hub.dispatch(event)
+        self.received += len(events)
+        for event in events:
+            self.hub.dispatch(event)

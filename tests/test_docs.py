@@ -179,7 +179,7 @@ def pushed_frame_types() -> dict[str, str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _callee(node) == "Event":
                 kind = _literal(_event_parts(node)[0])
-                if kind is not None:  # Event.decode rebuilds events it received: not a literal
+                if kind is not None:  # Event.from_doc rebuilds events it received: not a literal
                     found.setdefault(kind, f"{rel}:{node.lineno}")
             elif isinstance(node, ast.Dict) and rel in FRAME_WRITERS:
                 for key, value in zip(node.keys, node.values, strict=True):

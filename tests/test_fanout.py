@@ -12,10 +12,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from chat.fanout import (
+    BATCH_MAX_BYTES,
     Event,
     Hub,
     LocalFanOut,
     RedisFanOut,
+    decode_batch,
+    encode_batch,
     role_channel,
     thread_channel,
     user_channel,
@@ -110,12 +113,30 @@ async def test_local_fanout_delivers_on_this_node() -> None:
     await fan.stop()
 
 
-def test_event_encoding_round_trips_a_message() -> None:
+def test_event_batch_encoding_round_trips_messages_in_order() -> None:
     e = Event("t:t1", "message", {"x": 1}, MESSAGE)
-    origin, back = Event.decode(e.encode("node-a"))
-    assert origin == "node-a" and back == e and back.message == MESSAGE
-    origin, plain = Event.decode(ev().encode("n"))
-    assert plain == ev() and plain.message is None
+    origin, back = decode_batch(encode_batch("node-a", [e.encode(), ev().encode()]))
+    assert origin == "node-a" and back == [e, ev()]
+    assert back[0].message == MESSAGE and back[1].message is None
+
+
+def test_a_bare_event_is_read_as_a_batch_of_one_and_a_bad_event_is_left_out() -> None:
+    # the shape nodes sent before batching: {"o": ..., "c": ..., "k": ..., "p": ...}
+    bare = b'{"o":"old-node",' + ev().encode()[1:]
+    assert decode_batch(bare) == ("old-node", [ev()])
+    mixed = encode_batch("n", [ev(user="a").encode(), b'{"c":"t:1"}', ev(user="b").encode()])
+    assert decode_batch(mixed) == ("n", [ev(user="a"), ev(user="b")])
+
+
+def test_large_batches_are_split_in_order() -> None:
+    fan = RedisFanOut(REDIS_URL, prefix="p", node_id="n")
+    big = "x" * (BATCH_MAX_BYTES // 3)
+    events = [ev(user=f"{i}-{big}").encode() for i in range(7)]
+    parts = fan._batches(events)
+    assert len(parts) == 4  # two events per part fit, not three
+    assert all(len(p) <= BATCH_MAX_BYTES + 100 for p in parts)
+    decoded = [e for p in parts for e in decode_batch(p)[1]]
+    assert decoded == [ev(user=f"{i}-{big}") for i in range(7)]
 
 
 # --- Redis between nodes

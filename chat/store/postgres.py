@@ -63,7 +63,7 @@ def _json_rows(param: int, types: Sequence[str]) -> str:
     machine where PostgreSQL has a core of its own and the node has one, this is cheaper.
     """
     cols = ", ".join(f"(r->>{i})::{t}" for i, t in enumerate(types))
-    return f"SELECT {cols} FROM json_array_elements(${param}::json) AS r"
+    return f"SELECT {cols} FROM jsonb_array_elements(${param}::jsonb) AS r"
 
 
 
