@@ -31,10 +31,12 @@ from .fanout import Event
 from .frames import encode
 from .models import Message, ThreadBrief
 from .store.base import Store
+from .wswrite import send_frames
 
 log = logging.getLogger("tsunagu.session")
 
 HISTORY_PAGE = 500
+FLUSH_FRAMES = 64  # frames the writer gathers at most before it writes them (one write)
 EPHEMERAL = frozenset({"typing", "presence"})
 _background: set[asyncio.Task[None]] = set()  # close tasks, kept referenced until done
 
@@ -114,6 +116,7 @@ class Connection:
         "_broken",
         "_close_timeout",
         "_on_close",
+        "_out",
         "_started",
         "_writer",
         "busy",
@@ -166,6 +169,7 @@ class Connection:
         self.followed: set[str] | frozenset[str] = _NOT_FOLLOWED
         self.last_seen = 0.0  # loop time of the last frame (or pong) from the client
         self._writer: asyncio.Task[None] | None = None
+        self._out: list[str] | None = None  # frames ready to write (while the writer runs)
         self._started = False
         self._broken = False  # a write failed: the socket is gone
 
@@ -273,17 +277,29 @@ class Connection:
 
     # --- writer side
     async def _write_loop(self) -> None:
+        # Frames are gathered in ``_out`` and written together (one system call for the ``ok``
+        # and the push of the same message, or for several pushes of one batch): before
+        # anything that waits (a storage read, a ping), every FLUSH_FRAMES frames, and when
+        # the queue is empty. The loop ends only when both are empty in the same step.
+        out = self._out = []
         try:
-            while not self.queue.empty():
-                item = self.queue.pop()
-                if isinstance(item, str):
-                    await self.socket.send_str(item)
-                elif isinstance(item, Sync):
-                    await self._sync(item.thread, None)
-                elif isinstance(item, _Ping):
-                    await self.socket.ping()
-                else:
-                    await self._event(item)
+            while True:
+                while not self.queue.empty():
+                    item = self.queue.pop()
+                    if isinstance(item, str):
+                        out.append(item)
+                    elif isinstance(item, Sync):
+                        await self._sync(item.thread, None)
+                    elif isinstance(item, _Ping):
+                        await self._flush()
+                        await self.socket.ping()
+                    else:
+                        await self._event(item)
+                    if len(out) >= FLUSH_FRAMES:
+                        await self._flush()
+                if not out:
+                    return
+                await self._flush()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket went away mid-send, or storage failed mid-sync
@@ -292,9 +308,22 @@ class Connection:
             # Never leave an open socket whose writer is gone: the client would wait for
             # answers forever. Closing makes it reconnect and resume from its cursor.
             self.close_soon(CLOSE_INTERNAL_ERROR, "server error; reconnect and resume")
+        finally:
+            self._out = None
 
-    async def _push_message(self, msg: Message) -> None:
-        await self.socket.send_str(
+    async def _flush(self) -> None:
+        out = self._out
+        if out:
+            frames = out[:]
+            out.clear()
+            await send_frames(self.socket, frames)
+
+    def _emit(self, frame: str) -> None:
+        assert self._out is not None, "frames are emitted by the writer task only"
+        self._out.append(frame)
+
+    def _push_message(self, msg: Message) -> None:
+        self._emit(
             encode({"type": "message", "message": msg.view(self.user, locale=self.identity.locale)})
         )
         self.cursors[msg.thread] = msg.seq
@@ -309,12 +338,13 @@ class Connection:
             cursor = self.cursors.get(thread, 0)
             if upto is not None and cursor + 1 >= upto:
                 return
+            await self._flush()  # what is ready goes out before the storage read
             page = await self.store.history(
                 thread, after_seq=cursor, before_seq=upto, limit=HISTORY_PAGE
             )
             for msg in page:
                 if msg.seq > self.cursors.get(thread, 0):
-                    await self._push_message(msg)
+                    self._push_message(msg)
             if len(page) < HISTORY_PAGE:
                 return
 
@@ -331,7 +361,7 @@ class Connection:
             if msg.seq > cursor + 1:
                 await self._sync(msg.thread, msg.seq)
             if msg.seq > self.cursors.get(msg.thread, 0):
-                await self._push_message(msg)
+                self._push_message(msg)
             return
         payload = event.payload
         if kind == "update":
@@ -343,7 +373,7 @@ class Connection:
                 # Not pushed yet: push it (and anything before it) from storage first, so an
                 # older copy still in flight is dropped as a duplicate.
                 await self._sync(msg.thread, msg.seq + 1)
-            await self.socket.send_str(
+            self._emit(
                 encode({"type": "update", **payload, "message": msg.view(self.user, locale=self.identity.locale)})
             )
             return
@@ -355,7 +385,7 @@ class Connection:
             self.presence[payload["user"]] = payload["status"]
         elif kind == "thread":
             if self._joined(payload["thread"]):
-                await self.socket.send_str(encode({"type": kind, **payload}))
+                self._emit(encode({"type": kind, **payload}))
                 await self._sync(payload["thread"]["id"], None)
                 return
         elif kind == "participant":
@@ -366,7 +396,7 @@ class Connection:
             brief = self.threads.get(payload["thread"])
             if brief is not None:
                 brief.stage = payload["stage"]
-        await self.socket.send_str(encode({"type": kind, **payload}))
+        self._emit(encode({"type": kind, **payload}))
 
     def _joined(self, thread: dict[str, Any]) -> bool:
         """The user was added to a thread: follow it from where it was when they were added.
