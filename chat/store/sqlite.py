@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from ..errors import ChatError, Conflict, NotFound
 from ..evidence import log as evidence
+from ..evidence.chain import LogEntry, Pending
 from ..models import (
     Appended,
     Message,
@@ -49,11 +50,35 @@ T = TypeVar("T")
 Conn = sqlite3.Connection
 
 
+ThreadState = tuple[int, int, str]  # last_seq, log_seq, log_head as stored
+_STATE_MAX = 100_000  # threads whose state the writer remembers (see append_batch)
+
+
+class _Stale(Exception):
+    """A remembered thread state no longer matches storage (see append_batch)."""
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
         self.path = path
         self._sync = synchronous.upper()
         self.db: SqliteDb = SqliteDb()
+        # Each thread's state as the writer last left it: the fast path's guess, used and
+        # changed on the writer thread only.
+        self._state: dict[str, ThreadState] = {}
+        self.fast_batches = 0  # batches written from remembered state (no reads)
+        self.slow_batches = 0  # batches that read the threads (and idempotency keys) first
+
+    def _log(self, c: Conn, pending: Sequence[Pending]) -> list[LogEntry]:
+        """Append to the thread log (see chat.evidence.log) and keep remembered heads current,
+        so a receipt or an edit does not cost the next batch its fast path. If the
+        transaction later rolls back, the fast path's check finds the difference."""
+        entries = evidence.append_sync(c, pending)
+        for e in entries:
+            st = self._state.get(e.thread)
+            if st is not None:
+                self._state[e.thread] = (st[0], e.seq, e.hash)
+        return entries
 
     # --- plumbing
     def _connect(self) -> Conn:
@@ -159,7 +184,7 @@ class SQLiteStore(Store):
                 "INSERT INTO participants (thread_id, user_id, role, joined_at) VALUES (?,?,?,?)",
                 [(id, user, role, at) for user, role in participants],
             )
-            evidence.append_sync(c, [evidence.thread_created_entry(
+            self._log(c, [evidence.thread_created_entry(
                 id, kind=kind, title=title, stage=stage, ref=ref, participants=participants,
                 at=at)])
             thread = self._thread(c, id)
@@ -182,7 +207,7 @@ class SQLiteStore(Store):
             )
             if cur.rowcount == 0:
                 raise NotFound(f"thread {thread_id!r} does not exist")
-            evidence.append_sync(c, [evidence.thread_updated_entry(
+            self._log(c, [evidence.thread_updated_entry(
                 thread_id, stage=stage, title=title, at=at)])
             thread = self._thread(c, thread_id)
             assert thread is not None
@@ -208,7 +233,7 @@ class SQLiteStore(Store):
                     "VALUES (?, ?, ?, ?)",
                     (thread_id, user_id, role, at),
                 )
-                evidence.append_sync(c, [evidence.participant_entry(thread_id, user_id, role, at)])
+                self._log(c, [evidence.participant_entry(thread_id, user_id, role, at)])
             thread = self._thread(c, thread_id)
             assert thread is not None
             return thread, row is None
@@ -259,39 +284,102 @@ class SQLiteStore(Store):
 
     # --- messages
     async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | ChatError]:
+        """Append a group-committed batch in one transaction on the writer thread.
+
+        Fast path: when the writer remembers the state of every thread of the batch (it
+        wrote them last), it writes at once - no read of last_seq, of the log heads or of
+        the idempotency keys - under a savepoint, with every thread update conditional on
+        the remembered state. A stored idempotency key (a retry) or a taken seq fails the
+        insert, a thread changed by another connection fails a condition: the savepoint is
+        rolled back and the batch takes the reading path, which answers retries.
+        """
         def run(c: Conn) -> list[Appended | ChatError]:
-            last: dict[str, int] = {}
-            for tid in {m.thread for m in batch}:
-                row = c.execute("SELECT last_seq FROM threads WHERE id = ?", (tid,)).fetchone()
-                if row is not None:
-                    last[tid] = row[0]
-            existing: dict[IdemKey, Message] = {}
-            for m in batch:
-                if m.client_msg_id is None or m.thread not in last:
-                    continue
-                row = c.execute(
-                    f"SELECT {MESSAGE_COLUMNS} FROM messages "
-                    "WHERE thread_id = ? AND sender = ? AND client_msg_id = ?",
-                    (m.thread, m.sender, m.client_msg_id),
-                ).fetchone()
-                if row is not None:
-                    existing[(m.thread, m.sender, m.client_msg_id)] = message_from_row(row)
-            plan = plan_batch(batch, last, existing)
-            if plan.rows:
-                c.executemany(
-                    f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    plan.rows,
-                )
-                c.executemany(
-                    "UPDATE threads SET last_seq = ?, updated_at = ? WHERE id = ?",
-                    [(s, plan.touched_at[t], t) for t, s in plan.last_seqs.items()],
-                )
-                evidence.append_sync(c, [evidence.message_entry(r.message) for r in plan.results
-                                         if isinstance(r, Appended) and r.created])
-            return plan.results
+            state = self._state
+            if all(m.thread in state for m in batch):
+                c.execute("SAVEPOINT fast")
+                try:
+                    results = self._append_remembered(c, batch)
+                except (sqlite3.IntegrityError, _Stale, evidence.StaleHead):
+                    c.execute("ROLLBACK TO fast")
+                    c.execute("RELEASE fast")
+                    for m in batch:
+                        state.pop(m.thread, None)
+                else:
+                    c.execute("RELEASE fast")
+                    self.fast_batches += 1
+                    return results
+            self.slow_batches += 1
+            return self._append_read(c, batch)
 
         return await self._write(run)
+
+    def _append_remembered(self, c: Conn, batch: Sequence[NewMessage]
+                           ) -> list[Appended | ChatError]:
+        state = self._state
+        plan = plan_batch(batch, {m.thread: state[m.thread][0] for m in batch}, {})
+        if plan.rows:
+            c.executemany(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
+                          "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", plan.rows)
+            cur = c.executemany(
+                "UPDATE threads SET last_seq = ?, updated_at = ? WHERE id = ? AND last_seq = ?",
+                [(s, plan.touched_at[t], t, state[t][0]) for t, s in plan.last_seqs.items()])
+            if cur.rowcount != len(plan.last_seqs):
+                raise _Stale
+            entries = evidence.append_sync(
+                c, [evidence.message_entry(r.message) for r in plan.results
+                    if isinstance(r, Appended) and r.created],
+                expected={t: state[t][1:] for t in plan.last_seqs})
+            self._remember(plan.last_seqs, entries)
+        return plan.results
+
+    def _append_read(self, c: Conn, batch: Sequence[NewMessage]) -> list[Appended | ChatError]:
+        threads = sorted({m.thread for m in batch})
+        known: dict[str, ThreadState] = {
+            r[0]: (r[1], r[2], r[3]) for r in c.execute(
+                "SELECT id, last_seq, log_seq, log_head FROM threads "
+                f"WHERE id IN ({', '.join('?' * len(threads))})", threads)}
+        last = {t: st[0] for t, st in known.items()}
+        existing: dict[IdemKey, Message] = {}
+        for m in batch:
+            if m.client_msg_id is None or m.thread not in last:
+                continue
+            row = c.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages "
+                "WHERE thread_id = ? AND sender = ? AND client_msg_id = ?",
+                (m.thread, m.sender, m.client_msg_id),
+            ).fetchone()
+            if row is not None:
+                existing[(m.thread, m.sender, m.client_msg_id)] = message_from_row(row)
+        plan = plan_batch(batch, last, existing)
+        entries: list[LogEntry] = []
+        if plan.rows:
+            c.executemany(
+                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                plan.rows,
+            )
+            c.executemany(
+                "UPDATE threads SET last_seq = ?, updated_at = ? WHERE id = ?",
+                [(s, plan.touched_at[t], t) for t, s in plan.last_seqs.items()],
+            )
+            entries = evidence.append_sync(
+                c, [evidence.message_entry(r.message) for r in plan.results
+                    if isinstance(r, Appended) and r.created],
+                expected={t: known[t][1:] for t in plan.last_seqs})
+        if len(self._state) + len(known) > _STATE_MAX:
+            self._state.clear()
+        self._state.update(known)
+        self._remember(plan.last_seqs, entries)
+        return plan.results
+
+    def _remember(self, last_seqs: dict[str, int], entries: Sequence[LogEntry]) -> None:
+        state = self._state
+        for t, s in last_seqs.items():
+            st = state[t]
+            state[t] = (s, st[1], st[2])
+        for e in entries:
+            st = state[e.thread]
+            state[e.thread] = (st[0], e.seq, e.hash)
 
     async def history(
         self,
@@ -367,7 +455,7 @@ class SQLiteStore(Store):
                 "WHERE id = ?",
                 (new.body, at, new.rev, masked, dumps(moderation), message_id),
             )
-            evidence.append_sync(c, [evidence.edit_entry(msg, new, actor, at)])
+            self._log(c, [evidence.edit_entry(msg, new, actor, at)])
             return new
 
         return await self._write(run)
@@ -383,7 +471,7 @@ class SQLiteStore(Store):
             c.execute(
                 "UPDATE messages SET deleted_at = ?, rev = rev + 1 WHERE id = ?", (at, message_id)
             )
-            evidence.append_sync(c, [evidence.delete_entry(msg, actor, at)])
+            self._log(c, [evidence.delete_entry(msg, actor, at)])
             out = self._message(c, thread_id, message_id)
             assert out is not None
             return out
@@ -417,7 +505,7 @@ class SQLiteStore(Store):
             if row is None:
                 raise NotFound(f"{user_id!r} does not take part in {thread_id!r}")
             if old is not None and row[0] > old[0]:
-                evidence.append_sync(c, [evidence.read_entry(thread_id, user_id, row[0], now_us())])
+                self._log(c, [evidence.read_entry(thread_id, user_id, row[0], now_us())])
             return int(row[0])
 
         return await self._write(run)
@@ -435,7 +523,7 @@ class SQLiteStore(Store):
             if cur.rowcount == 0:
                 return msg, False
             c.execute("UPDATE messages SET thanks = thanks + 1 WHERE id = ?", (message_id,))
-            evidence.append_sync(c, [evidence.thanks_entry(thread_id, message_id, user_id, at)])
+            self._log(c, [evidence.thanks_entry(thread_id, message_id, user_id, at)])
             out = self._message(c, thread_id, message_id)
             assert out is not None
             return out, True
