@@ -76,7 +76,7 @@ class Settings:
     http_rate_burst: int = 60
     # --- storage tuning
     group_commit_max: int = 512
-    group_commit_linger_ms: float = 1.0
+    group_commit_linger_ms: float = 3.0
     gc_freeze: bool = True
     gc_young_threshold: int = 2_000
     sqlite_synchronous: str = "FULL"
