@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from ..errors import ChatError, Conflict, NotFound
 from ..evidence import log as evidence
 from ..evidence.chain import LogEntry, Pending
@@ -51,6 +53,26 @@ Conn = sqlite3.Connection
 
 
 ThreadState = tuple[int, int, str]  # last_seq, log_seq, log_head as stored
+# The stored messages matching a batch's idempotency keys, in one statement: the keys travel
+# as one JSON array of [thread, sender, client_msg_id] (the lookup uses messages_idempotency).
+_FIND_KEYS = (
+    f"SELECT {', '.join('m.' + c.strip() for c in MESSAGE_COLUMNS.split(','))} "
+    "FROM json_each(?) AS k JOIN messages AS m "
+    "ON m.thread_id = json_extract(k.value, '$[0]') AND m.sender = json_extract(k.value, '$[1]') "
+    "AND m.client_msg_id = json_extract(k.value, '$[2]')"
+)
+
+
+def _stored_keys(c: Conn, batch: Sequence[NewMessage]) -> dict[IdemKey, Message]:
+    keys = [[m.thread, m.sender, m.client_msg_id] for m in batch if m.client_msg_id is not None]
+    if not keys:
+        return {}
+    out: dict[IdemKey, Message] = {}
+    for row in c.execute(_FIND_KEYS, (orjson.dumps(keys).decode(),)):
+        m = message_from_row(row)
+        assert m.client_msg_id is not None  # matched on it
+        out[(m.thread, m.sender, m.client_msg_id)] = m
+    return out
 _STATE_MAX = 100_000  # threads whose state the writer remembers (see append_batch)
 
 
@@ -286,12 +308,13 @@ class SQLiteStore(Store):
     async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | ChatError]:
         """Append a group-committed batch in one transaction on the writer thread.
 
-        Fast path: when the writer remembers the state of every thread of the batch (it
-        wrote them last), it writes at once - no read of last_seq, of the log heads or of
-        the idempotency keys - under a savepoint, with every thread update conditional on
-        the remembered state. A stored idempotency key (a retry) or a taken seq fails the
-        insert, a thread changed by another connection fails a condition: the savepoint is
-        rolled back and the batch takes the reading path, which answers retries.
+        Both paths look up the batch's idempotency keys in one statement (a retry is
+        answered with the stored message). Fast path: when the writer remembers the state
+        of every thread of the batch (it wrote them last), it reads neither last_seq nor the
+        log heads, and writes under a savepoint with every thread update conditional on the
+        remembered state. A taken seq fails the insert, a thread changed by another
+        connection fails a condition: the savepoint is rolled back and the batch takes the
+        reading path.
         """
         def run(c: Conn) -> list[Appended | ChatError]:
             state = self._state
@@ -316,7 +339,8 @@ class SQLiteStore(Store):
     def _append_remembered(self, c: Conn, batch: Sequence[NewMessage]
                            ) -> list[Appended | ChatError]:
         state = self._state
-        plan = plan_batch(batch, {m.thread: state[m.thread][0] for m in batch}, {})
+        plan = plan_batch(batch, {m.thread: state[m.thread][0] for m in batch},
+                          _stored_keys(c, batch))
         if plan.rows:
             c.executemany(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", plan.rows)
@@ -339,18 +363,7 @@ class SQLiteStore(Store):
                 "SELECT id, last_seq, log_seq, log_head FROM threads "
                 f"WHERE id IN ({', '.join('?' * len(threads))})", threads)}
         last = {t: st[0] for t, st in known.items()}
-        existing: dict[IdemKey, Message] = {}
-        for m in batch:
-            if m.client_msg_id is None or m.thread not in last:
-                continue
-            row = c.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages "
-                "WHERE thread_id = ? AND sender = ? AND client_msg_id = ?",
-                (m.thread, m.sender, m.client_msg_id),
-            ).fetchone()
-            if row is not None:
-                existing[(m.thread, m.sender, m.client_msg_id)] = message_from_row(row)
-        plan = plan_batch(batch, last, existing)
+        plan = plan_batch(batch, last, _stored_keys(c, batch))
         entries: list[LogEntry] = []
         if plan.rows:
             c.executemany(
