@@ -7,9 +7,10 @@ result. Under light load a batch has one message and adds no delay; under heavy 
 batch grows and the cost of a commit (and fsync) is shared.
 
 A commit has a fixed cost (on SQLite the WAL write and ``fsync``: most of a batch's CPU), so
-under steady load the flusher *lingers*: when the previous commit ended less than ``linger``
-seconds ago, it waits until the oldest queued request is ``linger`` old before committing,
-as PostgreSQL's ``commit_delay`` does. A request that arrives after a quiet spell is
+under load the flusher *lingers*: when the previous commit carried more than one request
+and ended less than ``linger`` seconds ago, it waits until the oldest queued request is
+``linger`` old before committing, as PostgreSQL's ``commit_delay`` does. A request that
+arrives after a quiet spell, or while requests come one at a time (a commit of one), is
 committed at once; under load each request waits at most ``linger`` longer, and a batch
 carries several requests instead of one or two.
 """
@@ -33,6 +34,7 @@ class GroupCommitter:
         self._flusher: asyncio.Task[None] | None = None
         self._head_since = 0.0  # loop time at which the oldest queued request arrived
         self._last_commit = float("-inf")  # loop time at which the last commit ended
+        self._last_size = 0  # requests the last commit carried
         self.batches = 0
         self.messages = 0
 
@@ -57,7 +59,7 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
-                if self._linger and len(self._queue) < self._max:
+                if self._linger and self._last_size > 1 and len(self._queue) < self._max:
                     now = loop.time()
                     if now - self._last_commit < self._linger:  # under load: gather more
                         wait = self._head_since + self._linger - now
@@ -73,6 +75,7 @@ class GroupCommitter:
                 except Exception as exc:  # a bug or an untranslated driver error
                     results = [Unavailable(f"store error: {exc.__class__.__name__}")] * len(batch)
                 self._last_commit = loop.time()
+                self._last_size = len(batch)
                 self.batches += 1
                 self.messages += len(batch)
                 for (_, fut), result in zip(batch, results, strict=True):

@@ -83,9 +83,10 @@ MEANINGS: dict[str, str] = {
     "gc_young_threshold": "Allocations between two young-generation garbage collections "
                           "(Python's default is 700). Objects alive after start-up are "
                           "frozen out of collection (`gc.freeze`); see docs/operations.md.",
-    "group_commit_linger_ms": "Under steady load, how long a message may wait for others to "
-                              "share its commit (0: never wait). After a quiet spell a message "
-                              "is committed at once.",
+    "group_commit_linger_ms": "Under load (the last commit carried several messages), how "
+                              "long a message may wait for others to share its commit (0: never "
+                              "wait). After a quiet spell, or while messages come one at a "
+                              "time, a message is committed at once.",
     "sqlite_synchronous": "SQLite `PRAGMA synchronous`: `OFF`, `NORMAL`, `FULL` or `EXTRA`. "
                           "`FULL` survives power loss after an acknowledgement; `NORMAL` "
                           "(WAL) may lose the last transactions on power loss, not on a crash "

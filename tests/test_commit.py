@@ -101,19 +101,23 @@ async def test_cancelled_caller_does_not_lose_its_commit(store: Store) -> None:
 
 
 async def test_linger_gathers_requests_only_under_load(store: Store) -> None:
-    """After a quiet spell a request is committed at once, however long the linger; right
-    after a commit the flusher lingers, so requests that arrive close together share one."""
+    """After a quiet spell, or while requests come one at a time, a request is committed at
+    once, however long the linger; right after a commit of several the flusher lingers, so
+    requests that arrive close together share one."""
     patient = GroupCommitter(store, linger=30.0)
     first = await asyncio.wait_for(patient.append(req(cmid="quiet")), 5)  # not 30 s
     assert first.message.seq == 1 and patient.batches == 1
+    # right after that commit of one: still not 30 s
+    second = await asyncio.wait_for(patient.append(req(cmid="one at a time")), 5)
+    assert second.message.seq == 2 and patient.batches == 2
 
     gc = GroupCommitter(store, linger=0.5)
-    await gc.append(req(cmid="a"))
-    assert gc.batches == 1
-    b = asyncio.create_task(gc.append(req(cmid="b")))  # just after a commit: lingers
+    await asyncio.gather(gc.append(req(cmid="a1")), gc.append(req(cmid="a2")))
+    assert (gc.batches, gc.messages) == (1, 2)  # a commit of two: under load
+    b = asyncio.create_task(gc.append(req(cmid="b")))  # just after it: lingers
     await asyncio.sleep(0.05)
     assert not b.done()
     c = asyncio.create_task(gc.append(req(cmid="c")))
     rb, rc = await asyncio.gather(b, c)
-    assert (rb.message.seq, rc.message.seq) == (3, 4)
-    assert (gc.batches, gc.messages) == (2, 3)  # b and c shared a commit
+    assert (rb.message.seq, rc.message.seq) == (5, 6)
+    assert (gc.batches, gc.messages) == (2, 4)  # b and c shared a commit
