@@ -107,7 +107,7 @@ def _cprofile() -> None:
     import signal
 
     prof = cProfile.Profile()
-    out = os.environ.get("BENCH_CPROFILE_OUT", "cprofile.out")
+    out = os.environ.get("BENCH_CPROFILE_OUT", "bench/results/cprofile.out")
 
     def start(*_: Any) -> None:
         prof.enable()

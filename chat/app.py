@@ -136,7 +136,7 @@ def build_app(settings: Settings) -> web.Application:
                 "channels": len(fanout.hub),
                 "group_commit": {"batches": service.committer.batches,
                                  "messages": service.committer.messages,
-                                 # PostgreSQL only: batches written in one statement / locked
+                                 # the store's fast path / the path that reads (or locks)
                                  "fast_batches": getattr(store, "fast_batches", None),
                                  "slow_batches": getattr(store, "slow_batches", None)},
                 "fanout": fanout.health(),

@@ -10,7 +10,8 @@ Theory of operation:
 * :class:`RedisFanOut` delivers an event to the local hub at once, and publishes it on one
   Redis channel that every node subscribes to; a node ignores its own echo. Publishes are
   batched by a flusher task: the events pending when it wakes go out as one Redis message
-  (up to BATCH_MAX_BYTES), so under load a node reads one message per batch, not per event. If Redis drops, the reader reconnects with backoff and
+  (up to BATCH_MAX_BYTES), so under load a node reads one message per batch, not per
+  event. If Redis drops, the reader reconnects with backoff and
   resubscribes by itself, then calls the ``on_resync`` hook so the node re-reads from storage
   whatever its local subscribers may have missed. Publishes that failed are retried.
   ``health()`` tells whether the subscription is live (exposed on ``/healthz``).
@@ -79,7 +80,7 @@ def encode_batch(origin: str, events: list[bytes]) -> bytes:
 def decode_batch(data: bytes) -> tuple[str, list[Event]]:
     """The origin and the events of a Redis message (a batch, or one bare event as nodes
     before batching sent them). Raises on a message that is not JSON or has no origin; an
-    event in it that is malformed is left out (and counted by the caller)."""
+    event in it that is malformed is logged and left out."""
     doc = orjson.loads(data)
     origin = doc["o"]
     if not isinstance(origin, str):

@@ -95,6 +95,19 @@ def _write_batch(guard: str = "") -> str:
     )
 
 
+def _find_keys(param: int) -> str:
+    """The stored messages whose (thread, sender, client_msg_id) is one of the jsonb rows of
+    parameter ``param`` (see :func:`_keys_json`)."""
+    return (f"SELECT {', '.join('m.' + x.strip() for x in MESSAGE_COLUMNS.split(','))} "
+            "FROM messages m JOIN (SELECT r->>0 AS t, r->>1 AS s, r->>2 AS c "
+            f"FROM jsonb_array_elements(${param}::jsonb) AS r) AS k "
+            "ON m.thread_id = k.t AND m.sender = k.s AND m.client_msg_id = k.c")
+
+
+def _keys_json(keyed: Sequence[NewMessage]) -> str:
+    return orjson.dumps([[m.thread, m.sender, m.client_msg_id] for m in keyed]).decode()
+
+
 # The whole write of a batch in ONE statement (one round trip), under locks already held.
 # Three parameters, each one JSON text: asyncpg's cost per parameter, not its size, counts.
 _APPEND_LOGGED_SQL = f"WITH {_THREAD_ROWS}, {_write_batch()} SELECT 1"
@@ -114,10 +127,7 @@ _APPEND_IF_CURRENT_SQL = (
     "locked AS (SELECT t.id FROM threads t JOIN th e ON t.id = e.id "
     "WHERE t.last_seq = e.es AND t.log_seq = e.els "
     "AND t.log_head IS NOT DISTINCT FROM e.elh ORDER BY t.id FOR UPDATE OF t), "
-    f"found AS (SELECT {', '.join('m.' + x.strip() for x in MESSAGE_COLUMNS.split(','))} "
-    "FROM messages m JOIN (SELECT r->>0 AS t, r->>1 AS s, r->>2 AS c "
-    "FROM jsonb_array_elements($4::jsonb) AS r) AS k "
-    "ON m.thread_id = k.t AND m.sender = k.s AND m.client_msg_id = k.c), "
+    f"found AS ({_find_keys(4)}), "
     "ok AS (SELECT (SELECT count(*) FROM locked) = (SELECT count(*) FROM th) AS current, "
     "NOT EXISTS (SELECT 1 FROM found) AS fresh), "
     f"{_write_batch('(SELECT current AND fresh FROM ok)')} "
@@ -407,8 +417,7 @@ class PostgresStore(Store):
                     rows = await c.fetch(
                         _APPEND_IF_CURRENT_SQL,
                         *self._write_args(plan, entries, heads, ids, expected=states),
-                        orjson.dumps([[m.thread, m.sender, m.client_msg_id]
-                                      for m in keyed]).decode(),
+                        _keys_json(keyed),
                     )
             except Conflict:
                 return None  # a key stored concurrently: the slow path answers it
@@ -464,14 +473,7 @@ class PostgresStore(Store):
             last = {r[0]: r[1] for r in rows}
             existing: dict[IdemKey, Message] = {}
             if keyed:
-                found = await c.fetch(
-                    f"SELECT {', '.join('m.' + x.strip() for x in MESSAGE_COLUMNS.split(','))} "
-                    "FROM messages m JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, s, c) "
-                    "ON m.thread_id = k.t AND m.sender = k.s AND m.client_msg_id = k.c",
-                    [m.thread for m in keyed],
-                    [m.sender for m in keyed],
-                    [m.client_msg_id for m in keyed],
-                )
+                found = await c.fetch(_find_keys(1), _keys_json(keyed))
                 for row in found:
                     msg = message_from_row(row)
                     assert msg.client_msg_id is not None

@@ -73,6 +73,8 @@ def _stored_keys(c: Conn, batch: Sequence[NewMessage]) -> dict[IdemKey, Message]
         assert m.client_msg_id is not None  # matched on it
         out[(m.thread, m.sender, m.client_msg_id)] = m
     return out
+
+
 _STATE_MAX = 100_000  # threads whose state the writer remembers (see append_batch)
 
 
@@ -89,7 +91,7 @@ class SQLiteStore(Store):
         # changed on the writer thread only.
         self._state: dict[str, ThreadState] = {}
         self.fast_batches = 0  # batches written from remembered state (no reads)
-        self.slow_batches = 0  # batches that read the threads (and idempotency keys) first
+        self.slow_batches = 0  # batches that read their threads' state first
 
     def _log(self, c: Conn, pending: Sequence[Pending]) -> list[LogEntry]:
         """Append to the thread log (see chat.evidence.log) and keep remembered heads current,
@@ -321,7 +323,7 @@ class SQLiteStore(Store):
             if all(m.thread in state for m in batch):
                 c.execute("SAVEPOINT fast")
                 try:
-                    results = self._append_remembered(c, batch)
+                    results = self._append_known(c, batch, state)
                 except (sqlite3.IntegrityError, _Stale, evidence.StaleHead):
                     c.execute("ROLLBACK TO fast")
                     c.execute("RELEASE fast")
@@ -332,15 +334,25 @@ class SQLiteStore(Store):
                     self.fast_batches += 1
                     return results
             self.slow_batches += 1
-            return self._append_read(c, batch)
+            threads = sorted({m.thread for m in batch})
+            known = {r[0]: (r[1], r[2], r[3]) for r in c.execute(
+                "SELECT id, last_seq, log_seq, log_head FROM threads "
+                f"WHERE id IN ({', '.join('?' * len(threads))})", threads)}
+            if len(state) + len(known) > _STATE_MAX:
+                state.clear()
+            state.update(known)
+            return self._append_known(c, batch, state)
 
         return await self._write(run)
 
-    def _append_remembered(self, c: Conn, batch: Sequence[NewMessage]
-                           ) -> list[Appended | ChatError]:
-        state = self._state
-        plan = plan_batch(batch, {m.thread: state[m.thread][0] for m in batch},
-                          _stored_keys(c, batch))
+    def _append_known(self, c: Conn, batch: Sequence[NewMessage],
+                      state: dict[str, ThreadState]) -> list[Appended | ChatError]:
+        """Write ``batch`` given its threads' stored ``state`` (a thread missing from it does
+        not exist). Every thread update is conditional on that state: :class:`_Stale` or
+        :class:`~chat.evidence.log.StaleHead` if it no longer holds (only a remembered
+        state can be stale; read under the write lock it holds)."""
+        plan = plan_batch(batch, {m.thread: state[m.thread][0] for m in batch
+                                  if m.thread in state}, _stored_keys(c, batch))
         if plan.rows:
             c.executemany(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", plan.rows)
@@ -354,35 +366,6 @@ class SQLiteStore(Store):
                     if isinstance(r, Appended) and r.created],
                 expected={t: state[t][1:] for t in plan.last_seqs})
             self._remember(plan.last_seqs, entries)
-        return plan.results
-
-    def _append_read(self, c: Conn, batch: Sequence[NewMessage]) -> list[Appended | ChatError]:
-        threads = sorted({m.thread for m in batch})
-        known: dict[str, ThreadState] = {
-            r[0]: (r[1], r[2], r[3]) for r in c.execute(
-                "SELECT id, last_seq, log_seq, log_head FROM threads "
-                f"WHERE id IN ({', '.join('?' * len(threads))})", threads)}
-        last = {t: st[0] for t, st in known.items()}
-        plan = plan_batch(batch, last, _stored_keys(c, batch))
-        entries: list[LogEntry] = []
-        if plan.rows:
-            c.executemany(
-                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                plan.rows,
-            )
-            c.executemany(
-                "UPDATE threads SET last_seq = ?, updated_at = ? WHERE id = ?",
-                [(s, plan.touched_at[t], t) for t, s in plan.last_seqs.items()],
-            )
-            entries = evidence.append_sync(
-                c, [evidence.message_entry(r.message) for r in plan.results
-                    if isinstance(r, Appended) and r.created],
-                expected={t: known[t][1:] for t in plan.last_seqs})
-        if len(self._state) + len(known) > _STATE_MAX:
-            self._state.clear()
-        self._state.update(known)
-        self._remember(plan.last_seqs, entries)
         return plan.results
 
     def _remember(self, last_seqs: dict[str, int], entries: Sequence[LogEntry]) -> None:
