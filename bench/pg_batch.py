@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 
@@ -24,8 +26,10 @@ ADMIN_DSN = os.environ.get("TSUNAGU_BENCH_PG", "postgresql://postgres@127.0.0.1:
 THREADS = 500
 
 
-async def run(batch: int, batches: int) -> None:
-    name = f"tsunagu_pg_batch_{os.getpid()}"
+@contextlib.asynccontextmanager
+async def bench_store(label: str) -> AsyncIterator[tuple[PostgresStore, str]]:
+    """A PostgresStore on a fresh database with THREADS threads (dropped afterwards)."""
+    name = f"tsunagu_{label}_{os.getpid()}"
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f"CREATE DATABASE {name}")
     dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
@@ -37,32 +41,39 @@ async def run(batch: int, batches: int) -> None:
             await store.create_thread(id=f"t{i}", kind="contract", title="bench", stage="inquiry",
                                       ref={}, participants=[("a", "client"), ("b", "worker")],
                                       at=1)
-        n = 0
-
-        def next_batch() -> list[NewMessage]:
-            nonlocal n
-            out = []
-            for _ in range(batch):
-                n += 1
-                out.append(NewMessage(thread=f"t{n % THREADS}", sender="a", kind="user",
-                                      body="納期について確認させてください。" * 6,
-                                      client_msg_id=f"c{n}"))
-            return out
-
-        for _ in range(THREADS // batch + 1):  # every thread written once: remembered
-            await store.append_batch(next_batch())
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(batches):
-            await store.append_batch(next_batch())
-        wall = (time.perf_counter() - wall) / batches
-        cpu = (time.process_time() - cpu) / batches
-        print(f"batch of {batch}: {wall * 1e3:.2f} ms wall, {cpu * 1e6:.0f} µs CPU per batch, "
-              f"{cpu * 1e6 / batch:.0f} µs CPU per message; fast path "
-              f"{store.fast_batches}, locked {store.slow_batches}")
+        yield store, dsn
     finally:
         await store.close()
         await admin.execute(f"DROP DATABASE IF EXISTS {name}")
         await admin.close()
+
+
+def batches(size: int) -> Iterator[list[NewMessage]]:
+    """Batches of ``size`` ~300-byte messages, round robin over the threads."""
+    n = 0
+    while True:
+        out = []
+        for _ in range(size):
+            n += 1
+            out.append(NewMessage(thread=f"t{n % THREADS}", sender="a", kind="user",
+                                  body="納期について確認させてください。" * 6,
+                                  client_msg_id=f"c{n}"))
+        yield out
+
+
+async def run(batch: int, count: int) -> None:
+    async with bench_store("pg_batch") as (store, _):
+        gen = batches(batch)
+        for _ in range(THREADS // batch + 1):  # every thread written once: remembered
+            await store.append_batch(next(gen))
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            await store.append_batch(next(gen))
+        wall = (time.perf_counter() - wall) / count
+        cpu = (time.process_time() - cpu) / count
+        print(f"batch of {batch}: {wall * 1e3:.2f} ms wall, {cpu * 1e6:.0f} µs CPU per batch, "
+              f"{cpu * 1e6 / batch:.0f} µs CPU per message; fast path "
+              f"{store.fast_batches}, locked {store.slow_batches}")
 
 
 def main() -> None:

@@ -15,14 +15,16 @@ def test_frame_header_lengths_follow_rfc_6455() -> None:
     assert frame(b"x" * 65536)[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")  # 64-bit
 
 
-async def test_frames_written_together_arrive_intact_and_in_order() -> None:
-    frames = ["短い", "x" * 200, "日本語" * 30_000, '{"type":"ok"}']  # 2-, 4- and 10-byte headers
+async def round_trip(batches: list[list[str]], *, compress: bool) -> tuple[list[str], int]:
+    """A real aiohttp server sends each of ``batches`` with send_frames; a real client reads
+    every frame. Returns what the client read and how many one-write sends were made."""
+    count = sum(len(b) for b in batches)
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(compress=False)
+        ws = web.WebSocketResponse(compress=compress)
         await ws.prepare(request)
-        await send_frames(ws, frames)
-        await send_frames(ws, ["last"])  # one frame: plain send_str
+        for frames in batches:
+            await send_frames(ws, frames)
         await ws.receive()  # the client's close
         return ws
 
@@ -30,11 +32,17 @@ async def test_frames_written_together_arrive_intact_and_in_order() -> None:
     app.router.add_get("/ws", handler)
     before = wswrite.fast_writes
     async with TestClient(TestServer(app)) as client:
-        ws = await client.ws_connect("/ws", max_msg_size=0)
-        got = [(await ws.receive()).data for _ in range(5)]
+        ws = await client.ws_connect("/ws", max_msg_size=0, compress=15 if compress else 0)
+        got = [(await ws.receive()).data for _ in range(count)]
         await ws.close()
+    return got, wswrite.fast_writes - before
+
+
+async def test_frames_written_together_arrive_intact_and_in_order() -> None:
+    frames = ["短い", "x" * 200, "日本語" * 30_000, '{"type":"ok"}']  # 2-, 4- and 10-byte headers
+    got, fast = await round_trip([frames, ["last"]], compress=False)  # "last": plain send_str
     assert got == [*frames, "last"]
-    assert wswrite.fast_writes == before + 1  # the installed aiohttp takes the one-write path
+    assert fast == 1  # the installed aiohttp takes the one-write path
 
 
 async def test_a_socket_without_aiohttp_internals_gets_frame_by_frame() -> None:
@@ -52,19 +60,6 @@ async def test_a_socket_without_aiohttp_internals_gets_frame_by_frame() -> None:
 
 
 async def test_a_compressing_socket_is_not_written_raw() -> None:
-    async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(compress=True)
-        await ws.prepare(request)
-        await send_frames(ws, ["one", "two"])
-        await ws.receive()
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/ws", handler)
-    before = wswrite.fast_writes
-    async with TestClient(TestServer(app)) as client:
-        ws = await client.ws_connect("/ws", compress=15)
-        received = [(await ws.receive()).data for _ in range(2)]
-        await ws.close()
-    assert received == ["one", "two"]
-    assert wswrite.fast_writes == before  # permessage-deflate: aiohttp frames it
+    got, fast = await round_trip([["one", "two"]], compress=True)
+    assert got == ["one", "two"]
+    assert fast == 0  # permessage-deflate: aiohttp frames it
