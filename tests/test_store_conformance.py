@@ -44,6 +44,16 @@ def msg(thread: str = "t1", sender: str = "alice", body: str = "hi", cmid: str |
                       **extra, **kw)
 
 
+async def thread_log(store: Store, thread: str) -> list[Any]:
+    """The thread's log entries as stored, in order (chat.evidence.chain.LogEntry)."""
+    from chat.evidence.chain import LogEntry
+    from chat.evidence.schema import LOG, LOG_COLUMNS
+
+    rows = await store.db.fetch(f"SELECT {LOG_COLUMNS} FROM {LOG} WHERE thread_id = ? "
+                                "ORDER BY log_seq", thread)
+    return [LogEntry.from_row(r) for r in rows]
+
+
 async def append(store: Store, *reqs: NewMessage) -> list[Appended]:
     out = await store.append_batch(list(reqs))
     assert all(isinstance(r, Appended) for r in out), out
@@ -229,8 +239,7 @@ async def test_concurrent_identical_client_msg_id_stores_one(store: Store,
 async def test_two_nodes_append_to_one_thread(pg_dsn: str) -> None:
     """Two stores with their own pools (two nodes) append to the same thread at once; the
     thread's log chain stays whole."""
-    from chat.evidence.chain import LogEntry, verify_chain
-    from chat.evidence.schema import LOG, LOG_COLUMNS
+    from chat.evidence.chain import verify_chain
 
     store, other = pg_store(pg_dsn), pg_store(pg_dsn)
     await store.open()
@@ -250,9 +259,7 @@ async def test_two_nodes_append_to_one_thread(pg_dsn: str) -> None:
         assert [m.seq for m in stored] == list(range(1, 202))
         assert len({m.id for m in stored}) == 201
         assert (await store.get_thread("t1")).last_seq == 201  # type: ignore[union-attr]
-        rows = await store.db.fetch(f"SELECT {LOG_COLUMNS} FROM {LOG} WHERE thread_id = ? "
-                                    "ORDER BY log_seq", "t1")
-        entries = [LogEntry.from_row(r) for r in rows]
+        entries = await thread_log(store, "t1")
         assert [e.kind for e in entries].count("message") == 201
         assert verify_chain(entries, thread="t1") == []
     finally:
@@ -267,8 +274,7 @@ async def test_fast_path_falls_back_whenever_the_thread_changed_elsewhere(pg_dsn
     over; a stored key makes it write
     nothing and return the stored message. Seqs stay gapless, retries find their message,
     and the thread's log chain verifies."""
-    from chat.evidence.chain import LogEntry, verify_chain
-    from chat.evidence.schema import LOG, LOG_COLUMNS
+    from chat.evidence.chain import verify_chain
     from chat.store.postgres import PostgresStore
 
     a, b = pg_store(pg_dsn), pg_store(pg_dsn)
@@ -308,9 +314,7 @@ async def test_fast_path_falls_back_whenever_the_thread_changed_elsewhere(pg_dsn
         [r8] = await append(a, msg(cmid="m8"))
         assert r8.message.seq == 8 and (a.fast_batches, a.slow_batches) == (3, 3)
         assert [m.seq for m in await b.history("t1")] == list(range(1, 9))
-        rows = await a.db.fetch(f"SELECT {LOG_COLUMNS} FROM {LOG} WHERE thread_id = ? "
-                                "ORDER BY log_seq", "t1")
-        entries = [LogEntry.from_row(r) for r in rows]
+        entries = await thread_log(a, "t1")
         assert [e.kind for e in entries].count("message") == 8
         assert verify_chain(entries, thread="t1") == []
     finally:
@@ -326,8 +330,7 @@ async def test_sqlite_fast_path_falls_back_whenever_the_thread_changed_elsewhere
     process on the same file) or a log entry appended by another component: the savepoint
     rolls back and the reading path takes over.
     Seqs stay gapless, retries find their message, and the thread's log chain verifies."""
-    from chat.evidence.chain import LogEntry, verify_chain
-    from chat.evidence.schema import LOG, LOG_COLUMNS
+    from chat.evidence.chain import verify_chain
     from chat.store.sqlite import SQLiteStore
 
     path = str(tmp_path / "fast.db")
@@ -370,9 +373,7 @@ async def test_sqlite_fast_path_falls_back_whenever_the_thread_changed_elsewhere
         [r9] = await append(a, msg(cmid="m9"))
         assert r9.message.seq == 10 and (a.fast_batches, a.slow_batches) == (4, 4)
         assert [m.seq for m in await b.history("t1")] == list(range(1, 11))
-        rows = await a.db.fetch(f"SELECT {LOG_COLUMNS} FROM {LOG} WHERE thread_id = ? "
-                                "ORDER BY log_seq", "t1")
-        entries = [LogEntry.from_row(r) for r in rows]
+        entries = await thread_log(a, "t1")
         assert [e.kind for e in entries].count("message") == 10
         assert verify_chain(entries, thread="t1") == []
     finally:
