@@ -77,6 +77,7 @@ class Settings:
     # --- storage tuning
     group_commit_max: int = 512
     group_commit_linger_ms: float = 3.0
+    group_commit_in_flight: int = 3
     gc_freeze: bool = True
     gc_young_threshold: int = 2_000
     sqlite_synchronous: str = "FULL"
@@ -173,8 +174,8 @@ def _check(s: Settings) -> None:
     positive = (
         "max_frame_bytes max_body_chars max_title_chars rate_burst max_connections_per_user "
         "outbound_queue_depth history_max_limit max_participants "
-        "max_http_body_bytes group_commit_max pg_pool_min pg_pool_max http_rate_burst "
-        "evidence_retention_days gc_young_threshold"
+        "max_http_body_bytes group_commit_max group_commit_in_flight pg_pool_min pg_pool_max "
+        "http_rate_burst evidence_retention_days gc_young_threshold"
     ).split()
     for name in positive:
         if getattr(s, name) <= 0:

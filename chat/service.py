@@ -108,7 +108,8 @@ class ChatService:
         self.fanout = fanout
         self.committer = GroupCommitter(
             store, max_batch=settings.group_commit_max,
-            linger=settings.group_commit_linger_ms / 1000)
+            linger=settings.group_commit_linger_ms / 1000,
+            in_flight=settings.group_commit_in_flight if store.concurrent_batches else 1)
         self.screener: Screener | None = None
         # Called with every published message (after its commit); must not block or raise.
         self.message_observers: list[Callable[[Message], None]] = []

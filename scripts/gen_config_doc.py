@@ -83,6 +83,10 @@ MEANINGS: dict[str, str] = {
     "gc_young_threshold": "Allocations between two young-generation garbage collections "
                           "(Python's default is 700). Objects alive after start-up are "
                           "frozen out of collection (`gc.freeze`); see docs/operations.md.",
+    "group_commit_in_flight": "PostgreSQL: how many group-commit batches may be in flight at "
+                              "once, each on its own pooled connection (a thread has at most one "
+                              "in flight, so its messages keep their order). Keep it below "
+                              "`TSUNAGU_PG_POOL_MAX`. SQLite has one writer: always 1.",
     "group_commit_linger_ms": "Under load (the last commit carried several messages), how "
                               "long a message may wait for others to share its commit (0: never "
                               "wait). After a quiet spell, or while messages come one at a "

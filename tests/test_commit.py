@@ -121,3 +121,60 @@ async def test_linger_gathers_requests_only_under_load(store: Store) -> None:
     rb, rc = await asyncio.gather(b, c)
     assert (rb.message.seq, rc.message.seq) == (5, 6)
     assert (gc.batches, gc.messages) == (2, 4)  # b and c shared a commit
+
+
+class _Watched:
+    """A store whose append_batch takes a while and records which threads are in flight."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.in_flight: list[set[str]] = []
+        self.most = 0
+        self.overlaps = 0  # a thread in two batches at once (must stay 0)
+
+    async def append_batch(self, batch: list[NewMessage]) -> list[Any]:
+        threads = {m.thread for m in batch}
+        if any(threads & other for other in self.in_flight):
+            self.overlaps += 1
+        self.in_flight.append(threads)
+        self.most = max(self.most, len(self.in_flight))
+        try:
+            await asyncio.sleep(0.01)
+            return await self.store.append_batch(batch)
+        finally:
+            self.in_flight.remove(threads)
+
+
+async def test_batches_in_flight_keep_each_thread_in_order(store: Store) -> None:
+    """With several batches in flight, a thread is never in two at once: its requests get
+    their seqs in the order they came, and other threads' batches overlap with it."""
+    for t in ("t2", "t3", "t4"):
+        await store.create_thread(id=t, kind="team", title="t", stage="inquiry", ref={},
+                                  participants=[("alice", "member")], at=T0)
+    watched = _Watched(store)
+    gc = GroupCommitter(watched, max_batch=4, in_flight=3)  # type: ignore[arg-type]
+    threads = ("t1", "t2", "t3", "t4")
+    reqs = [req(threads[(i * 7) % 4 if i % 3 else 0], cmid=f"c{i}") for i in range(120)]
+    tasks = []
+    for r in reqs:
+        tasks.append(asyncio.create_task(gc.append(r)))
+        if len(tasks) % 10 == 0:
+            await asyncio.sleep(0.003)  # requests keep coming while batches are in flight
+    out = await asyncio.gather(*tasks)
+    await gc.drain()
+    assert watched.overlaps == 0
+    assert watched.most > 1  # batches of different threads did overlap
+    assert gc.messages == 120
+    for t in threads:
+        seqs = [o.message.seq for r, o in zip(reqs, out, strict=True) if r.thread == t]
+        assert seqs == list(range(1, len(seqs) + 1))  # in request order, no gap
+        assert [m.seq for m in await store.history(t, limit=200)] == seqs
+
+
+async def test_batches_in_flight_fail_alone(store: Store) -> None:
+    """A batch that fails (unknown thread) fails only its own requests; the others commit."""
+    gc = GroupCommitter(store, max_batch=2, in_flight=2)
+    out = await asyncio.gather(*(gc.append(req("t1" if i % 2 else "nope", cmid=f"c{i}"))
+                                 for i in range(10)), return_exceptions=True)
+    assert [isinstance(o, NotFound) for o in out] == [i % 2 == 0 for i in range(10)]
+    assert [o.message.seq for o in out if isinstance(o, Appended)] == [1, 2, 3, 4, 5]

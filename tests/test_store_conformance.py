@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from chat.commit import GroupCommitter
@@ -13,6 +14,7 @@ from chat.config import load_settings
 from chat.errors import Conflict, NotFound
 from chat.models import Appended, NewMessage, Thread
 from chat.store import Store, open_store
+from chat.store import postgres as postgres_store
 from chat.store.schema import all_migrations
 from tests.conftest import Backend, create_pg_database, drop_pg_database, require_servers
 
@@ -559,3 +561,27 @@ async def test_portable_sql(store: Store, backend: Backend) -> None:
     assert r.message.seq == 1
     rows = await db.fetch("SELECT id, seq FROM messages WHERE thread_id = ?", "t1")
     assert rows == [(r.message.id, 1)]
+
+
+async def test_pg_batch_key_lookup_probes_the_index_on_a_new_database(pg_dsn: str) -> None:
+    """On a new database (tables empty, never analysed) the planner once chose a seq scan of
+    every stored message for a batch's idempotency keys and kept that plan as the table grew.
+    The lookup is now one index probe per key by construction, and every pooled connection
+    plans each execution for its parameters."""
+    store = pg_store(pg_dsn)
+    await store.open()
+    try:
+        await store.migrate()
+        assert await store.db.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute("SET plan_cache_mode = force_generic_plan")  # the worst case
+            keys = '[["t1", "alice", "c1"], ["t2", "bob", "c2"]]'
+            plan = "\n".join(r[0] for r in await conn.fetch(
+                "EXPLAIN " + postgres_store._find_keys(1), keys))
+        finally:
+            await conn.close()
+        assert "Seq Scan on messages" not in plan, plan
+        assert "Index Scan using messages_idempotency" in plan, plan
+    finally:
+        await store.close()

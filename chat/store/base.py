@@ -192,6 +192,9 @@ class Store(abc.ABC):
         """Raise :class:`~chat.errors.Unavailable` if the database cannot be reached."""
 
     db: Db  # portable SQL for the other components (see chat.store.db)
+    # Whether append_batch may run for several batches at once (disjoint threads), each on
+    # its own connection: not on SQLite (one writer).
+    concurrent_batches: bool = False
 
     @abc.abstractmethod
     async def migrate(self) -> list[str]:
