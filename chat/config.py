@@ -77,7 +77,7 @@ class Settings:
     # --- storage tuning
     group_commit_max: int = 512
     group_commit_linger_ms: float = 3.0
-    group_commit_in_flight: int = 3
+    group_commit_in_flight: int = 1
     gc_freeze: bool = True
     gc_young_threshold: int = 2_000
     sqlite_synchronous: str = "FULL"
@@ -189,6 +189,9 @@ def _check(s: Settings) -> None:
             raise bad(name, f"must not be negative, got {getattr(s, name)}")
     if s.pg_pool_min > s.pg_pool_max:
         raise bad("pg_pool_min", "must not exceed TSUNAGU_PG_POOL_MAX")
+    if s.group_commit_in_flight >= s.pg_pool_max:
+        raise bad("group_commit_in_flight", "must be below TSUNAGU_PG_POOL_MAX (a connection "
+                  "must stay free for everything else)")
     _check_notify(s, bad)
     for origin in s.allowed_origins:
         if origin != "*" and not origin.startswith(("http://", "https://")):

@@ -86,7 +86,10 @@ MEANINGS: dict[str, str] = {
     "group_commit_in_flight": "PostgreSQL: how many group-commit batches may be in flight at "
                               "once, each on its own pooled connection (a thread has at most one "
                               "in flight, so its messages keep their order). Keep it below "
-                              "`TSUNAGU_PG_POOL_MAX`. SQLite has one writer: always 1.",
+                              "`TSUNAGU_PG_POOL_MAX`. More than 1 is for a database server with "
+                              "cores of its own: on a machine where PostgreSQL shares the node's "
+                              "cores it made smaller batches and no measurable gain "
+                              "(BENCHMARKS.md). SQLite has one writer: always 1.",
     "group_commit_linger_ms": "Under load (the last commit carried several messages), how "
                               "long a message may wait for others to share its commit (0: never "
                               "wait). After a quiet spell, or while messages come one at a "

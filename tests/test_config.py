@@ -82,6 +82,7 @@ def _error(env: dict[str, str] | None = None, config: str | None = None,
     ("HEARTBEAT_S", "0"), ("JWT_LEEWAY_S", "-1"), ("HISTORY_MAX_LIMIT", "x"),
     ("DEMO", "maybe"), ("SQLITE_SYNCHRONOUS", "sometimes"), ("LOG_LEVEL", "LOUD"),
     ("ALLOWED_ORIGINS", "evil.example"), ("PG_POOL_MIN", "20"), ("NOTIFY_LINK_SECRET", "short"),
+    ("GROUP_COMMIT_IN_FLIGHT", "0"), ("GROUP_COMMIT_IN_FLIGHT", "10"),
 ])
 def test_bad_value_is_one_line_naming_the_setting(var: str, value: str) -> None:
     text = _error({f"TSUNAGU_{var}": value})
