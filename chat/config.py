@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from typing import Any
 log = logging.getLogger("tsunagu.config")
 
 ALGORITHMS = ("HS256", "RS256", "EdDSA")
+_PUSH_HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
 class ConfigError(Exception):
@@ -108,6 +110,10 @@ class Settings:
     notify_send_concurrency: int = 32
     notify_public_url: str = ""
     notify_insecure_push: bool = False  # accept http:// Web Push endpoints (tests, dev only)
+    # Hosts that Web Push endpoints may name ("*.x" = any subdomain of x, "*" = any host): the
+    # push services of Chrome/Edge/Opera/Samsung (FCM), Firefox, Windows and Safari.
+    notify_push_hosts: tuple[str, ...] = ("fcm.googleapis.com", "*.push.services.mozilla.com",
+                                          "*.notify.windows.com", "*.push.apple.com")
     vapid_private_key: Secret = Secret("")  # noqa: RUF009 - PEM or raw base64url P-256 key
     vapid_subject: str = ""
     smtp_host: str = ""  # empty: no email
@@ -193,6 +199,10 @@ def _check(s: Settings) -> None:
         raise bad("group_commit_in_flight", "must be below TSUNAGU_PG_POOL_MAX (a connection "
                   "must stay free for everything else)")
     _check_notify(s, bad)
+    for host in s.notify_push_hosts:
+        if host != "*" and not _PUSH_HOST.fullmatch(host):
+            raise bad("notify_push_hosts", f"{host!r} is not a host name, '*.' and a host name, "
+                      "or '*'")
     for origin in s.allowed_origins:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise bad("allowed_origins", f"{origin!r} must be '*' or start with http(s)://")

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode, urlparse, urlsplit
 
 import aiohttp
 import jwt
@@ -78,6 +78,32 @@ def _classify(status: int, text: str) -> Result:
 
 
 # --- Web Push
+def push_endpoint_error(endpoint: str, settings: Settings) -> str | None:
+    """Why ``endpoint`` may not be used as a Web Push endpoint, or None if it may.
+
+    The server POSTs to every registered endpoint: an arbitrary URL would let any user make
+    it send requests to internal services (SSRF). Endpoints must be ``https://`` URLs (or
+    ``http://`` with ``notify_insecure_push``, for tests) whose host is one of
+    ``notify_push_hosts`` — by default the browsers' push services.
+    """
+    try:
+        url = urlsplit(endpoint)
+        host = (url.hostname or "").lower()
+        url.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "endpoint is not a valid URL"
+    if url.scheme != "https" and not (settings.notify_insecure_push and url.scheme == "http"):
+        return "endpoint must be an https URL"
+    if not host or url.username is not None or url.password is not None:
+        return "endpoint must be a URL with a host and no user name or password"
+    for allowed in settings.notify_push_hosts:
+        if allowed == "*" or host == allowed or (
+                allowed.startswith("*.") and host.endswith(allowed[1:])):
+            return None
+    return (f"endpoint host {host!r} is not a known push service "
+            "(TSUNAGU_NOTIFY_PUSH_HOSTS lists the allowed ones)")
+
+
 class WebPushSender:
     def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
         from py_vapid import Vapid02
@@ -88,6 +114,7 @@ class WebPushSender:
         else:
             self.vapid = Vapid02.from_raw(raw.encode())
         self.subject = settings.vapid_subject
+        self.settings = settings
         self.session = session
         self.timeout = settings.notify_send_timeout_s
 
@@ -106,6 +133,9 @@ class WebPushSender:
         from pywebpush import WebPusher
 
         assert out.keys is not None
+        refused = push_endpoint_error(out.target, self.settings)
+        if refused is not None:  # registered before the allowlist changed: never POSTed to
+            return Result(False, refused, gone=True)
         url = urlparse(out.target)
         claims: dict[str, str | int] = {"sub": self.subject, "aud": f"{url.scheme}://{url.netloc}",
                                         "exp": int(time.time()) + 12 * 3600}

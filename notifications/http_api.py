@@ -34,7 +34,7 @@ from chat.models import now_us
 from chat.store.db import Db
 
 from . import repo
-from .channels import link_key, unsubscribe_sig
+from .channels import link_key, push_endpoint_error, unsubscribe_sig
 from .events import parse_event, verify_signature
 from .intake import Intake
 from .prefs import CHANNELS, check_tz, enabled, parse_hhmm
@@ -247,9 +247,9 @@ class NotificationsApi:
             raise NotFound("Web Push is not configured")
         body = await Body.read(request)
         endpoint = body.req_str("endpoint", max_chars=2048)
-        if not endpoint.startswith("https://") and not (
-                self.s.notify_insecure_push and endpoint.startswith("http://")):
-            raise BadRequest("endpoint must be an https URL")
+        refused = push_endpoint_error(endpoint, self.s)
+        if refused is not None:
+            raise BadRequest(refused)
         keys = Body(body.obj("keys") or {})
         p256dh, auth = keys.req_str("p256dh", max_chars=200), keys.req_str("auth", max_chars=100)
         await self.db.execute(

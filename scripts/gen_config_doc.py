@@ -143,6 +143,13 @@ MEANINGS: dict[str, str] = {
     "(seconds).",
     "notify_send_concurrency": "Deliveries in flight at once per node.",
     "notify_public_url": "Public base URL of the service, for unsubscribe links in email.",
+    "notify_push_hosts": "Hosts that Web Push endpoints may name, comma-separated: a host, "
+                         "`*.` and a host (any subdomain of it), or `*` (any host: tests only). "
+                         "The server POSTs to every registered endpoint, so an open list lets "
+                         "users make it call internal services (SSRF). The default is the "
+                         "push services of Chrome, Edge, Opera and Samsung Internet (FCM), "
+                         "Firefox, Windows and Safari. An endpoint registered earlier whose "
+                         "host is no longer listed is dropped at its next delivery, unsent.",
     "notify_insecure_push": "Accept `http://` Web Push endpoints (tests and development only).",
     "vapid_private_key": "VAPID private key for Web Push (PEM or raw base64url P-256). Empty: "
     "no Web Push. Never printed.",

@@ -83,6 +83,7 @@ def _error(env: dict[str, str] | None = None, config: str | None = None,
     ("DEMO", "maybe"), ("SQLITE_SYNCHRONOUS", "sometimes"), ("LOG_LEVEL", "LOUD"),
     ("ALLOWED_ORIGINS", "evil.example"), ("PG_POOL_MIN", "20"), ("NOTIFY_LINK_SECRET", "short"),
     ("GROUP_COMMIT_IN_FLIGHT", "0"), ("GROUP_COMMIT_IN_FLIGHT", "10"),
+    ("NOTIFY_PUSH_HOSTS", "https://fcm.googleapis.com"), ("NOTIFY_PUSH_HOSTS", "a..b"),
 ])
 def test_bad_value_is_one_line_naming_the_setting(var: str, value: str) -> None:
     text = _error({f"TSUNAGU_{var}": value})

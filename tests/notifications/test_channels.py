@@ -16,6 +16,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from chat.config import Settings
+from notifications.channels import push_endpoint_error
 from notifications.scheduler import ManualClock
 from tests.notifications.conftest import EVENT_SECRET, T0, NotifyNode, contract
 from tests.notifications.fakes import ApnsServer, FcmServer, PushService, ec_pem, free_port
@@ -62,6 +64,7 @@ async def pnode(settings_factory: Any, peers: dict[str, Any]) -> AsyncIterator[N
     fcm, apns = peers["fcm"], peers["apns"]
     settings = settings_factory(
         notify_event_secret=EVENT_SECRET, notify_insecure_push=True,
+        notify_push_hosts=("127.0.0.1",),
         vapid_private_key=peers["vapid_pem"], vapid_subject=SUBJECT,
         smtp_host="127.0.0.1", smtp_port=peers["smtp"].port, smtp_tls="none",
         smtp_from="tsunagu <noreply@tsunagu.example>",
@@ -223,3 +226,52 @@ async def test_no_push_for_what_was_read_in_app(pnode: NotifyNode, peers: dict[s
     assert peers["apns"].received == [] and peers["mails"] == []
     states = {r[0] for r in await pnode.n.store.db.fetch("SELECT state FROM notify_deliveries")}
     assert states == {"skipped"}
+
+
+@pytest.mark.parametrize(("endpoint", "refused"), [
+    ("https://fcm.googleapis.com/fcm/send/dXk:APA91b", None),
+    ("https://updates.push.services.mozilla.com/wpush/v2/gAAAAAB", None),
+    ("https://wns2-by3p.notify.windows.com/w/?token=BQYAAAB", None),
+    ("https://web.push.apple.com/QOhZ8bOn", None),
+    ("https://169.254.169.254/latest/meta-data/", "not a known push service"),
+    ("https://localhost:8443/admin", "not a known push service"),
+    ("https://db.internal/", "not a known push service"),
+    ("https://push.services.mozilla.com.evil.example/x", "not a known push service"),
+    ("https://evilfcm.googleapis.com/x", "not a known push service"),
+    ("https://ops:secret@fcm.googleapis.com/x", "no user name or password"),
+    ("http://fcm.googleapis.com/fcm/send/x", "https"),
+    ("https://fcm.googleapis.com:99999/x", "not a valid URL"),
+    ("fcm.googleapis.com/fcm/send/x", "https"),
+])
+def test_push_endpoints_are_limited_to_push_services(endpoint: str, refused: str | None) -> None:
+    """The server POSTs to every registered endpoint: by default only the browsers' push
+    services may be named, or any user could make it call internal services (SSRF)."""
+    error = push_endpoint_error(endpoint, Settings())
+    if refused is None:
+        assert error is None
+    else:
+        assert error is not None and refused in error
+    assert push_endpoint_error("https://any.example/x",
+                               Settings(notify_push_hosts=("*",))) is None
+
+
+async def test_internal_push_endpoint_is_refused_and_never_posted_to(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    tok = pnode.token("bob")
+    sub = peers["push"].subscribe("bob-browser")
+    status, body = await pnode.http("POST", "/v1/notifications/webpush", tok,
+                                    {**sub, "endpoint": "https://169.254.169.254/latest/x"})
+    assert status == 400 and "169.254.169.254" in body["error"]["message"], body
+    db = pnode.n.store.db
+    assert await db.fetchval("SELECT count(*) FROM notify_webpush") == 0
+    # a subscription stored before the host was taken off the list is dropped, unsent
+    await register_all(pnode, peers, "bob", "bob-browser")
+    await db.execute("UPDATE notify_webpush SET endpoint = ?",
+                     "http://10.0.0.1:9/push/bob-browser")
+    await contract(pnode)
+    await deliver(pnode)
+    assert peers["push"].received == []
+    assert await db.fetchval("SELECT count(*) FROM notify_webpush") == 0
+    error = await db.fetchval("SELECT last_error FROM notify_deliveries WHERE channel = 'webpush'")
+    assert "not a known push service" in error
+    assert len(peers["fcm"].sent) == 1  # the other channels still deliver
