@@ -248,6 +248,22 @@ class ReviewQueue:
     async def restricted_users(self) -> list[str]:
         return [r[0] for r in await self.db.fetch(f"SELECT user_id FROM {RESTRICTIONS}")]
 
+    async def restrictions(self) -> list[dict[str, Any]]:
+        rows = await self.db.fetch(
+            f"SELECT user_id, reason, restricted_by, at FROM {RESTRICTIONS} ORDER BY at DESC, user_id")
+        return [{"user": r[0], "reason": r[1], "by": r[2], "at": rfc3339(r[3])} for r in rows]
+
+    async def lift(self, user: str) -> dict[str, Any]:
+        """Lift ``user``'s restriction; return it as it was (NotFound if there is none)."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                f"SELECT user_id, reason, restricted_by, at FROM {RESTRICTIONS} WHERE user_id = ?",
+                user)
+            if row is None:
+                raise NotFound(f"user {user!r} is not restricted")
+            await tx.execute(f"DELETE FROM {RESTRICTIONS} WHERE user_id = ?", user)
+        return {"user": row[0], "reason": row[1], "by": row[2], "at": rfc3339(row[3])}
+
     async def restrict(self, user: str, reason: str, by: str) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(f"DELETE FROM {RESTRICTIONS} WHERE user_id = ?", user)

@@ -7,6 +7,8 @@
     GET  /v1/moderation/threads/{id}           the whole thread as staff see it
     GET  /v1/moderation/precision              per-rule precision from decisions
     GET  /v1/moderation/audit                  the staff audit log
+    GET  /v1/moderation/restrictions           restricted users (why, by whom, since)
+    DELETE /v1/moderation/restrictions/{user}  lift a restriction {note}
 
 Every call is recorded in the audit log (who, what, which thread). Decisions:
 ``dismiss`` (false positive: a held message is delivered, a masked one unmasked), ``warn``
@@ -45,6 +47,12 @@ RESTRICT_TEXT = {
     "delivered after review.",
 }
 
+LIFTED_TEXT = {
+    "ja": "運営からのお知らせ: 制限が解除されました。あなたのメッセージは通常どおり配信されます。",
+    "en": "A notice from the moderators: your restriction has been lifted; your messages are "
+    "delivered as usual again.",
+}
+
 
 class ReviewApi:
     def __init__(self, http: HttpApi, service: ChatService, queue: ReviewQueue,
@@ -63,6 +71,8 @@ class ReviewApi:
             web.get("/v1/moderation/threads/{id}", self.thread),
             web.get("/v1/moderation/precision", self.precision),
             web.get("/v1/moderation/audit", self.audit_log),
+            web.get("/v1/moderation/restrictions", self.list_restrictions),
+            web.delete("/v1/moderation/restrictions/{user}", self.lift_restriction),
         ]
 
     def staff(self, request: web.Request) -> Identity:
@@ -213,6 +223,29 @@ class ReviewApi:
         who = self.staff(request)
         await self.queue.audit(who.user_id, "read_precision")
         return json_response({"rules": await self.queue.precision()})
+
+    async def list_restrictions(self, request: web.Request) -> web.Response:
+        who = self.staff(request)
+        restrictions = await self.queue.restrictions()
+        await self.queue.audit(who.user_id, "read_restrictions")
+        return json_response({"restrictions": restrictions})
+
+    async def lift_restriction(self, request: web.Request) -> web.Response:
+        """Lift a restriction: the user's later messages are screened as anyone's again (on
+        every node within the screener's cache time). Messages already held stay in the
+        queue for a decision. The note (why) is kept in the audit log."""
+        who = self.staff(request)
+        user = request.match_info["user"]
+        note = ""
+        if request.can_read_body:
+            body = await Body.read(request)
+            note = body.text("note", max_chars=2000, required=False, allow_empty=True) or ""
+        lifted = await self.queue.lift(user)
+        self.screener.forget_restrictions()
+        await self.queue.audit(who.user_id, "lift_restriction", target=user, note=note)
+        self.service.fanout.publish(Event(user_channel(user), "moderation_warning",
+                                          {"thread": None, "warning": LIFTED_TEXT}))
+        return json_response({"lifted": lifted})
 
     async def audit_log(self, request: web.Request) -> web.Response:
         who = self.staff(request)

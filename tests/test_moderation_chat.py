@@ -152,6 +152,31 @@ async def test_restrict_holds_later_messages_and_warns(world: dict[str, Any]) ->
     assert pushes["withheld"]["status"] == "rejected"
     later = await world["client"].send(tid, "こんにちは、進捗はいかがですか")
     assert later["withheld"]["status"] == "held", "a restricted user's messages are held"
+    # moderators see the restriction and can lift it; the user is told, in both languages
+    status, listed = await node.http("GET", "/v1/moderation/restrictions", mod_token)
+    assert status == 200
+    [r] = listed["restrictions"]
+    assert (r["user"], r["reason"], r["by"]) == ("tanaka", "repeat offender", "mod1")
+    worker_token = node.token("sato", "worker")
+    status, _ = await node.http("DELETE", "/v1/moderation/restrictions/tanaka", worker_token,
+                                {"note": "let me go"})
+    assert status == 403, "only moderators lift restrictions"
+    status, body = await node.http("DELETE", "/v1/moderation/restrictions/tanaka", mod_token,
+                                   {"note": "appeal accepted"})
+    assert status == 200 and body["lifted"]["user"] == "tanaka"
+    lifted = await world["client"].push("moderation_warning")
+    assert lifted["thread"] is None and "解除" in lifted["warning"]["ja"]
+    assert "lifted" in lifted["warning"]["en"]
+    after = await world["client"].send(tid, "修正版をお送りします")
+    assert "withheld" not in after and after["message"]["seq"] == 1, "delivered again"
+    status, body = await node.http("DELETE", "/v1/moderation/restrictions/tanaka", mod_token)
+    assert status == 404 and body["error"]["code"] == "not_found"
+    status, listed = await node.http("GET", "/v1/moderation/restrictions", mod_token)
+    assert listed["restrictions"] == []
+    status, audit = await node.http("GET", "/v1/moderation/audit", mod_token)
+    entry = next(e for e in audit["entries"] if e["action"] == "lift_restriction")
+    assert (entry["actor"], entry["target"], entry["note"]) == ("mod1", "tanaka",
+                                                                "appeal accepted")
 
 
 async def test_dismissing_a_masked_message_unmasks_it(world: dict[str, Any]) -> None:

@@ -97,7 +97,7 @@ export interface ClientEvents {
   failed: { item: OutboxItem; error: TsunaguError };
   /** A message this user sent was held; a moderator released or rejected it. */
   withheld_status: { id: string; thread: string; status: "released" | "rejected"; message?: Message };
-  moderation_warning: { thread: string; warning: string | { ja?: string; en?: string } };
+  moderation_warning: { thread: string | null; warning: string | { ja?: string; en?: string } };
   escalation: { item: string; thread: string; by: string };
   gap: { thread: string; from?: number; to?: number };
   /** A page of older history loaded by `loadEarlier` (also its resolved value). */
