@@ -4,7 +4,8 @@
 //
 // HTTP (see docs/browser.md): GET /v1/moderation/queue, POST /v1/moderation/items/{id}/claim,
 // POST /v1/moderation/items/{id}/decide {decision, note}, GET /v1/moderation/threads/{id},
-// GET /v1/moderation/precision; `review` frames over the WebSocket refresh the queue.
+// GET /v1/moderation/precision, GET /v1/moderation/restrictions, DELETE
+// /v1/moderation/restrictions/{user} {note}; `review` frames over the WebSocket refresh the queue.
 
 import { TsunaguClient, tokenClaims } from "./tsunagu.js";
 
@@ -59,6 +60,15 @@ export const TEXTS = {
     statuses: { open: "未対応", claimed: "対応中", decided: "判定済み", held: "保留中" },
     actions: { flag: "要確認", mask: "伏せ字", hold: "保留", block: "ブロック", allow: "許可" },
     precisionCol: "精度",
+    restrictions: "制限中のユーザー",
+    noRestrictions: "制限中のユーザーはいません",
+    user: "ユーザー",
+    reason: "理由",
+    restrictedBy: "制限した人",
+    since: "日時",
+    lift: "制限を解除",
+    liftNote: "解除の理由（監査ログに残ります）",
+    lifted: "制限を解除しました",
     noPrecision: "まだ判定がありません",
     noApi: "レビューAPIがこのサーバーにはありません（moderation が未導入です）。",
     forbidden: "この画面にはモデレーター権限のトークンが必要です。",
@@ -117,6 +127,15 @@ export const TEXTS = {
     statuses: { open: "open", claimed: "claimed", decided: "decided", held: "held" },
     actions: { flag: "flagged", mask: "masked", hold: "held", block: "blocked", allow: "allowed" },
     precisionCol: "Precision",
+    restrictions: "Restricted users",
+    noRestrictions: "No user is restricted",
+    user: "User",
+    reason: "Reason",
+    restrictedBy: "Restricted by",
+    since: "Since",
+    lift: "Lift restriction",
+    liftNote: "Why it is lifted (kept in the audit log)",
+    lifted: "Restriction lifted",
     noPrecision: "No decisions yet",
     noApi: "This server has no review API (moderation is not installed).",
     forbidden: "This console needs a token with the moderator role.",
@@ -232,6 +251,7 @@ class Console {
     this.selected = null;
     this.threadLog = null;
     this.rules = null;
+    this.restrictions = null;
     this.apiMissing = false;
     this.client = new TsunaguClient({ token, server: location.origin });
     this.client.on("state", () => this.renderConn());
@@ -257,7 +277,9 @@ class Console {
       tab.addEventListener("click", () => this.showTab(tab.id));
       tab.addEventListener("keydown", (e) => {
         if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
-          const other = tab.id === "tab-queue" ? "tab-precision" : "tab-queue";
+          const tabs = [...document.querySelectorAll("[role=tab]")].map((el) => el.id);
+          const step = e.key === "ArrowRight" ? 1 : tabs.length - 1;
+          const other = tabs[(tabs.indexOf(tab.id) + step) % tabs.length];
           this.showTab(other);
           document.getElementById(other).focus();
         }
@@ -276,6 +298,7 @@ class Console {
       document.getElementById(tab.getAttribute("aria-controls")).hidden = !on;
     }
     if (id === "tab-precision") this.loadPrecision();
+    if (id === "tab-restrictions") this.loadRestrictions();
   }
 
   notice(text, bad = false) {
@@ -358,6 +381,29 @@ class Console {
       else this.notice(err.message, true);
     }
     this.renderPrecision();
+    this.renderRestrictions();
+  }
+
+  async loadRestrictions() {
+    try {
+      const data = await this.client.http("GET", "/v1/moderation/restrictions");
+      this.restrictions = data.restrictions || [];
+    } catch (err) {
+      this.restrictions = [];
+      if (err.status === 404) this.notice(this.t.noApi, true);
+      else this.notice(err.message, true);
+    }
+    this.renderRestrictions();
+  }
+
+  async lift(user, note) {
+    try {
+      await this.client.http("DELETE", `/v1/moderation/restrictions/${encodeURIComponent(user)}`, { note });
+      this.notice(`${this.t.lifted}: ${user}`);
+    } catch (err) {
+      this.notice(err.message, true);
+    }
+    await this.loadRestrictions();
   }
 
   // --- rendering
@@ -371,6 +417,8 @@ class Console {
     document.getElementById("tab-precision").textContent = t.precision;
     document.getElementById("queue-title").textContent = t.queue;
     document.getElementById("precision-title").textContent = t.precision;
+    document.getElementById("tab-restrictions").textContent = t.restrictions;
+    document.getElementById("restrictions-title").textContent = t.restrictions;
     document.getElementById("refresh").textContent = t.refresh;
     if (this.apiMissing) this.notice(t.noApi, true);
     this.renderConn();
@@ -553,6 +601,32 @@ class Console {
         h("td", { class: "num" }, String(r.dismissed ?? 0)),
         h("td", { class: "num" }, String(r.other ?? 0)),
         h("td", { class: "num" }, r.precision === null ? "–" : `${(r.precision * 100).toFixed(1)}%`))))));
+  }
+
+  renderRestrictions() {
+    const t = this.t;
+    const box = document.getElementById("restrictions");
+    if (this.restrictions === null) {
+      box.replaceChildren(h("p", { class: "empty" }, "…"));
+      return;
+    }
+    if (!this.restrictions.length) {
+      box.replaceChildren(h("p", { class: "empty" }, t.noRestrictions));
+      return;
+    }
+    const when = (at) => new Date(at).toLocaleString(t.tag);
+    box.replaceChildren(h("table", { id: "restrictions-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, t.user), h("th", {}, t.reason), h("th", {}, t.restrictedBy), h("th", {}, t.since), h("th", {}, t.lift))),
+      h("tbody", {}, this.restrictions.map((r) => {
+        const note = h("input", { type: "text", "aria-label": `${t.liftNote} (${r.user})`, placeholder: t.liftNote, class: "lift-note" });
+        return h("tr", { "data-user": r.user },
+          h("td", {}, h("code", {}, r.user)),
+          h("td", {}, r.reason),
+          h("td", {}, r.by),
+          h("td", {}, when(r.at)),
+          h("td", {}, note, h("button", { class: "btn", type: "button", "data-lift": r.user,
+            onclick: () => this.lift(r.user, note.value.trim()) }, t.lift)));
+      }))));
   }
 }
 

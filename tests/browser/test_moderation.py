@@ -201,3 +201,49 @@ async def test_held_messages_survive_a_reload_until_a_moderator_decides(
     await expect(me.locator(".msg.blocked .warn")).to_contain_text("届けられませんでした")
     await expect(me.locator(".msg.withheld")).to_have_count(0)
     assert [s for s, _ in await shown(me)] == [1, 2]
+
+
+async def test_moderator_lifts_a_restriction_in_the_console(
+    browser: Any, node: Node, screenshots: Path
+) -> None:
+    """The console lists restricted users (why, by whom) and lifts a restriction with a
+    note; the user's next message is delivered instead of held."""
+    from playwright.async_api import expect
+
+    require_moderation(node)
+    mod = node.token("yamamoto", "moderator", name="山本")
+    sender, text = await probe(node, "hold")
+    assert sender == "tanaka"  # the client's off-site push is held
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      kind="inquiry", title="ロゴ制作のご相談")
+    tid = thread["id"]
+    client = await Client(node.ws_url, node.token("tanaka", "client")).connect()
+    try:
+        ok = await client.send(tid, text)
+        await decide(node, mod, ok["withheld"]["id"], "restrict")
+        held = await client.send(tid, "進捗はいかがですか")
+        assert held["withheld"]["status"] == "held"
+
+        page = await browser.new_page(viewport={"width": 1100, "height": 700}, locale="en-US")
+        await page.goto(f"{node.url}/static/console.html#locale=en&token={mod}")
+        await page.locator("#tab-queue").focus()
+        await page.keyboard.press("ArrowLeft")  # the tabs wrap around: queue → restrictions
+        await expect(page.locator("#tab-restrictions")).to_have_attribute("aria-selected", "true")
+        row = page.locator('#restrictions-table tbody tr[data-user="tanaka"]')
+        await expect(row).to_have_count(1)
+        await expect(row).to_contain_text("yamamoto")
+        await page.screenshot(path=str(screenshots / "console-en-restrictions.png"))
+        await row.locator("input.lift-note").fill("appeal accepted")
+        await row.locator('button[data-lift="tanaka"]').click()
+        await expect(page.locator("#notice")).to_contain_text("Restriction lifted")
+        await expect(page.locator("#restrictions")).to_contain_text("No user is restricted")
+
+        after = await client.send(tid, "修正版をお送りします")
+        assert "withheld" not in after and after["message"]["body"] == "修正版をお送りします"
+        status, audit = await node.http("GET", "/v1/moderation/audit", mod)
+        assert status == 200
+        entry = next(e for e in audit["entries"] if e["action"] == "lift_restriction")
+        assert (entry["target"], entry["note"]) == ("tanaka", "appeal accepted")
+        await page.close()
+    finally:
+        await client.close()
