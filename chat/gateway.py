@@ -206,7 +206,9 @@ class Gateway:
     def _channels(self, conn: Connection) -> list[str]:
         chans = [thread_channel(t) for t in conn.threads.keys() | conn.followed]
         chans.append(user_channel(conn.user))
-        chans.extend(role_channel(r) for r in STAFF_ROLES if conn.identity.has(r))
+        # An admin may use the review API too, so it gets the moderators' pushes as well.
+        chans.extend(role_channel(r) for r in STAFF_ROLES if conn.identity.has(r)
+                     or (r == "moderator" and conn.identity.has("admin")))
         return chans
 
     def _on_join(self, conn: Connection, thread: str) -> None:

@@ -65,6 +65,22 @@ async def test_masked_message_is_masked_for_the_recipient_only(world: dict[str, 
     assert review["item"]["action"] == "mask" and review["item"]["thread"] == tid
 
 
+async def test_admins_get_the_review_pushes_too(world: dict[str, Any]) -> None:
+    """An admin may use the review API, so its connections get the moderators' pushes."""
+    node, tid = world["node"], world["thread"]
+    admin = await Client(node.ws_url, node.token("root1", "admin")).connect()
+    worker = await Client(node.ws_url, node.token("sato", "worker")).connect()  # a 2nd device
+    try:
+        await world["client"].send(tid, LINE_ASK)
+        review = await admin.push("review")
+        assert review["item"]["thread"] == tid and review["item"]["action"] == "mask"
+        await worker.push("message")  # delivered to the worker's device, without the review
+        assert all(f["type"] != "review" for f in worker.drain_pushes())
+    finally:
+        await admin.close()
+        await worker.close()
+
+
 async def test_masked_messenger_share_hides_the_id_too(world: dict[str, Any]) -> None:
     # Once work is in progress contact sharing is flagged; the shared ID (high severity)
     # raises that to a mask, and the mask covers the ID, not only the app name.
