@@ -83,6 +83,7 @@ class Settings:
     gc_freeze: bool = True
     gc_young_threshold: int = 2_000
     sqlite_synchronous: str = "FULL"
+    sqlite_checkpoint_interval_ms: float = 250.0
     drain_timeout_s: float = 10.0
     # --- moderation
     moderation_enabled: bool = True
@@ -190,7 +191,8 @@ def _check(s: Settings) -> None:
                  "drain_timeout_s", "close_timeout_s", "evidence_checkpoint_interval_s"):
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")
-    for name in ("jwt_leeway_s", "moderation_history", "group_commit_linger_ms"):
+    for name in ("jwt_leeway_s", "moderation_history", "group_commit_linger_ms",
+                 "sqlite_checkpoint_interval_ms"):
         if getattr(s, name) < 0:
             raise bad(name, f"must not be negative, got {getattr(s, name)}")
     if s.pg_pool_min > s.pg_pool_max:

@@ -98,6 +98,14 @@ MEANINGS: dict[str, str] = {
                           "`FULL` survives power loss after an acknowledgement; `NORMAL` "
                           "(WAL) may lose the last transactions on power loss, not on a crash "
                           "of the process.",
+    "sqlite_checkpoint_interval_ms": "SQLite: how often a connection of its own copies the WAL "
+                                     "into the database file (a PASSIVE checkpoint, on its own "
+                                     "thread), so that the commit that fills the WAL does not "
+                                     "do it with every waiting message behind it (15-25 ms "
+                                     "every ~200 ms at 4,000 msgs/s). The writer's own "
+                                     "checkpoint then starts only at 4,000 WAL pages. 0: "
+                                     "SQLite's default (a checkpoint inside the commit at "
+                                     "1,000 pages).",
     "drain_timeout_s": "On SIGTERM: how long in-flight frames and queued pushes may take "
                        "before the sockets close with 1001.",
     "moderation_enabled": "Scan message bodies with the moderation policy (contact details, "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,6 +18,7 @@ from chat.models import Appended, NewMessage, Thread
 from chat.store import Store, open_store
 from chat.store import postgres as postgres_store
 from chat.store.schema import all_migrations
+from chat.store.sqlite import WRITER_AUTOCHECKPOINT, SQLiteStore
 from tests.conftest import Backend, create_pg_database, drop_pg_database, require_servers
 
 T0 = 1_700_000_000_000_000  # a fixed time, in microseconds
@@ -333,7 +336,6 @@ async def test_sqlite_fast_path_falls_back_whenever_the_thread_changed_elsewhere
     rolls back and the reading path takes over.
     Seqs stay gapless, retries find their message, and the thread's log chain verifies."""
     from chat.evidence.chain import verify_chain
-    from chat.store.sqlite import SQLiteStore
 
     path = str(tmp_path / "fast.db")
     a, b = SQLiteStore(path), SQLiteStore(path)
@@ -585,3 +587,44 @@ async def test_pg_batch_key_lookup_probes_the_index_on_a_new_database(pg_dsn: st
         assert "Index Scan using messages_idempotency" in plan, plan
     finally:
         await store.close()
+
+
+async def test_sqlite_checkpoints_run_off_the_commit_path(tmp_path: Path) -> None:
+    """With the background checkpointer on, the writer's own checkpoints start only at
+    WRITER_AUTOCHECKPOINT pages, and a connection of its own copies the WAL into the
+    database file meanwhile; off, SQLite checkpoints inside the commit (1,000 pages)."""
+    path = str(tmp_path / "c.db")
+    store = SQLiteStore(path, checkpoint_interval=0.02)
+    await store.open()
+    try:
+        await store.migrate()
+        assert store.db.wconn is not None
+        assert store.db.wconn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] \
+            == WRITER_AUTOCHECKPOINT
+        await make_thread(store)
+        for i in range(20):
+            await store.append_batch([msg(cmid=f"c{i}")])
+        for _ in range(100):  # the checkpointer copies what was written
+            if store.checkpoints:
+                break
+            await asyncio.sleep(0.02)
+        assert store.checkpoints >= 1
+        probe = sqlite3.connect(path)
+        try:
+            busy, wal, copied = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            probe.close()
+        assert busy == 0 and wal == copied  # nothing left for a checkpoint to copy
+        task = store._checkpointer
+        assert task is not None
+    finally:
+        await store.close()
+    assert task.done() and store._checkpointer is None  # closing stops it
+    plain = SQLiteStore(str(tmp_path / "p.db"))
+    await plain.open()
+    try:
+        assert plain.db.wconn is not None
+        assert plain.db.wconn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        assert plain._checkpointer is None
+    finally:
+        await plain.close()

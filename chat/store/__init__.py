@@ -16,7 +16,8 @@ def open_store(settings: Settings, url: str | None = None) -> Store:
     if url.startswith("sqlite:///"):
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(url[len("sqlite:///") :], synchronous=settings.sqlite_synchronous)
+        return SQLiteStore(url[len("sqlite:///") :], synchronous=settings.sqlite_synchronous,
+                           checkpoint_interval=settings.sqlite_checkpoint_interval_ms / 1000)
     from .postgres import PostgresStore
 
     return PostgresStore(url, min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
