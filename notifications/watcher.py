@@ -6,7 +6,9 @@ jobs in ONE transaction: per (thread, recipient) at most one pending ``chat`` jo
 ``chat_digest_s`` after the first unseen message; later messages only raise its count, so
 the user gets one "3 new messages from 田中さん" rather than three pushes. Recipients who
 are online anywhere (presence) are skipped. When the job fires, the scheduler drops it if
-the user has meanwhile read up to the last counted message in-app.
+the user has meanwhile read up to the last counted message in-app. Threads' participants
+and titles are remembered for MEMBERS_TTL_S (a participant added through another node is
+seen after at most that long).
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ from .scheduler import Clock
 log = logging.getLogger("tsunagu.notify.watcher")
 
 MAX_BUFFER = 10000
+# Threads' titles and participants are remembered this long (and at most MEMBERS_MAX of
+# them): a flush under load would otherwise read every thread of the last 0.2 s again.
+# A change made through this node is seen at once (ChatService.thread_observers); one
+# made through another node after at most MEMBERS_TTL_S.
+MEMBERS_TTL_S = 30.0
+MEMBERS_MAX = 50_000
+Members = tuple[str, list[tuple[str, str]]]  # title, (user, role) participants
 
 
 class ChatWatcher:
@@ -42,6 +51,8 @@ class ChatWatcher:
         self.default_tz = default_tz
         self.on_job = on_job
         self.pending: OrderedDict[str, Message] = OrderedDict()
+        self._members: dict[str, tuple[float, Members]] = {}  # thread -> (read at, members)
+        self._changes = 0  # forget() calls: a read that raced with one is not remembered
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
@@ -55,13 +66,18 @@ class ChatWatcher:
         self.pending[message.id] = message
         self._kick.set()
 
+    def forget(self, thread: str) -> None:
+        """The thread's participants or title changed (``ChatService.thread_observers``)."""
+        self._members.pop(thread, None)
+        self._changes += 1
+
     async def flush(self) -> int:
         """Turn buffered messages into digest jobs; return how many jobs were touched."""
         batch = list(self.pending.values())
         self.pending.clear()
         if not batch:
             return 0
-        members = await self._members(sorted({m.thread for m in batch}))
+        members = await self._thread_members({m.thread for m in batch})
         recipients = {u for ms in members.values() for u, _ in ms[1]}
         online = await self.presence.online(recipients)
         # Who is away, per message: the only ones a digest is for. Nobody away (the usual
@@ -100,11 +116,31 @@ class ChatWatcher:
                     touched += 1
         return touched
 
-    async def _members(
-        self, threads: list[str]
-    ) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    async def _thread_members(self, threads: set[str]) -> dict[str, Members]:
+        """Title and participants of ``threads``, remembered ones from memory."""
+        now = asyncio.get_running_loop().time()
+        out: dict[str, Members] = {}
+        missing: list[str] = []
+        for t in threads:
+            got = self._members.get(t)
+            if got is not None and now - got[0] < MEMBERS_TTL_S:
+                out[t] = got[1]
+            else:
+                missing.append(t)
+        if missing:
+            changes = self._changes
+            read = await self._read_members(sorted(missing))
+            out.update(read)
+            if changes == self._changes:  # no change was announced while reading
+                if len(self._members) + len(read) > MEMBERS_MAX:
+                    self._members.clear()
+                for t, m in read.items():
+                    self._members[t] = (now, m)
+        return out
+
+    async def _read_members(self, threads: list[str]) -> dict[str, Members]:
         """Title and (user, role) participants of ``threads``: one query per 500 threads."""
-        out: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+        out: dict[str, Members] = {}
         for i in range(0, len(threads), 500):
             chunk = threads[i:i + 500]
             rows = await self.db.fetch(

@@ -178,6 +178,43 @@ async def test_chat_digest_one_notice_for_three_messages(node: NotifyNode) -> No
     await bob.close()
 
 
+async def test_chat_alerts_remember_participants_until_they_change(node: NotifyNode) -> None:
+    """Under load the watcher would read every thread's participants again at every flush:
+    it remembers them, and a participant added (or a title changed) through the node is
+    seen by the next flush, so the newcomer's chat alert is not missed."""
+    watcher = node.n.watcher
+    reads: list[list[str]] = []
+    read = watcher._read_members
+
+    async def counted(threads: list[str]) -> Any:
+        reads.append(threads)
+        return await read(threads)
+
+    watcher._read_members = counted  # type: ignore[method-assign]
+    thread = await contract(node, client_name="田中")
+    await node.tick()
+    alice = await Client(node.ws_url, node.token("alice", "client")).connect()
+    try:
+        await alice.send(thread, "最初のメッセージ")
+        await watcher.flush()
+        await alice.send(thread, "二通目")
+        await watcher.flush()
+        assert reads == [[thread]]  # the second flush used what the first one read
+        status, _ = await node.http("POST", f"/v1/threads/{thread}/participants",
+                                    node.token("platform", "service"),
+                                    {"user_id": "carol", "role": "member"})
+        assert status == 200
+        await alice.send(thread, "キャロルさんも参加しました")
+        await watcher.flush()
+        assert reads == [[thread], [thread]]  # read again after the change
+        jobs = await node.n.store.db.fetch(
+            "SELECT user_id FROM notify_jobs WHERE kind = 'chat' AND state = 'pending' "
+            "ORDER BY user_id")
+        assert [r[0] for r in jobs] == ["bob", "carol"]  # the newcomer is alerted too
+    finally:
+        await alice.close()
+
+
 async def test_inbox_read_unread_archive_and_counts(node: NotifyNode) -> None:
     await contract(node)
     await node.tick()
