@@ -363,7 +363,7 @@ class Gateway:
             case F.Edit():
                 brief = await self._known_member(conn, frame.thread)
                 self._rate(conn)
-                msg, verdict = await svc.edit(
+                msg, verdict, withheld = await svc.edit(
                     who, thread=frame.thread, stage=brief.stage,
                     role=brief.members.get(conn.user, "member"),
                     message_id=frame.message, body=frame.body,
@@ -371,6 +371,8 @@ class Gateway:
                 fields = {"message": msg.view(conn.user, locale=who.locale)}
                 if verdict is not None and verdict.record is not None:
                     fields["moderation"] = _sender_moderation(verdict.record, who.locale)
+                if withheld is not None:
+                    fields["withheld"] = withheld
                 return F.ok_frame(frame.id, **fields)
             case F.Delete():
                 await self._known_member(conn, frame.thread)

@@ -294,7 +294,9 @@ class ChatService:
 
     async def edit(
         self, who: Identity, *, thread: str, stage: str, role: str, message_id: str, body: str
-    ) -> tuple[Message, Verdict | None]:
+    ) -> tuple[Message, Verdict | None, dict[str, Any] | None]:
+        """Edit one's own message: the stored message, the moderation verdict, and for an
+        edit that moderation holds or blocks (not applied) its ``withheld`` record."""
         await self._own_message(who, thread, message_id)
         verdict: Verdict | None = None
         masked: str | None = None
@@ -304,13 +306,14 @@ class ChatService:
                 thread=thread, stage=stage, sender=who, sender_role=role, body=body
             )
             if verdict.action in ("hold", "block"):
-                # The edit is refused; the attempt is logged by the screener.
-                await self.screener.withheld(
+                # The edit is not applied; the attempt is logged by the screener, and a held
+                # one waits for a moderator (released, it arrives as an `update`).
+                withheld = await self.screener.withheld(
                     req=NewMessage(thread=thread, sender=who.user_id, kind="user", body=body,
                                    data={"edit_of": message_id}),
                     verdict=verdict, sender=who, thread_stage=stage,
                 )
-                return await self._own_message(who, thread, message_id), verdict
+                return await self._own_message(who, thread, message_id), verdict, withheld
             masked, record = verdict.masked, verdict.record
         msg = await self.store.edit_message(
             thread, message_id, actor=who.user_id, body=body, masked=masked,
@@ -319,7 +322,7 @@ class ChatService:
         if verdict is not None and self.screener is not None:
             await self.screener.after_store(msg, verdict, stage=stage, sender_role=role)
         self._publish_update(msg, "edit")
-        return msg, verdict
+        return msg, verdict, None
 
     async def delete(self, who: Identity, *, thread: str, message_id: str) -> Message:
         await self._own_message(who, thread, message_id)

@@ -224,6 +224,19 @@ async def test_edits_are_scanned(world: dict[str, Any]) -> None:
                                           "message": ok["message"]["id"], "body": OFFSITE})
     assert held["moderation"]["action"] == "hold"
     assert held["message"]["body"] == LINE_ASK, "a held edit leaves the message as it was"
+    # the sender is told what waits for a moderator, and learns the outcome by its id
+    assert held["withheld"]["status"] == "held" and held["withheld"]["action"] == "hold"
+    node, mod_token = world["node"], world["mod_token"]
+    status, queue = await node.http("GET", "/v1/moderation/queue", mod_token)
+    item = next(i for i in queue["items"] if i["withheld_id"] == held["withheld"]["id"])
+    status, _ = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide", mod_token,
+                                {"decision": "release", "note": "契約後なので問題なし"})
+    assert status == 200
+    update = await world["worker"].push("update")
+    assert update["action"] == "edit" and update["message"]["body"] == OFFSITE
+    released = await world["client"].push(
+        "withheld", where=lambda f: f["id"] == held["withheld"]["id"])
+    assert released["status"] == "released" and released["message"]["body"] == OFFSITE
 
 
 async def test_only_moderators_reach_the_queue(world: dict[str, Any]) -> None:

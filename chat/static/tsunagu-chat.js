@@ -34,6 +34,9 @@ export const TEXTS = {
     held: "確認待ち：モデレーターが内容を確認しています。確認後に相手に届きます。",
     blocked: "このメッセージは送信されませんでした。",
     rejected: "モデレーターの確認の結果、このメッセージは相手に届けられませんでした。",
+    editHeld: "編集は確認待ちです。モデレーターの確認後に反映されます。",
+    editBlocked: "この編集は反映されませんでした。",
+    editRejected: "モデレーターの確認の結果、編集は反映されませんでした。",
     masked: "安全のため、一部を伏せて表示しています",
     maskedSpan: "伏せ字",
     maskedForOthers: "相手には一部を伏せて表示しています",
@@ -85,6 +88,9 @@ export const TEXTS = {
     held: "Held for review: a moderator is checking it. It will be delivered once approved.",
     blocked: "This message was not sent.",
     rejected: "After review by a moderator, this message was not delivered.",
+    editHeld: "Your edit is held for review; it will appear once a moderator approves it.",
+    editBlocked: "This edit was not applied.",
+    editRejected: "After review by a moderator, your edit was not applied.",
     masked: "Part of this message is hidden for your safety",
     maskedSpan: "hidden",
     maskedForOthers: "Part of this message is hidden from the recipient",
@@ -249,6 +255,7 @@ export class TsunaguChat extends Base {
     this.notifications = null; // null: no inbox API
     this.inboxOpen = false;
     this.editing = null;
+    this.heldEdits = new Set(); // withheld ids of this user's edits waiting for a moderator
     this.confirmingDelete = null;
     this.thankedByMe = new Set();
     this.myRead = 0;
@@ -376,6 +383,7 @@ export class TsunaguChat extends Base {
     });
     client.on("withheld_status", (e) => {
       if (e.thread !== thread) return;
+      if (this.heldEdits.delete(e.id) && e.status === "rejected") this._flash(`⚠ ${this.t.editRejected}`, 15000);
       if (e.status === "released") {
         this.withheld = this.withheld.filter((w) => w.withheld?.id !== e.id);
         if (e.message) this.messages = mergeMessage(this.messages, e.message);
@@ -539,7 +547,16 @@ export class TsunaguChat extends Base {
       this.editing = null;
       this.client.edit(this.thread, id, body).then((ok) => {
         this.messages = mergeMessage(this.messages, ok.message);
-        this.render();
+        if (ok.withheld) {
+          // Not applied: held for a moderator (or blocked). Say so, or the edit seems lost.
+          if (ok.withheld.status === "held") this.heldEdits.add(ok.withheld.id);
+          const t = this.t;
+          const warning = pickText(ok.moderation?.warning, this.locale);
+          const text = ok.withheld.action === "block" ? t.editBlocked : t.editHeld;
+          this._flash(`⚠ ${text}${warning ? ` ${warning}` : ""}`, 15000);
+        } else {
+          this.render();
+        }
       }).catch((err) => this._flash(err.message));
     } else {
       this.client.send(this.thread, body);

@@ -247,3 +247,43 @@ async def test_moderator_lifts_a_restriction_in_the_console(
         await page.close()
     finally:
         await client.close()
+
+
+async def test_a_held_edit_is_explained_to_its_sender_then_released(
+    browser: Any, node: Node
+) -> None:
+    """An edit that moderation holds is not applied; the sender's widget says it waits for
+    a moderator (instead of seeming to do nothing), and a release applies it everywhere."""
+    from playwright.async_api import expect
+
+    require_moderation(node)
+    mod = node.token("yamamoto", "moderator", name="山本")
+    sender, text = await probe(node, "hold")
+    assert sender == "tanaka"
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      kind="inquiry", title="ロゴ制作のご相談")
+    tid = thread["id"]
+    tokens = {"tanaka": node.token("tanaka", "client"), "sato": node.token("sato", "worker")}
+    page = await browser.new_page(viewport={"width": 1100, "height": 700}, locale="ja-JP")
+    await open_widgets(page, node, tid, tokens)
+    tanaka, sato = widget(page, "tanaka"), widget(page, "sato")
+    await wait_state(tanaka, "open")
+    await wait_state(sato, "open")
+    await send(tanaka, "ロゴの件でご相談です")
+    await expect(sato.locator('.msg[data-seq="1"] .bubble')).to_have_text("ロゴの件でご相談です")
+    await tanaka.locator('.msg.mine[data-seq="1"]').get_by_role("button", name="編集").click()
+    await tanaka.locator("textarea").fill(text)
+    await tanaka.locator("textarea").press("Enter")
+    await expect(tanaka.locator(".banner")).to_contain_text("編集は確認待ちです")
+    await expect(tanaka.locator('.msg.mine[data-seq="1"] .bubble')).to_have_text(
+        "ロゴの件でご相談です")  # not applied
+    await expect(sato.locator('.msg[data-seq="1"] .bubble')).to_have_text("ロゴの件でご相談です")
+
+    status, rows = await node.http("GET", f"/v1/threads/{tid}/withheld", tokens["tanaka"])
+    assert status == 200
+    [held] = rows["withheld"]
+    assert held["edit_of"] and held["body"] == text
+    await decide(node, mod, held["id"], "release")
+    await expect(sato.locator('.msg[data-seq="1"] .bubble')).to_have_text(text)
+    await expect(tanaka.locator('.msg.mine[data-seq="1"] .bubble')).to_have_text(text)
+    await page.close()
