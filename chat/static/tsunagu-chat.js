@@ -37,6 +37,7 @@ export const TEXTS = {
     editHeld: "編集は確認待ちです。モデレーターの確認後に反映されます。",
     editBlocked: "この編集は反映されませんでした。",
     editRejected: "モデレーターの確認の結果、編集は反映されませんでした。",
+    editPending: "編集内容をモデレーターが確認中です",
     masked: "安全のため、一部を伏せて表示しています",
     maskedSpan: "伏せ字",
     maskedForOthers: "相手には一部を伏せて表示しています",
@@ -91,6 +92,7 @@ export const TEXTS = {
     editHeld: "Your edit is held for review; it will appear once a moderator approves it.",
     editBlocked: "This edit was not applied.",
     editRejected: "After review by a moderator, your edit was not applied.",
+    editPending: "A moderator is reviewing your edit",
     masked: "Part of this message is hidden for your safety",
     maskedSpan: "hidden",
     maskedForOthers: "Part of this message is hidden from the recipient",
@@ -255,7 +257,7 @@ export class TsunaguChat extends Base {
     this.notifications = null; // null: no inbox API
     this.inboxOpen = false;
     this.editing = null;
-    this.heldEdits = new Set(); // withheld ids of this user's edits waiting for a moderator
+    this.heldEdits = new Map(); // withheld id -> message id: this user's edits awaiting review
     this.confirmingDelete = null;
     this.thankedByMe = new Set();
     this.myRead = 0;
@@ -480,6 +482,13 @@ export class TsunaguChat extends Base {
         rejected: r.status === "rejected" || Boolean(before.get(r.id)?.rejected),
         addedAt: 0,
       }));
+    // The user's edits still waiting for a moderator (they are not applied until released).
+    // (An edit held after the request left is not in the answer yet: it is kept.)
+    const listed = new Set(rows.map((r) => r.id));
+    this.heldEdits = new Map([
+      ...rows.filter((r) => r.edit_of && r.status === "held").map((r) => [r.id, r.edit_of]),
+      ...[...this.heldEdits].filter(([wid]) => !listed.has(wid)),
+    ]);
     const ids = new Set(restored.map((w) => w.withheld.id));
     // Keep only what was held after the request left (the answer may not know it yet).
     const newer = this.withheld.filter((w) => !ids.has(w.withheld?.id) && (w.addedAt || 0) >= since);
@@ -549,14 +558,13 @@ export class TsunaguChat extends Base {
         this.messages = mergeMessage(this.messages, ok.message);
         if (ok.withheld) {
           // Not applied: held for a moderator (or blocked). Say so, or the edit seems lost.
-          if (ok.withheld.status === "held") this.heldEdits.add(ok.withheld.id);
+          if (ok.withheld.status === "held") this.heldEdits.set(ok.withheld.id, id);
           const t = this.t;
           const warning = pickText(ok.moderation?.warning, this.locale);
           const text = ok.withheld.action === "block" ? t.editBlocked : t.editHeld;
           this._flash(`⚠ ${text}${warning ? ` ${warning}` : ""}`, 15000);
-        } else {
-          this.render();
         }
+        this.render();
       }).catch((err) => this._flash(err.message));
     } else {
       this.client.send(this.thread, body);
@@ -867,6 +875,9 @@ export class TsunaguChat extends Base {
     }
     const warning = pickText(warningFor(m.moderation), this.locale);
     if (warning && !m.deleted) box.append(h("div", { class: "warn", role: "note" }, `⚠ ${t.warning}: ${warning}`));
+    if (mine && !m.deleted && [...this.heldEdits.values()].includes(m.id)) {
+      box.append(h("div", { class: "warn edit-pending", role: "note" }, `⏳ ${t.editPending}`));
+    }
     const meta = h("div", { class: "meta" }, timeFmt.format(new Date(m.created_at)));
     if (m.edited_at && !m.deleted) meta.append(h("span", {}, `(${t.edited})`));
     if (mine && !m.deleted) {

@@ -278,6 +278,13 @@ async def test_a_held_edit_is_explained_to_its_sender_then_released(
     await expect(tanaka.locator('.msg.mine[data-seq="1"] .bubble')).to_have_text(
         "ロゴの件でご相談です")  # not applied
     await expect(sato.locator('.msg[data-seq="1"] .bubble')).to_have_text("ロゴの件でご相談です")
+    pending = tanaka.locator('.msg.mine[data-seq="1"] .edit-pending')
+    await expect(pending).to_contain_text("確認中")
+    await page.reload()  # the pending edit is still shown after a reload
+    tanaka, sato = widget(page, "tanaka"), widget(page, "sato")
+    await wait_state(tanaka, "open")
+    pending = tanaka.locator('.msg.mine[data-seq="1"] .edit-pending')
+    await expect(pending).to_contain_text("確認中")
 
     status, rows = await node.http("GET", f"/v1/threads/{tid}/withheld", tokens["tanaka"])
     assert status == 200
@@ -286,4 +293,5 @@ async def test_a_held_edit_is_explained_to_its_sender_then_released(
     await decide(node, mod, held["id"], "release")
     await expect(sato.locator('.msg[data-seq="1"] .bubble')).to_have_text(text)
     await expect(tanaka.locator('.msg.mine[data-seq="1"] .bubble')).to_have_text(text)
+    await expect(pending).to_have_count(0)
     await page.close()
