@@ -8,8 +8,11 @@ made by :class:`~chat.service.ChatService` and pushes are ordered by
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
+import weakref
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -74,7 +77,14 @@ class Gateway:
         self.connections: set[Connection] = set()
         self.draining = False
         self._inflight = 0
-        self._expiries: dict[Connection, asyncio.TimerHandle] = {}
+        # Token expiries: one heap and one timer for the node, not a timer per connection
+        # (an idle connection's timer, bound method and arguments were ~600 bytes).
+        # Entries: (exp, tie-breaker, weak reference to the connection); a refreshed token
+        # adds an entry, and the stale one is skipped when it comes up.
+        self._expiries: list[tuple[float, int, weakref.ref[Connection]]] = []
+        self._expiry_seq = itertools.count()
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._expiry_at = float("inf")  # when the timer fires (wall clock, like ``exp``)
         self._heartbeat: asyncio.Task[None] | None = None
         service.fanout.on_resync = self.resync
 
@@ -123,9 +133,6 @@ class Gateway:
                 return ws
             await self._loop(ws, conn)
         finally:
-            expiry = self._expiries.pop(conn, None)
-            if expiry is not None:
-                expiry.cancel()
             await self._close(conn)
         return ws
 
@@ -221,22 +228,42 @@ class Gateway:
             )
 
     def _schedule_expiry(self, conn: Connection) -> None:
-        """(Re)arm the timer that ends the socket when the connection's token runs out."""
-        old = self._expiries.pop(conn, None)
-        if old is not None:
-            old.cancel()
-        self._expiries[conn] = asyncio.get_running_loop().call_later(
-            max(0.0, conn.identity.exp - time.time()), self._expire, conn
-        )
+        """End the socket when the connection's token runs out (again after a refresh)."""
+        exp = conn.identity.exp
+        heapq.heappush(self._expiries, (exp, next(self._expiry_seq), weakref.ref(conn)))
+        if len(self._expiries) > 2 * len(self.connections) + 1024:
+            # Entries of closed connections and of refreshed tokens wait for their time:
+            # under connection churn, drop them now and then (linear, rare).
+            self._expiries = [e for e in self._expiries
+                              if (c := e[2]()) is not None and not c.closed]
+            heapq.heapify(self._expiries)
+        self._arm_expiry()
 
-    def _expire(self, conn: Connection) -> None:
-        remaining = conn.identity.exp - time.time()
-        if remaining > 0 and not conn.closed:  # the client sent a fresh ``token`` meanwhile
-            self._expiries[conn] = asyncio.get_running_loop().call_later(
-                remaining, self._expire, conn)
+    def _arm_expiry(self) -> None:
+        if not self._expiries:
             return
-        self._expiries.pop(conn, None)
-        conn.close_soon(CLOSE_UNAUTHORIZED, "token expired")
+        first = self._expiries[0][0]
+        if self._expiry_timer is not None and self._expiry_at <= first:
+            return
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        self._expiry_at = first
+        self._expiry_timer = asyncio.get_running_loop().call_later(
+            max(0.0, first - time.time()), self._expire)
+
+    def _expire(self) -> None:
+        self._expiry_timer = None
+        self._expiry_at = float("inf")
+        now = time.time()
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            _, _, ref = heapq.heappop(heap)
+            conn = ref()
+            # gone, or the client sent a fresh ``token`` meanwhile (its entry is later)
+            if conn is None or conn.closed or conn.identity.exp > now:
+                continue
+            conn.close_soon(CLOSE_UNAUTHORIZED, "token expired")
+        self._arm_expiry()
 
     async def _close(self, conn: Connection) -> None:
         for channel in self._channels(conn):

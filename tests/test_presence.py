@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from chat.presence import STALE_S, LocalPresence, RedisPresence
+from chat.presence import PIPELINE_USERS, STALE_S, LocalPresence, RedisPresence
 from tests.conftest import REDIS_URL, require_servers
 from tests.redis_server import free_port
 
@@ -109,3 +109,18 @@ async def test_redis_down_falls_back_to_local() -> None:
         assert await p.online(["erin"]) == set()
     finally:
         await r.aclose()
+
+
+async def test_refresh_and_stop_cover_every_user_in_chunks(redis_client: aioredis.Redis) -> None:
+    """A node's periodic refresh (and its shutdown) goes to Redis in pipelines of
+    PIPELINE_USERS users, and still reaches every connected user."""
+    prefix = redis_client.test_prefix  # type: ignore[attr-defined]
+    a = RedisPresence(redis_client, prefix=prefix, node_id="node-a")
+    users = [f"u{i}" for i in range(2 * PIPELINE_USERS + 7)]
+    for u in users:
+        a.local[u] = 1  # connected here (as LocalPresence counts them)
+    await a._mark(users)
+    observer = RedisPresence(redis_client, prefix=prefix, node_id="node-o")
+    assert await observer.online(users) == set(users)
+    await a.stop()
+    assert await observer.online(users) == set()
