@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger("tsunagu.presence")
@@ -82,12 +82,8 @@ class RedisPresence(Presence):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
-            users = list(self.local)
-            for i in range(0, len(users), PIPELINE_USERS):
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for user in users[i:i + PIPELINE_USERS]:
-                        pipe.hdel(self._key(user), self._node)
-                    await pipe.execute()
+            await self._pipelined(list(self.local),
+                                  lambda pipe, user: pipe.hdel(self._key(user), self._node))
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -99,11 +95,19 @@ class RedisPresence(Presence):
 
     async def _mark(self, users: list[str]) -> None:
         now = time.time()
+
+        def mark(pipe: Any, user: str) -> None:
+            pipe.hset(self._key(user), self._node, now)
+            pipe.expire(self._key(user), int(STALE_S))
+
+        await self._pipelined(users, mark)
+
+    async def _pipelined(self, users: list[str], queue: Callable[[Any, str], Any]) -> None:
+        """``queue(pipe, user)`` for every user, sent PIPELINE_USERS users at a time."""
         for i in range(0, len(users), PIPELINE_USERS):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user in users[i:i + PIPELINE_USERS]:
-                    pipe.hset(self._key(user), self._node, now)
-                    pipe.expire(self._key(user), int(STALE_S))
+                    queue(pipe, user)
                 await pipe.execute()
 
     async def connected(self, user: str) -> bool:

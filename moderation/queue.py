@@ -74,6 +74,12 @@ def _withheld(row: Row) -> dict[str, Any]:
     }
 
 
+_RESTRICTION_COLS = "user_id, reason, restricted_by, at"
+
+
+def _restriction(row: Row) -> dict[str, Any]:
+    return {"user": row[0], "reason": row[1], "by": row[2], "at": rfc3339(row[3])}
+
 class ReviewQueue:
     def __init__(self, db: Db) -> None:
         self.db = db
@@ -250,19 +256,18 @@ class ReviewQueue:
 
     async def restrictions(self) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
-            f"SELECT user_id, reason, restricted_by, at FROM {RESTRICTIONS} ORDER BY at DESC, user_id")
-        return [{"user": r[0], "reason": r[1], "by": r[2], "at": rfc3339(r[3])} for r in rows]
+            f"SELECT {_RESTRICTION_COLS} FROM {RESTRICTIONS} ORDER BY at DESC, user_id")
+        return [_restriction(r) for r in rows]
 
     async def lift(self, user: str) -> dict[str, Any]:
         """Lift ``user``'s restriction; return it as it was (NotFound if there is none)."""
         async with self.db.transaction() as tx:
             row = await tx.fetchrow(
-                f"SELECT user_id, reason, restricted_by, at FROM {RESTRICTIONS} WHERE user_id = ?",
-                user)
+                f"SELECT {_RESTRICTION_COLS} FROM {RESTRICTIONS} WHERE user_id = ?", user)
             if row is None:
                 raise NotFound(f"user {user!r} is not restricted")
             await tx.execute(f"DELETE FROM {RESTRICTIONS} WHERE user_id = ?", user)
-        return {"user": row[0], "reason": row[1], "by": row[2], "at": rfc3339(row[3])}
+        return _restriction(row)
 
     async def restrict(self, user: str, reason: str, by: str) -> None:
         async with self.db.transaction() as tx:

@@ -371,28 +371,24 @@ class Console {
     }
   }
 
-  async loadPrecision() {
+  /** GET a list of the review API (`path` answers `{[key]: [...]}`); [] if it fails. */
+  async loadList(path, key) {
     try {
-      const data = await this.client.http("GET", "/v1/moderation/precision");
-      this.rules = data.rules || [];
+      return (await this.client.http("GET", path))[key] || [];
     } catch (err) {
-      this.rules = [];
       if (err.status === 404) this.notice(this.t.noApi, true);
       else this.notice(err.message, true);
+      return [];
     }
+  }
+
+  async loadPrecision() {
+    this.rules = await this.loadList("/v1/moderation/precision", "rules");
     this.renderPrecision();
-    this.renderRestrictions();
   }
 
   async loadRestrictions() {
-    try {
-      const data = await this.client.http("GET", "/v1/moderation/restrictions");
-      this.restrictions = data.restrictions || [];
-    } catch (err) {
-      this.restrictions = [];
-      if (err.status === 404) this.notice(this.t.noApi, true);
-      else this.notice(err.message, true);
-    }
+    this.restrictions = await this.loadList("/v1/moderation/restrictions", "restrictions");
     this.renderRestrictions();
   }
 
@@ -425,6 +421,7 @@ class Console {
     this.renderQueue();
     this.renderDetail();
     this.renderPrecision();
+    this.renderRestrictions();
   }
 
   renderConn() {

@@ -173,6 +173,7 @@ class SQLiteStore(Store):
                 continue
             if copied > 0 and wal > 0:
                 self.checkpoints += 1
+
     async def close(self) -> None:
         db = self.db
         if self._checkpointer is not None:

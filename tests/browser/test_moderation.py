@@ -54,6 +54,17 @@ async def probe(node: Node, action: str) -> tuple[str, str]:
     pytest.skip(f"the running policy gives '{action}' to none of the probe texts")
 
 
+async def open_inquiry(browser: Any, node: Node) -> tuple[Any, str, dict[str, str]]:
+    """A new inquiry between tanaka (client) and sato (worker), both widgets on one page:
+    the page, the thread id and the two tokens."""
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      kind="inquiry", title="ロゴ制作のご相談")
+    tokens = {"tanaka": node.token("tanaka", "client"), "sato": node.token("sato", "worker")}
+    page = await browser.new_page(viewport={"width": 1100, "height": 700}, locale="ja-JP")
+    await open_widgets(page, node, thread["id"], tokens)
+    return page, thread["id"], tokens
+
+
 async def test_masked_message_looks_masked_to_the_recipient(
     browser: Any, node: Node, screenshots: Path
 ) -> None:
@@ -154,12 +165,7 @@ async def test_held_messages_survive_a_reload_until_a_moderator_decides(
     mod = node.token("yamamoto", "moderator", name="山本")
     sender, text = await probe(node, "hold")
     recipient = "tanaka" if sender == "sato" else "sato"
-    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
-                                      kind="inquiry", title="ロゴ制作のご相談")
-    tid = thread["id"]
-    tokens = {"tanaka": node.token("tanaka", "client"), "sato": node.token("sato", "worker")}
-    page = await browser.new_page(viewport={"width": 1100, "height": 700}, locale="ja-JP")
-    await open_widgets(page, node, tid, tokens)
+    page, tid, tokens = await open_inquiry(browser, node)
     me, them = widget(page, sender), widget(page, recipient)
     await wait_state(me, "open")
     await send(me, "よろしくお願いします。")
@@ -237,6 +243,8 @@ async def test_moderator_lifts_a_restriction_in_the_console(
         await row.locator('button[data-lift="tanaka"]').click()
         await expect(page.locator("#notice")).to_contain_text("Restriction lifted")
         await expect(page.locator("#restrictions")).to_contain_text("No user is restricted")
+        await page.select_option("#locale", "ja")  # the tab follows the language
+        await expect(page.locator("#restrictions")).to_contain_text("制限中のユーザーはいません")
 
         after = await client.send(tid, "修正版をお送りします")
         assert "withheld" not in after and after["message"]["body"] == "修正版をお送りします"
@@ -260,12 +268,7 @@ async def test_a_held_edit_is_explained_to_its_sender_then_released(
     mod = node.token("yamamoto", "moderator", name="山本")
     sender, text = await probe(node, "hold")
     assert sender == "tanaka"
-    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
-                                      kind="inquiry", title="ロゴ制作のご相談")
-    tid = thread["id"]
-    tokens = {"tanaka": node.token("tanaka", "client"), "sato": node.token("sato", "worker")}
-    page = await browser.new_page(viewport={"width": 1100, "height": 700}, locale="ja-JP")
-    await open_widgets(page, node, tid, tokens)
+    page, tid, tokens = await open_inquiry(browser, node)
     tanaka, sato = widget(page, "tanaka"), widget(page, "sato")
     await wait_state(tanaka, "open")
     await wait_state(sato, "open")
