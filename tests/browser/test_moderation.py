@@ -274,7 +274,17 @@ async def test_a_held_edit_is_explained_to_its_sender_then_released(
     await wait_state(sato, "open")
     await send(tanaka, "ロゴの件でご相談です")
     await expect(sato.locator('.msg[data-seq="1"] .bubble')).to_have_text("ロゴの件でご相談です")
-    await tanaka.locator('.msg.mine[data-seq="1"]').get_by_role("button", name="編集").click()
+    own = tanaka.locator('.msg.mine[data-seq="1"]')
+    await expect(own.locator(".state")).to_be_visible()  # acknowledged on the sender's side
+    editing = tanaka.locator("#editing-label")
+    for _ in range(3):  # the list may re-render under the click (a read receipt arriving)
+        await own.get_by_role("button", name="編集").click()
+        try:
+            await expect(editing).to_be_visible(timeout=2000)
+            break
+        except AssertionError:
+            continue
+    await expect(editing).to_be_visible()  # the composer edits the message, not a new one
     await tanaka.locator("textarea").fill(text)
     await tanaka.locator("textarea").press("Enter")
     await expect(tanaka.locator(".banner")).to_contain_text("編集は確認待ちです")
