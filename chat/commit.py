@@ -50,18 +50,23 @@ class GroupCommitter:
         self._head_since = 0.0  # loop time at which the oldest queued request arrived
         self._last_commit = float("-inf")  # loop time at which the last commit ended
         self._last_size = 0  # requests the last commit carried
+        # The loop, taken once: on Python 3.11 every ``asyncio.get_running_loop()`` (and so
+        # every ``asyncio.create_task``) makes a getpid() system call, twice per message here.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         self.messages = 0
 
     async def append(self, req: NewMessage) -> Appended:
         """Store ``req`` (or find its earlier copy); raise ChatError if it cannot be stored."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         fut: asyncio.Future[Appended | ChatError] = loop.create_future()
         if not self._queue:
             self._head_since = loop.time()
         self._queue.append((req, fut))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="group-commit")
+            self._flusher = loop.create_task(self._flush(), name="group-commit")
         # No shield: if the caller is cancelled the future is cancelled too, and the flusher
         # skips it (``fut.done()``); the request itself is committed either way.
         result = await fut
@@ -86,7 +91,7 @@ class GroupCommitter:
         return batch
 
     async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         batch: list[_Item] = []
         try:
             while self._queue:
@@ -109,7 +114,7 @@ class GroupCommitter:
                 if self._in_flight == 1:
                     await self._commit(batch, threads)
                 else:
-                    task = asyncio.create_task(self._commit(batch, threads),
+                    task = loop.create_task(self._commit(batch, threads),
                                                name="group-commit-batch")
                     self._running[task] = batch
                     task.add_done_callback(self._ended)
@@ -146,7 +151,7 @@ class GroupCommitter:
                 results = [Unavailable(f"store error: {exc.__class__.__name__}")] * len(batch)
         finally:
             self._busy -= threads
-            self._last_commit = asyncio.get_running_loop().time()
+            self._last_commit = (self._loop or asyncio.get_running_loop()).time()
             self._last_size = len(batch)
             self.batches += 1
             self.messages += len(batch)
