@@ -172,6 +172,39 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/**
+ * Make `parent`'s children `next` (elements, each with a `_key`), keeping every child whose
+ * key and rendering are unchanged: the same node stays in the document, so a click that
+ * spans a render (a message or a read receipt arriving between press and release), the
+ * focus, a text selection and what a screen reader already read of the log survive it.
+ * Only new or changed rows are inserted and only gone ones removed.
+ */
+export function reconcile(parent, next) {
+  const old = new Map();
+  for (const c of parent.children) if (c._key !== undefined && !old.has(c._key)) old.set(c._key, c);
+  const rows = next.map((n) => {
+    n._sig = n.outerHTML;
+    const o = old.get(n._key);
+    if (o && o._sig === n._sig) {
+      old.delete(n._key);
+      return o;
+    }
+    return n;
+  });
+  const keep = new Set(rows);
+  for (const c of [...parent.childNodes]) if (!keep.has(c)) c.remove();
+  let cur = parent.firstChild;
+  for (const n of rows) {
+    if (n === cur) cur = cur.nextSibling;
+    else parent.insertBefore(n, cur);
+  }
+}
+
+function keyed(key, el) {
+  el._key = key;
+  return el;
+}
+
 const STYLE = `
 :host { display: block; min-width: 0; font-family: system-ui, -apple-system, "Hiragino Sans", "Noto Sans JP", "Yu Gothic", sans-serif;
   font-size: 15px; color: #1f2933; height: 520px; --accent: #0b6bcb; --mine: #dcecff; --theirs: #f1f3f5; }
@@ -650,7 +683,7 @@ export class TsunaguChat extends Base {
       root: h("div", { class: "root" }),
       header: h("header", {}),
       banner: h("div", { class: "banner", role: "status", "aria-live": "polite", hidden: true }),
-      listBox: h("div", { style: "display:contents" }),
+      list: h("div", { class: "list", role: "log", "aria-live": "polite", tabindex: "0", "data-key": "list" }),
       typing: h("div", { class: "typing", role: "status", "aria-live": "polite" }),
       editingLabel: h("div", { class: "editing-label", id: "editing-label", hidden: true }),
       inboxBox: h("div", { style: "display:contents" }),
@@ -669,7 +702,8 @@ export class TsunaguChat extends Base {
     } });
     parts.sendButton = h("button", { type: "submit", "data-key": "send" });
     parts.form = h("form", { onsubmit: (e) => this._submit(e) }, parts.textarea, parts.cancel, parts.sendButton);
-    parts.root.append(parts.header, parts.banner, parts.listBox, parts.typing, parts.editingLabel, parts.form, parts.inboxBox);
+    this._listEvents(parts.list);
+    parts.root.append(parts.header, parts.banner, parts.list, parts.typing, parts.editingLabel, parts.form, parts.inboxBox);
     this.shadowRoot.replaceChildren(h("style", { text: STYLE }), parts.root);
     this._parts = parts;
     return parts;
@@ -679,10 +713,11 @@ export class TsunaguChat extends Base {
     const root = this.shadowRoot;
     const t = this.t;
     const p = this._skeleton();
-    const oldList = p.listBox.firstChild;
-    const nearBottom = !oldList || oldList.scrollHeight - oldList.scrollTop - oldList.clientHeight < 80;
-    const oldScroll = oldList ? oldList.scrollTop : 0;
-    const fromBottom = oldList ? oldList.scrollHeight - oldList.scrollTop : 0;
+    const list = p.list;
+    const hadRows = list.firstChild !== null;
+    const nearBottom = !hadRows || list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    const oldScroll = list.scrollTop;
+    const fromBottom = list.scrollHeight - list.scrollTop;
     const active = root.activeElement;
     const focusKey = focus || (active && active.dataset && active !== p.textarea ? active.dataset.key : null);
 
@@ -695,8 +730,8 @@ export class TsunaguChat extends Base {
       p.banner.dataset.state = this.client?.state || "";
       p.banner.textContent = banner.text;
     }
-    const list = this._list();
-    p.listBox.replaceChildren(list);
+    list.setAttribute("aria-label", t.messages);
+    reconcile(list, this._rows());
     const typing = [...this.typingUsers.keys()].map((u) => this.nameOf(u));
     p.typing.textContent = typing.length ? t.typing(typing.join("・")) : "";
     p.editingLabel.hidden = !this.editing;
@@ -716,7 +751,7 @@ export class TsunaguChat extends Base {
     p.inboxBox.replaceChildren(...(this.inboxOpen && this.notifications ? [this._inbox()] : []));
 
     // Older messages were added above: keep the same content at the top of the view.
-    if (keepBottom && oldList) list.scrollTop = list.scrollHeight - fromBottom;
+    if (keepBottom && hadRows) list.scrollTop = list.scrollHeight - fromBottom;
     else list.scrollTop = scroll === "end" || (scroll && nearBottom) ? list.scrollHeight : oldScroll;
     list._prevTop = list.scrollTop;
     if (focusKey) root.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus({ preventScroll: true });
@@ -768,30 +803,8 @@ export class TsunaguChat extends Base {
     return { text: lines.join(" "), bad };
   }
 
-  _list() {
-    const t = this.t;
-    const tz = this.client?.user?.tz || "Asia/Tokyo";
-    const dayFmt = new Intl.DateTimeFormat(t.tag, { ...t.dateFmt, timeZone: tz });
-    const keyFmt = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone: tz });
-    const timeFmt = new Intl.DateTimeFormat(t.tag, { hour: "2-digit", minute: "2-digit", timeZone: tz });
-    const list = h("div", { class: "list", role: "log", "aria-label": t.messages, "aria-live": "polite", tabindex: "0", "data-key": "list" });
-    let lastDay = null;
-    const day = (date) => {
-      const key = keyFmt.format(date);
-      if (key !== lastDay) {
-        lastDay = key;
-        list.append(h("div", { class: "day", role: "separator", "data-day": key }, dayFmt.format(date)));
-      }
-    };
-    if (this._opened && this.client?.hasEarlier(this.thread)) {
-      const busy = this.earlier.loading ? "true" : undefined;
-      list.append(h("button", {
-        type: "button", class: "earlier", "data-key": "earlier", "aria-label": t.earlierLabel,
-        "aria-busy": busy, "aria-disabled": busy, onclick: () => this._loadEarlier(),
-      }, busy ? t.loadingEarlier : `↑ ${t.earlier}`));
-    } else if (this.earlier.loaded) {
-      list.append(h("div", { class: "start", role: "note" }, t.start));
-    }
+  /** The list's own listeners, set once (the list element lives as long as the widget). */
+  _listEvents(list) {
     // The user scrolling up to the top loads the page before (the button does the same by
     // keyboard). Scrolls the widget makes itself (focus, keeping the position) do not.
     const intent = () => {
@@ -805,6 +818,33 @@ export class TsunaguChat extends Base {
       const byUser = Date.now() - (this._scrollIntent || 0) < 1500;
       if (byUser && prev !== undefined && top < prev && top < 48) this._loadEarlier();
     });
+  }
+
+  /** The rows of the message list, in order, each keyed (see `reconcile`). */
+  _rows() {
+    const t = this.t;
+    const tz = this.client?.user?.tz || "Asia/Tokyo";
+    const dayFmt = new Intl.DateTimeFormat(t.tag, { ...t.dateFmt, timeZone: tz });
+    const keyFmt = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone: tz });
+    const timeFmt = new Intl.DateTimeFormat(t.tag, { hour: "2-digit", minute: "2-digit", timeZone: tz });
+    const list = [];
+    let lastDay = null;
+    const day = (date) => {
+      const key = keyFmt.format(date);
+      if (key !== lastDay) {
+        lastDay = key;
+        list.push(keyed(`day:${key}`, h("div", { class: "day", role: "separator", "data-day": key }, dayFmt.format(date))));
+      }
+    };
+    if (this._opened && this.client?.hasEarlier(this.thread)) {
+      const busy = this.earlier.loading ? "true" : undefined;
+      list.push(keyed("earlier", h("button", {
+        type: "button", class: "earlier", "data-key": "earlier", "aria-label": t.earlierLabel,
+        "aria-busy": busy, "aria-disabled": busy, onclick: () => this._loadEarlier(),
+      }, busy ? t.loadingEarlier : `↑ ${t.earlier}`)));
+    } else if (this.earlier.loaded) {
+      list.push(keyed("start", h("div", { class: "start", role: "note" }, t.start)));
+    }
     const otherRead = Math.max(0, ...[...this.readBy.values()]);
     // Withheld messages (only the sender sees them) go where they were written.
     const local = this.withheld
@@ -817,24 +857,26 @@ export class TsunaguChat extends Base {
         day(at);
         const blocked = w.rejected || (w.withheld?.action || w.moderation?.action) === "block";
         const why = w.rejected ? t.rejected : blocked ? t.blocked : t.held;
-        list.append(this._local(w.item, blocked ? "blocked" : "withheld", why, w.moderation, timeFmt));
+        list.push(keyed(`local:${w.item.client_msg_id || w.item.id}`,
+          this._local(w.item, blocked ? "blocked" : "withheld", why, w.moderation, timeFmt)));
       }
     };
     for (const m of this.messages) {
       const date = new Date(m.created_at);
       withheldUntil(date);
       day(date);
-      list.append(m.kind === "system" ? this._system(m, timeFmt) : this._message(m, timeFmt, otherRead));
+      list.push(keyed(`msg:${m.id}`, m.kind === "system" ? this._system(m, timeFmt) : this._message(m, timeFmt, otherRead)));
     }
     withheldUntil(null);
     const now = new Date();
     for (const f of this.failed) {
       day(now);
-      list.append(this._local(f.item, "failed", `${t.failed}: ${f.error.message}`, null, timeFmt));
+      list.push(keyed(`local:${f.item.client_msg_id}`,
+        this._local(f.item, "failed", `${t.failed}: ${f.error.message}`, null, timeFmt)));
     }
     for (const item of this.client ? this.client.pending(this.thread) : []) {
       day(new Date(item.created_at));
-      list.append(this._local(item, "pending", t.sending, null, timeFmt));
+      list.push(keyed(`local:${item.client_msg_id}`, this._local(item, "pending", t.sending, null, timeFmt)));
     }
     return list;
   }

@@ -290,3 +290,32 @@ async def test_notification_inbox_badge_and_mark_read(browser: Any, node: Node) 
     assert await unread() == 0
     await page.keyboard.press("Escape")
     await expect(panel).to_have_count(0)
+
+
+async def test_a_click_that_spans_a_render_is_not_lost(browser: Any, node: Node) -> None:
+    """Rows that did not change stay the same DOM nodes when the widget renders: a button
+    pressed just before a message arrives (which renders the list) is still the button
+    released on, so the click happens. Before, the list was rebuilt on every render and
+    such a click (press, render, release) went nowhere."""
+    from playwright.async_api import expect
+
+    page = await browser.new_page(viewport={"width": 1100, "height": 900}, locale="ja-JP")
+    await page.goto(f"{node.url}/demo")
+    tanaka, sato = widget(page, "tanaka"), widget(page, "sato")
+    await wait_state(tanaka, "open")
+    await wait_state(sato, "open")
+    await send(tanaka, "見積もりを送ります")
+    own = tanaka.locator('.msg.mine[data-seq="3"]')
+    await expect(own.locator(".state")).to_contain_text("既読")  # settled: sent and read
+    row = await own.element_handle()
+    edit = own.get_by_role("button", name="編集")
+    await edit.hover()
+    await page.mouse.down()
+    await send(sato, "ありがとうございます")  # arrives in tanaka's widget: a render
+    await expect(tanaka.locator('.msg.theirs[data-seq="4"] .bubble')).to_have_text(
+        "ありがとうございます")
+    assert await row.evaluate("el => el.isConnected"), "the unchanged row was replaced"
+    await edit.hover()
+    await page.mouse.up()
+    await expect(tanaka.locator("#editing-label")).to_be_visible()
+    assert await tanaka.locator("textarea").input_value() == "見積もりを送ります"
