@@ -7,6 +7,7 @@
 // GET /v1/moderation/precision, GET /v1/moderation/restrictions, DELETE
 // /v1/moderation/restrictions/{user} {note}; `review` frames over the WebSocket refresh the queue.
 
+import { h, keyed, reconcile } from "./dom.js";
 import { TsunaguClient, tokenClaims } from "./tsunagu.js";
 
 export const DECISIONS = ["dismiss", "warn", "restrict", "release", "escalate"];
@@ -227,21 +228,6 @@ export function fragmentParams(hash) {
 
 // ---------------------------------------------------------------- the page
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
 class Console {
   constructor(token, locale) {
     this.token = token;
@@ -309,6 +295,10 @@ class Console {
   }
 
   async refresh(fromPush = false) {
+    // The detail pane (the decision form with a note being typed, the log's scroll) is
+    // rebuilt only when the selected item itself changed: a `review` push about another
+    // item must not wipe what the moderator is doing.
+    const shownBefore = this.selected ? JSON.stringify(this.selected) : null;
     try {
       const data = await this.client.http("GET", "/v1/moderation/queue");
       this.apiMissing = false;
@@ -326,7 +316,7 @@ class Console {
       this.items = [];
     }
     this.renderQueue();
-    this.renderDetail();
+    if (!this.selected || JSON.stringify(this.selected) !== shownBefore) this.renderDetail();
   }
 
   async select(item) {
@@ -450,39 +440,46 @@ class Console {
       ul.replaceChildren(h("li", { class: "empty", role: "option", "aria-disabled": "true" }, t.empty));
       return;
     }
-    const lis = this.items.map((item, i) => {
-      const selected = this.selected && this.selected.id === item.id;
-      const risk = riskPercent(item.risk);
-      return h("li", {
-        role: "option", "aria-selected": selected ? "true" : "false", "data-id": item.id, "data-thread": item.thread,
-        tabindex: selected || (!this.selected && i === 0) ? "0" : "-1",
-        onclick: () => this.select(item),
-        onkeydown: (e) => {
-          if (e.key === "Enter" || e.key === " ") {
-            e.preventDefault();
-            this.select(item);
-          } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-            e.preventDefault();
-            const next = e.target[e.key === "ArrowDown" ? "nextElementSibling" : "previousElementSibling"];
-            if (next) {
-              e.target.tabIndex = -1;
-              next.tabIndex = 0;
-              next.focus();
-            }
-          }
-        },
-      },
-      h("div", { class: "top" },
-        h("span", { class: "risk", "aria-label": `${t.risk} ${risk}%` }, h("span", { class: "bar" }, h("span", { style: `width:${risk}%` })), `${risk}`),
-        h("span", {}, h("span", { class: "status" }, this.statusText(item)), " ", item.created_at ? fmt.format(new Date(item.created_at)) : "")),
-      h("div", {}, this.chips(item.categories)),
-      h("div", { class: "text" }, `${item.sender}: ${item.text || ""}`),
-      item.claimed_by ? h("div", { class: "top" }, t.claimedBy(item.claimed_by)) : null);
-    });
+    const lis = this.items.map((item, i) => keyed(item.id, this.queueRow(item, i, fmt)));
+    // Unchanged rows stay the same nodes (focus and a click in progress survive a push).
     const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("#queue li");
     const focusId = focused ? focused.dataset.id : null;
-    ul.replaceChildren(...lis);
-    if (focusId) ul.querySelector(`li[data-id="${CSS.escape(focusId)}"]`)?.focus();
+    reconcile(ul, lis);
+    if (focusId && !ul.contains(document.activeElement)) ul.querySelector(`li[data-id="${CSS.escape(focusId)}"]`)?.focus();
+  }
+
+  /** One row of the queue. Its listeners look the item up by id when they fire: a row kept
+   * by `reconcile` across a refresh acts on the refreshed item. */
+  queueRow(item, i, fmt) {
+    const t = this.t;
+    const current = () => this.items.find((x) => x.id === item.id) || item;
+    const selected = this.selected && this.selected.id === item.id;
+    const risk = riskPercent(item.risk);
+    return h("li", {
+      role: "option", "aria-selected": selected ? "true" : "false", "data-id": item.id, "data-thread": item.thread,
+      tabindex: selected || (!this.selected && i === 0) ? "0" : "-1",
+      onclick: () => this.select(current()),
+      onkeydown: (e) => {
+        if (e.key === "Enter" || e.key === " ") {
+          e.preventDefault();
+          this.select(current());
+        } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+          e.preventDefault();
+          const next = e.target[e.key === "ArrowDown" ? "nextElementSibling" : "previousElementSibling"];
+          if (next) {
+            e.target.tabIndex = -1;
+            next.tabIndex = 0;
+            next.focus();
+          }
+        }
+      },
+    },
+    h("div", { class: "top" },
+      h("span", { class: "risk", "aria-label": `${t.risk} ${risk}%` }, h("span", { class: "bar" }, h("span", { style: `width:${risk}%` })), `${risk}`),
+      h("span", {}, h("span", { class: "status" }, this.statusText(item)), " ", item.created_at ? fmt.format(new Date(item.created_at)) : "")),
+    h("div", {}, this.chips(item.categories)),
+    h("div", { class: "text" }, `${item.sender}: ${item.text || ""}`),
+    item.claimed_by ? h("div", { class: "top" }, t.claimedBy(item.claimed_by)) : null);
   }
 
   highlighted(text, findings) {

@@ -8,6 +8,7 @@
 // The SDK client is `element.client`.
 // The DOM is built with createElement/textContent only (no innerHTML with message text).
 
+import { h, keyed, reconcile } from "./dom.js";
 import { TsunaguClient, mergeMessage, tokenClaims } from "./tsunagu.js";
 
 export const TEXTS = {
@@ -154,55 +155,6 @@ export function maskedParts(body) {
   }
   if (last < body.length) parts.push({ text: body.slice(last), masked: false });
   return parts;
-}
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "text") el.textContent = v;
-    else el.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-/**
- * Make `parent`'s children `next` (elements, each with a `_key`), keeping every child whose
- * key and rendering are unchanged: the same node stays in the document, so a click that
- * spans a render (a message or a read receipt arriving between press and release), the
- * focus, a text selection and what a screen reader already read of the log survive it.
- * Only new or changed rows are inserted and only gone ones removed.
- */
-export function reconcile(parent, next) {
-  const old = new Map();
-  for (const c of parent.children) if (c._key !== undefined && !old.has(c._key)) old.set(c._key, c);
-  const rows = next.map((n) => {
-    n._sig = n.outerHTML;
-    const o = old.get(n._key);
-    if (o && o._sig === n._sig) {
-      old.delete(n._key);
-      return o;
-    }
-    return n;
-  });
-  const keep = new Set(rows);
-  for (const c of [...parent.childNodes]) if (!keep.has(c)) c.remove();
-  let cur = parent.firstChild;
-  for (const n of rows) {
-    if (n === cur) cur = cur.nextSibling;
-    else parent.insertBefore(n, cur);
-  }
-}
-
-function keyed(key, el) {
-  el._key = key;
-  return el;
 }
 
 const STYLE = `

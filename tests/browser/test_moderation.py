@@ -302,3 +302,42 @@ async def test_a_held_edit_is_explained_to_its_sender_then_released(
     await expect(tanaka.locator('.msg.mine[data-seq="1"] .bubble')).to_have_text(text)
     await expect(pending).to_have_count(0)
     await page.close()
+
+
+async def test_a_new_review_item_does_not_wipe_the_moderators_decision_in_progress(
+    browser: Any, node: Node
+) -> None:
+    """A `review` push refreshes the queue while a moderator is deciding another item: the
+    chosen decision and the note being typed stay, the rows already listed stay the same
+    nodes, and the new item is listed. (Before, every push rebuilt the decision form.)"""
+    from playwright.async_api import expect
+
+    require_moderation(node)
+    mod = node.token("yamamoto", "moderator", name="山本")
+    sender, text = await probe(node, "hold")
+    assert sender == "tanaka"
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      kind="inquiry", title="ロゴ制作のご相談")
+    tid = thread["id"]
+    tanaka = await Client(node.ws_url, node.token("tanaka", "client")).connect()
+    try:
+        await tanaka.send(tid, text)
+        console = await browser.new_page(locale="ja-JP")
+        await console.goto(f"{node.url}/static/console.html#locale=ja&token={mod}")
+        items = console.locator(f'#queue li[data-thread="{tid}"]')
+        await expect(items).to_have_count(1)
+        await items.first.click()
+        await console.locator('input[data-decision="release"]').check()
+        await console.locator("#note").fill("確認中のメモ")
+        selected = await console.locator('#queue li[aria-selected="true"]').element_handle()
+        await tanaka.send(tid, text + " 再送")  # held too: a `review` push to the console
+        await expect(items).to_have_count(2)
+        await expect(console.locator("#notice")).to_contain_text("新しい")
+        assert await selected.evaluate("el => el.isConnected"), "the listed row was replaced"
+        assert await console.locator("#note").input_value() == "確認中のメモ"
+        assert await console.locator('input[data-decision="release"]').is_checked()
+        await console.locator("#decide").click()
+        await expect(console.locator("#notice")).to_contain_text("記録しました")
+        await expect(items).to_have_count(1)
+    finally:
+        await tanaka.close()
