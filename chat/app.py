@@ -139,6 +139,8 @@ def build_app(settings: Settings) -> web.Application:
                                  # the store's fast path / the path that reads (or locks)
                                  "fast_batches": getattr(store, "fast_batches", None),
                                  "slow_batches": getattr(store, "slow_batches", None)},
+                # SQLite: background checkpoints that copied WAL pages into the database
+                "sqlite_checkpoints": getattr(store, "checkpoints", None),
                 "fanout": fanout.health(),
             }),
             content_type="application/json",
