@@ -11,6 +11,9 @@ import sys
 from collections import Counter
 
 _LINE = re.compile(r":\d+\)")
+# A thread-pool worker waiting for work: `py-spy --native` (which must sample in blocking
+# mode) reports such threads as running.
+_WAITING = "_queue_SimpleQueue_get"
 
 
 def _fn(frame: str) -> str:
@@ -34,6 +37,8 @@ def summarize(text: str, top: int = 25) -> str:
         if not stack or not count_s.isdigit():
             continue
         n = int(count_s)
+        if _WAITING in stack:  # an idle worker thread (a native profile counts those too)
+            continue
         frames = [_fn(f) for f in stack.split(";") if f and not f.startswith("process ")
                   and not f.startswith("thread ")]
         if not frames:

@@ -97,13 +97,18 @@ def at_rate(runs: list[dict[str, Any]], rate: int) -> dict[str, Any] | None:
 def profile_run(server: Any, label: str, a: argparse.Namespace, out_dir: Path) -> str:
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     raw = out_dir / f"profile-{label}.txt"
+    raw.unlink(missing_ok=True)  # a failed py-spy must not leave an older run's profile
     duration = max(1, int(a.duration - 1))
     spies: list[subprocess.Popen[bytes]] = []
+
+    extra = a.profile_args.split()
+    # --native (C frames too: uvloop, SQLite, system calls) cannot sample without pausing
+    blocking = [] if "--native" in extra else ["--nonblocking"]
 
     def start() -> None:  # sample the steady state only, not the connection phase
         spies.append(subprocess.Popen(
             [pyspy, "record", "-p", str(server.pid), "-d", str(duration), "-r", "200",
-             "-f", "raw", "--nonblocking", *a.profile_args.split(), "-o", str(raw)],
+             "-f", "raw", *blocking, *extra, "-o", str(raw)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     cfg = LoadConfig(url=server.url, secret=server.secret, n=a.n, k=a.k, rate=a.profile_rate,
