@@ -66,12 +66,15 @@ def _stalls() -> None:
 
     log = logging.getLogger("tsunagu.bench.stalls")
     started = [0.0]
+    spent = [[0, 0.0], [0, 0.0], [0, 0.0]]  # per generation: collections, seconds
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             started[0] = time.perf_counter()
             return
         took = time.perf_counter() - started[0]
+        spent[info["generation"]][0] += 1
+        spent[info["generation"]][1] += took
         if took > 0.010:
             log.warning("gc generation %d took %.1f ms (%d collected)", info["generation"],
                         took * 1e3, info["collected"])
@@ -79,12 +82,18 @@ def _stalls() -> None:
     async def watch_loop(app: web.Application) -> AsyncIterator[None]:
         async def watch() -> None:
             loop = asyncio.get_running_loop()
+            report = loop.time() + 5
             while True:
                 t0 = loop.time()
                 await asyncio.sleep(0.01)
                 late = loop.time() - t0 - 0.01
                 if late > 0.050:
                     log.warning("event loop %.1f ms late", late * 1e3)
+                if t0 > report:  # the collector's share of the last 5 s, per generation
+                    log.warning("gc in 5 s: %s", ", ".join(
+                        f"gen {g} {n}x {sec * 1e3:.1f} ms" for g, (n, sec) in enumerate(spent)))
+                    spent[:] = [[0, 0.0], [0, 0.0], [0, 0.0]]
+                    report = t0 + 5
 
         task = asyncio.create_task(watch())
         yield
