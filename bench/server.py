@@ -160,3 +160,6 @@ def running(kind: str, *, cpu: int | None = 1, extra_env: dict[str, str] | None 
         if dsn:
             with contextlib.suppress(Exception):
                 drop_pg_database(dsn)
+        # Write back what this server left dirty now, not during the next server's first
+        # step (the kernel's writeback of a previous run can delay a commit's fsync).
+        os.sync()
