@@ -153,17 +153,28 @@ def append_sync(conn: sqlite3.Connection, pending: Sequence[Pending],
         heads = _heads(threads, rows)
     else:
         heads = {t: (expected[t][0], expected[t][1] or GENESIS) for t in threads}
-    entries, changed = extend(heads, pending)
-    log_rows, new_heads, marks = _writes(entries, changed)
-    conn.executemany(_INSERT, log_rows)
+    entries, changed = append_rows_sync(conn, pending, heads)
+    new_heads = [(s, h, t) for t, (s, h) in changed.items()]
     if expected is None:
         conn.executemany(_SET_HEAD, new_heads)
     else:
         cur = conn.executemany(_SET_HEAD_IF, [(s, h, t, *expected[t]) for s, h, t in new_heads])
         if cur.rowcount != len(new_heads):
             raise StaleHead(f"{len(new_heads) - cur.rowcount} thread head(s) moved")
-    conn.executemany(_MARK_PENDING, marks)
     return entries
+
+
+def append_rows_sync(conn: sqlite3.Connection, pending: Sequence[Pending],
+                     heads: Mapping[str, Head]) -> tuple[list[LogEntry], dict[str, Head]]:
+    """Chain ``pending`` onto ``heads`` (GENESIS for a thread with no entry yet) and write
+    the entries in the transaction open on ``conn``; the new heads are returned, **not**
+    written: the caller stores them in the threads' rows (the SQLite store does it in the
+    same UPDATE as the threads' last_seq, one statement per thread instead of two)."""
+    entries, changed = extend(heads, pending)
+    log_rows, _, marks = _writes(entries, changed)
+    conn.executemany(_INSERT, log_rows)
+    conn.executemany(_MARK_PENDING, marks)
+    return entries, changed
 
 
 def record_sync(conn: sqlite3.Connection, thread_id: str, kind: str, actor: str,

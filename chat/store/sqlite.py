@@ -21,7 +21,7 @@ import orjson
 
 from ..errors import ChatError, Conflict, NotFound
 from ..evidence import log as evidence
-from ..evidence.chain import LogEntry, Pending
+from ..evidence.chain import GENESIS, LogEntry, Pending
 from ..models import (
     Appended,
     Message,
@@ -412,15 +412,23 @@ class SQLiteStore(Store):
         if plan.rows:
             c.executemany(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", plan.rows)
-            cur = c.executemany(
-                "UPDATE threads SET last_seq = ?, updated_at = ? WHERE id = ? AND last_seq = ?",
-                [(s, plan.touched_at[t], t, state[t][0]) for t, s in plan.last_seqs.items()])
-            if cur.rowcount != len(plan.last_seqs):
-                raise _Stale
-            entries = evidence.append_sync(
+            entries, heads = evidence.append_rows_sync(
                 c, [evidence.message_entry(r.message) for r in plan.results
                     if isinstance(r, Appended) and r.created],
-                expected={t: state[t][1:] for t in plan.last_seqs})
+                {t: (state[t][1], state[t][2] or GENESIS) for t in plan.last_seqs})
+            # One UPDATE per thread for its last_seq and its log head, conditional on the
+            # state the batch was planned with (stale: the batch takes the reading path).
+            rows = []
+            for t, s in plan.last_seqs.items():
+                last, log_seq, log_head = state[t]
+                new_seq, new_head = heads.get(t, (log_seq, log_head))
+                rows.append((s, plan.touched_at[t], new_seq, new_head,
+                             t, last, log_seq, log_head))
+            cur = c.executemany(
+                "UPDATE threads SET last_seq = ?, updated_at = ?, log_seq = ?, log_head = ? "
+                "WHERE id = ? AND last_seq = ? AND log_seq = ? AND log_head = ?", rows)
+            if cur.rowcount != len(rows):
+                raise _Stale
             self._remember(plan.last_seqs, entries)
         return plan.results
 
