@@ -219,6 +219,7 @@ export declare function outboxForThread(items: OutboxItem[], thread: string): Ou
 export declare function outboxParse(text: string | null): OutboxItem[];
 export declare function earlierPage(first: number | null, messages: Message[], limit?: number):
   { messages: Message[]; first: number | null; done: boolean };
+/** Insert or replace by id, in seq order; a copy with a lower `rev` than the held one is ignored. */
 export declare function mergeMessage(list: Message[], msg: Message): Message[];
 export declare function tokenClaims(token: string): Record<string, any>;
 export declare function wsUrl(server: string): string;

@@ -253,8 +253,18 @@ export class Outbox {
 
 // ---------------------------------------------------------------- pure: messages and tokens
 
-/** Insert or replace `msg` (by id) in a list kept in seq order; returns a new list. */
+/**
+ * Insert or replace `msg` (by id) in a list kept in seq order; returns a new list.
+ *
+ * A copy older than the one held (a lower `rev`: every edit and deletion raises it) is
+ * ignored: an HTTP history page read before an edit but answered after its `update`, or a
+ * retried send answered with the message as first stored, must not bring back the
+ * pre-edit text or undo a deletion. Same `rev` (a thanks count changed): the newer arrival
+ * wins.
+ */
 export function mergeMessage(list, msg) {
+  const held = list.find((m) => m.id === msg.id);
+  if (held && (held.rev || 0) > (msg.rev || 0)) return list;
   const out = list.filter((m) => m.id !== msg.id);
   let i = out.length;
   while (i > 0 && out[i - 1].seq > msg.seq) i -= 1;

@@ -138,6 +138,23 @@ test("mergeMessage keeps seq order and replaces by id", () => {
   assert.deepEqual(list.map((x) => x.body), ["b1", "edited", "b3"]);
 });
 
+test("mergeMessage never lets an older copy replace a newer one", () => {
+  // an edit (rev 1) arrives live, then a history page read before it (rev 0): kept edited
+  let list = [m(1), { ...m(2), body: "edited", rev: 1, edited_at: "2026-12-07T10:00:00Z" }];
+  const stale = mergeMessage(list, m(2));
+  assert.equal(stale, list, "the list is unchanged");
+  assert.equal(stale[1].body, "edited");
+  // a deletion (rev 2) is not undone by the rev-1 copy a retried send may be answered with
+  list = mergeMessage(list, { ...m(2), body: "", deleted: true, rev: 2 });
+  list = mergeMessage(list, { ...m(2), body: "edited", rev: 1 });
+  assert.equal(list[1].deleted, true);
+  // same rev: the newer arrival wins (a thanks count), a higher rev always does
+  list = mergeMessage(list, { ...m(2), body: "", deleted: true, rev: 2, thanks: 1 });
+  assert.equal(list[1].thanks, 1);
+  list = mergeMessage([m(1), m(2)], { ...m(2), body: "v1", rev: 1 });
+  assert.deepEqual(list.map((x) => x.body), ["b1", "v1"]);
+});
+
 test("token claims, ws url and ids", () => {
   const payload = Buffer.from(JSON.stringify({ sub: "tanaka", name: "田中" })).toString("base64url");
   assert.deepEqual(tokenClaims(`h.${payload}.s`), { sub: "tanaka", name: "田中" });
