@@ -497,6 +497,7 @@ class Console {
     const item = this.selected;
     if (!item) {
       box.replaceChildren(h("h2", {}, t.findings), h("p", { class: "empty" }, this.items.length ? t.select : t.empty));
+      delete box.dataset.item;
       return;
     }
     const fmt = new Intl.DateTimeFormat(t.tag, { dateStyle: "medium", timeStyle: "short", timeZone: "Asia/Tokyo" });
@@ -528,7 +529,16 @@ class Console {
         h("h3", {}, t.log),
         this.logView(item)),
     ];
+    // The same item shown again (it changed, or the language did): keep the decision being
+    // chosen and the note being typed.
+    const same = box.dataset.item === item.id;
+    const note = same ? box.querySelector("#note")?.value : "";
+    const choice = same ? box.querySelector("input[data-decision]:checked")?.value : null;
     box.replaceChildren(...parts);
+    box.dataset.item = item.id;
+    if (note) box.querySelector("#note").value = note;
+    const radio = choice && box.querySelector(`input[data-decision="${CSS.escape(choice)}"]`);
+    if (radio && !radio.disabled) radio.checked = true;
   }
 
   decisionForm(item) {

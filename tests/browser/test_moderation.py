@@ -309,7 +309,8 @@ async def test_a_new_review_item_does_not_wipe_the_moderators_decision_in_progre
 ) -> None:
     """A `review` push refreshes the queue while a moderator is deciding another item: the
     chosen decision and the note being typed stay, the rows already listed stay the same
-    nodes, and the new item is listed. (Before, every push rebuilt the decision form.)"""
+    nodes, and the new item is listed (before, every push rebuilt the decision form). A
+    rebuild of the same item's pane (a language switch) keeps them as well."""
     from playwright.async_api import expect
 
     require_moderation(node)
@@ -336,8 +337,13 @@ async def test_a_new_review_item_does_not_wipe_the_moderators_decision_in_progre
         assert await selected.evaluate("el => el.isConnected"), "the listed row was replaced"
         assert await console.locator("#note").input_value() == "確認中のメモ"
         assert await console.locator('input[data-decision="release"]').is_checked()
+        # the pane rebuilt for the same item (here: the language switched) keeps them too
+        await console.locator("#locale").select_option("en")
+        await expect(console.locator("#decide")).to_have_text("Record decision")
+        assert await console.locator("#note").input_value() == "確認中のメモ"
+        assert await console.locator('input[data-decision="release"]').is_checked()
         await console.locator("#decide").click()
-        await expect(console.locator("#notice")).to_contain_text("記録しました")
+        await expect(console.locator("#notice")).to_contain_text("Decision recorded")
         await expect(items).to_have_count(1)
     finally:
         await tanaka.close()
