@@ -152,6 +152,14 @@ class FanOut(abc.ABC):
     def __init__(self) -> None:
         self.hub = Hub()
         self.on_resync: ResyncHook | None = None
+        # Called with every event before local delivery, whether this node published it
+        # or another node did (e.g. a store forgetting what it remembers of a changed
+        # message); must not block or raise.
+        self.observers: list[Callable[[Event], None]] = []
+
+    def _observe(self, event: Event) -> None:
+        for observe in self.observers:
+            observe(event)
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Start background tasks (Redis reader and publisher)."""
@@ -171,6 +179,7 @@ class LocalFanOut(FanOut):
     """One node: the hub is everything."""
 
     def publish(self, event: Event) -> None:
+        self._observe(event)
         self.hub.dispatch(event)
 
 
@@ -231,6 +240,7 @@ class RedisFanOut(FanOut):
             await asyncio.sleep(0.01)
 
     def publish(self, event: Event) -> None:
+        self._observe(event)
         self.hub.dispatch(event)
         if len(self._pending) >= self._max_pending:
             self._pending.popleft()
@@ -353,4 +363,5 @@ class RedisFanOut(FanOut):
             return
         self.received += len(events)
         for event in events:
+            self._observe(event)
             self.hub.dispatch(event)

@@ -425,6 +425,7 @@ class Gateway:
     # --- cluster events
     async def resync(self) -> None:
         """After a fan-out outage, push from storage whatever local clients may have missed."""
+        self.service.store.forget_message(None)  # changes made elsewhere went unheard
         lowest: dict[str, int] = {}
         for conn in list(self.connections):
             for tid, cur in conn.cursors.items():

@@ -115,6 +115,13 @@ class ChatService:
         self.message_observers: list[Callable[[Message], None]] = []
         # Called with the id of a thread whose participants or title this node changed.
         self.thread_observers: list[Callable[[str], None]] = []
+        fanout.observers.append(self._observe)
+
+    def _observe(self, event: Event) -> None:
+        # A message changed, here or on another node: the store must not answer a retry of
+        # its send with a copy it remembers from before the change.
+        if event.kind == "update" and event.message is not None:
+            self.store.forget_message(event.message)
 
     # --- threads (service role)
     async def create_thread(

@@ -10,6 +10,8 @@
   order, once; a client that reconnects with ``resume`` gets the gap filled.
 * Two nodes appending to one thread at the same time: seqs are gapless, and every client
   on either node sees 1..N once and in order.
+* A message edited through node B: a retry of its send on node A (which remembers what it
+  stored) is answered with the edited message.
 
 These tests fail in CI, never skip, if PostgreSQL or Redis is missing.
 """
@@ -481,5 +483,37 @@ async def test_joined_mid_conversation_across_nodes(production: Backend, tmp_pat
     finally:
         for c in clients:
             await c.close()
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_retry_after_an_edit_on_another_node_gets_the_edited_message(
+        production: Backend, tmp_path: Path) -> None:
+    """Node A remembers the messages it stored, to answer a retried send without a query;
+    when the message is edited through node B, B's `update` event makes A forget it, so a
+    retry of the original send on A is answered with the message as it now is (before, with
+    the text as first stored)."""
+    a = await Node(settings_for(production, tmp_path, "node-a")).start()
+    b = await Node(settings_for(production, tmp_path, "node-b")).start()
+    on_a = on_b = None
+    try:
+        thread = (await a.create_thread(("alice", "client"), ("bob", "worker")))["id"]
+        on_a = await Client(a.ws_url, a.token("alice", "client")).connect()
+        on_b = await Client(b.ws_url, b.token("alice", "client")).connect()
+        ok = await on_a.send(thread, "見積もりは5万円です", cmid="quote-1")
+        msg = ok["message"]
+        edited = await on_b.request({"type": "edit", "thread": thread, "message": msg["id"],
+                                     "body": "見積もりは6万円です"})
+        assert edited["type"] == "ok", edited
+        update = await on_a.push("update")  # B's event reached A
+        assert update["message"]["body"] == "見積もりは6万円です"
+        again = await on_a.send(thread, "見積もりは5万円です", cmid="quote-1")  # the retry
+        assert (again["message"]["id"], again["message"]["seq"]) == (msg["id"], msg["seq"])
+        assert again["message"]["body"] == "見積もりは6万円です"
+        assert again["message"]["rev"] == 1
+    finally:
+        for c in (on_a, on_b):
+            if c is not None:
+                await c.close()
         await a.stop()
         await b.stop()

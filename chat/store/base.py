@@ -196,6 +196,11 @@ class Store(abc.ABC):
     # its own connection: not on SQLite (one writer).
     concurrent_batches: bool = False
 
+    def forget_message(self, message: Message | None) -> None:  # noqa: B027 - optional
+        """``message`` changed (perhaps through another node): drop what this store keeps of
+        it in memory, so a retry of its send reads it from storage. ``None``: any message
+        may have changed (after a fan-out outage). A store that keeps nothing does nothing."""
+
     @abc.abstractmethod
     async def migrate(self) -> list[str]:
         """Apply pending migrations of every component; return ``component:version`` applied."""

@@ -175,8 +175,9 @@ class PostgresStore(Store):
         # Messages with a client_msg_id this node committed lately: a retry that arrives
         # here is answered from memory instead of costing the fast path a second round trip
         # (and, under load, nearly every large batch has one). Only committed messages go
-        # in; one changed through this node is taken out (see _live_message). A change made
-        # through another node is not seen: such a retry gets the message as first stored.
+        # in; one changed through this node is taken out (see _live_message), one changed
+        # through another node when its `update` event arrives (``forget_message``, called
+        # by the service for every update event; all of them after a fan-out outage).
         self._stored: OrderedDict[IdemKey, Message] = OrderedDict()
         self.fast_batches = 0  # batches written by the one-statement fast path
         self.slow_batches = 0  # batches written under an explicit lock-read-write transaction
@@ -552,9 +553,14 @@ class PostgresStore(Store):
         msg = await self._message(c, thread_id, message_id, lock=True)
         if msg is None:
             raise NotFound(f"message {message_id!r} does not exist in this thread")
-        if msg.client_msg_id is not None:  # about to change: a retry reads it from storage
-            self._stored.pop((msg.thread, msg.sender, msg.client_msg_id), None)
+        self.forget_message(msg)  # about to change: a retry reads it from storage
         return msg
+
+    def forget_message(self, message: Message | None) -> None:
+        if message is None:
+            self._stored.clear()
+        elif message.client_msg_id is not None:
+            self._stored.pop((message.thread, message.sender, message.client_msg_id), None)
 
     async def get_message(self, thread_id: str, message_id: str) -> Message | None:
         async with self._conn() as c:
