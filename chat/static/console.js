@@ -299,11 +299,15 @@ class Console {
     // rebuilt only when the selected item itself changed: a `review` push about another
     // item must not wipe what the moderator is doing.
     const shownBefore = this.selected ? JSON.stringify(this.selected) : null;
+    const known = new Set(this.items.map((i) => i.id));
     try {
       const data = await this.client.http("GET", "/v1/moderation/queue");
       this.apiMissing = false;
       this.items = sortQueue(data.items || []);
-      this.notice(fromPush ? this.t.newItem : "");
+      // A push about an item already listed (a decision, a claim) keeps the notice shown
+      // (for example "decision recorded"); only a new item is announced.
+      if (!fromPush) this.notice("");
+      else if (this.items.some((i) => !known.has(i.id))) this.notice(this.t.newItem);
       if (this.selected) {
         this.selected = this.items.find((i) => i.id === this.selected.id) || null;
       }

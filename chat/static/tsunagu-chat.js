@@ -674,7 +674,7 @@ export class TsunaguChat extends Base {
     const focusKey = focus || (active && active.dataset && active !== p.textarea ? active.dataset.key : null);
 
     p.root.lang = this.locale;
-    p.header.replaceChildren(...this._header());
+    reconcile(p.header, this._header());
     const banner = this._banner();
     p.banner.hidden = !banner;
     if (banner) {
@@ -700,7 +700,7 @@ export class TsunaguChat extends Base {
     p.cancel.textContent = t.cancel;
     p.sendButton.disabled = disabled;
     p.sendButton.textContent = this.editing ? t.save : t.send;
-    p.inboxBox.replaceChildren(...(this.inboxOpen && this.notifications ? [this._inbox()] : []));
+    reconcile(p.inboxBox, this.inboxOpen && this.notifications ? [keyed("inbox", this._inbox())] : []);
 
     // Older messages were added above: keep the same content at the top of the view.
     if (keepBottom && hadRows) list.scrollTop = list.scrollHeight - fromBottom;
@@ -720,16 +720,16 @@ export class TsunaguChat extends Base {
         `${this.nameOf(p.user_id)} `, t[status]);
     }));
     const kids = [
-      h("div", { class: "title", title: info?.title || "" }, info?.title || "…"),
-      info?.stage ? h("span", { class: "stage" }, t.stages[info.stage] || info.stage) : null,
-      people,
+      keyed("title", h("div", { class: "title", title: info?.title || "" }, info?.title || "…")),
+      info?.stage ? keyed("stage", h("span", { class: "stage" }, t.stages[info.stage] || info.stage)) : null,
+      keyed("people", people),
     ];
     if (this.notifications) {
       const n = this.notifications.unread;
-      kids.push(h("button", {
+      kids.push(keyed("bell", h("button", {
         class: "bell", type: "button", "data-key": "bell", "aria-label": t.inboxLabel(n),
         "aria-expanded": this.inboxOpen ? "true" : "false", onclick: () => this._toggleInbox(),
-      }, "🔔", n ? h("span", { class: "badge", "aria-hidden": "true" }, n > 99 ? "99+" : String(n)) : null));
+      }, "🔔", n ? h("span", { class: "badge", "aria-hidden": "true" }, n > 99 ? "99+" : String(n)) : null)));
     }
     return kids.filter(Boolean);
   }

@@ -319,3 +319,13 @@ async def test_a_click_that_spans_a_render_is_not_lost(browser: Any, node: Node)
     await page.mouse.up()
     await expect(tanaka.locator("#editing-label")).to_be_visible()
     assert await tanaka.locator("textarea").input_value() == "見積もりを送ります"
+    # the header too: the bell pressed before a message arrives opens the inbox
+    bell = tanaka.locator("button.bell")
+    await bell.hover()
+    await page.mouse.down()
+    await send(sato, "もう一件お願いします")
+    await expect(tanaka.locator('.msg.theirs[data-seq="5"] .bubble')).to_have_text(
+        "もう一件お願いします")
+    await bell.hover()
+    await page.mouse.up()
+    await expect(tanaka.locator(".inbox")).to_be_visible()
