@@ -50,17 +50,12 @@ class GroupCommitter:
         self._head_since = 0.0  # loop time at which the oldest queued request arrived
         self._last_commit = float("-inf")  # loop time at which the last commit ended
         self._last_size = 0  # requests the last commit carried
-        # The loop, taken once: on Python 3.11 every ``asyncio.get_running_loop()`` (and so
-        # every ``asyncio.create_task``) makes a getpid() system call, twice per message here.
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         self.messages = 0
 
     async def append(self, req: NewMessage) -> Appended:
         """Store ``req`` (or find its earlier copy); raise ChatError if it cannot be stored."""
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         fut: asyncio.Future[Appended | ChatError] = loop.create_future()
         if not self._queue:
             self._head_since = loop.time()
@@ -91,7 +86,7 @@ class GroupCommitter:
         return batch
 
     async def _flush(self) -> None:
-        loop = self._loop or asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         batch: list[_Item] = []
         try:
             while self._queue:
@@ -115,7 +110,7 @@ class GroupCommitter:
                     await self._commit(batch, threads)
                 else:
                     task = loop.create_task(self._commit(batch, threads),
-                                               name="group-commit-batch")
+                                            name="group-commit-batch")
                     self._running[task] = batch
                     task.add_done_callback(self._ended)
                 batch = []
@@ -151,7 +146,7 @@ class GroupCommitter:
                 results = [Unavailable(f"store error: {exc.__class__.__name__}")] * len(batch)
         finally:
             self._busy -= threads
-            self._last_commit = (self._loop or asyncio.get_running_loop()).time()
+            self._last_commit = asyncio.get_running_loop().time()
             self._last_size = len(batch)
             self.batches += 1
             self.messages += len(batch)

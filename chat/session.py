@@ -115,7 +115,6 @@ class Connection:
         "_abort",
         "_broken",
         "_close_timeout",
-        "_loop",
         "_on_close",
         "_out",
         "_started",
@@ -173,9 +172,6 @@ class Connection:
         self._out: list[str] | None = None  # frames ready to write (while the writer runs)
         self._started = False
         self._broken = False  # a write failed: the socket is gone
-        # taken at the first write: asyncio.create_task asks for the running loop, which on
-        # Python 3.11 is a getpid() system call, once per push
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- queue side (called by the hub, the handler, the gateway)
     def start(self) -> None:
@@ -189,10 +185,7 @@ class Connection:
         # the event loop, so an item put after that check always finds it done.
         if (self._started and not self._broken and not self.queue.empty()
                 and (self._writer is None or self._writer.done())):
-            loop = self._loop
-            if loop is None:
-                loop = self._loop = asyncio.get_running_loop()
-            self._writer = loop.create_task(self._write_loop(), name=f"ws-writer-{self.user}")
+            self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.user}")
 
     def deliver(self, event: Event) -> None:
         """Hub callback: queue the event, or disconnect a client that cannot keep up.
