@@ -2,8 +2,8 @@
 
     python -m bench.evidence_send [--messages 20000] [--batch 1 --batch 32]
 
-"Without" replaces the log append (chat.evidence.log.append_sync / append_entries /
-append_pg) by a no-op for the run; everything else - planning, inserts, commit - is identical. Runs
+"Without" replaces the log append (chat.evidence.log.append_sync / append_rows_sync /
+append_entries / append_pg) by a no-op for the run; everything else - planning, inserts, commit - is identical. Runs
 alternate (with, without, with, ...) and medians of ``--rounds`` are reported: throughput
 (wall clock; noisy on a shared machine) and this process's CPU time per message (for
 SQLite that includes the database work; for PostgreSQL only the client side).
@@ -22,24 +22,26 @@ from bench.evidence_common import fresh_store
 from chat.evidence import log as evidence_log
 from chat.models import NewMessage, now_us
 
-THREADS = 50
+THREADS = 50  # default of --threads (the messages go round robin over them)
 
 
-async def run_once(backend: str, sync: str, messages: int, batch: int, with_log: bool
-                   ) -> tuple[float, float]:
+async def run_once(backend: str, sync: str, messages: int, batch: int, with_log: bool,
+                   threads: int = THREADS) -> tuple[float, float]:
     """(messages per second, CPU microseconds of this process per message)."""
-    real = (evidence_log.append_sync, evidence_log.append_entries, evidence_log.append_pg)
+    real = (evidence_log.append_sync, evidence_log.append_rows_sync, evidence_log.append_entries,
+            evidence_log.append_pg)
 
     async def no_async(*a: Any, **k: Any) -> list[Any]:
         return []
 
     if not with_log:
         evidence_log.append_sync = lambda *a, **k: []  # type: ignore[assignment]
+        evidence_log.append_rows_sync = lambda *a, **k: ([], {})  # SQLite's message batches
         evidence_log.append_entries = no_async  # type: ignore[assignment]
         evidence_log.append_pg = no_async  # type: ignore[assignment]
     try:
         async with fresh_store(backend, synchronous=sync) as store:
-            for t in range(THREADS):
+            for t in range(threads):
                 await store.create_thread(id=f"t{t}", kind="team", title="bench",
                                           stage="in_progress", ref={},
                                           participants=[("a", "member"), ("b", "member")],
@@ -48,13 +50,14 @@ async def run_once(backend: str, sync: str, messages: int, batch: int, with_log:
             start, cpu = time.perf_counter(), time.process_time()
             for i in range(0, messages, batch):
                 await store.append_batch([
-                    NewMessage(thread=f"t{(i + j) % THREADS}", sender="a", kind="user",
+                    NewMessage(thread=f"t{(i + j) % threads}", sender="a", kind="user",
                                body=body, client_msg_id=f"c{i + j}")
                     for j in range(batch)])
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
             return messages / wall, cpu / messages * 1e6
     finally:
-        evidence_log.append_sync, evidence_log.append_entries, evidence_log.append_pg = real
+        (evidence_log.append_sync, evidence_log.append_rows_sync, evidence_log.append_entries,
+         evidence_log.append_pg) = real
 
 
 def hashing_cost(n: int = 10000) -> float:
@@ -80,6 +83,7 @@ async def main() -> None:
     ap.add_argument("--batch", type=int, action="append")
     ap.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
     ap.add_argument("--rounds", type=int, default=5, help="interleaved runs; medians")
+    ap.add_argument("--threads", type=int, default=THREADS, help="threads the messages go to")
     args = ap.parse_args()
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
           f"python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -96,8 +100,8 @@ async def main() -> None:
                 else min(args.messages, 2000)
             w, wo = [], []
             for _ in range(args.rounds):
-                w.append(await run_once(backend, sync or "FULL", n, batch, True))
-                wo.append(await run_once(backend, sync or "FULL", n, batch, False))
+                w.append(await run_once(backend, sync or "FULL", n, batch, True, args.threads))
+                wo.append(await run_once(backend, sync or "FULL", n, batch, False, args.threads))
             mw, mwo = (statistics.median(x[0] for x in r) for r in (w, wo))
             cw, cwo = (statistics.median(x[1] for x in r) for r in (w, wo))
             label = f"sqlite synchronous={sync}" if backend == "sqlite" else "postgresql"

@@ -37,11 +37,16 @@ def _nolog() -> None:
     def append_sync(conn: Any, pending: Sequence[Pending]) -> list[LogEntry]:
         return []
 
+    def append_rows_sync(conn: Any, pending: Sequence[Pending], heads: Mapping[str, Head]
+                         ) -> tuple[list[LogEntry], dict[str, Head]]:
+        return [], {}
+
     def extend(heads: Mapping[str, Head], pending: Sequence[Pending]
                ) -> tuple[list[LogEntry], dict[str, Head]]:
         return [], {p.thread: heads.get(p.thread, (0, GENESIS)) for p in pending}
 
     log.append_sync = append_sync  # type: ignore[assignment]
+    log.append_rows_sync = append_rows_sync  # SQLite's message batches
     postgres.extend = extend  # type: ignore[assignment]
 
 

@@ -3,7 +3,8 @@
 Every write the log records is appended in the transaction that makes the write, so the
 log and the state it describes commit (or roll back) together:
 
-* the stores call :func:`append_sync` (SQLite, on the store's writer thread) and
+* the stores call :func:`append_sync` (SQLite, on the store's writer thread; its message
+  batches use :func:`append_rows_sync` and write the heads with the threads' last_seq) and
   :func:`append_entries` (PostgreSQL, on the store's connection) from their write methods;
 * other components (moderation: findings, decisions, held and blocked messages) call
   :func:`record` with ``store.db`` or with the executor of an open
@@ -49,7 +50,6 @@ PURGED = "purged"
 LOG_TYPES = ("text", "bigint", "text", "text", "bigint", "text", "text", "text", "text")
 _INSERT = f"INSERT INTO {LOG} ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SET_HEAD = "UPDATE threads SET log_seq = ?, log_head = ? WHERE id = ?"
-_SET_HEAD_IF = _SET_HEAD + " AND log_seq = ? AND log_head = ?"
 _MARK_PENDING = f"INSERT INTO {PENDING} (thread_id) VALUES (?) ON CONFLICT DO NOTHING"
 
 
@@ -129,38 +129,18 @@ def participant_entry(thread: str, user: str, role: str, at: int) -> Pending:
 
 
 # --- SQLite, on the store's writer thread
-class StaleHead(Exception):
-    """A head given to :func:`append_sync` is no longer the stored one (nothing was lost:
-    the caller rolls back to its savepoint and appends with the stored heads)."""
-
-
-def append_sync(conn: sqlite3.Connection, pending: Sequence[Pending],
-                expected: Mapping[str, tuple[int, str]] | None = None) -> list[LogEntry]:
-    """Append ``pending`` in the transaction open on ``conn`` (SQLite).
-
-    ``expected``: each thread's (log_seq, log_head) as stored, remembered by the caller
-    (the store's fast path); the heads are then not read, and the head update applies only
-    if they still hold - else :class:`StaleHead` is raised after writing.
-    """
+def append_sync(conn: sqlite3.Connection, pending: Sequence[Pending]) -> list[LogEntry]:
+    """Append ``pending`` in the transaction open on ``conn`` (SQLite): read the threads'
+    heads, write the entries and the new heads."""
     if not pending:
         return []
     threads = sorted({p.thread for p in pending})
-    if expected is None:
-        rows = conn.execute(
-            f"SELECT id, log_seq, log_head FROM threads WHERE id IN ({_marks(len(threads))})",
-            threads,
-        ).fetchall()
-        heads = _heads(threads, rows)
-    else:
-        heads = {t: (expected[t][0], expected[t][1] or GENESIS) for t in threads}
-    entries, changed = append_rows_sync(conn, pending, heads)
-    new_heads = [(s, h, t) for t, (s, h) in changed.items()]
-    if expected is None:
-        conn.executemany(_SET_HEAD, new_heads)
-    else:
-        cur = conn.executemany(_SET_HEAD_IF, [(s, h, t, *expected[t]) for s, h, t in new_heads])
-        if cur.rowcount != len(new_heads):
-            raise StaleHead(f"{len(new_heads) - cur.rowcount} thread head(s) moved")
+    rows = conn.execute(
+        f"SELECT id, log_seq, log_head FROM threads WHERE id IN ({_marks(len(threads))})",
+        threads,
+    ).fetchall()
+    entries, changed = append_rows_sync(conn, pending, _heads(threads, rows))
+    conn.executemany(_SET_HEAD, [(s, h, t) for t, (s, h) in changed.items()])
     return entries
 
 

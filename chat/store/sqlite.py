@@ -380,7 +380,7 @@ class SQLiteStore(Store):
                 c.execute("SAVEPOINT fast")
                 try:
                     results = self._append_known(c, batch, state)
-                except (sqlite3.IntegrityError, _Stale, evidence.StaleHead):
+                except (sqlite3.IntegrityError, _Stale):
                     c.execute("ROLLBACK TO fast")
                     c.execute("RELEASE fast")
                     for m in batch:
@@ -404,8 +404,8 @@ class SQLiteStore(Store):
     def _append_known(self, c: Conn, batch: Sequence[NewMessage],
                       state: dict[str, ThreadState]) -> list[Appended | ChatError]:
         """Write ``batch`` given its threads' stored ``state`` (a thread missing from it does
-        not exist). Every thread update is conditional on that state: :class:`_Stale` or
-        :class:`~chat.evidence.log.StaleHead` if it no longer holds (only a remembered
+        not exist). Every thread update (last_seq and log head, one statement) is
+        conditional on that state: :class:`_Stale` if it no longer holds (only a remembered
         state can be stale; read under the write lock it holds)."""
         plan = plan_batch(batch, {m.thread: state[m.thread][0] for m in batch
                                   if m.thread in state}, _stored_keys(c, batch))
