@@ -113,8 +113,6 @@ class ChatService:
         self.screener: Screener | None = None
         # Called with every published message (after its commit); must not block or raise.
         self.message_observers: list[Callable[[Message], None]] = []
-        # Called with the id of a thread whose participants or title this node changed.
-        self.thread_observers: list[Callable[[str], None]] = []
         fanout.observers.append(self._observe)
 
     def _observe(self, event: Event) -> None:
@@ -175,7 +173,6 @@ class ChatService:
         ) is None:
             raise BadRequest(f"at most {self.settings.max_participants} participants")
         thread, added = await self.store.add_participant(thread_id, user_id, role, at=now_us())
-        self._thread_changed(thread.id)
         if added:
             self._publish_membership(thread, user_id)
             self.fanout.publish(
@@ -187,10 +184,6 @@ class ChatService:
             )
         return thread
 
-    def _thread_changed(self, thread_id: str) -> None:
-        for observe in self.thread_observers:
-            observe(thread_id)
-
     def _publish_membership(self, thread: Thread, user_id: str) -> None:
         self.fanout.publish(Event(user_channel(user_id), "thread", {"thread": thread.to_json()}))
 
@@ -200,7 +193,6 @@ class ChatService:
         if stage is not None and stage not in STAGES:
             raise BadRequest(f"stage must be one of {', '.join(STAGES)}")
         thread = await self.store.update_thread(thread_id, stage=stage, title=title, at=now_us())
-        self._thread_changed(thread.id)
         self.fanout.publish(
             Event(
                 thread_channel(thread.id),

@@ -70,7 +70,7 @@ class Notifications:
                                    digest_us=self.rules.chat_digest_us,
                                    default_tz=s.notify_default_tz)
         service.message_observers.append(self.watcher.observe)
-        service.thread_observers.append(self.watcher.forget)
+        service.fanout.observers.append(self.watcher.observe_event)
         self.api = NotificationsApi(s, store.db, identify, self.intake,
                                     vapid_public_key=self.webpush_key, clock=self.clock,
                                     on_event=self.scheduler.wake.set)

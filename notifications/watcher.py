@@ -7,8 +7,8 @@ jobs in ONE transaction: per (thread, recipient) at most one pending ``chat`` jo
 the user gets one "3 new messages from 田中さん" rather than three pushes. Recipients who
 are online anywhere (presence) are skipped. When the job fires, the scheduler drops it if
 the user has meanwhile read up to the last counted message in-app. Threads' participants
-and titles are remembered for MEMBERS_TTL_S (a participant added through another node is
-seen after at most that long).
+and titles are remembered, and forgotten when a change passes through the fan-out (from
+any node); MEMBERS_TTL_S bounds how long one whose event was lost is believed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 
+from chat.fanout import Event
 from chat.models import Message
 from chat.presence import Presence
 from chat.service import ChatService
@@ -31,8 +32,8 @@ log = logging.getLogger("tsunagu.notify.watcher")
 MAX_BUFFER = 10000
 # Threads' titles and participants are remembered this long (and at most MEMBERS_MAX of
 # them): a flush under load would otherwise read every thread of the last 0.2 s again.
-# A change made through this node is seen at once (ChatService.thread_observers); one
-# made through another node after at most MEMBERS_TTL_S.
+# A change is seen at once through its fan-out event (``observe_event``); MEMBERS_TTL_S
+# only bounds a change whose event was lost (Redis pub/sub is at most once).
 MEMBERS_TTL_S = 30.0
 MEMBERS_MAX = 50_000
 Members = tuple[str, list[tuple[str, str]]]  # title, (user, role) participants
@@ -66,8 +67,13 @@ class ChatWatcher:
         self.pending[message.id] = message
         self._kick.set()
 
+    def observe_event(self, event: Event) -> None:
+        """A fan-out observer (every event, this node's and the others'): a thread whose
+        participants or title changed is read again at the next flush."""
+        if event.kind in ("participant", "thread_updated"):
+            self.forget(event.payload["thread"])
+
     def forget(self, thread: str) -> None:
-        """The thread's participants or title changed (``ChatService.thread_observers``)."""
         self._members.pop(thread, None)
         self._changes += 1
 

@@ -180,8 +180,8 @@ async def test_chat_digest_one_notice_for_three_messages(node: NotifyNode) -> No
 
 async def test_chat_alerts_remember_participants_until_they_change(node: NotifyNode) -> None:
     """Under load the watcher would read every thread's participants again at every flush:
-    it remembers them, and a participant added (or a title changed) through the node is
-    seen by the next flush, so the newcomer's chat alert is not missed."""
+    it remembers them, and a participant added (or a title changed) is seen by the next
+    flush through the change's fan-out event, so the newcomer's chat alert is not missed."""
     watcher = node.n.watcher
     reads: list[list[str]] = []
     read = watcher._read_members
