@@ -80,6 +80,7 @@ _RESTRICTION_COLS = "user_id, reason, restricted_by, at"
 def _restriction(row: Row) -> dict[str, Any]:
     return {"user": row[0], "reason": row[1], "by": row[2], "at": rfc3339(row[3])}
 
+
 class ReviewQueue:
     def __init__(self, db: Db) -> None:
         self.db = db

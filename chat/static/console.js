@@ -589,17 +589,17 @@ class Console {
     return log;
   }
 
+  /** Show "…" while `list` loads (null) or `emptyText` when it is empty; true if shown. */
+  listPlaceholder(box, list, emptyText) {
+    if (list !== null && list.length) return false;
+    box.replaceChildren(h("p", { class: "empty" }, list === null ? "…" : emptyText));
+    return true;
+  }
+
   renderPrecision() {
     const t = this.t;
     const box = document.getElementById("precision");
-    if (this.rules === null) {
-      box.replaceChildren(h("p", { class: "empty" }, "…"));
-      return;
-    }
-    if (!this.rules.length) {
-      box.replaceChildren(h("p", { class: "empty" }, t.noPrecision));
-      return;
-    }
+    if (this.listPlaceholder(box, this.rules, t.noPrecision)) return;
     const rows = precisionRows(this.rules);
     box.replaceChildren(h("table", { id: "precision-table" },
       h("thead", {}, h("tr", {}, h("th", {}, t.rule), h("th", { class: "num" }, t.confirmed), h("th", { class: "num" }, t.dismissed), h("th", { class: "num" }, t.other), h("th", { class: "num" }, t.precisionCol))),
@@ -614,14 +614,7 @@ class Console {
   renderRestrictions() {
     const t = this.t;
     const box = document.getElementById("restrictions");
-    if (this.restrictions === null) {
-      box.replaceChildren(h("p", { class: "empty" }, "…"));
-      return;
-    }
-    if (!this.restrictions.length) {
-      box.replaceChildren(h("p", { class: "empty" }, t.noRestrictions));
-      return;
-    }
+    if (this.listPlaceholder(box, this.restrictions, t.noRestrictions)) return;
     const when = (at) => new Date(at).toLocaleString(t.tag);
     box.replaceChildren(h("table", { id: "restrictions-table" },
       h("thead", {}, h("tr", {}, h("th", {}, t.user), h("th", {}, t.reason), h("th", {}, t.restrictedBy), h("th", {}, t.since), h("th", {}, t.lift))),
