@@ -8,25 +8,38 @@ from typing import Any
 
 from chat.models import rfc3339
 
+from . import log
 from .chain import LogEntry
 
+# The kinds moderation writes (moderation/queue.py: a withheld attempt is logged as
+# ``moderation.<status>``, held or blocked; see docs/disputes.md). They have no constants.
+MODERATION_HELD = "moderation.held"
+MODERATION_BLOCKED = "moderation.blocked"
+MODERATION_FINDING = "moderation.finding"
+MODERATION_DECISION = "moderation.decision"
+
 KIND_LABELS = {
-    "thread_created": "スレッド作成 / Thread created",
-    "thread_updated": "スレッド更新 / Thread updated",
-    "participant_added": "参加者追加 / Participant added",
-    "message": "メッセージ / Message",
-    "edit": "編集 / Edit",
-    "delete": "削除 / Deletion",
-    "read": "既読 / Read receipt",
-    "thanks": "ありがとう / Thanks",
-    "dispute_opened": "紛争開始 / Dispute opened",
-    "dispute_closed": "紛争終了 / Dispute closed",
-    "purged": "保存期間満了による削除 / Purged (retention)",
-    "held": "保留 / Held",
-    "blocked": "ブロック / Blocked",
-    "moderation_finding": "モデレーション検出 / Moderation finding",
-    "moderation_decision": "モデレーション判断 / Moderation decision",
+    log.THREAD_CREATED: "スレッド作成 / Thread created",
+    log.THREAD_UPDATED: "スレッド更新 / Thread updated",
+    log.PARTICIPANT_ADDED: "参加者追加 / Participant added",
+    log.MESSAGE: "メッセージ / Message",
+    log.EDIT: "編集 / Edit",
+    log.DELETE: "削除 / Deletion",
+    log.READ: "既読 / Read receipt",
+    log.THANKS: "ありがとう / Thanks",
+    log.DISPUTE_OPENED: "紛争開始 / Dispute opened",
+    log.DISPUTE_CLOSED: "紛争終了 / Dispute closed",
+    log.PURGED: "保存期間満了による削除 / Purged (retention)",
+    MODERATION_HELD: "モデレーション保留 / Held by moderation",
+    MODERATION_BLOCKED: "モデレーションによるブロック / Blocked by moderation",
+    MODERATION_FINDING: "モデレーション検出 / Moderation finding",
+    MODERATION_DECISION: "モデレーション判断 / Moderation decision",
 }
+
+
+def kind_label(kind: str) -> str:
+    """The entry kind in Japanese and English (a kind without a label keeps its name)."""
+    return KIND_LABELS.get(kind) or f"その他 / Other: {kind}"
 
 
 def _content(e: LogEntry) -> str:
@@ -47,7 +60,7 @@ def render(thread: str, entries: Sequence[LogEntry], *, checkpoint: dict[str, An
            exported_at: int, exported_by: str) -> str:
     rows = "\n".join(
         f"<tr><td>{e.seq}</td><td>{rfc3339(e.at)}</td><td>{html.escape(e.actor)}</td>"
-        f"<td>{html.escape(KIND_LABELS.get(e.kind, e.kind))}</td><td>{_content(e)}</td>"
+        f"<td>{html.escape(kind_label(e.kind))}</td><td>{_content(e)}</td>"
         f"<td><code>{e.hash[:16]}…</code></td></tr>"
         for e in entries)
     return f"""<!doctype html>
