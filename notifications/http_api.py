@@ -291,20 +291,24 @@ class NotificationsApi:
     async def unsubscribe(self, request: web.Request) -> web.Response:
         """E-mail unsubscribe link. GET only shows a confirmation page (mail scanners and link
         previews fetch links: a GET must not change anything); POST unsubscribes — the
-        one-click POST of RFC 8058 (``List-Unsubscribe=One-Click``) or the page's button."""
+        one-click POST of RFC 8058 (``List-Unsubscribe=One-Click``) or the page's button.
+        A link that is not valid answers 403: a ja/en page to a person, JSON otherwise."""
         user, cat, sig = (request.query.get(k, "") for k in ("u", "c", "s"))
+        form = await request.post() if request.method == "POST" and request.can_read_body else {}
+        confirmed = form.get("confirm") == "1"  # the button of the confirmation page
         key = link_key(self.s)
         if key is None or cat not in CATEGORIES or not hmac.compare_digest(
                 sig, unsubscribe_sig(key, user, cat)):
+            # A person (who opened the link or pressed the page's button) gets a ja/en page;
+            # the one-click POST and a client asking for JSON get the JSON error.
+            if (request.method == "GET" or confirmed) and not _asks_for_json(request):
+                return _html(_invalid_link_page(), status=403)
             raise Forbidden("this unsubscribe link is not valid")
         if request.method == "GET":
-            return web.Response(text=_unsubscribe_page(cat, done=False),
-                                content_type="text/html", charset="utf-8")
-        form = await request.post() if request.can_read_body else {}
+            return _html(_unsubscribe_page(cat, done=False))
         await repo.set_pref(self.db, user, cat, "email", False)
-        if form.get("confirm") == "1":  # the button of the confirmation page
-            return web.Response(text=_unsubscribe_page(cat, done=True),
-                                content_type="text/html", charset="utf-8")
+        if confirmed:
+            return _html(_unsubscribe_page(cat, done=True))
         return json_response({"ok": True, "user": user, "category": cat, "email": False})
 
 
@@ -326,9 +330,32 @@ def _unsubscribe_page(category: str, *, done: bool) -> str:
                 f"<p lang=en>Stop e-mails about {en}?</p>"
                 "<form method=post><input type=hidden name=confirm value=1>"
                 "<button type=submit>配信停止 / Unsubscribe</button></form>")
+    return _page(body)
+
+
+def _invalid_link_page() -> str:
+    """The answer to a link that is not (or no longer) valid: what to do, in ja and en."""
+    return _page("<p lang=ja>この配信停止リンクは無効です。メールのリンクが途中で切れていないか"
+                 "ご確認ください。メールの配信設定はアプリの通知設定からも変更できます。</p>"
+                 "<p lang=en>This unsubscribe link is not valid. Check that the whole link "
+                 "from the e-mail was opened. You can also choose which e-mails you get in "
+                 "the app's notification settings.</p>")
+
+
+def _page(body: str) -> str:
     return ("<!doctype html><html lang=ja><meta charset=utf-8>"
             "<meta name=viewport content='width=device-width, initial-scale=1'>"
             f"<title>配信停止 / Unsubscribe</title><main>{body}</main></html>")
+
+
+def _html(text: str, *, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+
+
+def _asks_for_json(request: web.Request) -> bool:
+    """The Accept header names JSON and not HTML (a browser's names HTML)."""
+    accept = request.headers.get("Accept", "").lower()
+    return "application/json" in accept and "text/html" not in accept
 
 
 def _tz_or_none(tz: str) -> str | None:

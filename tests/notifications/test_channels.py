@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chat.config import Settings
-from notifications.channels import push_endpoint_error
+from notifications.channels import link_key, push_endpoint_error, unsubscribe_sig
 from notifications.scheduler import ManualClock
 from tests.notifications.conftest import EVENT_SECRET, T0, NotifyNode, contract
 from tests.notifications.fakes import ApnsServer, FcmServer, PushService, ec_pem, free_port
@@ -155,6 +155,12 @@ async def test_every_channel_delivers_the_real_wire_format(pnode: NotifyNode,
     status, _ = await pnode.http("POST", unsub.replace("https://tsunagu.example", "")
                                     .replace("c=contract", "c=deadline"))
     assert status == 403
+    # the same tampered link opened in a browser: a ja/en page, not English JSON
+    async with aiohttp.ClientSession() as s, s.get(
+            pnode.url + path.replace("c=contract", "c=deadline")) as r:
+        assert r.status == 403 and r.content_type == "text/html"
+        page = await r.text()
+        assert "無効です" in page and "not valid" in page and "配信停止 / Unsubscribe" in page
     # the delivery log tells what happened per channel
     box = await pnode.http("GET", "/v1/notifications", pnode.token("bob"))
     nid = box[1]["notifications"][0]["id"]
@@ -163,6 +169,47 @@ async def test_every_channel_delivers_the_real_wire_format(pnode: NotifyNode,
     states = sorted((e["channel"], e["state"]) for e in log["log"])
     assert states == sorted([(c, s) for c in ("webpush", "fcm", "apns", "email")
                              for s in ("queued", "sent")])
+
+
+async def test_an_invalid_unsubscribe_link_answers_a_bilingual_page(node: NotifyNode) -> None:
+    """A link cut short by a mail program, or tampered with, opened in a browser: the same
+    kind of ja/en page as a valid link, with a 4xx status; JSON for one-click and API
+    clients."""
+    key = link_key(node.settings)
+    assert key is not None
+    sig = unsubscribe_sig(key, "bob", "contract")
+    valid = f"{node.url}/v1/notifications/unsubscribe?u=bob&c=contract&s={sig}"
+    bad = [valid.replace(f"s={sig}", f"s={sig[:-4]}"),  # cut short
+           valid.replace("u=bob", "u=carol"),  # another user's link
+           valid.replace("c=contract", "c=nonsense"),  # not a category
+           f"{node.url}/v1/notifications/unsubscribe"]  # no parameters at all
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    async with aiohttp.ClientSession() as s:
+        async with s.get(valid, headers=browser) as r:
+            assert r.status == 200
+            valid_page = await r.text()
+        for url in bad:
+            # opened from the e-mail, and the confirmation page's button on a bad link
+            for method, data in (("GET", None), ("POST", {"confirm": "1"})):
+                async with s.request(method, url, data=data, headers=browser) as r:
+                    assert r.status == 403, (method, url)
+                    assert r.content_type == "text/html" and r.charset == "utf-8"
+                    page = await r.text()
+                assert "この配信停止リンクは無効です" in page, page
+                assert "This unsubscribe link is not valid" in page, page
+                assert "<p lang=ja>" in page and "<p lang=en>" in page
+                assert "<title>配信停止 / Unsubscribe</title>" in page
+                assert page.split("<main>")[0] == valid_page.split("<main>")[0]
+                assert '"error"' not in page and "method=post" not in page
+            # the RFC 8058 one-click POST, and an API client, still get the JSON error
+            async with s.post(url, data={"List-Unsubscribe": "One-Click"}) as r:
+                assert r.status == 403
+                assert (await r.json())["error"]["code"] == "forbidden"
+            async with s.get(url, headers={"Accept": "application/json"}) as r:
+                assert r.status == 403
+                assert (await r.json())["error"]["code"] == "forbidden"
+    status, prefs = await node.http("GET", "/v1/notifications/preferences", node.token("bob"))
+    assert status == 200 and prefs["channels"]["contract"]["email"] is True
 
 
 async def test_retry_with_backoff_then_dead_letter_and_gone(pnode: NotifyNode,
