@@ -30,6 +30,27 @@ def key_path(settings: Settings) -> Path:
     """The signing key: ``evidence_key_file``, or ``<data_dir>/evidence-ed25519.pem``."""
     return Path(settings.evidence_key_file or Path(settings.data_dir) / "evidence-ed25519.pem")
 
+
+def warn_node_local_key(settings: Settings) -> bool:
+    """Warn (True) when a PostgreSQL deployment signs with a key of this node's data dir.
+
+    PostgreSQL is how tsunagu runs several nodes, and they must sign with one key: a node
+    that generates its own in ``<data_dir>`` signs checkpoints with it and registers it at
+    start-up, which retires every key registered before (``tree.register_key``) while the
+    other nodes go on signing with theirs. Only a warning: one node on PostgreSQL is fine.
+    """
+    if settings.evidence_key_file or settings.is_embedded:
+        return False
+    path = key_path(settings)
+    log.warning(
+        "evidence signing key %s is this node's own (%s): with several nodes on one database "
+        "each signs checkpoints with its own key and registering one retires the others'. "
+        "Set TSUNAGU_EVIDENCE_KEY_FILE to the same Ed25519 key file on every node "
+        "(docs/disputes.md)",
+        path, "existing" if path.exists() else "generated now")
+    return True
+
+
 MAX_REASON = 500
 
 
@@ -79,6 +100,8 @@ class EvidenceService:
 
     async def start(self) -> None:
         """Load (or create) the signing key and record it; call once the store is open."""
+        if self._signer is None:
+            warn_node_local_key(self.settings)
         if await tree.register_key(self.db, self.signer, now_us()):
             log.info("evidence signing key %s registered", self.signer.key_id)
 
