@@ -64,6 +64,31 @@ export const TEXTS = {
     loadingEarlier: "読み込み中…",
     start: "ここから会話が始まりました",
     stages: { inquiry: "問い合わせ", deposit_pending: "仮払い待ち", in_progress: "作業中", delivered: "納品済み", closed: "完了" },
+    // Errors, by their `code` (docs/protocol.md's error table and the SDK's own codes); the
+    // server's English `message` is kept for support only (the title attribute, the console).
+    errors: {
+      generic: "エラーが発生しました。しばらくしてからもう一度お試しください。",
+      tooLong: (max) => `メッセージが長すぎます（${max}文字まで）。`,
+      bad_frame: "この内容は受け付けられませんでした。",
+      bad_request: "この操作はできません。",
+      forbidden: "この操作を行う権限がありません。",
+      not_found: "メッセージまたは会話が見つかりません。",
+      conflict: "このメッセージは削除されているため変更できません。",
+      too_large: "データが大きすぎるため送れませんでした。",
+      rate_limited: (s) => (s ? `操作が続いたため制限中です。${s}秒ほど待ってからもう一度お試しください。`
+        : "操作が続いたため制限中です。少し待ってからもう一度お試しください。"),
+      unavailable: "サーバーが一時的に利用できません。しばらくしてからもう一度お試しください。",
+      internal: "サーバーでエラーが発生しました。もう一度お試しください。",
+      unauthorized: "ログインの有効期限が切れました。ページを再読み込みしてください。",
+      disconnected: "接続が切れています。再接続してからもう一度お試しください。",
+      closed: "接続を終了しました。ページを再読み込みしてください。",
+      timeout: "サーバーから応答がありませんでした。もう一度お試しください。",
+      network: "サーバーと通信できませんでした。ネットワーク接続を確認してください。",
+      connect: "サーバーに接続できませんでした。",
+      token: "ログイン情報を取得できませんでした。ページを再読み込みしてください。",
+      not_open: "会話がまだ読み込まれていません。",
+      unsupported: "このブラウザーでは利用できません。",
+    },
     dateFmt: { year: "numeric", month: "long", day: "numeric", weekday: "short" },
     tag: "ja-JP",
   },
@@ -119,6 +144,29 @@ export const TEXTS = {
     loadingEarlier: "Loading…",
     start: "This is the start of the conversation",
     stages: { inquiry: "Inquiry", deposit_pending: "Deposit pending", in_progress: "In progress", delivered: "Delivered", closed: "Closed" },
+    errors: {
+      generic: "Something went wrong. Please try again later.",
+      tooLong: (max) => `The message is too long (at most ${max} characters).`,
+      bad_frame: "This could not be accepted.",
+      bad_request: "This action is not possible.",
+      forbidden: "You are not allowed to do this.",
+      not_found: "The message or conversation was not found.",
+      conflict: "This message was deleted and can no longer be changed.",
+      too_large: "This is too large to send.",
+      rate_limited: (s) => (s ? `Too many actions in a short time. Please wait about ${s} seconds and try again.`
+        : "Too many actions in a short time. Please wait a moment and try again."),
+      unavailable: "The service is temporarily unavailable. Please try again shortly.",
+      internal: "A server error occurred. Please try again.",
+      unauthorized: "Your session has expired. Please reload the page.",
+      disconnected: "Not connected. Please try again once the connection is back.",
+      closed: "The connection was closed. Please reload the page.",
+      timeout: "The server did not answer. Please try again.",
+      network: "Could not reach the server. Please check your network connection.",
+      connect: "Could not connect to the server.",
+      token: "Could not get your sign-in. Please reload the page.",
+      not_open: "The conversation is not loaded yet.",
+      unsupported: "This browser is not supported.",
+    },
     dateFmt: { year: "numeric", month: "long", day: "numeric", weekday: "short" },
     tag: "en-US",
   },
@@ -140,6 +188,40 @@ export function pickText(value, locale) {
   if (typeof value === "string") return value;
   if (typeof value === "object") return value[locale] || value.ja || value.en || Object.values(value)[0] || "";
   return String(value);
+}
+
+// An HTTP status without a tsunagu error body (a proxy's page, say) as the nearest code.
+const HTTP_STATUS_CODES = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large", 429: "rate_limited" };
+
+/**
+ * The user-facing text for an error of the server or the SDK (`{code, message, retry_after?,
+ * status?}`), chosen by its `code` in the widget's language; never the English `message`.
+ * `body` (the text sent) and `maxBodyChars` (hello's limits) name a too-long message.
+ */
+export function errorText(err, locale, { body, maxBodyChars } = {}) {
+  const texts = (TEXTS[locale] || TEXTS.ja).errors;
+  let code = typeof err?.code === "string" ? err.code : "";
+  const http = /^http_(\d{3})$/.exec(code);
+  if (http) {
+    const status = Number(http[1]);
+    code = HTTP_STATUS_CODES[status] || (status >= 500 ? "unavailable" : "generic");
+  }
+  if (code === "bad_frame" && typeof body === "string" && maxBodyChars > 0 && [...body].length > maxBodyChars) {
+    return texts.tooLong(maxBodyChars);
+  }
+  if (code === "rate_limited") {
+    const s = Number(err.retry_after);
+    return texts.rate_limited(Number.isFinite(s) && s > 0 ? Math.ceil(s) : null);
+  }
+  const text = Object.hasOwn(texts, code) && code !== "tooLong" ? texts[code] : texts.generic;
+  return typeof text === "function" ? text() : text;
+}
+
+/** The error as support needs it (code and the server's or SDK's own message), or "". */
+export function errorDetail(err) {
+  if (!err) return "";
+  const message = err.message || String(err);
+  return err.code ? `${err.code}: ${message}` : message;
 }
 
 const MASK_RUN = /(●+|[＊*█■▇×✕•]{2,}|\[(?:masked|hidden|非表示|伏字)\]|［(?:非表示|伏字)］)/gu;
@@ -436,8 +518,8 @@ export class TsunaguChat extends Base {
       this._syncWithheld(client);
       this._loadInbox(client);
     } catch (err) {
-      console.error("tsunagu-chat:", err);
-      this._error = err;
+      console.error("tsunagu-chat:", errorDetail(err), err);
+      this._error = { err };
       this.render();
     }
   }
@@ -494,7 +576,7 @@ export class TsunaguChat extends Base {
       for (const m of messages) this.messages = mergeMessage(this.messages, m);
       this.earlier.loaded = true;
     } catch (err) {
-      if (this.client === client) this._flash(err.message);
+      if (this.client === client) this._fail(err);
     } finally {
       if (this.client === client) {
         this.earlier.loading = false;
@@ -550,7 +632,7 @@ export class TsunaguChat extends Base {
           this._flash(`⚠ ${text}${warning ? ` ${warning}` : ""}`, 15000);
         }
         this.render();
-      }).catch((err) => this._flash(err.message));
+      }).catch((err) => this._fail(err, { body }));
     } else {
       this.client.send(this.thread, body);
     }
@@ -587,7 +669,7 @@ export class TsunaguChat extends Base {
     this.client.delete(this.thread, msg.id).then((ok) => {
       this.messages = mergeMessage(this.messages, ok.message);
       this.render();
-    }).catch((err) => this._flash(err.message));
+    }).catch((err) => this._fail(err));
   }
 
   _thank(msg) {
@@ -595,11 +677,28 @@ export class TsunaguChat extends Base {
       this.thankedByMe.add(msg.id);
       this.messages = mergeMessage(this.messages, ok.message);
       this.render({ focus: `thx-${msg.id}` });
-    }).catch((err) => this._flash(err.message));
+    }).catch((err) => this._fail(err));
   }
 
-  _flash(text, ms = 4000) {
-    const error = { message: text };
+  /** The user's text for an error (by its code, in the widget's language). */
+  _errorText(err, body) {
+    return errorText(err, this.locale, { body, maxBodyChars: this.client?.limits?.max_body_chars });
+  }
+
+  /**
+   * Show an error of the server or the SDK in the banner, as a localized text; the raw
+   * message goes to the console and the banner's title (for support). A rate limit stays
+   * up for its retry_after.
+   */
+  _fail(err, { body } = {}) {
+    console.warn("tsunagu-chat:", errorDetail(err), err);
+    const wait = Number(err?.retry_after) * 1000;
+    this._flash({ err, body }, err?.code === "rate_limited" && wait > 0 ? Math.min(60000, Math.max(4000, wait)) : 6000);
+  }
+
+  /** Show a text (or `{err, body}`: an error, put into words at each render) in the banner for `ms`. */
+  _flash(what, ms = 4000) {
+    const error = typeof what === "string" ? { text: what } : what;
     this._error = error;
     this.render();
     setTimeout(() => {
@@ -682,6 +781,11 @@ export class TsunaguChat extends Base {
       p.banner.dataset.state = this.client?.state || "";
       p.banner.textContent = banner.text;
     }
+    // The raw error, for support (the text shown is the localized one).
+    if (banner?.detail) p.banner.title = banner.detail;
+    else p.banner.removeAttribute("title");
+    if (banner?.code) p.banner.dataset.errorCode = banner.code;
+    else delete p.banner.dataset.errorCode;
     list.setAttribute("aria-label", t.messages);
     reconcile(list, this._rows());
     const typing = [...this.typingUsers.keys()].map((u) => this.nameOf(u));
@@ -747,12 +851,12 @@ export class TsunaguChat extends Base {
       bad = true;
     }
     if (unsent && state !== "open") lines.push(t.unsent(unsent));
-    if (this._error) {
-      lines.push(this._error.message || String(this._error));
-      bad = true;
-    }
+    const { err, text, body } = this._error || {};
+    if (err) lines.push(this._errorText(err, body));
+    else if (text) lines.push(text);
+    if (this._error) bad = true;
     if (!lines.length) return null;
-    return { text: lines.join(" "), bad };
+    return { text: lines.join(" "), bad, detail: errorDetail(err), code: err?.code };
   }
 
   /** The list's own listeners, set once (the list element lives as long as the widget). */
@@ -824,7 +928,7 @@ export class TsunaguChat extends Base {
     for (const f of this.failed) {
       day(now);
       list.push(keyed(`local:${f.item.client_msg_id}`,
-        this._local(f.item, "failed", `${t.failed}: ${f.error.message}`, null, timeFmt)));
+        this._local(f.item, "failed", `${t.failed}: ${this._errorText(f.error, f.item.body)}`, null, timeFmt, f.error)));
     }
     for (const item of this.client ? this.client.pending(this.thread) : []) {
       day(new Date(item.created_at));
@@ -900,7 +1004,7 @@ export class TsunaguChat extends Base {
     return box;
   }
 
-  _local(item, kind, stateText, moderation, timeFmt) {
+  _local(item, kind, stateText, moderation, timeFmt, error = null) {
     const t = this.t;
     const box = h("div", { class: `msg mine ${kind}`, "data-client-msg-id": item.client_msg_id, "data-status": kind, role: "article", "aria-label": `${t.you}: ${stateText}` },
       h("div", { class: "who" }, t.you),
@@ -910,7 +1014,8 @@ export class TsunaguChat extends Base {
     const meta = h("div", { class: "meta" }, timeFmt.format(new Date(item.created_at || Date.now())));
     if (kind === "pending") meta.append(h("span", { class: "state pending" }, `⏳ ${stateText}`));
     if (kind === "failed") {
-      meta.append(h("span", { class: "state failed" }, stateText));
+      // The server's or the SDK's own message, for support: on hover, not in the text.
+      meta.append(h("span", { class: "state failed", title: errorDetail(error) || undefined, "data-error-code": error?.code }, stateText));
       meta.append(h("button", { type: "button", onclick: () => {
         this.failed = this.failed.filter((f) => f.item !== item);
         this.render();

@@ -121,12 +121,37 @@ export interface ClientOptions {
   timers?: { set(fn: () => void, ms: number): unknown; clear(handle: unknown): void };
 }
 
+/** The server's error codes (docs/protocol.md, "Errors and close codes"). */
+export type ServerErrorCode =
+  | "bad_frame" | "bad_request" | "forbidden" | "not_found" | "conflict" | "too_large"
+  | "rate_limited" | "unavailable" | "internal" | "unauthorized";
+
+/** The SDK's own error codes (see SDK_ERROR_CODES). */
+export type SdkErrorCode =
+  | "disconnected" | "closed" | "timeout" | "network" | "token" | "connect" | "not_open" | "unsupported";
+
+/**
+ * Every `TsunaguError.code`: the server's, the SDK's, or `http_<status>` for an HTTP answer
+ * without an error body. Other strings may come from a newer server: treat them as generic.
+ */
+export type TsunaguErrorCode = ServerErrorCode | SdkErrorCode | `http_${number}` | (string & {});
+
+/**
+ * An error of the server or of the SDK. Choose what to show the user by `code`; `message` is
+ * English, for developers and support.
+ */
 export declare class TsunaguError extends Error {
-  code: string;
+  code: TsunaguErrorCode;
+  /** The HTTP status, for errors of `http()` and the calls built on it. */
   status?: number;
+  /** Seconds to wait, with `rate_limited`. */
   retry_after?: number;
-  constructor(code: string, message: string, extra?: Record<string, unknown>);
+  /** What made the SDK fail (`network`, `token`): the underlying error. */
+  cause?: unknown;
+  constructor(code: TsunaguErrorCode, message: string, extra?: Record<string, unknown>);
 }
+
+export declare const SDK_ERROR_CODES: readonly SdkErrorCode[];
 
 export declare class TsunaguClient {
   constructor(options: ClientOptions);

@@ -310,6 +310,13 @@ export function wsUrl(server) {
 
 // ---------------------------------------------------------------- errors and events
 
+/**
+ * An error of the server (its `code` from docs/protocol.md's error table: bad_frame,
+ * bad_request, forbidden, not_found, conflict, too_large, rate_limited (+ retry_after),
+ * unavailable, internal, unauthorized; `http_<status>` when an HTTP answer had no error body)
+ * or of the SDK itself (SDK_ERROR_CODES). `message` is English, for developers and support;
+ * applications show a text of their own chosen by `code`.
+ */
 export class TsunaguError extends Error {
   constructor(code, message, extra = {}) {
     super(message);
@@ -318,6 +325,14 @@ export class TsunaguError extends Error {
     Object.assign(this, extra);
   }
 }
+
+/**
+ * The codes of the SDK's own errors: disconnected (no connection, or it dropped before the
+ * answer), closed (close() was called), timeout (no answer within requestTimeout), network
+ * (an HTTP request could not be made), token (the getToken provider failed), connect (the
+ * WebSocket could not be created), not_open (loadEarlier before open), unsupported (no fetch).
+ */
+export const SDK_ERROR_CODES = Object.freeze(["disconnected", "closed", "timeout", "network", "token", "connect", "not_open", "unsupported"]);
 
 /** Codes after which a send is not retried: the server refused it for good. */
 export const FINAL_SEND_ERRORS = new Set(["bad_frame", "forbidden", "not_found", "too_large", "bad_request"]);
@@ -675,9 +690,11 @@ export class TsunaguClient extends Emitter {
         this.presence[frame.user] = frame.status;
         this.emit("presence", { user: frame.user, status: frame.status });
         return;
-      case "error":
-        this.emit("error", new TsunaguError(frame.code, frame.message));
+      case "error": {
+        const { type, re, code, message, ...extra } = frame;
+        this.emit("error", new TsunaguError(code, message, extra));
         return;
+      }
       case "withheld": {
         // A held message was released (it also arrives as a `message`) or rejected.
         const { type, ...rest } = frame;
@@ -901,12 +918,25 @@ export class TsunaguClient extends Emitter {
   /** Call the HTTP API with the token; resolves to the JSON body, rejects with TsunaguError. */
   async http(method, path, body) {
     if (!this._fetch) throw new TsunaguError("unsupported", "no fetch available");
-    const token = this._token || (await this.token());
-    const res = await this._fetch(new URL(path, this.server).toString(), {
-      method,
-      headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
+    let token = this._token;
+    if (!token) {
+      try {
+        token = await this.token();
+      } catch (err) {
+        throw new TsunaguError("token", `token provider failed: ${err}`, { cause: err });
+      }
+    }
+    let res;
+    try {
+      res = await this._fetch(new URL(path, this.server).toString(), {
+        method,
+        headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+      });
+    } catch (err) {
+      // fetch rejects (TypeError "Failed to fetch") when the request cannot be made at all.
+      throw new TsunaguError("network", `${method} ${path} failed: ${err}`, { cause: err });
+    }
     let data = null;
     try {
       data = await res.json();
@@ -915,7 +945,9 @@ export class TsunaguClient extends Emitter {
     }
     if (!res.ok) {
       const e = (data && data.error) || {};
-      throw new TsunaguError(e.code || `http_${res.status}`, e.message || `HTTP ${res.status}`, { status: res.status });
+      const extra = { status: res.status };
+      if (typeof e.retry_after === "number") extra.retry_after = e.retry_after;
+      throw new TsunaguError(e.code || `http_${res.status}`, e.message || `HTTP ${res.status}`, extra);
     }
     return data;
   }
