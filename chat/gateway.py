@@ -75,6 +75,7 @@ class Gateway:
         self.hub = service.fanout.hub
         self.limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
         self.connections: set[Connection] = set()
+        self._greeting: set[web.WebSocketResponse] = set()  # upgraded, waiting for hello
         self.draining = False
         self._inflight = 0
         # Token expiries: one heap and one timer for the node, not a timer per connection
@@ -108,8 +109,15 @@ class Gateway:
             heartbeat=None, autoping=False, max_msg_size=s.max_frame_bytes, compress=False
         )
         await ws.prepare(request)
-        identity, resume, hello_id = await self._hello(ws)
+        self._greeting.add(ws)
+        try:
+            identity, resume, hello_id = await self._hello(ws)
+        finally:
+            self._greeting.discard(ws)
         if identity is None:
+            return ws
+        if self.draining:  # the drain started while this socket's hello was on its way
+            await ws.close(code=CLOSE_GOING_AWAY, message=b"server draining")
             return ws
         if self.presence.connections(identity.user_id) >= s.max_connections_per_user:
             await ws.close(code=CLOSE_TOO_MANY_CONNECTIONS, message=b"too many connections")
@@ -197,6 +205,9 @@ class Gateway:
         ))
         for channel in self._channels(conn):
             self.hub.add(channel, conn)
+        conn.role_channels = self._role_channels(conn.identity)
+        for channel in conn.role_channels:
+            self.hub.add(channel, conn)
         conn.start()
         for tid in briefs:
             if conn.cursors[tid] < briefs[tid].last_seq:
@@ -211,12 +222,34 @@ class Gateway:
             self._publish_presence(conn, "online")
 
     def _channels(self, conn: Connection) -> list[str]:
+        """The thread and user channels of ``conn`` (role channels: ``conn.role_channels``).
+
+        Thread channels are subscribed at hello (``threads``) and when a thread is joined
+        (``followed``, see ``_on_join``), and never dropped before the close, so these two
+        sets are the record of what was subscribed."""
         chans = [thread_channel(t) for t in conn.threads.keys() | conn.followed]
         chans.append(user_channel(conn.user))
-        # An admin may use the review API too, so it gets the moderators' pushes as well.
-        chans.extend(role_channel(r) for r in STAFF_ROLES if conn.identity.has(r)
-                     or (r == "moderator" and conn.identity.has("admin")))
         return chans
+
+    @staticmethod
+    def _role_channels(identity: Identity) -> tuple[str, ...]:
+        # An admin may use the review API too, so it gets the moderators' pushes as well.
+        return tuple(role_channel(r) for r in STAFF_ROLES if identity.has(r)
+                     or (r == "moderator" and identity.has("admin")))
+
+    def _set_roles(self, conn: Connection, identity: Identity) -> None:
+        """A refreshed token: follow the role channels of its roles, and only those."""
+        new = self._role_channels(identity)
+        old = conn.role_channels
+        if new == old:
+            return
+        for channel in old:
+            if channel not in new:
+                self.hub.discard(channel, conn)
+        for channel in new:
+            if channel not in old:
+                self.hub.add(channel, conn)
+        conn.role_channels = new
 
     def _on_join(self, conn: Connection, thread: str) -> None:
         self.hub.add(thread_channel(thread), conn)
@@ -268,6 +301,9 @@ class Gateway:
     async def _close(self, conn: Connection) -> None:
         for channel in self._channels(conn):
             self.hub.discard(channel, conn)
+        for channel in conn.role_channels:  # what was subscribed, whatever the token says now
+            self.hub.discard(channel, conn)
+        conn.role_channels = ()
         self.connections.discard(conn)
         await conn.stop()
         if conn.counted and await self.presence.disconnected(conn.user):
@@ -358,13 +394,20 @@ class Gateway:
         if wait > 0:
             raise RateLimited("too many messages; slow down", retry_after=wait)
 
+    def _rate_send(self, conn: Connection, frame: F.Send) -> bool:
+        """Charge a send unless it is a retry of one already paid for; True if charged."""
+        wait, charged = self.limiter.admit(conn.user, (frame.thread, frame.client_msg_id))
+        if wait > 0:
+            raise RateLimited("too many messages; slow down", retry_after=wait)
+        return charged
+
     async def _dispatch(self, conn: Connection, frame: F.Frame) -> dict[str, Any] | None:
         svc = self.service
         who = conn.identity
         match frame:
             case F.Send():
                 brief = await self._known_member(conn, frame.thread)
-                self._rate(conn)
+                charged = self._rate_send(conn, frame)
                 out = await svc.send(
                     who, thread=frame.thread, stage=brief.stage,
                     role=brief.members.get(conn.user, "member"),
@@ -374,6 +417,9 @@ class Gateway:
                 if out.appended is not None:
                     fields["message"] = out.appended.message.view(conn.user, locale=who.locale)
                     fields["duplicate"] = not out.appended.created
+                    if charged and not out.appended.created:
+                        # An idempotent retry (e.g. resent after a reconnect) costs nothing.
+                        self.limiter.refund(conn.user)
                 if out.withheld is not None:
                     fields["withheld"] = out.withheld
                 if out.verdict is not None and out.verdict.record is not None:
@@ -416,6 +462,7 @@ class Gateway:
                 if new.user_id != conn.user:
                     raise Forbidden("a new token must be for the same user")
                 conn.identity = new
+                self._set_roles(conn, new)
                 self._schedule_expiry(conn)
                 return F.ok_frame(frame.id, exp=int(new.exp))
             case F.Hello():
@@ -447,6 +494,10 @@ class Gateway:
         """Graceful shutdown: refuse new sockets, let in-flight frames finish, close 1001."""
         self.draining = True
         deadline = time.monotonic() + self.settings.drain_timeout_s
+        # Sockets still waiting for their hello: aiohttp reads nothing more once the server
+        # shuts down, so without this they would wait for the hello timeout (4001).
+        if self._greeting:
+            await asyncio.gather(*(self._going_away(ws) for ws in list(self._greeting)))
         for conn in list(self.connections):
             if not conn.busy:
                 await conn.flush(max(0.0, deadline - time.monotonic()))
@@ -457,6 +508,14 @@ class Gateway:
         await self.service.committer.drain()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
+
+    async def _going_away(self, ws: web.WebSocketResponse) -> None:
+        """Close a socket that has no connection yet with 1001 (bounded, like close_now)."""
+        try:
+            async with asyncio.timeout(self.settings.close_timeout_s):
+                await ws.close(code=CLOSE_GOING_AWAY, message=b"server draining")
+        except Exception as exc:  # the timeout cancels the close, which drops the transport
+            log.debug("closing a socket before its hello failed: %s", exc)
 
 
 def _sender_moderation(record: dict[str, Any], locale: str) -> dict[str, Any]:

@@ -2,22 +2,30 @@
 
 Limits are per node; with N nodes a user spread over all of them could send N times the
 rate (documented in docs/threat-model.md). Buckets idle for a minute are forgotten.
+
+Idempotent retries (a ``send`` resent with the same ``client_msg_id`` after a reconnect)
+must not cost budget: :meth:`RateLimiter.admit` remembers the last ``burst`` items a key
+paid for (as hashes) and lets a retry of one of them through once when the bucket is empty,
+and :meth:`RateLimiter.refund` gives back the token of an action that turned out to be a
+retry (answered ``duplicate``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 
 class TokenBucket:
-    __slots__ = ("burst", "rate", "stamp", "tokens")
+    __slots__ = ("burst", "paid", "rate", "stamp", "tokens")
 
     def __init__(self, rate: float, burst: int, now: float) -> None:
         self.rate = rate
         self.burst = float(burst)
         self.tokens = float(burst)
         self.stamp = now
+        # hashes of the items paid for lately, oldest first (None until the first admit)
+        self.paid: dict[int, None] | None = None
 
     def take(self, now: float) -> float:
         """Take one token; return 0 if allowed, else the seconds until one is available."""
@@ -48,6 +56,39 @@ class RateLimiter:
         if bucket is None:
             bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
         return bucket.take(now)
+
+    def admit(self, key: str, item: Hashable) -> tuple[float, bool]:
+        """Like :meth:`check` for an idempotent action (``item``: its idempotency key).
+
+        Returns ``(wait, charged)``. With a token, the token is taken and ``item`` is
+        remembered as paid for (the last ``burst`` items per key). Without one, a remembered
+        item passes once more without a token (``(0.0, False)``: a retry of what was already
+        paid for); anything else waits (``(wait, False)``, nothing taken). A hash collision
+        at worst lets one action through without a token.
+        """
+        wait = self.check(key)
+        bucket = self._buckets[key]
+        h = hash(item)
+        paid = bucket.paid
+        if wait > 0:
+            if paid is not None and h in paid:
+                del paid[h]  # once: a retry that keeps coming back waits like any other
+                return 0.0, False
+            return wait, False
+        if paid is None:
+            paid = bucket.paid = {}
+        else:
+            paid.pop(h, None)  # to the newest end
+            if len(paid) >= max(1, self.burst):
+                del paid[next(iter(paid))]
+        paid[h] = None
+        return 0.0, True
+
+    def refund(self, key: str) -> None:
+        """Give back one token taken for ``key`` (the action turned out to be a retry)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(bucket.burst, bucket.tokens + 1.0)
 
     def _sweep(self, now: float) -> None:
         self._swept = now

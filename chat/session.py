@@ -131,6 +131,7 @@ class Connection:
         "presence",
         "pushed",
         "queue",
+        "role_channels",
         "socket",
         "store",
         "threads",
@@ -167,6 +168,9 @@ class Connection:
         self.counted = False  # counted by presence (undone on close only if so)
         # threads subscribed after hello (joined later); a shared empty set until then
         self.followed: set[str] | frozenset[str] = _NOT_FOLLOWED
+        # the staff role channels the gateway subscribed this connection to (its token's
+        # roles; changed by a token refresh), so exactly those are dropped at the close
+        self.role_channels: tuple[str, ...] = ()
         self.last_seen = 0.0  # loop time of the last frame (or pong) from the client
         self._writer: asyncio.Task[None] | None = None
         self._out: list[str] | None = None  # frames ready to write (while the writer runs)

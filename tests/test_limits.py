@@ -64,3 +64,41 @@ def test_idle_buckets_are_swept() -> None:
     rl.check("busy")
     assert "idle" not in rl._buckets and "busy" in rl._buckets
     assert rl.check("idle") == 0.0  # a forgotten bucket starts full again
+
+
+def test_admit_lets_a_paid_item_retry_once_when_the_bucket_is_empty() -> None:
+    clock = Clock()
+    rl = RateLimiter(rate=0.01, burst=2, clock=clock)
+    assert rl.admit("u", ("t", "a")) == (0.0, True)
+    assert rl.admit("u", ("t", "b")) == (0.0, True)
+    wait, charged = rl.admit("u", ("t", "c"))  # new: waits, nothing taken
+    assert wait > 0 and not charged
+    assert rl.admit("u", ("t", "a")) == (0.0, False)  # a retry of a paid item: free
+    assert rl.admit("u", ("t", "a"))[0] > 0  # once: the next retry waits like any other
+    assert rl.admit("u", ("t", "b")) == (0.0, False)
+    assert rl.admit("v", ("t", "a"))[1]  # per key: another user pays for its own
+
+
+def test_admit_remembers_the_last_burst_items() -> None:
+    clock = Clock()
+    rl = RateLimiter(rate=1.0, burst=2, clock=clock)
+    for item in ("a", "b", "c"):
+        assert rl.admit("u", item) == (0.0, True)
+        clock.now += 1
+    rl.check("u")
+    rl.check("u")  # empty now
+    assert rl.admit("u", "a")[0] > 0  # forgotten (only the last 2 are kept)
+    assert rl.admit("u", "c") == (0.0, False)
+    assert rl.admit("u", "b") == (0.0, False)
+
+
+def test_refund_gives_a_token_back_up_to_the_burst() -> None:
+    clock = Clock()
+    rl = RateLimiter(rate=0.01, burst=2, clock=clock)
+    rl.refund("nobody")  # no bucket: nothing to do
+    assert "nobody" not in rl._buckets
+    assert rl.check("u") == 0.0
+    rl.refund("u")
+    rl.refund("u")  # capped at the burst
+    assert [rl.check("u") for _ in range(2)] == [0.0, 0.0]
+    assert rl.check("u") > 0
