@@ -1,8 +1,8 @@
 """The HTTP API (``/v1/...``): threads, participants, system messages, history, thanks.
 
 Every error is JSON ``{"error": {"code", "message"}}`` with its status (see
-:mod:`chat.errors`); bodies are validated here, at the edge. ``docs/openapi.yaml`` is the
-whole contract.
+:mod:`chat.errors`); bodies, path ids and query parameters are validated here, at the edge.
+``docs/openapi.yaml`` is the whole contract.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from aiohttp import web
 from .auth import Identity, TokenVerifier
 from .config import Settings
 from .errors import BadRequest, ChatError, Forbidden, NotFound, RateLimited, Unauthorized
+from .frames import MAX_ID_CHARS
 from .limits import RateLimiter
 from .service import WITHHELD_STATUSES, ChatService
 
@@ -55,7 +56,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400 or exc.content_type == "application/json":
             raise
         reason = exc.reason if exc.status != 413 else "request body too large"
-        return error_response(exc.status, _HTTP_CODES.get(exc.status, "error"), reason)
+        resp = error_response(exc.status, _HTTP_CODES.get(exc.status, "error"), reason)
+        allow = exc.headers.get("Allow")
+        if allow is not None:  # a 405 names the allowed methods (RFC 9110, 15.5.6)
+            resp.headers["Allow"] = allow
+        return resp
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error")
@@ -126,6 +131,33 @@ def query_int(request: web.Request, name: str, *, default: int | None = None,
     if not lo <= value <= hi:
         raise BadRequest(f"query parameter '{name}' must be between {lo} and {hi}")
     return value
+
+
+def path_id(request: web.Request, name: str = "id") -> str:
+    """A path parameter that is an id (thread, message, user): the rules of ids in frames
+    and bodies (non-empty, at most 128 characters, no NUL), else 400 ``bad_request``."""
+    value = request.match_info[name]
+    if not value:
+        raise BadRequest(f"path parameter '{name}' must not be empty")
+    if len(value) > MAX_ID_CHARS:
+        raise BadRequest(f"path parameter '{name}' is longer than {MAX_ID_CHARS} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
+        raise BadRequest(f"path parameter '{name}' must not contain NUL characters")
+    return value
+
+
+# ``GET /v1/threads`` pages with an opaque cursor: the sort key ``(updated_at, id)`` of the
+# last thread of a page, as ``<updated_at>.<id>``.
+def thread_cursor(updated_at: int, thread_id: str) -> str:
+    return f"{updated_at}.{thread_id}"
+
+
+def parse_thread_cursor(raw: str) -> tuple[int, str]:
+    stamp, dot, tid = raw.partition(".")
+    if (not dot or not stamp.isascii() or not stamp.isdigit() or len(stamp) > 19 or not tid
+            or len(tid) > MAX_ID_CHARS or "\x00" in tid):
+        raise BadRequest("query parameter 'before' is not a cursor from 'next'")
+    return int(stamp), tid
 
 
 class HttpApi:
@@ -201,39 +233,48 @@ class HttpApi:
         who = self.identify(request)
         limit = query_int(request, "limit", default=100, lo=1, hi=1000)
         assert limit is not None
-        rows = await self.service.store.user_threads(who.user_id, limit=limit)
-        return json_response({"threads": [r.to_json() for r in rows]})
+        raw = request.query.get("before")
+        before = parse_thread_cursor(raw) if raw else None
+        # One more than asked: whether there is a next page, without an empty last page.
+        rows = await self.service.store.user_threads(who.user_id, limit=limit + 1,
+                                                     before=before)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = thread_cursor(rows[-1].thread.updated_at, rows[-1].thread.id) if more else None
+        return json_response({"threads": [r.to_json() for r in rows], "next": nxt})
 
     async def get_thread(self, request: web.Request) -> web.Response:
         who = self.identify(request)
-        thread = await self.service.participant_thread(who, request.match_info["id"])
+        thread = await self.service.participant_thread(who, path_id(request))
         return json_response({"thread": thread.to_json()})
 
     async def update_thread(self, request: web.Request) -> web.Response:
         self.service_role(request)
+        tid = path_id(request)
         body = await Body.read(request)
         stage = body.text("stage", max_chars=32, required=False)
         title = body.text("title", max_chars=self.settings.max_title_chars, required=False)
         if stage is None and title is None:
             raise BadRequest("give 'stage' or 'title'")
-        thread = await self.service.update_thread(request.match_info["id"], stage=stage,
-                                                  title=title)
+        thread = await self.service.update_thread(tid, stage=stage, title=title)
         return json_response({"thread": thread.to_json()})
 
     async def add_participant(self, request: web.Request) -> web.Response:
         self.service_role(request)
+        tid = path_id(request)
         body = await Body.read(request)
         thread = await self.service.add_participant(
-            request.match_info["id"], body.req_str("user_id"), body.req_str("role", max_chars=16)
+            tid, body.req_str("user_id"), body.req_str("role", max_chars=16)
         )
         return json_response({"thread": thread.to_json()})
 
     async def post_system(self, request: web.Request) -> web.Response:
         self.service_role(request)
+        tid = path_id(request)
         body = await Body.read(request)
         text = body.req_str("body", max_chars=self.settings.max_body_chars)
         appended = await self.service.post_system(
-            request.match_info["id"], text, body.obj("data"),
+            tid, text, body.obj("data"),
             client_msg_id=body.text("client_msg_id", required=False),
         )
         return json_response({"message": appended.message.view(None)},
@@ -241,7 +282,7 @@ class HttpApi:
 
     async def history(self, request: web.Request) -> web.Response:
         who = self.identify(request)
-        thread = await self.service.participant_thread(who, request.match_info["id"])
+        thread = await self.service.participant_thread(who, path_id(request))
         limit = query_int(request, "limit", default=100, lo=1,
                           hi=self.settings.history_max_limit)
         assert limit is not None
@@ -259,7 +300,7 @@ class HttpApi:
     async def own_withheld(self, request: web.Request) -> web.Response:
         """The caller's own messages held or refused by moderation in this thread."""
         who = self.identify(request)
-        thread = await self.service.participant_thread(who, request.match_info["id"])
+        thread = await self.service.participant_thread(who, path_id(request))
         raw = request.query.get("status") or "held,rejected,blocked"
         statuses = [s for s in raw.split(",") if s]
         bad = [s for s in statuses if s not in WITHHELD_STATUSES]
@@ -273,13 +314,15 @@ class HttpApi:
 
     async def message_thanks(self, request: web.Request) -> web.Response:
         who = self.identify(request)
-        thread = await self.service.participant_thread(who, request.match_info["id"])
-        msg = await self.service.store.get_message(thread.id, request.match_info["mid"])
+        tid, mid = path_id(request), path_id(request, "mid")
+        thread = await self.service.participant_thread(who, tid)
+        msg = await self.service.store.get_message(thread.id, mid)
         if msg is None:
-            raise NotFound(f"message {request.match_info['mid']!r} does not exist in this thread")
+            raise NotFound(f"message {mid!r} does not exist in this thread")
         return json_response({"message": msg.id, "thanks": msg.thanks})
 
     async def user_thanks(self, request: web.Request) -> web.Response:
         self.identify(request)
-        summary = await self.service.store.thanks_summary(request.match_info["id"])
-        return json_response({"user": request.match_info["id"], **summary})
+        user = path_id(request)
+        summary = await self.service.store.thanks_summary(user)
+        return json_response({"user": user, **summary})

@@ -237,8 +237,11 @@ class Store(abc.ABC):
         """Add (or keep) a participant; return the thread and whether it was added."""
 
     @abc.abstractmethod
-    async def user_threads(self, user_id: str, *, limit: int) -> list[ThreadSummary]:
-        """The user's threads, most recently active first, with unread counts."""
+    async def user_threads(self, user_id: str, *, limit: int,
+                           before: tuple[int, str] | None = None) -> list[ThreadSummary]:
+        """The user's threads, most recently active first (``updated_at`` descending, then
+        ``id``), with unread counts; with ``before`` (a thread's ``(updated_at, id)``), only
+        those after that thread in this order (the next page)."""
 
     @abc.abstractmethod
     async def user_thread_seqs(self, user_id: str) -> dict[str, int]:

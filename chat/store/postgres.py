@@ -348,16 +348,22 @@ class PostgresStore(Store):
             assert thread is not None
             return thread, existing is None
 
-    async def user_threads(self, user_id: str, *, limit: int) -> list[ThreadSummary]:
+    async def user_threads(self, user_id: str, *, limit: int,
+                           before: tuple[int, str] | None = None) -> list[ThreadSummary]:
         cols = ", ".join("t." + x.strip() for x in THREAD_COLUMNS.split(","))
+        page = ""
+        args: tuple[object, ...] = ()
+        if before is not None:
+            page = "AND (t.updated_at < $3 OR (t.updated_at = $3 AND t.id > $4)) "
+            args = before
         async with self._conn() as c:
             rows = await c.fetch(
                 f"SELECT {cols}, p.role, p.read_seq, (SELECT count(*) FROM messages m "
                 "WHERE m.thread_id = t.id AND m.seq > p.read_seq AND m.sender <> p.user_id "
                 "AND m.deleted_at IS NULL) FROM participants p JOIN threads t "
-                "ON t.id = p.thread_id WHERE p.user_id = $1 "
+                f"ON t.id = p.thread_id WHERE p.user_id = $1 {page}"
                 "ORDER BY t.updated_at DESC, t.id LIMIT $2",
-                user_id, limit,
+                user_id, limit, *args,
             )
             out = []
             for row in rows:

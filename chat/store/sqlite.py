@@ -320,15 +320,22 @@ class SQLiteStore(Store):
 
         return await self._write(run)
 
-    async def user_threads(self, user_id: str, *, limit: int) -> list[ThreadSummary]:
+    async def user_threads(self, user_id: str, *, limit: int,
+                           before: tuple[int, str] | None = None) -> list[ThreadSummary]:
+        page = ""
+        args: tuple[object, ...] = ()
+        if before is not None:
+            page = "AND (t.updated_at < ? OR (t.updated_at = ? AND t.id > ?)) "
+            args = (before[0], before[0], before[1])
+
         def run(c: Conn) -> list[ThreadSummary]:
             rows = c.execute(
                 f"SELECT {', '.join('t.' + x.strip() for x in THREAD_COLUMNS.split(','))}, "
                 "p.role, p.read_seq, (SELECT count(*) FROM messages m WHERE m.thread_id = t.id "
                 "AND m.seq > p.read_seq AND m.sender <> p.user_id AND m.deleted_at IS NULL) "
                 "FROM participants p JOIN threads t ON t.id = p.thread_id WHERE p.user_id = ? "
-                "ORDER BY t.updated_at DESC, t.id LIMIT ?",
-                (user_id, limit),
+                f"{page}ORDER BY t.updated_at DESC, t.id LIMIT ?",
+                (user_id, *args, limit),
             ).fetchall()
             out = []
             for row in rows:
