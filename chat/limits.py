@@ -4,16 +4,21 @@ Limits are per node; with N nodes a user spread over all of them could send N ti
 rate (documented in docs/threat-model.md). Buckets idle for a minute are forgotten.
 
 Idempotent retries (a ``send`` resent with the same ``client_msg_id`` after a reconnect)
-must not cost budget: :meth:`RateLimiter.admit` remembers the last ``burst`` items a key
-paid for (as hashes) and lets a retry of one of them through once when the bucket is empty,
-and :meth:`RateLimiter.refund` gives back the token of an action that turned out to be a
-retry (answered ``duplicate``).
+must not cost budget: :meth:`RateLimiter.admit` remembers the last ``burst`` items (at
+most ``PAID_MEMORY``) a key paid for, as hashes, and lets a retry of one of them through
+once when the bucket is empty, and :meth:`RateLimiter.refund` gives back the token of an
+action that turned out to be a retry (answered ``duplicate``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable
+
+# At most this many paid-for items are remembered per key, whatever the burst: a client's
+# outbox holds only a few unacknowledged sends, and a raised burst (the benchmarks use
+# 100,000) must not grow a dict per user without bound.
+PAID_MEMORY = 256
 
 
 class TokenBucket:
@@ -79,7 +84,7 @@ class RateLimiter:
             paid = bucket.paid = {}
         else:
             paid.pop(h, None)  # to the newest end
-            if len(paid) >= max(1, self.burst):
+            if len(paid) >= max(1, min(self.burst, PAID_MEMORY)):
                 del paid[next(iter(paid))]
         paid[h] = None
         return 0.0, True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.limits import RateLimiter, TokenBucket
+from chat.limits import PAID_MEMORY, RateLimiter, TokenBucket
 
 
 class Clock:
@@ -102,3 +102,12 @@ def test_refund_gives_a_token_back_up_to_the_burst() -> None:
     rl.refund("u")  # capped at the burst
     assert [rl.check("u") for _ in range(2)] == [0.0, 0.0]
     assert rl.check("u") > 0
+
+
+def test_admit_remembers_at_most_paid_memory_items_whatever_the_burst() -> None:
+    rl = RateLimiter(rate=1.0, burst=100_000, clock=Clock())
+    for i in range(PAID_MEMORY * 3):
+        assert rl.admit("u", i) == (0.0, True)
+    paid = rl._buckets["u"].paid
+    assert paid is not None and len(paid) == PAID_MEMORY
+    assert hash(PAID_MEMORY * 3 - 1) in paid and hash(0) not in paid  # the newest are kept
