@@ -29,9 +29,9 @@ from collections import deque
 
 from .errors import ChatError, Unavailable
 from .models import Appended, NewMessage
-from .store.base import Store
+from .store.base import BatchResult, ScreenedMessage, Store, Withheld
 
-_Item = tuple[NewMessage, "asyncio.Future[Appended | ChatError]"]  # a request, its answer
+_Item = tuple[NewMessage, "asyncio.Future[BatchResult]"]  # a request, its answer
 
 
 class GroupCommitter:
@@ -54,9 +54,21 @@ class GroupCommitter:
         self.messages = 0
 
     async def append(self, req: NewMessage) -> Appended:
-        """Store ``req`` (or find its earlier copy); raise ChatError if it cannot be stored."""
+        """Store ``req`` (or find its earlier copy); raise ChatError if it cannot be stored.
+        (A :class:`ScreenedMessage` goes through :meth:`append_screened`.)"""
+        result = await self._submit(req)
+        if isinstance(result, Withheld):  # only a ScreenedMessage is answered so
+            raise TypeError("a ScreenedMessage must be appended with append_screened")
+        return result
+
+    async def append_screened(self, req: ScreenedMessage) -> Appended | Withheld:
+        """As :meth:`append`, but if moderation withheld an earlier attempt with ``req``'s key
+        (and none is stored), answer with that record and store nothing."""
+        return await self._submit(req)
+
+    async def _submit(self, req: NewMessage) -> Appended | Withheld:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Appended | ChatError] = loop.create_future()
+        fut: asyncio.Future[BatchResult] = loop.create_future()
         if not self._queue:
             self._head_since = loop.time()
         self._queue.append((req, fut))
@@ -135,7 +147,7 @@ class GroupCommitter:
 
     async def _commit(self, batch: list[_Item],
                       threads: set[str]) -> None:
-        results: list[Appended | ChatError] = [
+        results: list[BatchResult] = [
             Unavailable("shutting down; retry with the same client_msg_id")] * len(batch)
         try:
             try:

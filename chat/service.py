@@ -28,7 +28,7 @@ from .models import (
     new_id,
     now_us,
 )
-from .store.base import Store
+from .store.base import ScreenedMessage, Store, Withheld
 
 log = logging.getLogger("tsunagu.service")
 
@@ -44,15 +44,27 @@ class Verdict:
     record: dict[str, Any] | None  # stored with the message: findings, action, warnings
 
 
+def recorded_verdict(action: str, masked: str | None,
+                     record: dict[str, Any] | None) -> Verdict | None:
+    """The verdict kept with a stored message or a withheld record (a retry's answer)."""
+    return None if record is None else Verdict(record.get("action", action), masked, record)
+
+
 class Screener(Protocol):
     async def screen_send(
-        self, *, thread: str, stage: str, sender: Identity, sender_role: str, body: str
-    ) -> Verdict: ...
+        self, *, thread: str, stage: str, sender: Identity, sender_role: str, body: str,
+        client_msg_id: str | None = None,
+    ) -> Verdict:
+        """Decide about ``body``. ``client_msg_id``: a retry of a send already screened is
+        not added to the sender's history again."""
+        ...
 
     async def withheld(
         self, *, req: NewMessage, verdict: Verdict, sender: Identity, thread_stage: str
-    ) -> dict[str, Any]:
-        """Store a held or blocked message outside the thread's seq; return its description."""
+    ) -> Withheld | Message:
+        """Store a held or blocked message outside the thread's seq; return its record. A
+        retry of a send returns what its first attempt left: the same record, or the stored
+        message if that attempt was delivered (then nothing is withheld)."""
         ...
 
     async def after_store(
@@ -111,7 +123,8 @@ class ChatService:
             linger=settings.group_commit_linger_ms / 1000,
             in_flight=settings.group_commit_in_flight if store.concurrent_batches else 1)
         self.screener: Screener | None = None
-        # Called with every published message (after its commit); must not block or raise.
+        # Called once with every message this node stored (after its commit; not again when
+        # a retry publishes it again: see _published); must not block or raise.
         self.message_observers: list[Callable[[Message], None]] = []
         fanout.observers.append(self._observe)
 
@@ -239,38 +252,70 @@ class ChatService:
         client_msg_id: str,
         body: str,
     ) -> SendOutcome:
-        """Store and publish a user message (after moderation); idempotent per client_msg_id."""
-        req = NewMessage(thread=thread, sender=who.user_id, kind="user", body=body,
-                         client_msg_id=client_msg_id)
-        verdict: Verdict | None = None
-        if self.screener is not None:
-            verdict = await self.screener.screen_send(
-                thread=thread, stage=stage, sender=who, sender_role=role, body=body
-            )
-            if verdict.action in ("hold", "block"):
-                withheld = await self.screener.withheld(
-                    req=req, verdict=verdict, sender=who, thread_stage=stage
-                )
-                return SendOutcome(None, verdict, withheld)
-            if verdict.record is not None:
-                req = NewMessage(
-                    thread=thread, sender=who.user_id, kind="user", body=body,
-                    client_msg_id=client_msg_id, masked=verdict.masked,
-                    moderation=verdict.record, id=req.id, created_at=req.created_at,
-                )
-        appended = await self.committer.append(req)
-        if appended.created and verdict is not None and self.screener is not None:
-            await self.screener.after_store(appended.message, verdict, stage=stage,
-                                            sender_role=role)
-        # Publish retries too: if an earlier attempt was stored but its node died before
-        # publishing, this repairs it; receivers drop what they already have by seq.
-        self.publish_message(appended.message)
-        return SendOutcome(appended, verdict)
+        """Store and publish a user message (after moderation); idempotent per client_msg_id.
 
-    def publish_message(self, message: Message) -> None:
+        A retry (same thread, sender and client_msg_id) gets what the first attempt got,
+        whatever moderation says of it now: the stored message (``created`` false), or the
+        same withheld record. The retry is screened again (the verdict picks the path: the
+        idempotency lookups are made where the first attempt's outcome is written, in the
+        group-commit transaction or in moderation's withhold transaction), but is answered
+        from storage, and stores, queues and notifies nothing new."""
+        if self.screener is None:
+            appended = await self.committer.append(NewMessage(
+                thread=thread, sender=who.user_id, kind="user", body=body,
+                client_msg_id=client_msg_id))
+            self._published(appended)
+            return SendOutcome(appended, None)
+        verdict = await self.screener.screen_send(
+            thread=thread, stage=stage, sender=who, sender_role=role, body=body,
+            client_msg_id=client_msg_id,
+        )
+        if verdict.action in ("hold", "block"):
+            kept = await self.screener.withheld(
+                req=NewMessage(thread=thread, sender=who.user_id, kind="user", body=body,
+                               client_msg_id=client_msg_id),
+                verdict=verdict, sender=who, thread_stage=stage,
+            )
+            if isinstance(kept, Message):  # a retry of a send that was delivered
+                return self._repeated(Appended(kept, created=False))
+            return self._withheld(kept)
+        result = await self.committer.append_screened(ScreenedMessage(
+            thread=thread, sender=who.user_id, kind="user", body=body,
+            client_msg_id=client_msg_id, masked=verdict.masked, moderation=verdict.record,
+        ))
+        if isinstance(result, Withheld):  # a retry of a send that moderation withheld
+            return self._withheld(result)
+        if not result.created:
+            return self._repeated(result)
+        await self.screener.after_store(result.message, verdict, stage=stage, sender_role=role)
+        self._published(result)
+        return SendOutcome(result, verdict)
+
+    @staticmethod
+    def _withheld(kept: Withheld) -> SendOutcome:
+        return SendOutcome(None, recorded_verdict(kept.action, None, kept.record), kept.view())
+
+    def _repeated(self, appended: Appended) -> SendOutcome:
+        """The answer to a retry of a stored message, with the verdict stored with it."""
+        self._published(appended)
+        msg = appended.message
+        return SendOutcome(appended, recorded_verdict("allow", msg.masked, msg.moderation))
+
+    def _published(self, appended: Appended) -> None:
+        # Publish retries too: if an earlier attempt was stored but its node died before
+        # publishing, this repairs it; receivers drop what they already have by seq. The
+        # message observers (chat alerts) see each message once: only the call that stored
+        # it tells them (on whichever node), never a retry, which cannot know whether the
+        # first attempt's node told them before it died.
+        self.publish_message(appended.message, observe=appended.created)
+
+    def publish_message(self, message: Message, *, observe: bool = True) -> None:
+        """Publish a stored message to the thread; ``observe``: and tell the message
+        observers (only once per message: the call that stored it)."""
         self.fanout.publish(Event(thread_channel(message.thread), "message", {}, message))
-        for observe in self.message_observers:
-            observe(message)
+        if observe:
+            for observer in self.message_observers:
+                observer(message)
 
     async def post_system(
         self, thread_id: str, body: str, data: dict[str, Any] | None = None,
@@ -280,7 +325,7 @@ class ChatService:
             NewMessage(thread=thread_id, sender=SYSTEM_SENDER, kind="system", body=body,
                        data=data, client_msg_id=client_msg_id)
         )
-        self.publish_message(appended.message)
+        self._published(appended)
         return appended
 
     async def _own_message(self, who: Identity, thread: str, message_id: str) -> Message:
@@ -307,12 +352,14 @@ class ChatService:
             if verdict.action in ("hold", "block"):
                 # The edit is not applied; the attempt is logged by the screener, and a held
                 # one waits for a moderator (released, it arrives as an `update`).
-                withheld = await self.screener.withheld(
+                kept = await self.screener.withheld(
                     req=NewMessage(thread=thread, sender=who.user_id, kind="user", body=body,
                                    data={"edit_of": message_id}),
                     verdict=verdict, sender=who, thread_stage=stage,
                 )
-                return await self._own_message(who, thread, message_id), verdict, withheld
+                assert isinstance(kept, Withheld)  # no client_msg_id: never a stored message
+                return (await self._own_message(who, thread, message_id), verdict,
+                        kept.view())
             masked, record = verdict.masked, verdict.record
         msg = await self.store.edit_message(
             thread, message_id, actor=who.user_id, body=body, masked=masked,

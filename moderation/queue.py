@@ -13,8 +13,10 @@ import orjson
 
 from chat.errors import Conflict, NotFound
 from chat.evidence.log import record as log_entry
-from chat.models import new_id, now_us, rfc3339
+from chat.models import Message, new_id, now_us, rfc3339
+from chat.store.base import message_from_row
 from chat.store.db import Db, Executor, Row
+from chat.store.schema import MESSAGE_COLUMNS
 
 from .schema import AUDIT, ITEMS, RESTRICTIONS, WITHHELD
 
@@ -89,11 +91,28 @@ class ReviewQueue:
     async def withhold(
         self, *, id: str, thread: str, sender: str, client_msg_id: str | None, body: str,
         action: str, record: dict[str, Any], edit_of: str | None, at: int,
-    ) -> tuple[dict[str, Any], bool]:
-        """Keep a held or blocked message; a retry (same client_msg_id) returns the first."""
+    ) -> tuple[dict[str, Any], bool] | Message:
+        """Keep a held or blocked message; return it and whether this call kept it.
+
+        A retry (same thread, sender and client_msg_id) keeps nothing: it returns what the
+        first attempt left - the stored message if that one was delivered (or a moderator
+        released it), else its withheld record.
+        """
         status = "held" if action == "hold" else "blocked"
         async with self.db.transaction() as tx:
             if client_msg_id is not None:
+                if self.db.dialect == "postgres":
+                    # Under the thread's row lock, as appends are (chat.store.base): an
+                    # append of this key committed before (found below), or it waits and
+                    # then finds this row. (SQLite: one writer, serialised anyway.)
+                    await tx.execute("SELECT 1 FROM threads WHERE id = ? FOR UPDATE", thread)
+                stored = await tx.fetchrow(
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages "
+                    "WHERE thread_id = ? AND sender = ? AND client_msg_id = ?",
+                    thread, sender, client_msg_id,
+                )
+                if stored is not None:
+                    return message_from_row(stored)
                 row = await tx.fetchrow(
                     f"SELECT {_WITHHELD_COLS} FROM {WITHHELD} "
                     "WHERE thread_id = ? AND sender = ? AND client_msg_id = ?",

@@ -12,6 +12,12 @@ number split over several messages is caught), asks the policy for an action, an
   ``mod_withheld`` and queues it. A held message is delivered when a moderator releases it.
 
 Users under restriction have every message held.
+
+A retried send (same ``client_msg_id``) is screened again - the verdict only picks the
+path - but gets what its first attempt got: the store answers an allowed retry of a
+withheld send with its withheld record (chat.store.base), and :meth:`withheld` answers a
+held retry of a delivered send with the stored message. Its body is not added to the
+sender's recent messages a second time, nor scanned together with its first copy.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from chat.config import Settings
 from chat.fanout import Event, FanOut, role_channel
 from chat.models import Message, NewMessage, new_id, now_us
 from chat.service import Verdict
-from chat.store.base import Store
+from chat.store.base import Store, Withheld
 
 from .policy import Policy, mask
 from .queue import ReviewQueue
@@ -47,12 +53,13 @@ class ModerationScreener:
         self.queue = queue
         self.scanner = Scanner(allow_domains=settings.moderation_allow_domains)
         self.policy = Policy.load(settings.moderation_policy or None)
-        self._recent: OrderedDict[tuple[str, str], deque[str]] = OrderedDict()
+        # (thread, sender) -> that sender's recent (client_msg_id, body) in the thread
+        self._recent: OrderedDict[tuple[str, str], deque[tuple[str | None, str]]] = OrderedDict()
         self._restricted: frozenset[str] = frozenset()
         self._restricted_at = 0.0
         self._refresh: asyncio.Future[None] | None = None
 
-    async def _history(self, thread: str, sender: str) -> deque[str]:
+    async def _history(self, thread: str, sender: str) -> deque[tuple[str | None, str]]:
         key = (thread, sender)
         recent = self._recent.get(key)
         if recent is not None:
@@ -61,7 +68,7 @@ class ModerationScreener:
         recent = deque(maxlen=self.settings.moderation_history)
         for msg in await self.store.history(thread, limit=50):
             if msg.sender == sender and msg.kind == "user" and msg.deleted_at is None:
-                recent.append(msg.body)
+                recent.append((msg.client_msg_id, msg.body))
         self._recent[key] = recent
         if len(self._recent) > HISTORY_CACHE:
             self._recent.popitem(last=False)
@@ -86,12 +93,18 @@ class ModerationScreener:
         self._restricted_at = 0.0
 
     async def screen_send(
-        self, *, thread: str, stage: str, sender: Identity, sender_role: str, body: str
+        self, *, thread: str, stage: str, sender: Identity, sender_role: str, body: str,
+        client_msg_id: str | None = None,
     ) -> Verdict:
         recent = await self._history(thread, sender.user_id)
-        history = list(recent)
+        # A retry is scanned with the history its first attempt had (not with itself), and
+        # is not remembered twice (a split number would count its digits twice).
+        if client_msg_id is not None and any(k == client_msg_id for k, _ in recent):
+            history = [b for k, b in recent if k != client_msg_id]
+        else:
+            history = [b for _, b in recent]
+            recent.append((client_msg_id, body))
         findings = self.scanner.scan(body, history)
-        recent.append(body)
         decision = self.policy.decide(findings, stage=stage, sender_role=sender_role)
         action = decision.action
         restricted = await self._is_restricted(sender.user_id)
@@ -131,14 +144,17 @@ class ModerationScreener:
 
     async def withheld(
         self, *, req: NewMessage, verdict: Verdict, sender: Identity, thread_stage: str
-    ) -> dict[str, Any]:
+    ) -> Withheld | Message:
         assert verdict.record is not None
         edit_of = (req.data or {}).get("edit_of")
-        held, created = await self.queue.withhold(
+        kept = await self.queue.withhold(
             id=new_id("w"), thread=req.thread, sender=req.sender,
             client_msg_id=req.client_msg_id, body=req.body, action=verdict.action,
             record=verdict.record, edit_of=edit_of, at=now_us(),
         )
+        if isinstance(kept, Message):  # a retry of a delivered send: nothing is withheld
+            return kept
+        held, created = kept
         if created:
             item = await self.queue.add_item(
                 thread=req.thread, message_id=None, withheld_id=held["id"],
@@ -147,7 +163,7 @@ class ModerationScreener:
                 text=req.body,
             )
             self._announce(item)
-        return {"id": held["id"], "status": held["status"], "action": held["action"]}
+        return Withheld(held["id"], held["status"], held["action"], held["record"])
 
     def _announce(self, item: dict[str, Any]) -> None:
         summary = {k: item[k] for k in ("id", "thread", "status", "risk", "action", "categories")}

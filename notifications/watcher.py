@@ -1,8 +1,11 @@
 """Chat alerts: a new message for a participant who is not connected becomes a digest job.
 
-The watcher observes every published message (``ChatService.message_observers``), keeps
-user messages in a small bounded buffer, and every ``flush_s`` turns them into chat digest
-jobs in ONE transaction: per (thread, recipient) at most one pending ``chat`` job, due
+The watcher observes every message stored through this node (``ChatService.message_observers``
+tell each message once, on the node whose call stored it: a retried send, answered with the
+stored message on any node, is published to the thread again but not observed again, so one
+message is never counted twice in a digest nor alerted twice), keeps user messages in a
+small bounded buffer, and every ``flush_s`` turns them into chat digest jobs in ONE
+transaction: per (thread, recipient) at most one pending ``chat`` job, due
 ``chat_digest_s`` after the first unseen message; later messages only raise its count, so
 the user gets one "3 new messages from 田中さん" rather than three pushes. Recipients who
 are online anywhere (presence) are skipped. When the job fires, the scheduler drops it if

@@ -11,6 +11,15 @@ Theory of operation for appends (the only hot write):
   which decides - without I/O - which requests are retries (answered with the stored
   message) and which get the next ``seq`` of their thread. Seqs are therefore gapless: they
   are assigned under the thread's lock and only committed together with their messages.
+* A user's ``send`` that moderation let through arrives as a :class:`ScreenedMessage`. Its
+  key may belong to an earlier attempt that moderation withheld (held or blocked, in
+  moderation's table :data:`WITHHELD_TABLE`, which has its own unique index on the key):
+  the same lookup, in the same transaction, finds those too, and such a request is answered
+  with its :class:`Withheld` record instead of being stored (a retry gets the answer the
+  first attempt got). A stored message wins over a withheld record: a held message that a
+  moderator released is stored with its key (its retry is a plain duplicate). Only
+  screened requests are looked up there (a release appends the withheld key on purpose),
+  so the table is only read when moderation is on (and its migrations are applied).
 """
 
 from __future__ import annotations
@@ -35,6 +44,49 @@ from ..models import (
 from .db import Db
 
 IdemKey = tuple[str, str, str]  # (thread, sender, client_msg_id)
+
+# Moderation's withheld messages (``moderation.schema.WITHHELD``; chat does not import the
+# optional component). Read by append_batch for screened requests only: see the docstring.
+WITHHELD_TABLE = "mod_withheld"
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenedMessage(NewMessage):
+    """A user's send that moderation let through (allow, flag or mask). If moderation
+    withheld an earlier attempt with the same key, :meth:`Store.append_batch` answers it
+    with that :class:`Withheld` record and stores nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """A message moderation withheld (held or blocked: it has no seq), as a send's answer."""
+
+    id: str
+    status: str  # held | blocked | rejected | released
+    action: str  # hold | block
+    record: dict[str, Any]  # the moderation record: action, categories, findings, warnings
+
+    def view(self) -> dict[str, Any]:
+        """The ``withheld`` field of a send's or an edit's ``ok``."""
+        return {"id": self.id, "status": self.status, "action": self.action}
+
+
+BatchResult = Appended | Withheld | ChatError  # one request's answer from append_batch
+
+# The columns of WITHHELD_TABLE that the lookup reads, in the order withheld_from_row takes.
+WITHHELD_KEY_COLUMNS = "thread_id, sender, client_msg_id, id, status, action, record"
+
+
+def withheld_from_row(row: Sequence[Any]) -> tuple[IdemKey, Withheld]:
+    """Key and record from a row in WITHHELD_KEY_COLUMNS order (``record`` as JSON text)."""
+    return (row[0], row[1], row[2]), Withheld(row[3], row[4], row[5], loads(row[6]))
+
+
+def screened_keys(batch: Sequence[NewMessage], skip: Mapping[IdemKey, Any]) -> list[IdemKey]:
+    """The keys of ``batch``'s screened requests that are not in ``skip`` (stored already):
+    the ones to look up in WITHHELD_TABLE."""
+    return [key for m in batch if isinstance(m, ScreenedMessage) and m.client_msg_id is not None
+            and (key := (m.thread, m.sender, m.client_msg_id)) not in skip]
 
 
 def dumps(value: Any) -> str | None:
@@ -116,7 +168,7 @@ def _brief(rows: Iterable[Sequence[Any]]) -> dict[str, ThreadBrief]:
 class BatchPlan:
     """What :func:`plan_batch` decided: per request a result, plus the rows to write."""
 
-    results: list[Appended | ChatError]
+    results: list[BatchResult]
     rows: list[tuple[Any, ...]]
     last_seqs: dict[str, int]  # only threads whose last_seq changed
     touched_at: dict[str, int]
@@ -126,17 +178,21 @@ def plan_batch(
     batch: Sequence[NewMessage],
     last_seqs: Mapping[str, int],
     existing: Mapping[IdemKey, Message],
+    withheld: Mapping[IdemKey, Withheld] | None = None,
 ) -> BatchPlan:
     """Assign seqs to a batch, under the lock of its threads. No I/O.
 
     ``last_seqs`` has the locked last_seq of every thread in the batch that exists;
     ``existing`` the stored messages that match the batch's idempotency keys. A request whose
     key is in ``existing`` - or repeats an earlier request of the same batch - is answered
-    with that message (``created=False``).
+    with that message (``created=False``). ``withheld`` has the withheld records that match
+    the keys of the batch's :class:`ScreenedMessage` requests: such a request whose key is
+    not stored is answered with its record, and stores nothing.
     """
     seqs = dict(last_seqs)
     seen: dict[IdemKey, Message] = dict(existing)
-    results: list[Appended | ChatError] = []
+    held = withheld or {}
+    results: list[BatchResult] = []
     rows: list[tuple[Any, ...]] = []
     touched: dict[str, int] = {}
     for req in batch:
@@ -146,6 +202,9 @@ def plan_batch(
         key = (req.thread, req.sender, req.client_msg_id) if req.client_msg_id else None
         if key is not None and key in seen:
             results.append(Appended(seen[key], created=False))
+            continue
+        if key is not None and key in held and isinstance(req, ScreenedMessage):
+            results.append(held[key])
             continue
         seq = seqs[req.thread] + 1
         seqs[req.thread] = seq
@@ -253,8 +312,9 @@ class Store(abc.ABC):
 
     # --- messages
     @abc.abstractmethod
-    async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | ChatError]:
-        """Append messages in one transaction; see the module docstring."""
+    async def append_batch(self, batch: Sequence[NewMessage]) -> list[BatchResult]:
+        """Append messages in one transaction; see the module docstring. Only a
+        :class:`ScreenedMessage` may be answered with a :class:`Withheld` record."""
 
     @abc.abstractmethod
     async def history(

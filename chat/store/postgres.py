@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from ..errors import ChatError, Conflict, NotFound, Unavailable
+from ..errors import Conflict, NotFound, Unavailable
 from ..evidence import log as evidence
 from ..evidence.chain import GENESIS, Head, LogEntry, Pending, extend
 from ..evidence.log import LOG_TYPES
@@ -31,15 +31,21 @@ from ..models import (
     now_us,
 )
 from .base import (
+    WITHHELD_KEY_COLUMNS,
+    WITHHELD_TABLE,
     BatchPlan,
+    BatchResult,
     IdemKey,
     Store,
+    Withheld,
     _brief,
     dumps,
     edited,
     message_from_row,
     plan_batch,
+    screened_keys,
     thread_from_row,
+    withheld_from_row,
 )
 from .db import PgDb, pg_errors
 from .schema import (
@@ -110,31 +116,69 @@ def _keys_json(keyed: Sequence[NewMessage]) -> str:
     return orjson.dumps([[m.thread, m.sender, m.client_msg_id] for m in keyed]).decode()
 
 
+def _find_withheld(param: int) -> str:
+    """Moderation's withheld records whose key is one of the jsonb rows of parameter
+    ``param``: the keys of a batch's screened requests (see chat.store.base). A statement
+    names the table only when the batch has such keys: without moderation it may not exist."""
+    return (f"SELECT w.* FROM jsonb_array_elements(${param}::jsonb) AS r "
+            f"CROSS JOIN LATERAL (SELECT {WITHHELD_KEY_COLUMNS} FROM {WITHHELD_TABLE} "
+            "WHERE thread_id = r->>0 AND sender = r->>1 AND client_msg_id = r->>2 LIMIT 1) AS w")
+
+
+# The rows of the CTE ``held`` (see _find_withheld) as one jsonb array, NULL if none.
+_HELD_JSON = f"(SELECT jsonb_agg(jsonb_build_array({WITHHELD_KEY_COLUMNS})) FROM held)"
+
+
+def _held(value: str | None) -> dict[IdemKey, Withheld]:
+    """The ``held`` column of the lookups below: key -> withheld record."""
+    return {} if value is None else dict(withheld_from_row(r) for r in orjson.loads(value))
+
+
+def _find_sql(held: bool) -> str:
+    """The slow path's lookup, under the threads' locks: one row per stored message that has
+    one of the keys of $1 (at least one row), each with ``held``: the withheld records of
+    the screened keys of $2 (only when ``held``)."""
+    ctes = f"found AS ({_find_keys(1)})" + (f", held AS ({_find_withheld(2)})" if held else "")
+    return (f"WITH {ctes} SELECT {_HELD_JSON if held else 'NULL::text'} AS held, found.* "
+            "FROM (SELECT 1) AS one LEFT JOIN found ON true")
+
+
 # The whole write of a batch in ONE statement (one round trip), under locks already held.
 # Three parameters, each one JSON text: asyncpg's cost per parameter, not its size, counts.
 _APPEND_LOGGED_SQL = f"WITH {_THREAD_ROWS}, {_write_batch()} SELECT 1"
 
 # The fast path (see PostgresStore.append_batch): the same write, made conditional on the
 # threads being as this node last left them (the expected columns of $3) and on no
-# idempotency key ($4: rows of thread, sender, client_msg_id) being stored yet, in ONE
+# idempotency key ($4: rows of thread, sender, client_msg_id) being stored yet - nor, with
+# ``held``, withheld by moderation ($5: the keys of the screened requests) - in ONE
 # statement run without BEGIN/COMMIT (an implicit transaction): one round trip per batch.
 # ``locked`` takes the row locks in id order (as the slow path does: no deadlock) and keeps
 # only threads whose last_seq and log head still match; under READ COMMITTED a row changed
-# by a concurrent transaction is re-read in its committed form before the comparison. The
-# result: one row per stored message that has one of the keys (at least one row), each
-# with ``current`` (every thread as expected) and ``fresh`` (no key stored): both true, and
-# the batch was written.
-_APPEND_IF_CURRENT_SQL = (
-    f"WITH {_THREAD_ROWS}, "
-    "locked AS (SELECT t.id FROM threads t JOIN th e ON t.id = e.id "
-    "WHERE t.last_seq = e.es AND t.log_seq = e.els "
-    "AND t.log_head IS NOT DISTINCT FROM e.elh ORDER BY t.id FOR UPDATE OF t), "
-    f"found AS ({_find_keys(4)}), "
-    "ok AS (SELECT (SELECT count(*) FROM locked) = (SELECT count(*) FROM th) AS current, "
-    "NOT EXISTS (SELECT 1 FROM found) AS fresh), "
-    f"{_write_batch('(SELECT current AND fresh FROM ok)')} "
-    "SELECT ok.current, ok.fresh, found.* FROM ok LEFT JOIN found ON true"
-)
+# by a concurrent transaction is re-read in its committed form before the comparison (a
+# send withheld meanwhile changed its thread's log head: the batch takes the slow path,
+# whose lookups run after its locks are taken). The result: one row per stored message
+# that has one of the keys (at least one row), each with ``current`` (every thread as
+# expected), ``fresh`` (no key stored or withheld) and ``held`` (the withheld records):
+# ``current`` and ``fresh`` true, and the batch was written.
+def _append_if_current_sql(held: bool) -> str:
+    return (
+        f"WITH {_THREAD_ROWS}, "
+        "locked AS (SELECT t.id FROM threads t JOIN th e ON t.id = e.id "
+        "WHERE t.last_seq = e.es AND t.log_seq = e.els "
+        "AND t.log_head IS NOT DISTINCT FROM e.elh ORDER BY t.id FOR UPDATE OF t), "
+        f"found AS ({_find_keys(4)}), "
+        + (f"held AS ({_find_withheld(5)}), " if held else "")
+        + "ok AS (SELECT (SELECT count(*) FROM locked) = (SELECT count(*) FROM th) AS current, "
+        "NOT EXISTS (SELECT 1 FROM found)"
+        + (f" AND NOT EXISTS (SELECT 1 FROM held) AS fresh, {_HELD_JSON} AS held), " if held
+           else " AS fresh, NULL::text AS held), ")
+        + f"{_write_batch('(SELECT current AND fresh FROM ok)')} "
+        "SELECT ok.current, ok.fresh, ok.held, found.* FROM ok LEFT JOIN found ON true"
+    )
+
+
+_APPEND_IF_CURRENT_SQL = _append_if_current_sql(held=False)
+_APPEND_IF_CURRENT_HELD_SQL = _append_if_current_sql(held=True)  # a batch with screened keys
 _CACHE_MAX = 100_000  # threads whose state this node remembers (see append_batch)
 _STORED_MAX = 10_000  # recently committed keyed messages kept for retries
 ThreadState = tuple[int, int, str | None]  # last_seq, log_seq, log_head as stored
@@ -392,7 +436,7 @@ class PostgresStore(Store):
             return _brief(rows)
 
     # --- messages
-    async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | ChatError]:
+    async def append_batch(self, batch: Sequence[NewMessage]) -> list[BatchResult]:
         """Store a group-committed batch.
 
         Fast path: when this node remembers the state of every thread of the batch (it wrote
@@ -402,7 +446,9 @@ class PostgresStore(Store):
         the batch takes the slow path: lock, read, look the keys up, write, in a
         transaction. Either way the writes are made under the threads' row locks, checked
         against the state read under those locks. A retry of a message this node committed
-        lately is answered from memory (``_stored``).
+        lately is answered from memory (``_stored``). The keys of screened requests that are
+        not stored are looked up in moderation's withheld table by the same statements (a
+        retry of a withheld send is answered with its record: see chat.store.base).
         """
         threads = sorted({m.thread for m in batch})
         states = {t: st for t in threads if (st := self._state.get(t)) is not None}
@@ -416,17 +462,20 @@ class PostgresStore(Store):
 
     async def _append_if_current(
         self, batch: Sequence[NewMessage], states: dict[str, ThreadState]
-    ) -> list[Appended | ChatError] | None:
+    ) -> list[BatchResult] | None:
         """The fast path; None when the slow path must take the batch.
 
-        A batch with retries of stored messages takes two round trips: the first finds them
-        (and writes nothing), the second writes the rest with the retries answered.
+        A batch with retries of stored (or withheld) messages takes two round trips: the
+        first finds them (and writes nothing), the second writes the rest with the retries
+        answered.
         """
         existing = {key: self._stored[key] for m in batch if m.client_msg_id is not None
                     and (key := (m.thread, m.sender, m.client_msg_id)) in self._stored}
+        withheld: dict[IdemKey, Withheld] = {}
         for _ in range(2):
-            plan = plan_batch(batch, {t: st[0] for t, st in states.items()}, existing)
-            if not plan.rows:  # nothing new: every request repeats a stored message
+            plan = plan_batch(batch, {t: st[0] for t, st in states.items()}, existing,
+                              withheld)
+            if not plan.rows:  # nothing new: every request repeats a stored (withheld) one
                 return plan.results
             ids = list(plan.last_seqs)
             entries, heads = extend(
@@ -435,13 +484,16 @@ class PostgresStore(Store):
                  if isinstance(r, Appended) and r.created])
             keyed = [m for m in batch if m.client_msg_id is not None
                      and (m.thread, m.sender, m.client_msg_id) not in existing]
+            screened = [k for k in screened_keys(batch, existing) if k not in withheld]
+            args = [*self._write_args(plan, entries, heads, ids, expected=states),
+                    _keys_json(keyed)]
+            if screened:
+                args.append(orjson.dumps(screened).decode())
             try:
                 async with self._conn() as c:
                     rows = await c.fetch(
-                        _APPEND_IF_CURRENT_SQL,
-                        *self._write_args(plan, entries, heads, ids, expected=states),
-                        _keys_json(keyed),
-                    )
+                        _APPEND_IF_CURRENT_HELD_SQL if screened else _APPEND_IF_CURRENT_SQL,
+                        *args)
             except Conflict:
                 return None  # a key stored concurrently: the slow path answers it
             current, fresh = rows[0][0], rows[0][1]
@@ -452,8 +504,11 @@ class PostgresStore(Store):
                 self._remember(plan, heads, ids)
                 self._keep(plan)
                 return plan.results
+            withheld.update(_held(rows[0][2]))
             for row in rows:
-                msg = message_from_row(tuple(row)[2:])
+                if row[3] is None:  # no stored message (only withheld ones)
+                    continue
+                msg = message_from_row(tuple(row)[3:])
                 assert msg.client_msg_id is not None
                 existing[(msg.thread, msg.sender, msg.client_msg_id)] = msg
         return None
@@ -485,8 +540,9 @@ class PostgresStore(Store):
             self._state[t] = (plan.last_seqs[t], heads[t][0], heads[t][1])
 
     async def _append_locked(self, batch: Sequence[NewMessage],
-                             threads: list[str]) -> list[Appended | ChatError]:
+                             threads: list[str]) -> list[BatchResult]:
         keyed = [m for m in batch if m.client_msg_id is not None]
+        screened = screened_keys(batch, {})
         async with self._conn(tx=True) as c:
             rows = await c.fetch(
                 "SELECT id, last_seq, log_seq, log_head FROM threads WHERE id = ANY($1::text[]) "
@@ -495,13 +551,20 @@ class PostgresStore(Store):
             )
             last = {r[0]: r[1] for r in rows}
             existing: dict[IdemKey, Message] = {}
-            if keyed:
-                found = await c.fetch(_find_keys(1), _keys_json(keyed))
+            withheld: dict[IdemKey, Withheld] = {}
+            if keyed:  # one statement for both lookups (the screened keys are keyed too)
+                args = [_keys_json(keyed)]
+                if screened:
+                    args.append(orjson.dumps(screened).decode())
+                found = await c.fetch(_find_sql(held=bool(screened)), *args)
+                withheld = _held(found[0][0])
                 for row in found:
-                    msg = message_from_row(row)
+                    if row[1] is None:  # no stored message (only withheld ones)
+                        continue
+                    msg = message_from_row(tuple(row)[1:])
                     assert msg.client_msg_id is not None
                     existing[(msg.thread, msg.sender, msg.client_msg_id)] = msg
-            plan = plan_batch(batch, last, existing)
+            plan = plan_batch(batch, last, existing, withheld)
             ids = list(plan.last_seqs)
             heads: dict[str, Head] = {}
             if plan.rows:

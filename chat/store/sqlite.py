@@ -33,14 +33,20 @@ from ..models import (
     now_us,
 )
 from .base import (
+    WITHHELD_KEY_COLUMNS,
+    WITHHELD_TABLE,
+    BatchResult,
     IdemKey,
     Store,
+    Withheld,
     _brief,
     dumps,
     edited,
     message_from_row,
     plan_batch,
+    screened_keys,
     thread_from_row,
+    withheld_from_row,
 )
 from .db import SqliteDb
 from .schema import (
@@ -78,6 +84,23 @@ def _stored_keys(c: Conn, batch: Sequence[NewMessage]) -> dict[IdemKey, Message]
         assert m.client_msg_id is not None  # matched on it
         out[(m.thread, m.sender, m.client_msg_id)] = m
     return out
+
+
+# Moderation's withheld records matching the keys of a batch's screened requests (see
+# chat.store.base), the same way (the lookup uses the withheld table's idempotency index).
+_FIND_WITHHELD = (
+    f"SELECT {', '.join('w.' + c.strip() for c in WITHHELD_KEY_COLUMNS.split(','))} "
+    f"FROM json_each(?) AS k JOIN {WITHHELD_TABLE} AS w "
+    "ON w.thread_id = json_extract(k.value, '$[0]') AND w.sender = json_extract(k.value, '$[1]') "
+    "AND w.client_msg_id = json_extract(k.value, '$[2]')"
+)
+
+
+def _withheld_keys(c: Conn, keys: list[IdemKey]) -> dict[IdemKey, Withheld]:
+    if not keys:  # no screened request (moderation off), or all of them stored
+        return {}
+    return dict(withheld_from_row(row)
+                for row in c.execute(_FIND_WITHHELD, (orjson.dumps(keys).decode(),)))
 
 
 _STATE_MAX = 100_000  # threads whose state the writer remembers (see append_batch)
@@ -370,18 +393,20 @@ class SQLiteStore(Store):
         return await self._read(run)
 
     # --- messages
-    async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | ChatError]:
+    async def append_batch(self, batch: Sequence[NewMessage]) -> list[BatchResult]:
         """Append a group-committed batch in one transaction on the writer thread.
 
         Both paths look up the batch's idempotency keys in one statement (a retry is
-        answered with the stored message). Fast path: when the writer remembers the state
+        answered with the stored message), and the keys of its screened requests that are
+        not stored in moderation's withheld table (a retry of a withheld send is answered
+        with its record: see chat.store.base). Fast path: when the writer remembers the state
         of every thread of the batch (it wrote them last), it reads neither last_seq nor the
         log heads, and writes under a savepoint with every thread update conditional on the
         remembered state. A taken seq fails the insert, a thread changed by another
         connection fails a condition: the savepoint is rolled back and the batch takes the
         reading path.
         """
-        def run(c: Conn) -> list[Appended | ChatError]:
+        def run(c: Conn) -> list[BatchResult]:
             state = self._state
             if all(m.thread in state for m in batch):
                 c.execute("SAVEPOINT fast")
@@ -409,13 +434,15 @@ class SQLiteStore(Store):
         return await self._write(run)
 
     def _append_known(self, c: Conn, batch: Sequence[NewMessage],
-                      state: dict[str, ThreadState]) -> list[Appended | ChatError]:
+                      state: dict[str, ThreadState]) -> list[BatchResult]:
         """Write ``batch`` given its threads' stored ``state`` (a thread missing from it does
         not exist). Every thread update (last_seq and log head, one statement) is
         conditional on that state: :class:`_Stale` if it no longer holds (only a remembered
         state can be stale; read under the write lock it holds)."""
+        existing = _stored_keys(c, batch)
         plan = plan_batch(batch, {m.thread: state[m.thread][0] for m in batch
-                                  if m.thread in state}, _stored_keys(c, batch))
+                                  if m.thread in state}, existing,
+                          _withheld_keys(c, screened_keys(batch, existing)))
         if plan.rows:
             c.executemany(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", plan.rows)
