@@ -27,7 +27,7 @@ from aiohttp import web
 from chat.auth import Identity
 from chat.errors import BadRequest, Conflict, Forbidden
 from chat.fanout import Event, role_channel, thread_channel, user_channel
-from chat.http_api import Body, HttpApi, json_response, query_int
+from chat.http_api import Body, HttpApi, json_response, path_id, query_int
 from chat.models import NewMessage, now_us
 from chat.service import ChatService
 
@@ -94,7 +94,7 @@ class ReviewApi:
 
     async def get_item(self, request: web.Request) -> web.Response:
         who = self.staff(request)
-        item = await self.queue.get_item(request.match_info["id"])
+        item = await self.queue.get_item(path_id(request))
         context = await self.service.store.history(item["thread"], limit=10)
         await self.queue.audit(who.user_id, "read_item", target=item["id"],
                                thread=item["thread"])
@@ -105,7 +105,7 @@ class ReviewApi:
 
     async def claim(self, request: web.Request) -> web.Response:
         who = self.staff(request)
-        item = await self.queue.claim(request.match_info["id"], who.user_id)
+        item = await self.queue.claim(path_id(request), who.user_id)
         await self.queue.audit(who.user_id, "claim", target=item["id"], thread=item["thread"])
         return json_response({"item": item})
 
@@ -116,7 +116,7 @@ class ReviewApi:
         if decision not in DECISIONS:
             raise BadRequest(f"decision must be one of {', '.join(DECISIONS)}")
         note = body.text("note", max_chars=2000, required=False, allow_empty=True) or ""
-        item_id = request.match_info["id"]
+        item_id = path_id(request)
         current = await self.queue.get_item(item_id)
         held = None
         if current["withheld_id"] is not None:
@@ -206,7 +206,7 @@ class ReviewApi:
 
     async def thread(self, request: web.Request) -> web.Response:
         who = self.staff(request)
-        thread = await self.service.get_thread(request.match_info["id"])
+        thread = await self.service.get_thread(path_id(request))
         reason = request.query.get("reason", "")
         limit = query_int(request, "limit", default=200, lo=1, hi=1000)
         assert limit is not None
@@ -235,7 +235,7 @@ class ReviewApi:
         every node within the screener's cache time). Messages already held stay in the
         queue for a decision. The note (why) is kept in the audit log."""
         who = self.staff(request)
-        user = request.match_info["user"]
+        user = path_id(request, "user")
         note = ""
         if request.can_read_body:
             body = await Body.read(request)

@@ -29,7 +29,7 @@ from aiohttp import web
 from chat.auth import Identity
 from chat.config import Settings
 from chat.errors import BadRequest, Forbidden, NotFound, TooLarge
-from chat.http_api import Body, Identify, json_response, query_int
+from chat.http_api import Body, Identify, json_response, path_id, query_int
 from chat.models import now_us
 from chat.store.db import Db
 
@@ -162,18 +162,18 @@ class NotificationsApi:
         args: list[Any] = [value] + ([now] if extra else [])
         changed = await self.db.execute(
             f"UPDATE {INBOX} SET {column} = ?{extra} WHERE id = ? AND user_id = ?",
-            *args, request.match_info["id"], who.user_id)
+            *args, path_id(request), who.user_id)
         if not changed:
             raise NotFound("no such notification")
         row = await self.db.fetchrow(f"SELECT {repo.INBOX_COLS} FROM {INBOX} WHERE id = ?",
-                                     request.match_info["id"])
+                                     path_id(request))
         assert row is not None
         return json_response({"notification": repo.notice_json(row),
                               **await self._counts(who.user_id)})
 
     async def deliveries(self, request: web.Request) -> web.Response:
         who = self.identify(request)
-        nid = request.match_info["id"]
+        nid = path_id(request)
         owner = await self.db.fetchval(f"SELECT user_id FROM {INBOX} WHERE id = ?", nid)
         if owner is None or (owner != who.user_id and not who.has("service", "admin")):
             raise NotFound("no such notification")

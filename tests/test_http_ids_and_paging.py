@@ -152,3 +152,35 @@ async def test_http_thread_list_pages_with_next(start: Start) -> None:
     for bad in ("nope", "12", ".t1", "x.t1", "1.", "1." + "x" * 129, "1.t%00"):
         status, _, answer = await call(node, "GET", f"/v1/threads?before={bad}", token)
         assert_error(status, answer, 400, "bad_request")
+
+
+def staff_routes(bad: str) -> list[tuple[str, str, str, Any]]:
+    """(role, method, path, body) for the moderation, dispute and notification routes with an
+    id in their path."""
+    return [
+        ("moderator", "GET", f"/v1/moderation/items/{bad}", None),
+        ("moderator", "POST", f"/v1/moderation/items/{bad}/claim", None),
+        ("moderator", "POST", f"/v1/moderation/items/{bad}/decide",
+         {"decision": "release", "note": "ok"}),
+        ("moderator", "GET", f"/v1/moderation/threads/{bad}", None),
+        ("moderator", "DELETE", f"/v1/moderation/restrictions/{bad}", {"note": "ok"}),
+        ("dispute", "GET", f"/v1/disputes/{bad}", None),
+        ("dispute", "GET", f"/v1/disputes/{bad}/log", None),
+        ("dispute", "GET", f"/v1/disputes/{bad}/access", None),
+        ("dispute", "GET", f"/v1/disputes/{bad}/export", None),
+        ("dispute", "POST", f"/v1/disputes/{bad}/close", {"reason": "done"}),
+        ("client", "GET", f"/v1/evidence/threads/{bad}", None),
+        ("client", "POST", f"/v1/notifications/{bad}/read", None),
+        ("client", "GET", f"/v1/notifications/{bad}/deliveries", None),
+    ]
+
+
+@pytest.mark.parametrize("bad, why", [("t%00x", "NUL"), ("x" * 129, "longer")])
+async def test_bad_path_ids_on_staff_and_notification_routes_are_400(
+        start: Start, bad: str, why: str) -> None:
+    node = await start()
+    for role, method, path, body in staff_routes(bad):
+        token = node.token(f"u-{role}", role)
+        status, _, answer = await call(node, method, path, token, json=body)
+        assert_error(status, answer, 400, "bad_request")
+        assert why in answer["error"]["message"], (path, answer)

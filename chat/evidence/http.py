@@ -21,7 +21,7 @@ from chat.auth import Identity
 from chat.config import Settings
 from chat.errors import ChatError, Forbidden
 from chat.fanout import FanOut
-from chat.http_api import Body, Identify, json_response
+from chat.http_api import Body, Identify, json_response, path_id
 from chat.store.base import Store
 
 from . import tree
@@ -66,25 +66,25 @@ class EvidenceApi:
 
     async def get(self, request: web.Request) -> web.Response:
         who = self.staff(request)
-        d = await self.service.read(who.user_id, request.match_info["id"],
+        d = await self.service.read(who.user_id, path_id(request),
                                     request.query.get("reason", ""))
         return json_response({"dispute": d.to_json()})
 
     async def read_log(self, request: web.Request) -> web.Response:
         who = self.staff(request)
-        out = await self.service.read_log(who.user_id, request.match_info["id"],
+        out = await self.service.read_log(who.user_id, path_id(request),
                                           request.query.get("reason", ""))
         return json_response(out)
 
     async def access_log(self, request: web.Request) -> web.Response:
         who = self.staff(request)
-        rows = await self.service.access_log(who.user_id, request.match_info["id"],
+        rows = await self.service.access_log(who.user_id, path_id(request),
                                              request.query.get("reason", ""))
         return json_response({"access": rows})
 
     async def export(self, request: web.Request) -> web.Response:
         who = self.staff(request)
-        did = request.match_info["id"]
+        did = path_id(request)
         data = await self.service.export(who.user_id, did, request.query.get("reason", ""))
         return web.Response(body=data, content_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="evidence-{did}.zip"'})
@@ -92,7 +92,7 @@ class EvidenceApi:
     async def close(self, request: web.Request) -> web.Response:
         who = self.staff(request)
         body = await Body.read(request)
-        d = await self.service.close(who.user_id, request.match_info["id"],
+        d = await self.service.close(who.user_id, path_id(request),
                                      body.text("reason", max_chars=500) or "",
                                      body.text("resolution", max_chars=2000, required=False))
         return json_response({"dispute": d.to_json()})
@@ -108,7 +108,7 @@ class EvidenceApi:
     async def receipt(self, request: web.Request) -> web.Response:
         """For a participant (or the service): the signed checkpoint covering the thread."""
         who = self._who(request)
-        tid = request.match_info["id"]
+        tid = path_id(request)
         thread = await self.service.store.get_thread(tid)
         if thread is None or (thread.role_of(who.user_id) is None and not who.has("service")):
             raise Forbidden("you do not take part in this thread")
