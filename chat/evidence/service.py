@@ -17,11 +17,11 @@ from chat.fanout import Event, FanOut, user_channel
 from chat.models import new_id, now_us, rfc3339
 from chat.store.base import Store
 
-from . import bundle, transcript, tree
-from .chain import LogEntry, verify_chain
+from . import bundle, merkle, transcript, tree
+from .chain import LogEntry, Problem, verify_chain
 from .keys import Signer
 from .log import DISPUTE_CLOSED, DISPUTE_OPENED, record
-from .schema import ACCESS, DISPUTES, HOLDS, LOG, LOG_COLUMNS
+from .schema import ACCESS, DISPUTES, HOLDS, LEAVES, LOG, LOG_COLUMNS
 
 log = logging.getLogger("tsunagu.evidence")
 
@@ -29,6 +29,12 @@ log = logging.getLogger("tsunagu.evidence")
 def key_path(settings: Settings) -> Path:
     """The signing key: ``evidence_key_file``, or ``<data_dir>/evidence-ed25519.pem``."""
     return Path(settings.evidence_key_file or Path(settings.data_dir) / "evidence-ed25519.pem")
+
+
+def witness_path(settings: Settings) -> Path:
+    """Where a node keeps the last checkpoint it signed: beside its signing key."""
+    path = key_path(settings)
+    return path.with_name(path.name + ".last-checkpoint.json")
 
 
 def warn_node_local_key(settings: Settings) -> bool:
@@ -87,6 +93,9 @@ class EvidenceService:
         self.store = store
         self.fanout = fanout
         self._signer = signer
+        # This node's last signed checkpoint, beside the key file (none for a given signer).
+        self.tree_state = tree.TreeState.load(
+            None if signer is not None else witness_path(settings))
 
     @property
     def signer(self) -> Signer:
@@ -106,7 +115,7 @@ class EvidenceService:
             log.info("evidence signing key %s registered", self.signer.key_id)
 
     async def checkpoint(self) -> tree.Checkpoint:
-        return await tree.commit(self.db, self.signer, now_us())
+        return await tree.commit(self.db, self.signer, now_us(), self.tree_state)
 
     async def _audit(self, staff: str, action: str, thread: str, dispute: str | None,
                      reason: str) -> None:
@@ -191,8 +200,31 @@ class EvidenceService:
         await self._audit(staff, "read_log", d.thread, d.id, reason)
         entries = await self.entries(d.thread)
         problems = verify_chain(entries, thread=d.thread)
+        problems += await self.check_heads(d.thread, entries)
         return {"dispute": d.to_json(), "entries": [e.to_json() for e in entries],
                 "chain_ok": not problems, "problems": [p.to_json() for p in problems]}
+
+    async def check_heads(self, thread_id: str, entries: list[LogEntry]) -> list[Problem]:
+        """The stored tree against what was signed, and the thread's committed heads against
+        its entries: what ``read_log`` adds to the chain check so staff see a forgery."""
+        problems: list[Problem] = []
+        try:
+            await tree.verify_stored(self.db, self.signer, self.tree_state)
+        except tree.TreeTampered as exc:
+            log.error("evidence: the stored tree fails verification: %s", exc.message)
+            problems.append(Problem("consistency", exc.message))
+        by_seq = {e.seq: e for e in entries}
+        for seq, head, lh in await self.db.fetch(
+                f"SELECT log_seq, head, leaf_hash FROM {LEAVES} WHERE thread_id = ? "
+                "ORDER BY idx", thread_id):
+            entry = by_seq.get(int(seq))
+            if merkle.leaf_hash(tree.leaf_data(thread_id, int(seq), head)).hex() != lh:
+                problems.append(Problem("head", "the committed head's leaf does not match "
+                                                "its hash in the tree", int(seq)))
+            elif entry is None or entry.hash != head:
+                problems.append(Problem("head", "this entry is not the one committed to the "
+                                                "signed tree", int(seq)))
+        return problems
 
     async def access_log(self, staff: str, dispute_id: str, reason: str) -> list[dict[str, Any]]:
         reason = check_reason(reason)

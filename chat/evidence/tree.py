@@ -7,20 +7,33 @@ signs a checkpoint of the new size. It runs periodically (every
 the ``evidence_tree`` row is locked, so nodes commit one at a time, and the marked threads'
 rows are locked (``FOR UPDATE``) so no append commits between reading a head and clearing
 its mark.
+
+Before signing, :func:`commit` checks that the stored tree extends what was signed before -
+the latest stored checkpoint (its signature checked with a known key) and this node's own
+last signed checkpoint (:class:`TreeState`, kept in memory and in a file beside the signing
+key, out of the database's reach): the stored leaves must reproduce their roots and the
+stored frontier. Otherwise it refuses to sign, logs an error and raises
+:class:`TreeTampered` - an insider who rewrote already-checkpointed rows cannot get the
+service to sign the rewritten history. A retired key never signs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from chat.errors import ChatError
 from chat.store.db import Db, Executor
 
 from . import merkle
 from .canonical import canonical
-from .keys import Signer, checkpoint_body, public_pem
+from .keys import Signer, checkpoint_body, key_id, load_public_key, public_pem, verify_signature
 from .schema import CHECKPOINTS, KEYS, LEAVES, PENDING, RECEIPTS, TREE
 
 
@@ -39,6 +52,57 @@ class Checkpoint:
 
     def to_json(self) -> dict[str, Any]:
         return {"checkpoint": self.body, "signature": self.signature}
+
+
+log = logging.getLogger("tsunagu.evidence")
+
+
+class TreeTampered(ChatError):
+    """The stored tree does not extend what was signed before: the service refuses to sign."""
+
+    code = "evidence_tampered"
+    status = 500
+
+
+class KeyRetired(ChatError):
+    """The signing key was retired: it signs nothing new."""
+
+    code = "evidence_key_retired"
+    status = 500
+
+
+@dataclass
+class TreeState:
+    """What this node last signed and verified, kept outside the database.
+
+    ``witness``: this node's last signed checkpoint (also written to ``path``, beside the
+    signing key, so a restart keeps it). ``size``/``frontier``: the tree this node last
+    verified, so a commit only re-reads the leaves added since.
+    """
+
+    path: Path | None = None
+    witness: Checkpoint | None = None
+    size: int = 0
+    frontier: merkle.Frontier = field(default_factory=list)
+    verified: bool = False
+
+    @classmethod
+    def load(cls, path: Path | None) -> TreeState:
+        state = cls(path)
+        if path is not None and path.exists():
+            try:
+                doc = orjson.loads(path.read_bytes())
+                state.witness = Checkpoint(doc["checkpoint"], doc["signature"])
+            except (OSError, ValueError, KeyError, TypeError):
+                log.error("evidence: cannot read the last signed checkpoint %s", path)
+        return state
+
+    def signed(self, cp: Checkpoint, frontier: merkle.Frontier) -> None:
+        self.witness, self.size, self.frontier, self.verified = cp, cp.size, frontier, True
+        if self.path is not None:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_bytes(orjson.dumps(cp.to_json()))
+            os.replace(tmp, self.path)
 
 
 def leaf_data(thread: str, seq: int, head: str) -> bytes:
@@ -70,12 +134,121 @@ async def latest(db: Executor) -> Checkpoint | None:
     return None if row is None else Checkpoint(orjson.loads(row[0]), row[1])
 
 
-async def commit(db: Db, signer: Signer, at: int) -> Checkpoint:
-    """Commit every moved thread head; return the (new or unchanged) latest checkpoint."""
+async def _key(db: Executor, kid: Any, signer: Signer | None, at: Any
+               ) -> Ed25519PublicKey | None:
+    """The key ``kid`` (this node's, or a registered one whose id matches its public key),
+    if it was not retired before ``at``."""
+    if signer is not None and kid == signer.key_id:
+        pub: Ed25519PublicKey | None = signer.public
+        row = await db.fetchrow(f"SELECT retired_at FROM {KEYS} WHERE key_id = ?", kid)
+        retired = None if row is None else row[0]
+    else:
+        row = await db.fetchrow(f"SELECT public_key, retired_at FROM {KEYS} WHERE key_id = ?",
+                                kid)
+        if row is None:
+            return None
+        try:
+            pub = load_public_key(str(row[0]).encode())
+        except ValueError:
+            return None
+        if key_id(pub) != kid:
+            return None
+        retired = row[1]
+    if retired is not None and isinstance(at, int) and at > int(retired):
+        return None
+    return pub
+
+
+async def verify_stored(db: Executor, signer: Signer | None, state: TreeState | None = None,
+                        *, size: int | None = None, frontier_json: str | None = None
+                        ) -> merkle.Frontier:
+    """Check the stored tree against every checkpoint signed before; return its frontier.
+
+    Raise :class:`TreeTampered` naming what is wrong: the latest stored checkpoint or this
+    node's last signed one is not validly signed by a known key, is larger than the stored
+    tree, or its root is not the root of the stored leaves' prefix of its size; or the
+    stored frontier is not the one of the stored leaves.
+    """
+    if size is None or frontier_json is None:
+        row = await db.fetchrow(f"SELECT size, frontier FROM {TREE} WHERE id = 1")
+        assert row is not None
+        size, frontier_json = int(row[0]), str(row[1])
+    anchors: list[tuple[str, Checkpoint]] = []
+    stored = await latest(db)
+    if stored is not None:
+        anchors.append(("the latest stored checkpoint", stored))
+    if state is not None and state.witness is not None:
+        anchors.append(("this node's last signed checkpoint", state.witness))
+    for name, cp in anchors:
+        key = await _key(db, cp.body.get("key_id"), signer, cp.body.get("at"))
+        if key is None or not verify_signature(key, cp.body, cp.signature):
+            raise TreeTampered(f"{name} (size {cp.size}) is not validly signed by a known, "
+                               "unretired key")
+        if cp.size > size:
+            raise TreeTampered(f"the stored tree (size {size}) is smaller than {name} "
+                               f"(size {cp.size}): leaves were removed")
+    if stored is not None and state is not None and state.witness is not None \
+            and stored.size < state.witness.size:
+        raise TreeTampered(f"the latest stored checkpoint (size {stored.size}) is older than "
+                           f"this node's last signed one (size {state.witness.size}): signed "
+                           "checkpoints were removed")
+    start, frontier = 0, []
+    if state is not None and state.verified and state.size <= size and all(
+            cp.size >= state.size for _, cp in anchors):
+        start, frontier = state.size, list(state.frontier)
+    roots = {cp.size: (name, cp.root) for name, cp in anchors}
+    if start in roots and merkle.frontier_root(frontier).hex() != roots[start][1]:
+        raise TreeTampered(f"{roots[start][0]} (size {start}) is not the root of the stored "
+                           "leaves: history was rewritten")
+    rows = await db.fetch(f"SELECT idx, leaf_hash FROM {LEAVES} WHERE idx >= ? AND idx < ? "
+                          "ORDER BY idx", start, size)
+    if [int(r[0]) for r in rows] != list(range(start, size)):
+        raise TreeTampered(f"the stored leaves {start}..{size - 1} are not all present")
+    for i, r in enumerate(rows, start + 1):
+        frontier = merkle.frontier_append(frontier, bytes.fromhex(r[1]))
+        if i in roots and merkle.frontier_root(frontier).hex() != roots[i][1]:
+            raise TreeTampered(f"{roots[i][0]} (size {i}) is not the root of the stored "
+                               "leaves: history was rewritten")
+    if frontier != [(h, bytes.fromhex(x)) for h, x in orjson.loads(frontier_json)]:
+        raise TreeTampered("the stored frontier is not the one of the stored leaves")
+    if state is not None:
+        state.size, state.frontier, state.verified = size, frontier, True
+    return frontier
+
+
+async def commit(db: Db, signer: Signer, at: int, state: TreeState | None = None
+                 ) -> Checkpoint:
+    """Commit every moved thread head; return the (new or unchanged) latest checkpoint.
+
+    Refuses (:class:`TreeTampered`, :class:`KeyRetired`) to sign a tree that does not extend
+    the checkpoints signed before, or with a retired key; the error is logged.
+    """
+    try:
+        cp, frontier = await _commit(db, signer, at, state)
+    except (TreeTampered, KeyRetired) as exc:
+        log.error("evidence: refusing to sign a checkpoint: %s", exc.message)
+        if state is not None:
+            state.verified = False
+        raise
+    if state is not None and frontier is not None:
+        state.signed(cp, frontier)
+    return cp
+
+
+async def _commit(db: Db, signer: Signer, at: int, state: TreeState | None
+                  ) -> tuple[Checkpoint, merkle.Frontier | None]:
     async with db.transaction() as tx:
         lock = " FOR UPDATE" if db.dialect == "postgres" else ""
         size, frontier_json = await tx.fetchrow(  # type: ignore[misc]
             f"SELECT size, frontier FROM {TREE} WHERE id = 1{lock}")
+        size = int(size)
+        retired = await tx.fetchrow(f"SELECT retired_at FROM {KEYS} WHERE key_id = ?",
+                                    signer.key_id)
+        if retired is not None and retired[0] is not None:
+            raise KeyRetired(f"the signing key {signer.key_id} was retired; this node must "
+                             "be given the current key (docs/disputes.md)")
+        frontier = await verify_stored(tx, signer, state, size=size,
+                                       frontier_json=frontier_json)
         marked = await tx.fetch(
             f"SELECT t.id, t.log_seq, t.log_head, t.log_committed FROM {PENDING} p "
             f"JOIN threads t ON t.id = p.thread_id ORDER BY t.id{' FOR UPDATE OF t' if lock else ''}")
@@ -85,8 +258,7 @@ async def commit(db: Db, signer: Signer, at: int) -> Checkpoint:
         if not moved:
             current = await latest(tx)
             if current is not None:
-                return current
-        frontier: merkle.Frontier = [(h, bytes.fromhex(x)) for h, x in orjson.loads(frontier_json)]
+                return current, None
         leaves = []
         for i, (tid, seq, head) in enumerate(moved):
             lh = merkle.leaf_hash(leaf_data(tid, int(seq), head))
@@ -107,7 +279,7 @@ async def commit(db: Db, signer: Signer, at: int) -> Checkpoint:
             f"INSERT INTO {CHECKPOINTS} (size, root, at, key_id, body, signature) "
             "VALUES (?, ?, ?, ?, ?, ?)", size, body["root"], at, signer.key_id,
             orjson.dumps(body).decode(), cp.signature)
-        return cp
+        return cp, frontier
 
 
 async def thread_proofs(db: Executor, thread_id: str, cp: Checkpoint) -> list[dict[str, Any]]:

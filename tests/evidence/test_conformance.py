@@ -278,13 +278,11 @@ async def test_bundle_extends_the_checkpoint_the_parties_kept(store: Store,
     assert rep.ok, rep.problems
 
 
-async def test_insider_with_the_key_rebuilding_history_is_caught_by_the_kept_checkpoint(
-    store: Store, evidence: EvidenceService
-) -> None:
+async def rebuild_history(store: Store, evidence: EvidenceService, *, wipe: bool) -> None:
+    """An insider with database access rewrites the thread's chain and, with ``wipe``, the
+    whole tree (leaves, checkpoints, receipts), so that the next commit re-commits it."""
     from chat.evidence.chain import Pending, extend
 
-    await make_thread(store)
-    _, kept = await evidence.open("staff1", T, "claim")
     rows = await evidence.entries(T)
     forged, heads = extend({}, [Pending(T, e.kind, e.actor, {**(e.payload or {}), "body": "改ざん"},
                                         e.at) for e in rows])
@@ -293,16 +291,75 @@ async def test_insider_with_the_key_rebuilding_history_is_caught_by_the_kept_che
     await db.executemany(
         "INSERT INTO thread_log (thread_id, log_seq, kind, actor, at, payload, content_hash, "
         "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [e.row() for e in forged])
+    await db.execute("UPDATE threads SET log_head = ? WHERE id = ?", heads[T][1], T)
+    if not wipe:
+        return
     for stmt in ("DELETE FROM evidence_leaves", "DELETE FROM evidence_checkpoints",
                  "DELETE FROM evidence_receipts", "UPDATE evidence_tree SET size = 0, frontier = '[]'",
                  "UPDATE threads SET log_committed = 0",
                  "INSERT INTO evidence_pending (thread_id) SELECT id FROM threads"):
         await db.execute(stmt)
-    await db.execute("UPDATE threads SET log_head = ? WHERE id = ?", heads[T][1], T)
-    files = await export(evidence)
-    assert bundle.verify_bundle(files, key(evidence)).ok  # self-consistent forgery...
-    rep = bundle.verify_bundle(files, key(evidence), kept)  # ...but not with what bob kept
-    assert rep.kinds() == {"consistency"}
+
+
+async def test_service_refuses_to_sign_a_rebuilt_tree(store: Store,
+                                                      evidence: EvidenceService) -> None:
+    """Wiping the tree and checkpoints and re-committing a rewritten history: the node
+    remembers what it signed (outside the database) and refuses; read_log reports it."""
+    await make_thread(store)
+    d, kept = await evidence.open("staff1", T, "claim")
+    await rebuild_history(store, evidence, wipe=True)
+    with pytest.raises(tree.TreeTampered, match="removed|rewritten"):
+        await evidence.export("staff1", d.id, "for the arbitrator")
+    assert await store.db.fetchval("SELECT count(*) FROM evidence_checkpoints") == 0
+    out = await evidence.read_log("staff1", d.id, "review")
+    assert not out["chain_ok"]
+    assert "consistency" in {p["kind"] for p in out["problems"]}
+    # A restarted node (same key file) still has its last signed checkpoint.
+    again = EvidenceService(evidence.settings, store, evidence.fanout)
+    with pytest.raises(tree.TreeTampered):
+        await again.checkpoint()
+
+
+async def test_service_refuses_to_sign_rewritten_leaves(store: Store,
+                                                        evidence: EvidenceService) -> None:
+    """Rewriting the committed leaves (and the frontier) in place, keeping the stored
+    checkpoints: the latest stored checkpoint's root no longer follows; nothing is signed."""
+    from chat.evidence import merkle
+
+    await make_thread(store)
+    await make_thread(store, "t_other", n=2)
+    cp = await evidence.checkpoint()
+    await rebuild_history(store, evidence, wipe=False)
+    head = (await evidence.entries(T))[-1]
+    db = store.db
+    lh = merkle.leaf_hash(tree.leaf_data(T, head.seq, head.hash)).hex()
+    await db.execute("UPDATE evidence_leaves SET head = ?, leaf_hash = ? WHERE thread_id = ?",
+                     head.hash, lh, T)
+    frontier: merkle.Frontier = []
+    for (h,) in await db.fetch("SELECT leaf_hash FROM evidence_leaves ORDER BY idx"):
+        frontier = merkle.frontier_append(frontier, bytes.fromhex(h))
+    await db.execute("UPDATE evidence_tree SET frontier = ?",
+                     "[" + ",".join(f'[{h},"{x.hex()}"]' for h, x in frontier) + "]")
+    await db.execute("INSERT INTO evidence_pending (thread_id) VALUES (?)", "t_other")
+    await db.execute("UPDATE threads SET log_committed = 0 WHERE id = ?", "t_other")
+    fresh = EvidenceService(evidence.settings, store, evidence.fanout, evidence.signer)
+    with pytest.raises(tree.TreeTampered, match="rewritten"):
+        await fresh.checkpoint()  # no memory of its own: the stored checkpoint suffices
+    assert (await tree.latest(db)) == cp
+
+
+async def test_insider_with_the_key_rebuilding_history_is_caught_by_the_kept_checkpoint(
+    store: Store, evidence: EvidenceService
+) -> None:
+    """Only an insider who also holds the signing key (and not the node's memory of what it
+    signed) gets a rebuilt history signed; the checkpoint a party kept exposes it."""
+    await make_thread(store)
+    _, kept = await evidence.open("staff1", T, "claim")
+    await rebuild_history(store, evidence, wipe=True)
+    insider = EvidenceService(evidence.settings, store, evidence.fanout, evidence.signer)
+    files = await export(insider)
+    rep = bundle.verify_bundle(files, key(evidence), kept)  # not with what bob kept
+    assert "consistency" in rep.kinds()
 
 
 async def test_record_sync_on_the_sqlite_writer_thread(store: Store,
