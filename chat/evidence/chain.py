@@ -27,6 +27,7 @@ from .canonical import NotCanonicalizable, canonical, sha256_hex
 
 GENESIS = "0" * 64
 VERSION = 1
+PURGED = "purged"  # the kind of a purge record (chat.evidence.log.PURGED)
 
 Head = tuple[int, str]  # (log_seq, hash) of a thread's last entry
 
@@ -151,6 +152,22 @@ PROBLEM_KINDS = ("format", "manifest", "altered", "removed", "inserted", "reorde
                  "head", "inclusion", "consistency", "signature", "key")
 
 
+def purge_coverage(entries: Sequence[LogEntry]) -> int:
+    """The highest log_seq a purge record in ``entries`` covers (0: none).
+
+    A purge record is a ``purged`` entry whose (kept) payload names ``through_seq``; it
+    covers the entries before it up to that log_seq. An entry whose payload is null is
+    legitimate only when covered.
+    """
+    cover = 0
+    for e in entries:
+        if e.kind == PURGED and e.payload is not None:
+            through = e.payload.get("through_seq")
+            if isinstance(through, int) and not isinstance(through, bool):
+                cover = max(cover, min(through, e.seq - 1))
+    return cover
+
+
 def _written_seq(e: LogEntry, by_hash: Mapping[str, LogEntry]) -> int | None:
     """The log_seq ``e`` was hashed with, if one nearby (or after its predecessor) fits."""
     candidates = [e.seq - 1, e.seq + 1]
@@ -189,8 +206,12 @@ def verify_chain(entries: Sequence[LogEntry], *, thread: str) -> list[Problem]:
 
     flagged: set[int] = set()
     content_bad: set[int] = set()
+    missing: set[int] = set()
+    covered = purge_coverage(rows)
     for e in rows:
         if e.payload is None:
+            if e.seq > covered:
+                missing.add(e.seq)
             continue
         try:
             if content_hash(e.payload) != e.content_hash:
@@ -241,6 +262,10 @@ def verify_chain(entries: Sequence[LogEntry], *, thread: str) -> list[Problem]:
             problems.append(Problem("reordered", f"stored here but written as log_seq {w}", s))
     for s in sorted(content_bad):
         problems.append(Problem("altered", "the content does not match its content hash", s))
+        flagged.add(s)
+    for s in sorted(missing - flagged):
+        problems.append(Problem("altered", "the content is missing and no purge record "
+                                           "covers this entry", s))
         flagged.add(s)
 
     for e in rows:

@@ -9,7 +9,7 @@ from typing import Any
 from chat.models import rfc3339
 
 from . import log
-from .chain import LogEntry
+from .chain import LogEntry, purge_coverage
 
 # The kinds moderation writes (moderation/queue.py: a withheld attempt is logged as
 # ``moderation.<status>``, held or blocked; see docs/disputes.md). They have no constants.
@@ -42,9 +42,12 @@ def kind_label(kind: str) -> str:
     return KIND_LABELS.get(kind) or f"その他 / Other: {kind}"
 
 
-def _content(e: LogEntry) -> str:
+def _content(e: LogEntry, covered: int) -> str:
     if e.payload is None:
-        return "<em>（内容は保存期間満了により削除済み / content purged after retention）</em>"
+        if e.seq <= covered:
+            return "<em>（内容は保存期間満了により削除済み / content purged after retention）</em>"
+        return ("<strong>（内容が欠落しています。削除記録の対象外です / content missing (not "
+                "covered by a purge record)）</strong>")
     p: dict[str, Any] = e.payload
     if e.kind == "message":
         return html.escape(str(p.get("body", "")))
@@ -58,9 +61,10 @@ def _content(e: LogEntry) -> str:
 
 def render(thread: str, entries: Sequence[LogEntry], *, checkpoint: dict[str, Any],
            exported_at: int, exported_by: str) -> str:
+    covered = purge_coverage(entries)
     rows = "\n".join(
         f"<tr><td>{e.seq}</td><td>{rfc3339(e.at)}</td><td>{html.escape(e.actor)}</td>"
-        f"<td>{html.escape(kind_label(e.kind))}</td><td>{_content(e)}</td>"
+        f"<td>{html.escape(kind_label(e.kind))}</td><td>{_content(e, covered)}</td>"
         f"<td><code>{e.hash[:16]}…</code></td></tr>"
         for e in entries)
     return f"""<!doctype html>

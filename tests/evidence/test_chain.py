@@ -99,9 +99,30 @@ def test_inserted_duplicate_seq_and_listed_out_of_order() -> None:
     assert ("reordered", 2) in kinds([es[0], es[2], es[1], es[3]])
 
 
+def purged_chain(n: int, through: int) -> list[LogEntry]:
+    es = chain(n)
+    more, _ = extend({"t1": (n, es[-1].hash)},
+                     [Pending("t1", "purged", "system", {"through_seq": through, "entries": n,
+                                                        "policy": "p"}, 5000)])
+    return [*es, *more]
+
+
 def test_purged_content_still_verifies() -> None:
-    es = [replace(e, payload=None) for e in chain(5)]
+    es = purged_chain(5, 5)
+    es = [replace(e, payload=None) if e.seq <= 5 else e for e in es]
     assert kinds(es) == []
+
+
+def test_nulled_content_without_a_purge_record_is_altered() -> None:
+    es = [replace(e, payload=None) if e.seq == 3 else e for e in chain(5)]
+    assert kinds(es) == [("altered", 3)]
+    # A purge record covers only the entries it names, and only those before it.
+    es = purged_chain(5, 2)
+    es = [replace(e, payload=None) if e.seq in (2, 4) else e for e in es]
+    assert kinds(es) == [("altered", 4)]
+    # Nulling the purge record itself leaves what it covered uncovered.
+    es = [replace(e, payload=None) for e in purged_chain(3, 3)]
+    assert kinds(es) == [("altered", 1), ("altered", 2), ("altered", 3), ("altered", 4)]
 
 
 @given(st.integers(3, 30), st.sampled_from(["alter", "remove", "swap", "insert", "renumber"]),

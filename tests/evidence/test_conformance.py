@@ -137,6 +137,14 @@ async def test_changed_body_is_detected(store: Store, evidence: EvidenceService)
     assert problems(rep) == [("altered", 4)]
 
 
+async def test_nulled_body_is_not_taken_for_a_purge(store: Store,
+                                                    evidence: EvidenceService) -> None:
+    rep = await tampered(store, evidence, (
+        "UPDATE thread_log SET payload = NULL WHERE thread_id = ? AND log_seq = 4", (T,)))
+    assert problems(rep) == [("altered", 4)]
+    assert "no purge record" in rep.problems[0].detail
+
+
 async def test_deleted_row_is_detected(store: Store, evidence: EvidenceService) -> None:
     rep = await tampered(store, evidence,
                          ("DELETE FROM thread_log WHERE thread_id = ? AND log_seq = 3", (T,)))
@@ -306,9 +314,9 @@ async def test_service_refuses_to_sign_a_rebuilt_tree(store: Store,
     """Wiping the tree and checkpoints and re-committing a rewritten history: the node
     remembers what it signed (outside the database) and refuses; read_log reports it."""
     await make_thread(store)
-    d, kept = await evidence.open("staff1", T, "claim")
+    d, _ = await evidence.open("staff1", T, "claim")
     await rebuild_history(store, evidence, wipe=True)
-    with pytest.raises(tree.TreeTampered, match="removed|rewritten"):
+    with pytest.raises(tree.TreeTampered, match=r"removed|rewritten"):
         await evidence.export("staff1", d.id, "for the arbitrator")
     assert await store.db.fetchval("SELECT count(*) FROM evidence_checkpoints") == 0
     out = await evidence.read_log("staff1", d.id, "review")

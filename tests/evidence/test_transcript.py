@@ -140,3 +140,20 @@ async def test_transcript_of_a_moderated_thread_names_moderation_entries(
                  "moderation.decision"):
         assert f"<td>{kind}</td>" not in page, kind
     assert "Other:" not in page
+
+
+def test_missing_content_is_not_called_a_purge() -> None:
+    from dataclasses import replace
+
+    entries, heads = extend({}, [Pending("t1", log.MESSAGE, "a", {"body": f"b{i}"}, i)
+                                 for i in range(1, 4)])
+    nulled = [replace(e, payload=None) if e.seq == 2 else e for e in entries]
+    page = render("t1", nulled, checkpoint={}, exported_at=1, exported_by="s")
+    assert "content missing (not covered by a purge record)" in page
+    assert "content purged after retention" not in page
+    more, _ = extend({"t1": heads["t1"]}, [Pending("t1", log.PURGED, "system",
+                                                   {"through_seq": 3}, 9)])
+    purged = [*(replace(e, payload=None) for e in entries), *more]
+    page = render("t1", purged, checkpoint={}, exported_at=1, exported_by="s")
+    assert page.count("content purged after retention") == 3
+    assert "content missing" not in page
