@@ -40,7 +40,7 @@ def compile_lower(pattern: str) -> re.Pattern[str]:
 APPS: Final = (
     "(?:"
     + anchor_word(
-        r"whats\s?app|telegram|tg|we\s?chat|discord|disc0rd|chat\s?work|slack|signal|"
+        r"whats\s?app|telegram|te[il]egram|tg|we\s?chat|discord|disc0rd|chat\s?work|slack|signal|"
         r"kakao(?:\s?talk)?|instagram|insta|ig|facebook|fb|messenger|twitter|viber|"
         r"sk[y*]pe|gmail|g-mail|yahoo\s?mail|hotmail|outlook|icloud"
     )
@@ -53,11 +53,14 @@ APPS: Final = (
     # line id is kota_77", "my line id: kota_77"; not "my line id column").
     r"(?:(?<=[^a-z]my )|(?<=^my )|(?<=[^a-z]ur )|(?<=^ur )|(?<=[^a-z]your )|(?<=^your ))"
     r"line[ \-]?id(?=\s*(?:is\s+|[:：→=は]\s*)[「『\"'(（]?@?[a-z0-9])"
+    # ... or followed by ":" and a handle with a letter and a digit or "_" ("line: kota_77",
+    # "ⓛⓘⓝⓔ: kota_77"; not "line: 42", not "line: foo").
+    r"|line(?=\s*[:：]\s*@?(?=[a-z0-9_.\-]*[a-z])(?=[a-z0-9_.\-]*[0-9_])[a-z0-9_.\-]{3})"
     ")"
 )
 
 # LINE and X are ordinary words unless capitalised; matched on the case-preserving view.
-APPS_CASED: Final = r"(?<![A-Za-z0-9])(?:LINE|Line|X)(?![A-Za-z0-9\-])"
+APPS_CASED: Final = r"(?<![A-Za-z0-9])(?:L[Iil]NE|Line|X)(?![A-Za-z0-9\-])"
 
 # A messenger ID (on the keyword view): letters, digits, "." "_" "-", at least three long;
 # Skype's "live:" prefix is part of it.
@@ -122,13 +125,14 @@ QUOTED: Final = (
 # Refusing an off-platform proposal is never an offence.
 REFUSAL: Final = (
     word(
-        r"(?:can'?t|cannot|can not|won'?t|will not|unable to|not able to|don'?t|do not)\s+"
-        r"(?:accept|agree|deal|contract|move|share|give|send|provide|use|do (?:that|this|it)|"
+        r"(?:can'?t|cannot|can not|won'?t|will not|unable to|not able to|don'?t|do not|never)\s+"
+        r"(?:accept|agree|deal|contract|move|share|give|send|provide|use|"
+        r"do (?:that|this|it|direct|deals?|business|contracts?)|"
         r"(?:work|go|pay|trade|meet) (?:outside|off|directly|direct|privately|elsewhere))|"
         r"not allowed|against the (?:terms|rules|tos|policy)|not permitted"
     )
-    + r"|できません|できかねます|致しかねます|いたしかねます|お受けできません|お断り|"
-    r"規約違反|ご遠慮"
+    + r"|できません(?!か)|できかねます|致しかねます|いたしかねます|お受けできません|お断り|"
+    r"規約違反|ご遠慮|禁止(?!しない)|しません(?!か)|しておりません|していません"
 )
 
 # The payment goes through the platform itself.

@@ -196,6 +196,7 @@ _CHAR_TABLE: Final[dict[str, str]] = {
     **_HOMOGLYPHS,
     **_digit_table(),
     "\u3000": " ",
+    "\u2800": " ",  # braille blank
 }
 _char_cache: dict[str, str] = {}
 
@@ -223,7 +224,11 @@ def _fold_cluster_text(cluster: str) -> str:
             out = first
         else:
             out = unicodedata.normalize("NFKC", cluster)
-            out = "".join(_CHAR_TABLE.get(c, c) for c in out)
+            # Combining marks left over (a strike-through or underline on each letter,
+            # "L\u0336I\u0336N\u0336E\u0336") are dropped.
+            out = "".join(
+                _CHAR_TABLE.get(c, c) for c in out if unicodedata.category(c) not in ("Mn", "Me")
+            )
     if len(_char_cache) < 4096:
         _char_cache[cluster] = out
     return out
@@ -404,6 +409,15 @@ _EN_HINT: Final = re.compile(
     left_bounded(sorted(_EN_WORDS, key=len, reverse=True), "[a-z]") + r"(?![a-z])"
 )
 _LONG_MARK_BETWEEN: Final = re.compile(r"[ー〜~](?<=\d.)(?=\d)")
+# A single kanji digit among ASCII digits ("0九0-1234-5678").
+_KANJI_ONE: Final = re.compile("[" + "".join(_KANJI_DIGITS) + r"](?:(?<=[0-9].)|(?=[0-9]))")
+# A phone label glued to the digits ("TEL090-…", "TEL.090-…") or a word glued after a
+# grouped number ("090-1234-5678ok"): a space is put between them.
+_GLUED: Final = re.compile(r"[Ll](?<=[Tt][Ee][Ll])[.:]?(?=[0-9])|[0-9](?<=[\-\s][0-9]{4})(?=[A-Za-z])")
+
+
+def _unglue(m: re.Match[str]) -> str:
+    return m.group() + " "
 
 
 def _number_word_runs(text: str, low: str | None = None) -> list[re.Match[str]]:
@@ -436,12 +450,28 @@ def _kana(m: re.Match[str]) -> str:
     found = list(_KANA_TOKEN.finditer(run))
     if not any(t.group() in _KANA_DISTINCT for t in found):
         return run
-    rest = ""
-    # A lone one-kana token after a separator ending the run is a particle (に, ご, く).
-    while len(found) > 3 and len(found[-1].group()) == 1 and found[-1].start() > found[-2].end():
-        rest = run[found[-1].start():] + rest
-        found.pop()
-    return "".join(_KANA_WORDS[t.group()] for t in found) + " " + rest
+    return "".join(_KANA_WORDS[t.group()] for t in found) + " "
+
+
+def _kana_runs(text: str) -> Iterator[re.Match[str]]:
+    """``_KANA_RUN.finditer(text)``, each run cut before a one-kana particle ending it (に,
+    ご, く): after a separator ("…はち に電話"), or glued to a full number and followed by a
+    word ("…ななはちに電話"); so the particle is left as it is, outside the number's span."""
+    for m in _KANA_RUN.finditer(text):
+        found = list(_KANA_TOKEN.finditer(text, m.start(), m.end()))
+        end = m.end()
+        while len(found) > 3 and len(found[-1].group()) == 1 and (
+            found[-1].start() > found[-2].end()
+            or (len(found) > 10 and found[-1].end() == end < len(text) and not text[end].isspace())
+        ):
+            found.pop()
+            end = found[-1].end()
+        if end == m.end():
+            yield m
+        else:
+            cut = _KANA_RUN.match(text, m.start(), end)
+            if cut is not None:
+                yield cut
 
 
 # Characters IGNORECASE matches with an ASCII letter that ``str.lower`` does not map to it
@@ -472,14 +502,19 @@ def digits(view: View, low: str | None = None) -> View:
     if not text.isascii():
         if _KANJI_RUN.search(text):
             view = rewrite(view, _KANJI_RUN, _kanji)
+        if _KANJI_ONE.search(view.text):
+            view = rewrite(view, _KANJI_ONE, _kanji)
         if _KANA_RUN.search(view.text):
-            view = rewrite(view, _KANA_RUN, _kana)
+            view = rewrite(view, _KANA_RUN, _kana, _kana_runs(view.text))
     runs = _number_word_runs(view.text, low if view.text is text else None)
     if runs:
         view = rewrite(view, _EN_RUN, _english, runs)
     if _O_NEXT_TO_DIGIT.search(view.text) and _O_AS_ZERO_HINT.search(view.text):
         view = rewrite(view, _O_AS_ZERO, _o_zero)
     text = view.text
+    if _GLUED.search(text):
+        view = rewrite(view, _GLUED, _unglue)
+        text = view.text
     if ("ー" in text or "〜" in text or "~" in text) and _LONG_MARK_BETWEEN.search(text):
         view = rewrite(view, _LONG_MARK_BETWEEN, lambda m: "-")
     return view
@@ -490,20 +525,24 @@ def digits(view: View, low: str | None = None) -> View:
 _AT_STRONG: Final = re.compile(
     r"\s*[(\[{<（【]\s*(?:at|アット(?:マーク)?|あっと(?:まーく)?)\s*[)\]}>）】]\s*"
     r"|\s*(?:アットマーク|アット|あっとまーく|あっと|★|☆)\s*"
-    r"|(?<=[A-Za-z0-9._\-])\s*@\s*(?=[A-Za-z0-9\-]+(?:\.|\s*[(\[（【]?\s*(?:dot|ドット)))",
+    r"|(?<=[A-Za-z0-9._\-])\s*@\s*(?=[A-Za-z0-9\-]+(?:\s*[.。]|\s*[(\[（【]?\s*(?:dot|ドット)))",
     re.IGNORECASE,
 )
+_TLD: Final = r"(?:com|net|org|jp|co\.jp|ne\.jp|io|me|info|biz|dev|app|co|uk|us)"
 _AT_WEAK: Final = re.compile(r"(?<=[A-Za-z0-9])\s+at\s+(?=[A-Za-z0-9])", re.IGNORECASE)
 _DOT: Final = re.compile(
     r"\s*[(\[{<（【]\s*(?:dot|ドット|どっと)\s*[)\]}>）】]\s*"
     r"|\s*(?:ドット|どっと)\s*"
-    r"|(?<=[A-Za-z0-9])\s+dot\s+(?=[A-Za-z0-9])",
+    r"|(?<=[A-Za-z0-9])\s+dot\s+(?=[A-Za-z0-9])"
+    # An ideographic full stop or a spaced dot before a common top-level domain
+    # ("tanaka@gmail。com", "tanaka@gmail . com").
+    r"|(?<=[A-Za-z0-9])(?:\s*。\s*|\s+\.\s*|\.\s+)(?=" + _TLD + r"(?![A-Za-z0-9]))",
     re.IGNORECASE,
 )
 # Where the part after the leading whitespace of an `_AT_STRONG`, `_DOT` or `_AT_WEAK`
 # match can start (see `ws_led_finditer`); each starts with one class (fast to search).
 _AT_STRONG_STARTS: Final = re.compile(r"[(\[{<（【アあ★☆@]")
-_DOT_STARTS: Final = re.compile(r"[(\[{<（【ドどdD](?:(?<=[dD])(?=[oO][tT])|(?<![dD]))")
+_DOT_STARTS: Final = re.compile(r"[(\[{<（【ドどdD。.](?:(?<=[dD])(?=[oO][tT])|(?<![dD]))")
 _AT_WEAK_STARTS: Final = re.compile(r"[aA](?=[tT])")
 
 
@@ -603,7 +642,10 @@ def spelled_email(view: View, *, weak_at: bool, low: str | None = None) -> View:
         )
     if weak_at and (low is None or _SPACE_AT.search(low)):
         view = rewrite(view, _AT_WEAK, _at, ws_led_finditer(_AT_WEAK, _AT_WEAK_STARTS, view.text))
-    if low is None or "dot" in low or "ドット" in text or "どっと" in text:
+    if (
+        low is None or "dot" in low or "ドット" in text or "どっと" in text or "。" in text
+        or " ." in text or ". " in text
+    ):
         view = rewrite(view, _DOT, _dot, ws_led_finditer(_DOT, _DOT_STARTS, view.text))
     return view
 

@@ -8,7 +8,9 @@ messages) are cut into candidates of 10–15 digits.  A candidate counts when:
   phone word;
 * otherwise: a valid North American number written 3-3-4 or near a phone word.
 
-Candidates in a sentence about order numbers, SKUs or product codes are ignored.
+A number right behind its own label (``注文番号: …``, ``order #…``) is ignored unless a phone
+word (電話, TEL, call, text me, 携帯…) is in the sentence; amounts with thousands separators
+("3,125,550,123") are never phone numbers.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import phonenumbers
 from moderation.context import Hit, ScanText
 from moderation.gate import Prefiltered
 from moderation.lexicon import word
-from moderation.normalize import folds_oddly, left_bounded
+from moderation.normalize import left_bounded
 
 # A run of digit groups: ``(?<![A-Za-z0-9/#=_.\-])(\+\s?)?\(?\d+(?:SEP{1,3}\(?\d+\)?)*``
 # then no letter or digit; written to start with its first character (+, ( or a digit)
@@ -31,6 +33,14 @@ _GROUPS: Final = re.compile(
     r"[+(\d](?<![A-Za-z0-9/#=_.\-].)(?:(?<=\+)\s?\(?\d+|(?<=\()\d+|(?<=\d)\d*)"
     r"(?:[\s\-.()・、,/|ーの]{1,3}\(?\d+\)?)*(?![A-Za-z0-9])"
 )
+# Thousands separators: an amount or a count ("3,125,550,123"), not a phone number.
+_THOUSANDS: Final = re.compile(r"\d{1,3}(?:,\d{3})+|\d{1,3}(?:\.\d{3}){2,}")
+# The sentence says the digits are not a phone number ("they're SKUs, not phone numbers").
+_DENIED: Final = re.compile(
+    word(r"(?:not|n't|never) (?:a |real |actual )?(?:phone|telephone) numbers?")
+    + r"|電話番号(?:では|じゃ)(?:なく|ない|ありません)",
+    re.IGNORECASE,
+)
 _GROUP: Final = re.compile(r"\d+")
 _PHONE_WORDS: Final = Prefiltered(re.compile(
     word(r"call|phone|tel|text|sms|number|whatsapp|signal|viber|telegram|mobile|cell|reach|"
@@ -38,15 +48,23 @@ _PHONE_WORDS: Final = Prefiltered(re.compile(
     + r"|電話|番号|携帯|ショートメール|連絡|ＳＭＳ|TEL",
     re.IGNORECASE,
 ))
+# The label of a number that is not a phone, right before it ("注文番号: 0901234…",
+# "order #0901234…"): only the number's own label exempts it, not the word anywhere in
+# the sentence.
 _NOT_PHONE: Final = re.compile(
-    word(r"order|orders|sku|skus|product codes?|item|invoice|tracking|serial|ref|reference|"
-         r"zip|postcode|postal|isbn|jan|ean|barcode|worker id|member id|account id|ticket")
-    + r"|注文番号|商品コード|品番|型番|伝票|追跡番号|会員番号|郵便番号|請求書番号|管理番号|受付番号",
+    "(?:" + word(r"order|orders|sku|skus|product codes?|item|invoice|tracking|serial|ref|"
+                 r"reference|zip|postcode|postal|isbn|jan|ean|barcode|worker id|member id|"
+                 r"account id|ticket")
+    + r"|注文番号|商品コード|品番|型番|伝票|追跡番号|会員番号|郵便番号|請求書番号|管理番号|受付番号)"
+    r"(?:\s*(?:no\.?|nos\.?|numbers?|ids?|codes?|番号))?\s*[:：#＃=は.]?\s*[#＃]?\s*(?:no\.?\s*)?$",
     re.IGNORECASE,
 )
-# Searched in the lower-cased text (same length when nothing folds oddly), tried only where
-# one of its literal prefixes occurs.
-_NOT_PHONE_HINTED: Final = Prefiltered(_NOT_PHONE)
+_LABEL_REACH: Final = 40
+# A phone word in the sentence: the number is a phone number whatever label it has.
+_STRONG_PHONE: Final = re.compile(
+    word(r"call|phone|tel|text me|sms|whatsapp|mobile|cell") + r"|電話|携帯|ケータイ|ＴＥＬ|℡",
+    re.IGNORECASE,
+)
 # Fast path: without digits or number words there is no phone number to find.  Each
 # pattern starts with a character class or literals so the regex engine skips ahead fast.
 _SIX_ASCII_DIGITS: Final = re.compile(r"[0-9](?:[^0-9]{0,4}[0-9]){5}")  # in ASCII text
@@ -127,7 +145,6 @@ def find_phones(text: ScanText) -> list[Hit]:
     elif len(_DIGIT.findall(src)) < MIN_DIGITS:
         return hits
     near: bool | None = None
-    src_low: str | None = None  # ``src`` lower-cased ("" if a character folds oddly)
     for run in _GROUPS.finditer(src):
         base = run.start()
         spans = [g.span() for g in _GROUP.finditer(src, base, run.end())]
@@ -137,13 +154,14 @@ def find_phones(text: ScanText) -> list[Hit]:
             cum.append(cum[-1] + b - a)
         if cum[-1] < MIN_DIGITS:
             continue
-        lo, hi = text.sentences(view).bounds(base, run.end())
-        if src_low is None:
-            src_low = src.lower() if not folds_oddly(src) else ""
-        if (
-            _NOT_PHONE_HINTED.exists(src_low, lo, hi, plain_lower=True)
-            if src_low
-            else _NOT_PHONE.search(src, lo, hi)
+        end = run.end()
+        if _THOUSANDS.fullmatch(src, base, end):
+            continue
+        lo, hi = text.sentences(view).bounds(base, end)
+        if _DENIED.search(src, lo, hi):
+            continue
+        if _NOT_PHONE.search(src, max(lo, base - _LABEL_REACH), base) and not (
+            _STRONG_PHONE.search(src, lo, hi)
         ):
             continue
         plus = src[base] == "+"

@@ -143,6 +143,8 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             r"line|whatsapp|telegram|discord|instagram|insta|socials?|メールアドレス|メアド)"
             r"|(?:メール(?:アドレス)?|メアド|アカウント名|ユーザー名|LINE\s?ID|連絡先)"
             r"(?:だけ|も|の方)?を?\s*(?:教えて|お知らせ|お教え|伺え|お送りください|送って)"
+            r"|連絡先(?:を|の)?(?:交換|教え合|共有し(?:ませ|ましょ))"
+            r"|" + _a(r"exchange (?:our )?(?:contacts|contact (?:info|details)|numbers|emails)")
         ),
         window=0,
     ),
@@ -172,7 +174,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             + r"|連絡先[はを]?[^。\n]{0,20}(?:プロフィール|画像|ＱＲ|QR|PDF|添付|ファイル|署名)"
             r"|(?:ここ|こちら)(?:の|と)(?:名前|表示名|ユーザー名|アカウント名|ID)?[^。\n]{0,8}同じ"
             r"|(?:ここ|こちら)の(?:名前|表示名|ユーザー名)の(?:後ろ|前|あと)"
-            r"|QRコード[^。\n]{0,20}(?:読み取|追加|友だち|友達|スキャン|連絡)"
+            r"|(?:QR|ＱＲ)(?:コード)?[^。\n]{0,20}(?:読み取|追加|友だち|友達|スキャン|連絡)"
         ),
         cue=_c(W(r"scan|add|contact|connect|me|my|find") + r"|読み取|追加|連絡|同じ|名前|後ろ|前"),
         block=_c(lx.APP_SUBJECT),

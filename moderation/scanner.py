@@ -30,8 +30,21 @@ from moderation.rules import CUE_RULES, RULES
 MAX_HISTORY: Final = 5
 HISTORY_TAIL_CHARS: Final = 64  # of each previous message, for split evasions
 
+# Combining marks (dropped by `normalize.base`): a span takes those after its end too.
+_MARK: Final = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_MARK_RUN: Final = re.compile(_MARK.pattern + "*")
 _QUOTED: Final = Prefiltered(re.compile(lx.QUOTED))
 _ID_NEXT: Final = re.compile(lx.APP_ID_NEXT)
+# A handle right after the app name (spaces or a newline between): a letter and a digit/_.
+_HANDLE_NEXT: Final = re.compile(
+    r"\s+@?(?P<id>(?=[a-z0-9._\-]*[a-z])(?=[a-z0-9._\-]*[0-9_])[a-z0-9][a-z0-9._\-]{2,})"
+    r"(?![a-z0-9._\-@])"
+)
+# The handle before the app name: "kota_77 is my LINE".
+_ID_BEFORE: Final = re.compile(
+    r"(?<![a-z0-9._\-@])@?(?P<id>(?=[a-z0-9._\-]*[a-z])(?=[a-z0-9._\-]*[0-9_])"
+    r"[a-z0-9][a-z0-9._\-]{2,})\s+(?:is|=)\s+(?:my|our)\s+$"
+)
 _REFUSAL: Final = Prefiltered(re.compile(lx.REFUSAL, re.IGNORECASE))
 _GATE: Final = Gate([r.anchor.pattern for r in CUE_RULES], [r.cased for r in CUE_RULES])
 
@@ -158,8 +171,12 @@ class Scanner:
 
         allowed = self._allowed_spans(st) if self._allow_phrases is not None else None
         spans: dict[tuple[str, int, int], None] = {}
+        original = st.original
+        marks = not original.isascii() and _MARK.search(original) is not None
         for rule_id, view, start, end in hits:
             o_start, o_end = view.span(start, end)
+            if marks:  # combining marks after the last character belong to it
+                o_end = _MARK_RUN.match(original, o_end).end()  # type: ignore[union-attr]
             if o_end <= current_start or o_end <= o_start:
                 continue
             if allowed and any(a <= o_start and o_end <= b for a, b in allowed):
@@ -250,6 +267,23 @@ class _Checks:
         return found
 
 
+# Where a clause ends: a refusal in another clause of the sentence ("ここでは詳しくお話し
+# できませんので、LINEで…", "I can't use this chat well, add me on LINE") is about something
+# else and does not excuse the proposal.
+_CLAUSE_END: Final = re.compile(
+    r"[、,;；—–]|ので|から|けど|けれど|(?<![a-z])(?:but|so|because|and then)(?![a-z])"
+)
+
+
+def _clause(text: str, lo: int, hi: int, a: int, b: int) -> tuple[int, int]:
+    """The clause of ``[lo, hi)`` (a sentence) holding the match ``[a, b)``."""
+    c_lo = lo
+    for m in _CLAUSE_END.finditer(text, lo, a):
+        c_lo = m.end()
+    after = _CLAUSE_END.search(text, b, hi)
+    return c_lo, hi if after is None else after.start()
+
+
 def _inside_quotes(text: str, lo: int, hi: int, a: int, b: int) -> bool:
     if not _QUOTED.exists(text, lo, hi):
         return False
@@ -279,14 +313,23 @@ def _cue_hits(
         if not _word_start(text, a):
             continue
         lo, hi = bounds(a, b)
+        id_before: re.Match[str] | None = None
         if cue is not None:
             c_lo, c_hi = (0, len(text)) if rule.cross_sentence else (lo, hi)
             c_lo, c_hi = max(c_lo, a - rule.window), min(c_hi, b + rule.window)
             if not cue.exists(text, c_lo, c_hi, plain_lower=plain):
-                continue
+                # A handle given with the app name is intent enough: "LINE kota_77" (also
+                # split over two messages), "kota_77 is my LINE".
+                if rule.id_pattern is None:
+                    continue
+                id_before = _ID_BEFORE.search(text, max(0, a - rule.window), a)
+                if id_before is None and not _HANDLE_NEXT.match(
+                    text, b, min(len(text), b + rule.window)
+                ):
+                    continue
         if block is not None and block.exists(text, lo, hi, plain_lower=plain):
             continue
-        if rule.refusable and checks.refused(text, lo, hi):
+        if rule.refusable and checks.refused(text, *_clause(text, lo, hi, a, b)):
             continue
         if rule.skip_quoted and _inside_quotes(text, lo, hi, a, b):
             continue
@@ -295,9 +338,14 @@ def _cue_hits(
             # The ID shared with the app name (its own finding, so masking hides it too):
             # right after the name, or behind a marker (":", "ID は", "is") further on in
             # the line, within the rule's window.
+            # (The line after the app name's line too: the sender's next message.)
             line_end = text.find("\n", b)
+            if line_end >= 0:
+                line_end = text.find("\n", line_end + 1)
             limit = min(b + rule.window, len(text) if line_end < 0 else line_end)
-            id_found = _ID_NEXT.match(text, b, limit) or rule.id_pattern.search(text, b, limit)
+            id_found = id_before or _ID_NEXT.match(text, b, limit) or rule.id_pattern.search(
+                text, b, limit
+            )
             if id_found is not None:
                 group = "id" if id_found.group("id") else "handle"
                 hits.append(
