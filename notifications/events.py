@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -44,6 +44,10 @@ OPTIONAL: dict[str, str] = {
 EVENT_TYPES = tuple(REQUIRED)
 MAX_ID = 128
 MAX_TEXT = 500
+# Times outside these years are refused (400): a date like 0001-01-01 or 9999-12-31 cannot
+# be shown in every time zone (OverflowError) and is never a real deadline.
+MIN_YEAR, MAX_YEAR = 2000, 2200
+MAX_AMOUNT = 2**63 - 1  # BIGINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,29 +67,47 @@ class ContractEvent:
 
 
 def parse_time(value: Any, name: str) -> int:
-    if not isinstance(value, str):
-        raise BadRequest(f"data.{name} must be an RFC 3339 time string")
+    if not isinstance(value, str) or len(value) > 64:
+        raise BadRequest(f"data.{name} must be an RFC 3339 time string", field=f"data.{name}")
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"data.{name} is not an RFC 3339 time: {value[:40]!r}") from None
+        raise BadRequest(f"data.{name} is not an RFC 3339 time: {value[:40]!r}",
+                         field=f"data.{name}") from None
     if dt.tzinfo is None:
-        raise BadRequest(f"data.{name} must carry a UTC offset")
-    return int(dt.timestamp() * 1_000_000)
+        raise BadRequest(f"data.{name} must carry a UTC offset", field=f"data.{name}")
+    try:
+        utc = dt.astimezone(UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise BadRequest(f"data.{name} must be a time in the years {MIN_YEAR}..{MAX_YEAR}: "
+                         f"{value[:40]!r}", field=f"data.{name}")
+    return int(utc.timestamp() * 1_000_000)
+
+
+def _no_control(value: str, what: str, *, text: bool = False) -> None:
+    """Refuse NUL (PostgreSQL cannot store it) and, in ids, every control character."""
+    bad = "\x00" in value if text else any(ord(c) < 32 or ord(c) == 127 for c in value)
+    if bad:
+        raise BadRequest(f"{what} must not contain control characters", field=what)
 
 
 def _field(kind: str, value: Any, name: str) -> Any:
     if kind == "time":
         return parse_time(value, name)
     if kind == "int":
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise BadRequest(f"data.{name} must be a non-negative integer")
+        if not isinstance(value, int) or isinstance(value, bool) or not \
+                0 <= value <= MAX_AMOUNT:
+            raise BadRequest(f"data.{name} must be an integer in 0..{MAX_AMOUNT}",
+                             field=f"data.{name}")
         return value
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"data.{name} must be a non-empty string")
+        raise BadRequest(f"data.{name} must be a non-empty string", field=f"data.{name}")
     limit = MAX_ID if kind == "user" else MAX_TEXT
     if len(value) > limit:
-        raise BadRequest(f"data.{name} is longer than {limit} characters")
+        raise BadRequest(f"data.{name} is longer than {limit} characters", field=f"data.{name}")
+    _no_control(value, f"data.{name}", text=kind != "user")
     return value
 
 
@@ -100,7 +122,9 @@ def parse_event(body: bytes) -> ContractEvent:
     for name in ("id", "type", "thread"):
         value = doc.get(name)
         if not isinstance(value, str) or not value or len(value) > MAX_ID:
-            raise BadRequest(f"field '{name}' must be a string of 1..{MAX_ID} characters")
+            raise BadRequest(f"field '{name}' must be a string of 1..{MAX_ID} characters",
+                             field=name)
+        _no_control(value, name)
     type_ = doc["type"]
     if type_ not in REQUIRED:
         raise BadRequest(f"unknown event type {type_!r}; known: {', '.join(EVENT_TYPES)}",
@@ -142,7 +166,8 @@ def verify_signature(secret: str, timestamp: str | None, signature: str | None,
     except ValueError:
         raise Unauthorized("X-Tsunagu-Timestamp must be Unix seconds") from None
     expected = sign(secret, ts, body)
-    if not hmac.compare_digest(expected, signature.strip()):
+    # compare bytes: compare_digest raises TypeError on a str that is not ASCII
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace")):
         raise Unauthorized("bad signature")
     if abs(now_s - ts) > window_s:
         raise Unauthorized("stale or replayed request: timestamp outside the replay window")

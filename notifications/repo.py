@@ -121,13 +121,15 @@ class Job:
     payload: dict[str, Any]
 
 
-async def claim_due(tx: Executor, now: int, limit: int, dialect: str) -> list[Job]:
+async def claim_due(tx: Executor, now: int, limit: int, dialect: str,
+                    exclude: Sequence[str] = ()) -> list[Job]:
     """The oldest due pending jobs, locked for this transaction (skipping others' locks)."""
+    skip = f"AND id NOT IN ({_in(exclude)}) " if exclude else ""
     sql = (f"SELECT id, kind, thread_id, user_id, due_at, payload FROM {JOBS} "
-           "WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?")
+           f"WHERE state = 'pending' AND due_at <= ? {skip}ORDER BY due_at, id LIMIT ?")
     if dialect == "postgres":
         sql += " FOR UPDATE SKIP LOCKED"
-    rows = await tx.fetch(sql, now, limit)
+    rows = await tx.fetch(sql, now, *exclude, limit)
     return [Job(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in rows]
 
 
@@ -136,6 +138,28 @@ async def finish_jobs(tx: Executor, outcomes: Sequence[tuple[str, str, int, str]
     if outcomes:
         await tx.executemany(
             f"UPDATE {JOBS} SET state = ?, outcome = ?, fired_at = ? WHERE id = ?", outcomes)
+
+
+async def job_error(db: Executor, job_id: str, why: str, now: int, *, give_up_after: int
+                    ) -> bool:
+    """Count one failed attempt to fire a pending job (in ``outcome``); after
+    ``give_up_after`` of them the job is ``failed``. True when it was marked failed."""
+    prior = await db.fetchval(f"SELECT outcome FROM {JOBS} WHERE id = ? AND state = 'pending'",
+                              job_id)
+    if prior is None and not await db.fetchval(
+            f"SELECT count(*) FROM {JOBS} WHERE id = ? AND state = 'pending'", job_id):
+        return False
+    tries = 1
+    if isinstance(prior, str) and prior.startswith("attempt "):
+        head = prior[len("attempt "):].split(" ", 1)[0]
+        tries = int(head) + 1 if head.isdigit() else 1
+    if tries >= give_up_after:
+        await db.execute(f"UPDATE {JOBS} SET state = 'failed', fired_at = ?, outcome = ? "
+                         "WHERE id = ? AND state = 'pending'", now, why, job_id)
+        return True
+    await db.execute(f"UPDATE {JOBS} SET outcome = ? WHERE id = ? AND state = 'pending'",
+                     f"attempt {tries} failed: {why}"[:500], job_id)
+    return False
 
 
 async def next_due(db: Executor) -> int | None:

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chat.fanout import Event, FanOut, user_channel
@@ -81,6 +81,38 @@ class TickResult:
     fired: int
     dropped: int
     notices: tuple[dict[str, Any], ...]  # (user, notice json) after commit, for live push
+    failed: int = 0
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one batch's transaction did (used after its commit)."""
+
+    claimed: int = 0
+    fired: int = 0
+    dropped: int = 0
+    failed: int = 0
+    queued: int = 0
+    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    unread: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: _Batch) -> None:
+        self.claimed += other.claimed
+        self.fired += other.fired
+        self.dropped += other.dropped
+        self.failed += other.failed
+        self.queued += other.queued
+        self.notices.extend(other.notices)
+        self.unread.update(other.unread)
+
+
+# A job whose own transaction fails this many times is marked failed (a transient database
+# error gets as many tries; a job that can never be written no longer blocks the schedule).
+MAX_JOB_ERRORS = 3
+
+
+def _why(exc: BaseException) -> str:
+    return f"error: {exc.__class__.__name__}: {exc}"[:500]
 
 
 class Scheduler:
@@ -95,30 +127,72 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self.fired = 0
         self.dropped = 0
+        self.failed = 0
 
     async def tick(self) -> TickResult:
-        """Fire one batch of due jobs (see the module docstring)."""
+        """Fire one batch of due jobs (see the module docstring).
+
+        A job that cannot be rendered is marked ``failed`` (with the reason) and the rest of
+        the batch goes on. If the batch's transaction fails anyway (a write refused), its
+        jobs are fired one per transaction, so one bad job cannot hold back the others; a
+        job whose own transaction fails MAX_JOB_ERRORS times is marked ``failed``.
+        """
         now = self.clock.now_us()
-        notices: list[tuple[str, dict[str, Any]]] = []
-        fired = dropped = 0
-        queued = 0
-        async with self.db.transaction() as tx:
-            jobs = await repo.claim_due(tx, now, self.cfg.batch, self.db.dialect)
-            if not jobs:
-                return TickResult(0, 0, 0, ())
-            threads = sorted({j.thread for j in jobs})
-            users = sorted({j.user for j in jobs})
-            contracts = await repo.load_contracts(tx, threads)
-            chat_pairs = [(j.thread, j.user) for j in jobs if j.kind == "chat"]
-            seqs = await repo.read_seqs(tx, chat_pairs)
-            profiles = await repo.profiles(tx, users, tz=self.cfg.default_tz,
-                                           quiet=self.cfg.quiet)
-            prefs = await repo.user_prefs(tx, users)
-            targets = await repo.targets(tx, users)
-            outcomes: list[tuple[str, str, int, str]] = []
-            inbox_rows: list[tuple[Any, ...]] = []
-            deliveries: list[tuple[Any, ...]] = []
-            for job in jobs:
+        try:
+            async with self.db.transaction() as tx:
+                jobs = await repo.claim_due(tx, now, self.cfg.batch, self.db.dialect)
+                if not jobs:
+                    return TickResult(0, 0, 0, ())
+                batch = await self._fire(tx, jobs, now)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("scheduler batch failed; firing its jobs one at a time")
+            batch = await self._one_by_one(now)
+        return await self._after(batch)
+
+    async def _one_by_one(self, now: int) -> _Batch:
+        total = _Batch()
+        errored: list[str] = []  # tried once in this pass: the next tick tries them again
+        for _ in range(self.cfg.batch):
+            claimed: list[repo.Job] = []
+            try:
+                async with self.db.transaction() as tx:
+                    claimed = await repo.claim_due(tx, now, 1, self.db.dialect, errored)
+                    if not claimed:
+                        break
+                    part = await self._fire(tx, claimed, now)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not claimed:
+                    raise
+                job = claimed[0]
+                errored.append(job.id)
+                log.exception("notification job %s (%s) failed", job.id, job.kind)
+                failed = await repo.job_error(self.db, job.id, _why(exc), now,
+                                              give_up_after=MAX_JOB_ERRORS)
+                total.claimed += 1
+                total.failed += int(failed)
+                continue
+            total.add(part)
+        return total
+
+    async def _fire(self, tx: Any, jobs: list[repo.Job], now: int) -> _Batch:
+        out = _Batch(claimed=len(jobs))
+        threads = sorted({j.thread for j in jobs})
+        users = sorted({j.user for j in jobs})
+        contracts = await repo.load_contracts(tx, threads)
+        chat_pairs = [(j.thread, j.user) for j in jobs if j.kind == "chat"]
+        seqs = await repo.read_seqs(tx, chat_pairs)
+        profiles = await repo.profiles(tx, users, tz=self.cfg.default_tz, quiet=self.cfg.quiet)
+        prefs = await repo.user_prefs(tx, users)
+        targets = await repo.targets(tx, users)
+        outcomes: list[tuple[str, str, int, str]] = []
+        inbox_rows: list[tuple[Any, ...]] = []
+        deliveries: list[tuple[Any, ...]] = []
+        for job in jobs:
+            try:
                 if job.kind == "chat":
                     last = int(job.payload.get("last_seq", 0))
                     reason = "read in-app" if seqs.get((job.thread, job.user), 0) >= last \
@@ -127,58 +201,78 @@ class Scheduler:
                     reason = check_due(job.kind, job.payload, contracts.get(job.thread), now)
                 if reason is not None:
                     outcomes.append(("dropped", reason, now, job.id))
-                    dropped += 1
+                    out.dropped += 1
                     continue
-                prof = profiles[job.user]
-                category = CATEGORY[job.kind]
-                contract = contracts.get(job.thread)
-                params = contract.params() if contract is not None else {}
-                params.update(job.payload)
-                title, body = notice_text(job.kind, params, locale=prof.locale, tz=prof.tz)
-                urgent = is_urgent(job.kind, job.payload)
-                nid = new_id("n")
-                user_prefs = prefs[job.user]
-                inapp = enabled(user_prefs, category, "inapp")
-                data = {"thread": job.thread, **{k: v for k, v in job.payload.items()
-                                                 if k in ("hours", "count", "days")}}
-                inbox_rows.append((nid, job.user, job.id, job.kind, category, job.thread, title,
-                                   body, repo.dumps(data), int(urgent), now,
-                                   None if inapp else now))
-                if inapp:
-                    notices.append((job.user, {
-                        "id": nid, "kind": job.kind, "category": category,
-                        "thread": job.thread, "title": title, "body": body, "data": data,
-                        "urgent": urgent, "seen": False, "read": False, "archived": False,
-                        "created_at": now}))
-                due = now if urgent else (quiet_until(now, prof.tz, prof.quiet_start,
-                                                      prof.quiet_end) or now)
-                chans = list(targets[job.user])
-                if prof.email:
-                    chans.append(("email", prof.email))
-                for channel, target in chans:
-                    pref_channel = "mobile" if channel in ("fcm", "apns") else channel
-                    if enabled(user_prefs, category, pref_channel):
-                        deliveries.append((new_id("d"), nid, job.user, channel, target, due))
-                outcomes.append(("done", "fired", now, job.id))
-                fired += 1
-            await repo.insert_notices(tx, inbox_rows)
-            await repo.insert_deliveries(tx, deliveries, now)
-            await repo.finish_jobs(tx, outcomes)
-            queued = len(deliveries)
-            unread = await _unread_counts(tx, sorted({u for u, _ in notices}))
+                notice, row, dels = self._render(job, contracts.get(job.thread),
+                                                 profiles[job.user], prefs[job.user],
+                                                 targets[job.user], now)
+            except Exception as exc:  # one bad job must not stop the others
+                log.exception("notification job %s (%s) cannot be fired", job.id, job.kind)
+                outcomes.append(("failed", _why(exc), now, job.id))
+                out.failed += 1
+                continue
+            inbox_rows.append(row)
+            deliveries.extend(dels)
+            if notice is not None:
+                out.notices.append((job.user, notice))
+            outcomes.append(("done", "fired", now, job.id))
+            out.fired += 1
+        await repo.insert_notices(tx, inbox_rows)
+        await repo.insert_deliveries(tx, deliveries, now)
+        await repo.finish_jobs(tx, outcomes)
+        out.queued = len(deliveries)
+        out.unread = await _unread_counts(tx, sorted({u for u, _ in out.notices}))
+        return out
+
+    def _render(self, job: repo.Job, contract: Any, prof: Any,
+                user_prefs: dict[tuple[str, str], bool], user_targets: list[tuple[str, str]],
+                now: int) -> tuple[dict[str, Any] | None, tuple[Any, ...], list[tuple[Any, ...]]]:
+        """The inbox row, the live frame's notice (None if in-app is off) and the deliveries
+        of one job that fires now."""
+        category = CATEGORY[job.kind]
+        params = contract.params() if contract is not None else {}
+        params.update(job.payload)
+        title, body = notice_text(job.kind, params, locale=prof.locale, tz=prof.tz)
+        urgent = is_urgent(job.kind, job.payload)
+        nid = new_id("n")
+        inapp = enabled(user_prefs, category, "inapp")
+        data = {"thread": job.thread, **{k: v for k, v in job.payload.items()
+                                         if k in ("hours", "count", "days")}}
+        row = (nid, job.user, job.id, job.kind, category, job.thread, title, body,
+               repo.dumps(data), int(urgent), now, None if inapp else now)
+        notice = None
+        if inapp:
+            notice = {"id": nid, "kind": job.kind, "category": category, "thread": job.thread,
+                      "title": title, "body": body, "data": data, "urgent": urgent,
+                      "seen": False, "read": False, "archived": False, "created_at": now}
+        due = now if urgent else (quiet_until(now, prof.tz, prof.quiet_start,
+                                              prof.quiet_end) or now)
+        chans = list(user_targets)
+        if prof.email:
+            chans.append(("email", prof.email))
+        deliveries = []
+        for channel, target in chans:
+            pref_channel = "mobile" if channel in ("fcm", "apns") else channel
+            if enabled(user_prefs, category, pref_channel):
+                deliveries.append((new_id("d"), nid, job.user, channel, target, due))
+        return notice, row, deliveries
+
+    async def _after(self, batch: _Batch) -> TickResult:
+        """After the commit: live frames, wake the delivery worker, counters."""
         from chat.models import rfc3339
 
         out = []
-        for user, notice in notices:
+        for user, notice in batch.notices:
             notice["created_at"] = rfc3339(notice["created_at"])
-            payload = {"notification": notice, "unread": unread.get(user, 0)}
+            payload = {"notification": notice, "unread": batch.unread.get(user, 0)}
             self.fanout.publish(Event(user_channel(user), "notification", payload))
             out.append(payload)
-        if queued and self.on_deliveries is not None:
+        if batch.queued and self.on_deliveries is not None:
             self.on_deliveries()
-        self.fired += fired
-        self.dropped += dropped
-        return TickResult(len(jobs), fired, dropped, tuple(out))
+        self.fired += batch.fired
+        self.dropped += batch.dropped
+        self.failed += batch.failed
+        return TickResult(batch.claimed, batch.fired, batch.dropped, tuple(out), batch.failed)
 
     async def run_until_idle(self) -> int:
         """Tick until nothing is due (catch-up); return how many jobs were claimed."""

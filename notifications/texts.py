@@ -113,7 +113,15 @@ EMAIL_FOOTER = {
 
 
 def fmt_time(us: int, tz: str, locale: str) -> str:
-    local = datetime.fromtimestamp(us / 1_000_000, tz=UTC).astimezone(ZoneInfo(tz))
+    try:
+        local = datetime.fromtimestamp(us / 1_000_000, tz=UTC).astimezone(ZoneInfo(tz))
+    except (OverflowError, ValueError, OSError):
+        # A time that cannot be shown in the zone (intake refuses such dates; an old row may
+        # still hold one): UTC rather than an exception in the scheduler's batch.
+        try:
+            return datetime.fromtimestamp(us / 1_000_000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        except (OverflowError, ValueError, OSError):
+            return "?"
     if locale == "ja":
         return f"{local.month}月{local.day}日 {local:%H:%M}"
     return f"{local:%Y-%m-%d %H:%M} ({tz})"

@@ -263,3 +263,71 @@ async def test_two_schedulers_fire_each_job_exactly_once(backend: Backend, tmp_p
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_a_job_that_cannot_be_rendered_does_not_stop_the_others(node: NotifyNode
+                                                                      ) -> None:
+    """Bad rows already in the schedule (a deadline no zone can show, a payload that does
+    not parse) are marked failed with the reason; every other notice of the batch fires."""
+    status, _ = await node.http("PUT", "/v1/notifications/preferences", node.token("bob"),
+                                {"tz": "America/New_York"})
+    assert status == 200
+    thread = await contract(node)
+    await node.tick()
+    async with node.n.store.db.transaction() as tx:
+        await repo.insert_jobs(tx, thread, "legacy", [
+            JobSpec("deadline_changed", "bob", T0 - 3, {"deadline": -62135596800 * 10**6}),
+            JobSpec("chat", "bob", T0 - 2, {"count": "many", "sender": "x", "last_seq": 99}),
+            JobSpec("deposit_requested", "alice", T0 - 1, {}),
+        ], T0 - 10)
+    assert await node.tick() == 3
+    rows = dict(await node.n.store.db.fetch(
+        "SELECT kind, state FROM notify_jobs WHERE dedupe_key LIKE 'legacy:%'"))
+    assert rows == {"deadline_changed": "done", "chat": "failed", "deposit_requested": "done"}
+    outcome = await node.n.store.db.fetchval(
+        "SELECT outcome FROM notify_jobs WHERE kind = 'chat' AND state = 'failed'")
+    assert "ValueError" in outcome
+    assert "deposit_requested" in await kinds(node, "alice")
+    assert node.n.scheduler.failed == 1
+    # later jobs are not held back either
+    await node.event("deposit.paid", thread)
+    assert await node.tick() == 1
+    assert "deposit_paid" in await kinds(node, "bob")
+
+
+async def test_a_batch_whose_write_fails_is_fired_job_by_job(node: NotifyNode,
+                                                             monkeypatch: Any) -> None:
+    """If the batch's transaction fails, its jobs are fired one per transaction: the job
+    that cannot be written is retried, then marked failed; the others fire."""
+    thread = await contract(node)
+    await node.tick()
+    async with node.n.store.db.transaction() as tx:
+        await repo.insert_jobs(tx, thread, "w", [
+            JobSpec("deposit_requested", "alice", T0 - 2, {"poison": True}),
+            JobSpec("rating_request", "bob", T0 - 1, {}),
+        ], T0 - 10)
+    real = repo.insert_notices
+
+    async def refuse_poison(tx: Any, rows: Any) -> None:
+        if any("poison" in r[2] or r[2] == poison for r in rows):
+            raise RuntimeError("the database refused the row")
+        await real(tx, rows)
+
+    poison = await node.n.store.db.fetchval(
+        "SELECT id FROM notify_jobs WHERE dedupe_key LIKE 'w:deposit_requested%'")
+    monkeypatch.setattr(repo, "insert_notices", refuse_poison)
+    await node.tick()
+    state = dict(await node.n.store.db.fetch(
+        "SELECT kind, state FROM notify_jobs WHERE dedupe_key LIKE 'w:%'"))
+    assert state == {"deposit_requested": "pending", "rating_request": "done"}
+    outcome = await node.n.store.db.fetchval("SELECT outcome FROM notify_jobs WHERE id = ?",
+                                             poison)
+    assert outcome.startswith("attempt 1 failed")  # a passing database error gets retries
+    await node.tick()
+    await node.tick()
+    state = dict(await node.n.store.db.fetch(
+        "SELECT kind, state FROM notify_jobs WHERE dedupe_key LIKE 'w:%'"))
+    assert state == {"deposit_requested": "failed", "rating_request": "done"}
+    outcome = await node.n.store.db.fetchval("SELECT outcome FROM notify_jobs WHERE id = ?",
+                                             poison)
+    assert "refused" in outcome
