@@ -64,7 +64,12 @@ APPS_CASED: Final = r"(?<![A-Za-z0-9])(?:L[Iil]NE|Line|X)(?![A-Za-z0-9\-])"
 
 # A messenger ID (on the keyword view): letters, digits, "." "_" "-", at least three long;
 # Skype's "live:" prefix is part of it.
-_ID: Final = r"@?(?:live:(?:\.cid\.)?)?[a-z0-9][a-z0-9._\-]*[a-z0-9_](?<=[a-z0-9_.\-]{3})"
+# Not an ordinary word ("my handle is the same as ..."); Discord's "#1234" is part of it.
+_ID: Final = (
+    r"@?(?!(?:the|same|my|your|here|there|this|that|not|also|a|an|on|in|at|just|still)"
+    r"(?![a-z0-9._\-]))"
+    r"(?:live:(?:\.cid\.)?)?[a-z0-9][a-z0-9._\-]*[a-z0-9_](?<=[a-z0-9_.\-]{3})(?:#[0-9]{4})?"
+)
 
 # A messenger ID written after the app name, searched for within a short window: "ID は
 # sakura_0415", "My Discord is pixelfox_88", "find me at @kenji_dev", "→kota_77".  A ":" or

@@ -529,6 +529,7 @@ _AT_STRONG: Final = re.compile(
     re.IGNORECASE,
 )
 _TLD: Final = r"(?:com|net|org|jp|co\.jp|ne\.jp|io|me|info|biz|dev|app|co|uk|us)"
+_SPACED_DOT_HINT: Final = re.compile(r"\s\.|\.\s")
 _AT_WEAK: Final = re.compile(r"(?<=[A-Za-z0-9])\s+at\s+(?=[A-Za-z0-9])", re.IGNORECASE)
 _DOT: Final = re.compile(
     r"\s*[(\[{<（【]\s*(?:dot|ドット|どっと)\s*[)\]}>）】]\s*"
@@ -644,7 +645,7 @@ def spelled_email(view: View, *, weak_at: bool, low: str | None = None) -> View:
         view = rewrite(view, _AT_WEAK, _at, ws_led_finditer(_AT_WEAK, _AT_WEAK_STARTS, view.text))
     if (
         low is None or "dot" in low or "ドット" in text or "どっと" in text or "。" in text
-        or " ." in text or ". " in text
+        or _SPACED_DOT_HINT.search(text) is not None
     ):
         view = rewrite(view, _DOT, _dot, ws_led_finditer(_DOT, _DOT_STARTS, view.text))
     return view

@@ -35,6 +35,18 @@ _GROUPS: Final = re.compile(
 )
 # Thousands separators: an amount or a count ("3,125,550,123"), not a phone number.
 _THOUSANDS: Final = re.compile(r"\d{1,3}(?:,\d{3})+|\d{1,3}(?:\.\d{3}){2,}")
+# The number is data the worker handles (a public company number to enter, test data for a
+# phone field), not the sender's own: without "me"/"my"/私 in the sentence it is ignored.
+_DATA: Final = re.compile(
+    word(r"test data|sample data|dummy|placeholder|fields?|from (?:the|their|its) (?:website|site)|"
+         r"company'?s|companies'?|listing|listed|spreadsheet|sheet|csv|database|records?")
+    + r"|テストデータ|サンプルデータ|ダミー|入力欄|代表番号|公式サイト|一覧|リスト|スプレッドシート",
+    re.IGNORECASE,
+)
+_FIRST_PERSON: Final = re.compile(
+    word(r"me|my|mine|i|i'm|i'll|us|our|call|text") + r"|私|僕|わたし|俺|弊社|当方|お電話|ご連絡|までご",
+    re.IGNORECASE,
+)
 # The sentence says the digits are not a phone number ("they're SKUs, not phone numbers").
 _DENIED: Final = re.compile(
     word(r"(?:not|n't|never) (?:a |real |actual )?(?:phone|telephone) numbers?")
@@ -133,6 +145,18 @@ def _ascii_digits(text: str) -> int:
     return len(data) - len(data.translate(None, b"0123456789"))
 
 
+def _alone_on_lines(src: str, start: int, end: int) -> bool:
+    """A number across lines (messages) counts without a phone word only when nothing but
+    the digits is on its first and last line: "Chapter 03" + "1234 5678 words total" is
+    no phone number, "090" + "1234" + "5678" is."""
+    if "\n" not in src[start:end]:
+        return True
+    line_start = src.rfind("\n", 0, start) + 1
+    line_end = src.find("\n", end)
+    after = src[end:] if line_end < 0 else src[end:line_end]
+    return not src[line_start:start].strip() and not after.strip(" .、。!?！？")
+
+
 def find_phones(text: ScanText) -> list[Hit]:
     if not _digitish(text.base.text, text.base_lower):
         return []
@@ -160,6 +184,8 @@ def find_phones(text: ScanText) -> list[Hit]:
         lo, hi = text.sentences(view).bounds(base, end)
         if _DENIED.search(src, lo, hi):
             continue
+        if _DATA.search(src, lo, hi) and not _FIRST_PERSON.search(src, lo, hi):
+            continue
         if _NOT_PHONE.search(src, max(lo, base - _LABEL_REACH), base) and not (
             _STRONG_PHONE.search(src, lo, hi)
         ):
@@ -181,8 +207,10 @@ def find_phones(text: ScanText) -> list[Hit]:
                     break  # fewer groups hold fewer digits
                 digits = "".join([src[a:b] for a, b in spans[i:j]])
                 shaped = j - i == 3 and [b - a for a, b in spans[i:j]] == [3, 3, 4]
-                if _is_phone(digits, plus and i == 0, shaped, near):
-                    start = spans[i][0] if i else base
+                start = spans[i][0] if i else base
+                if _is_phone(digits, plus and i == 0, shaped, near) and (
+                    near or _alone_on_lines(src, start, spans[j - 1][1])
+                ):
                     hits.append(Hit("contact.phone", view, start, spans[j - 1][1]))
                     i = j
                     found = True

@@ -85,6 +85,7 @@ class CueRule:
     cross_sentence: bool = False  # the cue may sit in a neighbouring sentence
     id_pattern: re.Pattern[str] | None = None  # reports contact.messenger_id on the ID
     also: tuple[str, ...] = ()  # further rule ids reported for the same match
+    wide_block: re.Pattern[str] | None = None  # like ``block``, anywhere in the scanned text
 
 
 def _c(pattern: str) -> re.Pattern[str]:
@@ -98,7 +99,14 @@ def _a(alternatives: str) -> str:
 _REQUEST = _c(lx.REQUEST)
 _APP_ID = _c(lx.APP_ID)
 _PII_SUBJECT = _c(lx.PII_SUBJECT)
-_PAY_BLOCK = _c(lx.ON_PLATFORM + "|" + lx.PAYMENT_SUBJECT)
+# The payment method is a feature of what is built (a shop, a checkout, a marketplace).
+_PAY_FEATURE = (
+    W(r"(?:shop|store|site|app|checkout|cart)s? (?:should|must|will|to|can) (?:accept|support|offer)|"
+      r"payment (?:methods?|options)|customers?|buyers?|end[- ]users?")
+    + r"|決済(?:方法|手段|機能|画面|システム)|お?支払い?方法|お客様|ユーザー|購入者|"
+    r"マーケットプレイス|画面|機能|開発|に対応して|を追加して"
+)
+_PAY_BLOCK = _c(lx.ON_PLATFORM + "|" + lx.PAYMENT_SUBJECT + "|" + _PAY_FEATURE)
 _MY = r"(?:your|ur|ご|あなたの|お)"
 
 _EXPENSE_BLOCK = _c(
@@ -106,10 +114,21 @@ _EXPENSE_BLOCK = _c(
         r"(?:won'?t|don'?t|do not|will not|never) (?:need to |have to )?(?:buy|pay|purchase)|"
         r"no need to (?:buy|pay|purchase)|already (?:purchased|bought|paid)|"
         r"we(?:'ll| will)? (?:cover|provide|pay for|buy|purchase)|on our (?:side|account)|"
-        r"free of charge|for (?:the|our) (?:lp|landing page|page|banner|site)|escrow|funded"
+        r"free of charge|for (?:the|our) (?:lp|landing page|page|banner|site)|escrow|funded|"
+        r"i(?:'ll| will)? (?:make|pay|fund|send|put down) (?:the |a )?deposit|"
+        r"(?:do|would) you (?:need|want|require) (?:a |the )?deposit|"
+        r"deposit (?:is|has been|was) (?:paid|made|funded|sent)|"
+        r"(?:sales|landing|product) page|page (?:for|you build|you make)|"
+        r"included in (?:your|the|our) (?:quote|price|estimate|budget|fee)"
     )
     + r"|購入済み|当方で|こちらで(?:購入|用意|負担|お支払)|弊社で|弊社が負担|無料|不要|"
-    r"必要はありません|表示|掲載|記事|LP|ＬＰ|仮払い"
+    r"必要はありません|表示|掲載|記事|LP|ＬＰ|仮払い|ページ(?:を|に|の)|見積もり?に含"
+)
+
+# The fee is content of a page the worker builds (in any sentence of the message).
+_WORK_PAGE = _c(
+    W(r"(?:sales|landing|event|course|product|signup|sign-up) page|page you build")
+    + r"|(?:案内|告知|紹介|募集|販売|申込|申し込み|ランディング)ページ"
 )
 
 CUE_RULES: Final[tuple[CueRule, ...]] = (
@@ -200,6 +219,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"direct(?:ly)?\s+(?:contract|contractor|payment|deal|agreement|hire)|"
               r"go(?:ing)?\s+direct|(?:hire|work with|contract with) you directly|"
               r"directly (?:pay|hire|contract)")
+            + r"|" + _a(r"invoice (?:me|you|us) directly")
             + r"|直接(?:契約|発注|取引|お?支払|お?払|お?振り?込|結)|(?:契約|取引)を?直接"
             r"|ちょく(?:で|けいやく|契約|取引)|直(?:取引|契約)"
         ),
@@ -215,18 +235,21 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"instead of (?:the )?platform|bypass (?:the )?(?:platform|site|escrow|fees?)|"
               r"off the books|under the table|privately|"
               r"(?:platform|site|marketplace) (?:doesn'?t|does not|won'?t|need not) (?:need to )?know|"
-              r"(?:close|cancel) (?:this|the) (?:contract|order) and|payment outside")
+              r"(?:close|cancel) (?:this|the) (?:contract|order) and|payment outside|"
+              r"(?:cut out|skip|without|lose|drop) the middle ?(?:man|men)")
             + r"|サイト外|サイトを(?:通さ|介さ|使わ)|(?:運営|プラットフォーム|システム|ここ|こちら)を"
             r"(?:通さ|介さ|通す?と手間|使わ)|外部で(?:契約|取引|やり取り|お?支払)|"
             r"外で(?:相談|やり取り|契約|取引|お?払|お?支払)|運営に(?:見られ|バレ|ばれ|内緒)|"
-            r"別の場所|個人的に(?:契約|取引|お?支払|依頼)|契約し直"
+            r"別の場所|個人的に(?:契約|取引|お?支払|依頼)|契約し直|"
+            r"個人間で(?:の)?(?:やり取り|やりとり|契約|取引|お?支払)|"
+            r"個人で(?:の)?(?:契約|取引)し(?:ませんか|ましょう)"
         ),
     ),
     CueRule(
         "deal.fee_avoidance",
         _c(
             _a(r"(?:save|saves|saving|avoid|dodge)\s+(?:us\s+(?:both\s+)?)?(?:\d+\s?%|"
-              r"(?:the |on |some |on the )?(?:platform |marketplace |site |service )?"
+              r"(?:the |on |some |on the )?(?:\d+\s?% )?(?:platform |marketplace |site |service )?"
               r"(?:fees?|commission|cut))|saves? us both|"
               r"no (?:platform |marketplace |site )?(?:fees?|commission) for (?:either|both|any)|"
               r"(?:no|without) (?:the )?(?:platform|marketplace|site) (?:fees?|commission|cut)|"
@@ -266,6 +289,20 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         ),
         block=_c(lx.ON_PLATFORM + r"|追加契約|追加払い|オプション"),
     ),
+    CueRule(
+        # Direct contact offered with a discount or to save the fee: "直接ご連絡いただければ、
+        # お安くします", "手数料がかかるので、次回からは直接やり取りしましょう".
+        "deal.direct",
+        _c(
+            _a(r"(?:contact|email|message|reach|deal with) (?:me|us) directly")
+            + r"|直接(?:の)?(?:やり取り|やりとり|ご?連絡|ご?依頼|お?取引)"
+        ),
+        cue=_c(
+            W(r"fees?|commission|discount|cheaper|lower (?:price|rate)")
+            + r"|手数料|お安く|安く|値引|割引|お得|次回から|今後は"
+        ),
+        block=_PAY_BLOCK,
+    ),
     # ---- personal_data_request ------------------------------------------------------
     CueRule(
         "pii.home_address",
@@ -301,7 +338,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     ),
     CueRule(
         "pii.my_number",
-        _c(_a(r"my number card|individual number") + r"|マイナンバー|個人番号"),
+        _c(_a(r"my number card|individual number|(?:your|ur) my number") + r"|マイナンバー|個人番号"),
         cue=_c(lx.REQUEST + r"|写真|画像"),
         block=_c(lx.PII_SUBJECT + r"|制度|について|概要"),
         window=40,
@@ -352,7 +389,8 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             + r"|クレジットカード|カード番号|カード情報|有効期限|セキュリティコード"
         ),
         cue=_REQUEST,
-        block=_c(lx.PII_SUBJECT + "|" + W(r"no real|not needed|never") + r"|絶対に|不要"),
+        block=_c(lx.PII_SUBJECT + "|" + W(r"no real|not needed|never|accept|checkout") + r"|絶対に|不要"
+                 r"|決済(?:方法|手段|機能|画面)|に対応して|を追加して"),
         window=50,
     ),
     # ---- expense_demand -------------------------------------------------------------
@@ -366,7 +404,8 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"enrollment fee|tuition|membership fee")
             + r"|保証金|預り金|預かり金|登録料|初期費用|入会金|年会費|協力金|研修費|受講料|"
             r"スターターキット|教材費|(?:マニュアル|教材|資料|ツール|テキスト|登録)代|"
-            r"ライセンス(?:料|費)|定期購入|オンラインサロン|自己投資|事務手数料"
+            r"ライセンス(?:料|費)|定期購入|オンラインサロン|自己投資|事務手数料|参加費|"
+            r"有料(?:会員|プラン|メンバー)"
         ),
         cue=_c(
             lx.PRICE + "|" + W(r"you|your|yourself|required?|requires|have to|has to|must|need|"
@@ -376,6 +415,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         block=_EXPENSE_BLOCK,
         window=80,
         refusable=False,
+        wide_block=_WORK_PAGE,
     ),
     CueRule(
         # Everyday words that are a fee only next to a price: "our style course ($79)".
@@ -389,6 +429,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         block=_EXPENSE_BLOCK,
         window=40,
         refusable=False,
+        wide_block=_WORK_PAGE,
     ),
     CueRule(
         "expense.purchase_on_behalf",
@@ -399,6 +440,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"on you|reimburs\w*|pay you back|add it to your payment|gift ?cards?|"
               r"ad account|codes?|before (?:the|your) first")
             + r"|ご自身で|ご自分で|自分で|自腹|一旦|いったん|お返し|精算|返金|上乗せ|報酬に含|"
+            r"代わりに|代理で|後で(?:お)?(?:払|支払|精算|返)|後払い|代金は後|て(?:送って|発送して)|"
             r"ギフト券|ギフトカード|広告費|出稿費|コード|指定|立て替え|立替|立て替"
         ),
         block=_EXPENSE_BLOCK,
@@ -410,7 +452,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         _c(
             _a(r"(?:earn|get|make) (?:a )?commissions? (?:on|for|from) (?:everyone|anyone|each|"
               r"people|every)|downline|recruit (?:others|friends|people)")
-            + r"|紹介者経由|ダウンライン|紹介料が入|紹介するだけで"
+            + r"|" + _a(r"join (?:our|my|the) business network")
+            + r"|紹介者経由|ダウンライン|紹介料が入|紹介するだけで|ネットワークビジネス|"
+            r"ビジネスネットワークに(?:参加|入|登録)"
         ),
     ),
 )

@@ -329,6 +329,8 @@ def _cue_hits(
                     continue
         if block is not None and block.exists(text, lo, hi, plain_lower=plain):
             continue
+        if rule.wide_block is not None and rule.wide_block.search(text):
+            continue
         if rule.refusable and checks.refused(text, *_clause(text, lo, hi, a, b)):
             continue
         if rule.skip_quoted and _inside_quotes(text, lo, hi, a, b):
