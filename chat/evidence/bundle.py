@@ -3,15 +3,21 @@
 A bundle is a zip (or a directory, or a .tar.gz of one) holding:
 
 ==================  ==============================================================
-manifest.json       format, thread, dispute, exporter, head, checkpoint, file digests
+manifest.json       format, thread, dispute, exporter, head, checkpoint, file digests;
+                    signed (Ed25519 over its RFC 8785 form without ``signature``)
 entries.jsonl       every log entry of the thread, log_seq order (payload null: purged)
 chain.json          the chain: ``[log_seq, prev, hash]`` per entry
 checkpoint.json     the signed checkpoint ``{"checkpoint": {...}, "signature": b64}``
 proof.json          RFC 9162 inclusion proofs of each committed head of the thread
 consistency.json    RFC 9162 consistency proofs from each checkpoint handed to the parties
 keys.json           the service's public keys (PEM), current and retired
-transcript.html     a readable transcript, Japanese and English labels
+transcript.html     a readable transcript, Japanese and English labels (rendered from
+                    entries.jsonl; the verifier re-renders it and compares)
 ==================  ==============================================================
+
+The manifest's fields are checked against the content: entry count, head (the last entry,
+whose inclusion in the checkpoint must be proved), checkpoint, dispute (its
+``dispute_opened`` entry), exporter and time (through the re-rendered transcript).
 
 :func:`verify_bundle` needs nothing else but the published public key; it does no I/O.
 """
@@ -30,12 +36,12 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import merkle
+from . import merkle, transcript
 from .chain import GENESIS, LogEntry, Problem, verify_chain
-from .keys import key_id, load_public_key, verify_signature
+from .keys import Signer, key_id, load_public_key, verify_signature
 from .tree import leaf_data
 
-FORMAT = "tsunagu-evidence-bundle/1"
+FORMAT = "tsunagu-evidence-bundle/2"
 FILES = ("entries.jsonl", "chain.json", "checkpoint.json", "proof.json", "consistency.json",
          "keys.json", "transcript.html")
 
@@ -46,7 +52,7 @@ def _json(value: Any) -> bytes:
 
 def build(*, thread: str, dispute: str | None, entries: list[LogEntry],
           checkpoint: dict[str, Any], proofs: list[dict[str, Any]], keys: list[dict[str, Any]],
-          transcript: str, exported_by: str, exported_at: int,
+          transcript: str, exported_by: str, exported_at: int, signer: Signer,
           consistency: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
     files = {
         "entries.jsonl": b"".join(orjson.dumps(e.to_json()) + b"\n" for e in entries),
@@ -59,13 +65,15 @@ def build(*, thread: str, dispute: str | None, entries: list[LogEntry],
         "transcript.html": transcript.encode(),
     }
     head = {"seq": entries[-1].seq, "hash": entries[-1].hash} if entries else None
-    files["manifest.json"] = _json({
+    manifest = {
         "format": FORMAT, "thread": thread, "dispute": dispute, "exported_by": exported_by,
         "exported_at": exported_at, "entries": len(entries), "head": head,
         "checkpoint": {"size": checkpoint["checkpoint"]["size"],
                        "root": checkpoint["checkpoint"]["root"]},
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
-    })
+        "key_id": signer.key_id,
+    }
+    files["manifest.json"] = _json({**manifest, "signature": signer.sign(manifest)})
     return files
 
 
@@ -158,6 +166,11 @@ def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | Non
             bad(Problem("format", f"entries.jsonl line {n}: {exc}"))
     rep.entries = len(entries)
     rep.problems.extend(verify_chain(entries, thread=thread))
+    try:
+        _check_manifest(rep, manifest, entries, body, proof, keys, public_key,
+                        files.get("transcript.html"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        bad(Problem("manifest", f"unreadable manifest fields: {exc!r}"))
 
     links = {int(s): (p, h) for s, p, h in chain_doc.get("links", [])}
     for e in entries:
@@ -172,11 +185,86 @@ def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | Non
     return rep
 
 
-def _key_for(kid: Any, keys: Any, given: Ed25519PublicKey | None) -> Ed25519PublicKey | None:
+def _check_manifest(rep: Report, manifest: Any, entries: list[LogEntry], body: Any,
+                    proof: Any, keys: Any, given: Ed25519PublicKey | None,
+                    html: bytes | None) -> None:
+    """The manifest's signature, and its fields against the bundle's content."""
+    bad = rep.problems.append
+    unsigned = {k: v for k, v in manifest.items() if k != "signature"}
+    kid = manifest.get("key_id")
+    if not isinstance(manifest.get("signature"), str) or kid is None:
+        bad(Problem("signature", "manifest.json is not signed"))
+    else:
+        key, why = _resolve_key(kid, keys, given, manifest.get("exported_at"))
+        if key is None:
+            bad(Problem("key", f"manifest.json is signed by key {kid}: {why}"))
+        elif given is not None and key is not given and key_id(given) != kid:
+            bad(Problem("key", f"manifest.json is signed by key {kid}, "
+                               f"not by the given key {key_id(given)}"))
+        elif not verify_signature(key, unsigned, manifest["signature"]):
+            bad(Problem("signature", "manifest.json's signature is not valid"))
+    if manifest.get("entries") != len(entries):
+        bad(Problem("manifest", f"manifest.json lists {manifest.get('entries')} entries, "
+                                f"entries.jsonl has {len(entries)}"))
+    last = max(entries, key=lambda e: e.seq) if entries else None
+    head = {"seq": last.seq, "hash": last.hash} if last else None
+    if manifest.get("head") != head:
+        bad(Problem("manifest", "manifest.json's head is not the last entry of entries.jsonl",
+                    last.seq if last else None))
+    if last is not None and not any(
+            int(lf["seq"]) == last.seq for lf in proof.get("leaves", [])):
+        # (a proved head at that log_seq but of another hash is a ``head`` problem)
+        bad(Problem("inclusion", "the bundle does not prove that its last entry's head is "
+                                 "in the checkpoint", last.seq))
+    cp = manifest.get("checkpoint") or {}
+    if cp.get("size") != body.get("size") or cp.get("root") != body.get("root"):
+        bad(Problem("manifest", "manifest.json names another checkpoint than checkpoint.json"))
+    dispute = manifest.get("dispute")
+    if dispute is not None and not any(
+            e.kind == "dispute_opened" and (e.payload or {}).get("dispute") == dispute
+            for e in entries):
+        bad(Problem("manifest", f"no entry opens the dispute {dispute!r} of manifest.json"))
+    if html is not None:
+        exported_at, exported_by = manifest.get("exported_at"), manifest.get("exported_by")
+        if not isinstance(exported_at, int) or not isinstance(exported_by, str) \
+                or transcript.render(manifest.get("thread", ""), entries, checkpoint=body,
+                                     exported_at=exported_at,
+                                     exported_by=exported_by).encode() != html:
+            bad(Problem("manifest", "transcript.html is not the rendering of entries.jsonl "
+                                    "(and the manifest's exporter and time)"))
+
+
+def _resolve_key(kid: Any, keys: Any, given: Ed25519PublicKey | None, at: Any
+                 ) -> tuple[Ed25519PublicKey | None, str]:
+    """The public key ``kid``: the given one if its id is ``kid``, else the one listed in
+    keys.json whose *derived* id is ``kid``. None (and why) if there is none, or if ``at``
+    (a signing time) is after the key's retirement in keys.json."""
+    listed = [k for k in keys if isinstance(k, dict) and k.get("key_id") == kid]
+    retired = next((k.get("retired_at") for k in listed
+                    if isinstance(k.get("retired_at"), int)), None)
+    key: Ed25519PublicKey | None = None
     if given is not None and key_id(given) == kid:
-        return given
-    listed = [k for k in keys if k.get("key_id") == kid]
-    return load_public_key(listed[0]["public_key_pem"].encode()) if listed else None
+        key = given
+    else:
+        for k in listed:
+            try:
+                cand = load_public_key(str(k.get("public_key_pem", "")).encode())
+            except ValueError:
+                continue
+            if key_id(cand) == kid:
+                key = cand
+                break
+        if key is None:
+            return None, ("not in keys.json" if not listed else
+                          "keys.json's key under that id has another id (SHA-256 prefix)")
+    if retired is not None and isinstance(at, int) and at > retired:
+        return None, f"signed at {at}, after the key was retired at {retired}"
+    return key, ""
+
+
+def _key_for(kid: Any, keys: Any, given: Ed25519PublicKey | None, at: Any = None
+             ) -> Ed25519PublicKey | None:
+    return _resolve_key(kid, keys, given, at)[0]
 
 
 def _check_consistency(rep: Report, files: Mapping[str, bytes], body: Any, keys: Any,
@@ -188,10 +276,10 @@ def _check_consistency(rep: Report, files: Mapping[str, bytes], body: Any, keys:
     proven: list[dict[str, Any]] = []
     for item in doc.get("from", []):
         old, sig = item["checkpoint"], item["signature"]
-        key = _key_for(old.get("key_id"), keys, given)
+        key = _key_for(old.get("key_id"), keys, given, old.get("at"))
         if key is None or not verify_signature(key, old, sig):
             bad(Problem("signature", f"the earlier checkpoint of size {old.get('size')} is not "
-                                     "validly signed"))
+                                     "validly signed by an unretired key"))
             continue
         if not merkle.verify_consistency(int(old["size"]), size, bytes.fromhex(old["root"]),
                                          root, [bytes.fromhex(p) for p in item["proof"]]):
@@ -201,7 +289,7 @@ def _check_consistency(rep: Report, files: Mapping[str, bytes], body: Any, keys:
         proven.append(old)
     if kept is not None:
         old = kept["checkpoint"]
-        key = _key_for(old.get("key_id"), keys, given)
+        key = _key_for(old.get("key_id"), keys, given, old.get("at"))
         if key is None or not verify_signature(key, old, kept["signature"]):
             bad(Problem("signature", "the checkpoint you kept is not validly signed by a "
                                      "known key"))
@@ -217,13 +305,15 @@ def _check_checkpoint(rep: Report, thread: str, entries: list[LogEntry], body: A
     # The checkpoint's signature, with the published key.
     kid = body.get("key_id")
     if public_key is None:
-        listed = [k for k in keys if k.get("key_id") == kid]
-        if not listed:
-            bad(Problem("key", f"the checkpoint's key {kid} is not in keys.json"))
+        public_key, why = _resolve_key(kid, keys, None, None)
+        if public_key is None:
+            bad(Problem("key", f"the checkpoint's key {kid}: {why}"))
         else:
-            public_key = load_public_key(listed[0]["public_key_pem"].encode())
             rep.notes.append("signature checked with the bundle's own key: give the published "
                              "key (--public-key) for an independent check")
+    _, retired = _resolve_key(kid, keys, public_key, body.get("at"))
+    if public_key is not None and retired and key_id(public_key) == kid:
+        bad(Problem("key", f"the checkpoint's key {kid}: {retired}"))
     if public_key is not None:
         if key_id(public_key) != kid:
             bad(Problem("key", f"the checkpoint is signed by key {kid}, "

@@ -256,4 +256,4 @@ class EvidenceService:
                             checkpoint=cp.to_json(), proofs=proofs,
                             consistency=await tree.consistency(self.db, thread_id, cp),
                             keys=await tree.public_keys(self.db), transcript=html,
-                            exported_by=exported_by, exported_at=at)
+                            exported_by=exported_by, exported_at=at, signer=self.signer)

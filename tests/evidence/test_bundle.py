@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat.evidence import bundle, merkle
+from chat.evidence import bundle, merkle, transcript
 from chat.evidence.chain import Pending, extend
 from chat.evidence.keys import Signer, checkpoint_body, public_pem
 from chat.evidence.tree import leaf_data
@@ -28,10 +28,11 @@ def make_bundle(n: int = 5) -> dict[str, bytes]:
                "path": [p.hex() for p in merkle.inclusion_proof(1, leaves)]}]
     keys = [{"key_id": SIGNER.key_id, "public_key_pem": public_pem(SIGNER.public),
              "created_at": 0, "retired_at": None}]
-    return bundle.build(thread="t1", dispute="d1", entries=entries,
+    html = transcript.render("t1", entries, checkpoint=body, exported_at=2, exported_by="s1")
+    return bundle.build(thread="t1", dispute=None, entries=entries,
                         checkpoint={"checkpoint": body, "signature": SIGNER.sign(body)},
-                        proofs=proofs, keys=keys, transcript="<html></html>",
-                        exported_by="s1", exported_at=2)
+                        proofs=proofs, keys=keys, transcript=html,
+                        exported_by="s1", exported_at=2, signer=SIGNER)
 
 
 CLEAN = make_bundle()
@@ -64,3 +65,109 @@ def test_random_damage_never_crashes_and_never_verifies(name: str, data: st.Data
     raw[i] = new
     rep = bundle.verify_bundle({**CLEAN, name: bytes(raw)}, SIGNER.public)
     assert not rep.ok
+
+
+def two_head_bundle() -> tuple[dict[str, bytes], list[Any], dict[str, Any]]:
+    """Five entries; heads at log_seq 3 and 5 both committed to the signed checkpoint."""
+    entries, _ = extend({}, [Pending("t1", "message", "alice", {"body": f"本文 {i}"}, i)
+                             for i in range(1, 6)])
+    leaves = [merkle.leaf_hash(leaf_data("t1", e.seq, e.hash)) for e in (entries[2], entries[4])]
+    body = checkpoint_body(size=2, root_hex=merkle.root(leaves).hex(), at=1, kid=SIGNER.key_id)
+    proofs = [{"index": i, "seq": e.seq, "head": e.hash,
+               "path": [p.hex() for p in merkle.inclusion_proof(i, leaves)]}
+              for i, e in enumerate((entries[2], entries[4]))]
+    keys = [{"key_id": SIGNER.key_id, "public_key_pem": public_pem(SIGNER.public),
+             "created_at": 0, "retired_at": None}]
+    cp = {"checkpoint": body, "signature": SIGNER.sign(body)}
+    html = transcript.render("t1", entries, checkpoint=body, exported_at=2, exported_by="s1")
+    files = bundle.build(thread="t1", dispute=None, entries=entries, checkpoint=cp,
+                         proofs=proofs, keys=keys, transcript=html, exported_by="s1",
+                         exported_at=2, signer=SIGNER)
+    return files, entries, {"cp": cp, "proofs": proofs, "keys": keys, "body": body}
+
+
+def redigest(files: dict[str, bytes], **fields: Any) -> dict[str, bytes]:
+    """Rewrite the manifest's fields and file digests, keeping its (now stale) signature."""
+    import hashlib
+
+    import orjson
+
+    m = orjson.loads(files["manifest.json"])
+    m.update(fields)
+    m["files"] = {n: hashlib.sha256(files[n]).hexdigest() for n in m["files"]}
+    return {**files, "manifest.json": orjson.dumps(m)}
+
+
+def test_dropping_the_last_entries_is_caught_by_the_signed_manifest() -> None:
+    import orjson
+
+    files, entries, parts = two_head_bundle()
+    assert bundle.verify_bundle(files, SIGNER.public).ok
+    cut = {**files,
+           "entries.jsonl": b"".join(orjson.dumps(e.to_json()) + b"\n" for e in entries[:3]),
+           "chain.json": orjson.dumps({"genesis": "0" * 64,
+                                       "links": [[e.seq, e.prev, e.hash] for e in entries[:3]]}),
+           "proof.json": orjson.dumps({"tree_size": 2, "leaves": parts["proofs"][:1]}),
+           "transcript.html": transcript.render("t1", entries[:3], checkpoint=parts["body"],
+                                                exported_at=2, exported_by="s1").encode()}
+    # Digests and fields recomputed, the old signature kept: the signature fails.
+    forged = redigest(cut, entries=3, head={"seq": 3, "hash": entries[2].hash})
+    assert bundle.verify_bundle(forged, SIGNER.public).kinds() == {"signature"}
+    # Signature dropped: unsigned.
+    m = orjson.loads(forged["manifest.json"])
+    del m["signature"]
+    rep = bundle.verify_bundle({**forged, "manifest.json": orjson.dumps(m)}, SIGNER.public)
+    assert "signature" in rep.kinds() and not rep.ok
+    # Fields left as they were (digests only): the manifest names the missing head.
+    rep = bundle.verify_bundle(redigest(cut), SIGNER.public)
+    assert {"signature", "manifest"} <= rep.kinds()
+
+
+def test_manifest_fields_and_transcript_are_checked_against_the_content() -> None:
+    import hashlib
+
+    import orjson
+
+    files, entries, _ = two_head_bundle()
+
+    def resign(fs: dict[str, bytes], **fields: Any) -> dict[str, bytes]:
+        m = orjson.loads(fs["manifest.json"])
+        del m["signature"]
+        m.update(fields)
+        m["files"] = {n: hashlib.sha256(fs[n]).hexdigest() for n in m["files"]}
+        return {**fs, "manifest.json": orjson.dumps({**m, "signature": SIGNER.sign(m)})}
+
+    assert bundle.verify_bundle(resign(files), SIGNER.public).ok
+    doctored = files["transcript.html"].replace("本文 2".encode(), "支払い済み".encode())
+    rep = bundle.verify_bundle(resign({**files, "transcript.html": doctored}), SIGNER.public)
+    assert [p.kind for p in rep.problems] == ["manifest"]
+    assert "transcript.html" in rep.problems[0].detail
+    for fields in ({"entries": 4}, {"head": {"seq": 4, "hash": entries[3].hash}},
+                   {"dispute": "d_other"}, {"checkpoint": {"size": 1, "root": "00"}},
+                   {"exported_by": "someone else"}):
+        rep = bundle.verify_bundle(resign(files, **fields), SIGNER.public)
+        assert rep.kinds() == {"manifest"}, (fields, rep.problems)
+
+
+def test_key_ids_are_derived_and_retirement_is_enforced() -> None:
+    import orjson
+
+    files, _, parts = two_head_bundle()
+    other = Signer(Ed25519PrivateKey.generate())
+    # keys.json labels another public key with the signer's id: not trusted.
+    lying = [{**parts["keys"][0], "public_key_pem": public_pem(other.public)}]
+    rep = bundle.verify_bundle(
+        redigest({**files, "keys.json": orjson.dumps({"keys": lying})}), None)
+    assert "key" in rep.kinds()
+    # A checkpoint signed after its key's retirement (keys.json says so) fails.
+    retired = [{**parts["keys"][0], "retired_at": 0}]
+    fs = {**files, "keys.json": orjson.dumps({"keys": retired})}
+    import hashlib
+
+    m = orjson.loads(fs["manifest.json"])
+    del m["signature"]
+    m["files"] = {n: hashlib.sha256(fs[n]).hexdigest() for n in m["files"]}
+    fs["manifest.json"] = orjson.dumps({**m, "signature": SIGNER.sign(m)})
+    rep = bundle.verify_bundle(fs, SIGNER.public)
+    assert "key" in rep.kinds()
+    assert any("retired" in p.detail for p in rep.problems)
