@@ -112,7 +112,12 @@ def leaf_data(thread: str, seq: int, head: str) -> bytes:
 async def register_key(db: Db, signer: Signer, at: int) -> bool:
     """Record ``signer``'s public key; a new key retires the previous one. True if new."""
     async with db.transaction() as tx:
-        if await tx.fetchval(f"SELECT 1 FROM {KEYS} WHERE key_id = ?", signer.key_id):
+        row = await tx.fetchrow(f"SELECT retired_at FROM {KEYS} WHERE key_id = ?",
+                                signer.key_id)
+        if row is not None:
+            if row[0] is not None:
+                log.error("evidence: this node's signing key %s was retired at %s; it will "
+                          "not sign (give it the current key)", signer.key_id, row[0])
             return False
         await tx.execute(f"UPDATE {KEYS} SET retired_at = ? WHERE retired_at IS NULL", at)
         await tx.execute(

@@ -113,6 +113,11 @@ async def test_key_rotation_is_recorded_and_old_bundles_verify(
     assert bundle.verify_bundle(new_files, key(new)).ok
     rep = bundle.verify_bundle(new_files, old_key)
     assert rep.kinds() == {"key"}
+    # The node left with the retired key refuses to sign anything new.
+    with pytest.raises(tree.KeyRetired):
+        await evidence.checkpoint()
+    with pytest.raises(tree.KeyRetired):
+        await evidence.bundle_files(T, dispute=None, exported_by="staff1")
 
 
 # --- tampering with the stored rows
