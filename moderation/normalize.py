@@ -414,6 +414,9 @@ _KANJI_ONE: Final = re.compile("[" + "".join(_KANJI_DIGITS) + r"](?:(?<=[0-9].)|
 # A phone label glued to the digits ("TEL090-…", "TEL.090-…") or a word glued after a
 # grouped number ("090-1234-5678ok"): a space is put between them.
 _GLUED: Final = re.compile(r"[Ll](?<=[Tt][Ee][Ll])[.:]?(?=[0-9])|[0-9](?<=[\-\s][0-9]{4})(?=[A-Za-z])")
+# Necessary for `_GLUED` and faster to search (they start with literals).
+_GLUED_TEL: Final = re.compile(r"(?i)tel[.:]?[0-9]")
+_GLUED_AFTER: Final = re.compile(r"[\-\s][0-9]{4}[A-Za-z]")
 
 
 def _unglue(m: re.Match[str]) -> str:
@@ -512,7 +515,7 @@ def digits(view: View, low: str | None = None) -> View:
     if _O_NEXT_TO_DIGIT.search(view.text) and _O_AS_ZERO_HINT.search(view.text):
         view = rewrite(view, _O_AS_ZERO, _o_zero)
     text = view.text
-    if _GLUED.search(text):
+    if (_GLUED_TEL.search(text) or _GLUED_AFTER.search(text)) and _GLUED.search(text):
         view = rewrite(view, _GLUED, _unglue)
         text = view.text
     if ("ー" in text or "〜" in text or "~" in text) and _LONG_MARK_BETWEEN.search(text):
@@ -529,7 +532,9 @@ _AT_STRONG: Final = re.compile(
     re.IGNORECASE,
 )
 _TLD: Final = r"(?:com|net|org|jp|co\.jp|ne\.jp|io|me|info|biz|dev|app|co|uk|us)"
-_SPACED_DOT_HINT: Final = re.compile(r"\s\.|\.\s")
+# Necessary for the 。/spaced-dot alternatives of `_DOT`: a 。 or a dot with whitespace
+# around it, then a common top-level domain.
+_SPACED_DOT_HINT: Final = re.compile(r"\.(?:(?<=\s\.)|(?=\s))\s*" + _TLD + r"(?![A-Za-z0-9])", re.I)
 _AT_WEAK: Final = re.compile(r"(?<=[A-Za-z0-9])\s+at\s+(?=[A-Za-z0-9])", re.IGNORECASE)
 _DOT: Final = re.compile(
     r"\s*[(\[{<（【]\s*(?:dot|ドット|どっと)\s*[)\]}>）】]\s*"

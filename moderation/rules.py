@@ -127,7 +127,7 @@ _EXPENSE_BLOCK = _c(
 
 # The fee is content of a page the worker builds (in any sentence of the message).
 _WORK_PAGE = _c(
-    W(r"(?:sales|landing|event|course|product|signup|sign-up) page|page you build")
+    _a(r"(?:sales|landing|event|course|product|signup|sign-up) page|page you build")
     + r"|(?:案内|告知|紹介|募集|販売|申込|申し込み|ランディング)ページ"
 )
 
