@@ -17,6 +17,7 @@ from aiohttp import web
 from .auth import Identity, TokenVerifier
 from .config import Settings
 from .errors import BadRequest, ChatError, Forbidden, NotFound, RateLimited, Unauthorized
+from .evidence.canonical import NotCanonicalizable, check_numbers
 from .frames import MAX_ID_CHARS
 from .limits import RateLimiter
 from .service import WITHHELD_STATUSES, ChatService
@@ -273,8 +274,16 @@ class HttpApi:
         tid = path_id(request)
         body = await Body.read(request)
         text = body.req_str("body", max_chars=self.settings.max_body_chars)
+        data = body.obj("data")
+        if data is not None:
+            # Logged as evidence (RFC 8785): a number beyond ±(2^53-1) has no stable form,
+            # and refused inside the group commit it would fail the whole batch.
+            try:
+                check_numbers(data, "data")
+            except NotCanonicalizable as exc:
+                raise BadRequest(str(exc)) from None
         appended = await self.service.post_system(
-            tid, text, body.obj("data"),
+            tid, text, data,
             client_msg_id=body.text("client_msg_id", required=False),
         )
         return json_response({"message": appended.message.view(None)},

@@ -6,6 +6,13 @@ number formatting), integers within the IEEE-754 safe range - and otherwise with
 ``rfc8785`` library (Trail of Bits), the reference. orjson and JCS escape strings alike
 (``\\b \\t \\n \\f \\r \\" \\\\``, other controls as lowercase ``\\u00xx``, nothing else);
 ``tests/evidence/test_canonical.py`` checks the equivalence with hypothesis.
+
+Every number must be finite and within the IEEE-754 safe range, ±(2**53 - 1)
+(:func:`check_numbers`): a float beyond it has an integral JCS form (``1e16`` is written
+``10000000000000000``) that reads back as an integer JCS refuses, so the stored form would
+not round-trip and an untouched entry would verify as altered. The log refuses such a
+payload when it is appended (``chain.extend``, :class:`NotCanonicalizable`); the HTTP edge
+refuses it earlier (400). :func:`canonical` itself stays plain RFC 8785.
 """
 
 from __future__ import annotations
@@ -19,6 +26,27 @@ import rfc8785
 
 class NotCanonicalizable(ValueError):
     """The value has no JSON form under RFC 8785 (e.g. an integer beyond 2**53)."""
+
+
+MAX_SAFE = 2**53 - 1
+
+
+def check_numbers(value: Any, where: str = "value") -> None:
+    """Raise :class:`NotCanonicalizable` naming the first number that is not finite or not
+    within ±(2**53 - 1); ``where`` prefixes the path (e.g. ``data``)."""
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        path, v = stack.pop()
+        t = type(v)
+        if t is dict:
+            stack.extend((f"{path}.{k}", x) for k, x in v.items())
+        elif t is list or t is tuple:
+            stack.extend((f"{path}[{i}]", x) for i, x in enumerate(v))
+        elif t is int or t is float:
+            if v != v or abs(v) > MAX_SAFE:  # NaN, infinities and beyond the safe range
+                raise NotCanonicalizable(
+                    f"the number at {path} is not finite or not within ±(2^53-1) "
+                    "(JSON numbers must be exactly representable; send big ids as strings)")
 
 
 def _fast_ok(value: Any) -> bool:

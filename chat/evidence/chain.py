@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .canonical import NotCanonicalizable, canonical, sha256_hex
+from .canonical import MAX_SAFE, NotCanonicalizable, canonical, check_numbers, sha256_hex
 
 GENESIS = "0" * 64
 VERSION = 1
@@ -34,6 +34,29 @@ Head = tuple[int, str]  # (log_seq, hash) of a thread's last entry
 
 def content_hash(payload: Any) -> str:
     return sha256_hex(canonical(payload))
+
+
+def _big_ints_as_floats(value: Any) -> Any:
+    """``value`` with integers beyond 2**53 read back as the floats they were written from
+    (entries logged before payload numbers were limited: ``1e16`` was stored as the JCS
+    form ``10000000000000000``, which reads back as an integer)."""
+    if type(value) is int and abs(value) > MAX_SAFE:
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _big_ints_as_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_big_ints_as_floats(v) for v in value]
+    return value
+
+
+def _content_ok(e: LogEntry) -> bool:
+    try:
+        return content_hash(e.payload) == e.content_hash
+    except NotCanonicalizable:
+        try:
+            return content_hash(_big_ints_as_floats(e.payload)) == e.content_hash
+        except NotCanonicalizable:
+            return False
 
 
 _HEADER_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
@@ -113,6 +136,16 @@ class LogEntry:
                           content=self.content_hash, prev=self.prev)
 
 
+def _fast_safe(value: Any) -> bool:
+    """True for the usual payload: a flat object of strings, bools, nulls, safe integers."""
+    for v in value.values():
+        t = type(v)
+        if t is str or t is bool or v is None or (t is int and -MAX_SAFE <= v <= MAX_SAFE):
+            continue
+        return False
+    return True
+
+
 def extend(heads: Mapping[str, Head], pending: Sequence[Pending]
            ) -> tuple[list[LogEntry], dict[str, Head]]:
     """Chain ``pending`` onto ``heads``; return the entries and every changed head."""
@@ -122,6 +155,8 @@ def extend(heads: Mapping[str, Head], pending: Sequence[Pending]
     for p in pending:
         seq, prev = current.get(p.thread, (0, GENESIS))
         seq += 1
+        if not _fast_safe(p.payload):
+            check_numbers(p.payload, "payload")  # the stored form must read back the same
         form = canonical(p.payload)  # hashed, and stored as the payload's text
         ch = sha256_hex(form)
         h = entry_hash(thread=p.thread, seq=seq, kind=p.kind, actor=p.actor, at=p.at,
@@ -213,10 +248,7 @@ def verify_chain(entries: Sequence[LogEntry], *, thread: str) -> list[Problem]:
             if e.seq > covered:
                 missing.add(e.seq)
             continue
-        try:
-            if content_hash(e.payload) != e.content_hash:
-                content_bad.add(e.seq)
-        except NotCanonicalizable:
+        if not _content_ok(e):
             content_bad.add(e.seq)
     by_hash = {e.hash: e for e in rows}
     written: dict[int, int | None] = {}

@@ -116,3 +116,60 @@ async def test_evidence_and_notification_calls_share_the_http_rate_limit(
         assert status == 200  # per user
     finally:
         await node.stop()
+
+
+async def test_system_data_numbers_are_checked_at_the_edge(settings_factory: Any) -> None:
+    """A number JSON cannot carry exactly is a 400 for that request; the other messages of
+    the same moment are logged and the log still verifies."""
+    import asyncio
+
+    node = await Node(settings_factory()).start()
+    try:
+        tid = (await node.create_thread(("alice", "client"), ("bob", "worker")))["id"]
+        svc = node.token("platform", "service")
+        path = f"/v1/threads/{tid}/system"
+        bad = [{"id": 2**53}, {"n": [1, {"x": -(2**60)}]}, {"f": 1e16}, {"big": 2**70}]
+        ok = [{"id": 2**53 - 1, "amount": 50000.5}, {"id": "12345678901234567890"}]
+        results = await asyncio.gather(*(
+            node.http("POST", path, svc, {"body": "仮払い / deposit", "data": d})
+            for d in (*bad, *ok)))
+        for (status, out), d in zip(results, (*bad, *ok), strict=True):
+            if d in bad:
+                assert status == 400, (d, out)
+                assert "2^53" in out["error"]["message"] and "string" in out["error"]["message"]
+            else:
+                assert status == 201, (d, out)
+        staff = node.token("s1", "dispute")
+        status, out = await node.http("POST", "/v1/disputes", staff,
+                                      {"thread": tid, "reason": "check"})
+        assert status == 201, out
+        status, out = await node.http("GET", f"/v1/disputes/{out['dispute']['id']}/log"
+                                      "?reason=check", staff)
+        assert status == 200 and out["chain_ok"], out["problems"]
+        assert sum(e["kind"] == "message" for e in out["entries"]) == len(ok)
+    finally:
+        await node.stop()
+
+
+def test_unsafe_payload_numbers_are_refused_at_append_and_old_entries_verify() -> None:
+    import pytest
+
+    from chat.evidence.canonical import NotCanonicalizable
+    from chat.evidence.chain import LogEntry, Pending, extend, verify_chain
+
+    with pytest.raises(NotCanonicalizable, match=r"payload\.data\.f"):
+        extend({}, [Pending("t1", "message", "svc", {"data": {"f": 1e16}}, 1)])
+    # An entry written before the limit: 1e16 stored as its JCS form, an integer on re-read.
+    import orjson
+
+    from chat.evidence.canonical import canonical, sha256_hex
+    from chat.evidence.chain import GENESIS, entry_hash
+
+    form = canonical({"data": {"f": 1e16}})
+    ch = sha256_hex(form)
+    h = entry_hash(thread="t1", seq=1, kind="message", actor="svc", at=1, content=ch,
+                   prev=GENESIS)
+    stored = LogEntry.from_row(("t1", 1, "message", "svc", 1, form.decode(), ch, GENESIS, h))
+    assert stored.payload == {"data": {"f": 10**16}}
+    assert orjson.loads(form) == stored.payload
+    assert verify_chain([stored], thread="t1") == []
