@@ -56,6 +56,7 @@ class Result:
     detail: str
     gone: bool = False
     retry: bool = False
+    retry_after_s: float | None = None  # the service's Retry-After, when it sent one
 
 
 SENT = Result(True, "sent")

@@ -25,13 +25,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from chat.models import new_id
 from chat.store.db import Db
 
 from . import repo
 from .channels import Outgoing, Result, Sender
-from .rules import retry_delay_s
+from .rules import retry_delay_s, still_applies
 from .scheduler import Clock
-from .schema import DELIVERIES, DEVICES, INBOX, WEBPUSH
+from .schema import DELIVERIES, DEVICES, INBOX, JOBS, WEBPUSH
+from .texts import notice_text
 
 log = logging.getLogger("tsunagu.notify.delivery")
 
@@ -46,6 +50,53 @@ class DeliveryConfig:
     concurrency: int = 32
     tick_s: float = 1.0
     default_tz: str = "Asia/Tokyo"
+    send_timeout_s: float = 10.0
+
+
+# A Retry-After from a push service is honoured up to this long (a bad or hostile value must
+# not park a delivery for days).
+RETRY_AFTER_MAX_S = 3600.0
+# One send may take up to this many timeouts (FCM: token, send, send again after a 401).
+SEND_TIMEOUTS = 3
+
+
+@dataclass(slots=True)
+class _Row:
+    """One claimed delivery with what sending it needs."""
+
+    id: str
+    notice: str
+    user: str
+    channel: str
+    target: str
+    attempts: int
+    kind: str
+    category: str
+    thread: str
+    title: str
+    body: str
+    urgent: bool
+    read_at: int | None
+    p256dh: str | None
+    auth: str | None
+    push_owner: str | None  # who the Web Push endpoint is registered to now
+    device_owner: str | None  # who the FCM/APNs token is registered to now
+    job_state: str | None
+    payload: dict[str, Any]
+    created_at: int
+    skip: str | None = None  # why it is not sent, decided before sending
+
+
+_CLAIM_COLS = (
+    "d.id, d.notice_id, d.user_id, d.channel, d.target, d.attempts, n.kind, n.category, "
+    "n.thread_id, n.title, n.body, n.urgent, n.read_at, w.p256dh, w.auth, w.user_id, "
+    "v.user_id, j.state, j.payload, n.created_at")
+_CLAIM_FROM = (
+    f"{DELIVERIES} d JOIN {INBOX} n ON n.id = d.notice_id "
+    f"LEFT JOIN {JOBS} j ON j.id = n.job_id "
+    f"LEFT JOIN {WEBPUSH} w ON d.channel = 'webpush' AND w.endpoint = d.target "
+    f"LEFT JOIN {DEVICES} v ON d.channel IN ('fcm', 'apns') AND v.platform = d.channel "
+    "AND v.token = d.target")
 
 
 class DeliveryWorker:
@@ -59,55 +110,164 @@ class DeliveryWorker:
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sem = asyncio.Semaphore(cfg.concurrency)
+        self.lost_leases = 0
 
-    async def _claim(self, now: int) -> list[tuple[Any, ...]]:
-        lease = now + int(self.cfg.lease_s * 1_000_000)
+    def lease_us(self, n: int) -> int:
+        """A lease long enough for ``n`` sends at ``concurrency`` at a time, each of which may
+        take SEND_TIMEOUTS timeouts (and never shorter than ``lease_s``); it is renewed while
+        the batch is being sent, so a slow batch is never taken over by another node."""
+        rounds = -(-n // max(1, self.cfg.concurrency))
+        cover = rounds * self.cfg.send_timeout_s * SEND_TIMEOUTS + 30.0
+        return int(max(self.cfg.lease_s, cover) * 1_000_000)
+
+    async def _claim(self, now: int, owner: str) -> list[_Row]:
         sql = (f"SELECT id FROM {DELIVERIES} WHERE (state IN ('queued', 'retry') AND "
                "next_at <= ?) OR (state = 'sending' AND lease_until < ?) "
-               "ORDER BY next_at LIMIT ?")
-        if self.db.dialect == "postgres":
+               "ORDER BY next_at, id LIMIT ?")
+        pg = self.db.dialect == "postgres"
+        if pg:
             sql += " FOR UPDATE SKIP LOCKED"
         async with self.db.transaction() as tx:
             ids = [r[0] for r in await tx.fetch(sql, now, now, self.cfg.batch)]
             if not ids:
                 return []
-            marks = ", ".join("?" for _ in ids)
-            await tx.execute(
-                f"UPDATE {DELIVERIES} SET state = 'sending', lease_until = ?, "
-                f"attempts = attempts + 1, updated_at = ? WHERE id IN ({marks})",
-                lease, now, *ids)
-            return await tx.fetch(
-                f"SELECT d.id, d.notice_id, d.user_id, d.channel, d.target, d.attempts, "
-                f"n.kind, n.category, n.thread_id, n.title, n.body, n.urgent, n.read_at, "
-                f"w.p256dh, w.auth FROM {DELIVERIES} d JOIN {INBOX} n ON n.id = d.notice_id "
-                f"LEFT JOIN {WEBPUSH} w ON d.channel = 'webpush' AND w.endpoint = d.target "
-                f"WHERE d.id IN ({marks})", *ids)
+            rows = await self._fetch(tx, ids)
+            # Held copies of chat alerts for the same user, thread and target that are due
+            # too (quiet hours, retries) go out as ONE digest: claim them all.
+            groups = {(r.user, r.thread, r.channel, r.target) for r in rows if r.kind == "chat"}
+            more: list[str] = []
+            for user, thread, channel, target in sorted(groups):
+                extra = await tx.fetch(
+                    f"SELECT d.id FROM {DELIVERIES} d JOIN {INBOX} n ON n.id = d.notice_id "
+                    "WHERE d.user_id = ? AND d.channel = ? AND d.target = ? AND "
+                    "n.kind = 'chat' AND n.thread_id = ? AND d.state IN ('queued', 'retry') "
+                    "AND d.next_at <= ?" + (" FOR UPDATE OF d SKIP LOCKED" if pg else ""),
+                    user, channel, target, thread, now)
+                more.extend(r[0] for r in extra if r[0] not in ids and r[0] not in more)
+            if more:
+                ids.extend(more)
+                rows.extend(await self._fetch(tx, more))
+            lease = now + self.lease_us(len(ids))
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                await tx.execute(
+                    f"UPDATE {DELIVERIES} SET state = 'sending', lease_until = ?, "
+                    f"lease_owner = ?, attempts = attempts + 1, updated_at = ? "
+                    f"WHERE id IN ({', '.join('?' for _ in part)})", lease, owner, now, *part)
+            for r in rows:
+                r.attempts += 1
+            return rows
+
+    @staticmethod
+    async def _fetch(tx: Any, ids: list[str]) -> list[_Row]:
+        out: list[_Row] = []
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            for r in await tx.fetch(f"SELECT {_CLAIM_COLS} FROM {_CLAIM_FROM} "
+                                    f"WHERE d.id IN ({', '.join('?' for _ in part)})", *part):
+                out.append(_Row(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8],
+                                r[9], r[10], bool(r[11]), r[12], r[13], r[14], r[15], r[16],
+                                r[17], orjson.loads(r[18]) if r[18] else {}, int(r[19])))
+        return out
 
     async def tick(self) -> int:
         """Claim and send one batch; return how many deliveries were attempted."""
         now = self.clock.now_us()
-        rows = await self._claim(now)
+        owner = new_id("lease")
+        rows = await self._claim(now, owner)
         if not rows:
             return 0
-        users = sorted({r[2] for r in rows})
+        users = sorted({r.user for r in rows})
         profiles = await repo.profiles(self.db, users, tz=self.cfg.default_tz,
                                        quiet=("00:00", "00:00"))
-        results = await asyncio.gather(*(self._one(r, profiles[r[2]].locale) for r in rows))
-        await self._record(rows, results)
+        await self._recheck(rows, now)
+        self._coalesce(rows, profiles)
+        renew = asyncio.create_task(self._renew(owner, [r.id for r in rows], len(rows)))
+        try:
+            results = await asyncio.gather(*(self._one(r, profiles[r.user].locale)
+                                             for r in rows))
+        finally:
+            renew.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renew
+        await self._record(rows, results, owner)
         return len(rows)
 
-    async def _one(self, r: tuple[Any, ...], locale: str) -> Result:
-        (did, nid, user, channel, target, _attempts, kind, category, thread, title, body,
-         urgent, read_at, p256dh, auth) = r
-        if read_at is not None:
-            return Result(False, "skipped: already read in-app")
+    async def _renew(self, owner: str, ids: list[str], n: int) -> None:
+        """Keep the batch's lease while it is being sent."""
+        every = max(1.0, self.lease_us(n) / 1_000_000 / 3)
+        while True:
+            await asyncio.sleep(every)
+            until = self.clock.now_us() + self.lease_us(n)
+            try:
+                for i in range(0, len(ids), 500):
+                    part = ids[i:i + 500]
+                    await self.db.execute(
+                        f"UPDATE {DELIVERIES} SET lease_until = ? WHERE lease_owner = ? AND "
+                        f"state = 'sending' AND id IN ({', '.join('?' for _ in part)})",
+                        until, owner, *part)
+            except Exception:  # the next renewal (or the covering lease) will do
+                log.warning("could not renew a delivery lease", exc_info=True)
+
+    async def _recheck(self, rows: list[_Row], now: int) -> None:
+        """Does each notice still apply now? A copy held for quiet hours or retried can be
+        overtaken: the deposit paid, the contract cancelled, the deadline changed or passed,
+        the chat thread read in-app. Such a copy is skipped, with the reason."""
+        threads = sorted({r.thread for r in rows if r.kind != "chat"})
+        contracts = await repo.load_contracts(self.db, threads)
+        seqs = await repo.read_seqs(self.db, sorted({(r.thread, r.user) for r in rows
+                                                     if r.kind == "chat"}))
+        for r in rows:
+            if r.read_at is not None:
+                r.skip = "skipped: already read in-app"
+            elif r.job_state == "cancelled":
+                r.skip = "skipped: the notice was cancelled"
+            elif r.kind == "chat":
+                if seqs.get((r.thread, r.user), 0) >= int(r.payload.get("last_seq", 0)):
+                    r.skip = "skipped: read in-app"
+            else:
+                why = still_applies(r.kind, r.payload, contracts.get(r.thread), now)
+                if why is not None:
+                    r.skip = f"skipped: no longer applies ({why})"
+
+    def _coalesce(self, rows: list[_Row], profiles: Mapping[str, Any]) -> None:
+        """Chat alerts for one user, thread and target due together become one digest: the
+        newest is sent, counting the unread messages of all of them; the others are
+        skipped."""
+        groups: dict[tuple[str, str, str, str], list[_Row]] = {}
+        for r in rows:
+            if r.kind == "chat" and r.skip is None:
+                groups.setdefault((r.user, r.thread, r.channel, r.target), []).append(r)
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            members.sort(key=lambda r: (r.created_at, int(r.payload.get("last_seq", 0))))
+            keep = members[-1]
+            count = sum(int(m.payload.get("count", 1)) for m in members)
+            for m in members[:-1]:
+                m.skip = f"skipped: coalesced into digest delivery {keep.id}"
+            prof = profiles[keep.user]
+            keep.title, keep.body = notice_text("chat", {**keep.payload, "count": count},
+                                                locale=prof.locale, tz=prof.tz)
+
+    async def _one(self, r: _Row, locale: str) -> Result:
+        if r.skip is not None:
+            return Result(False, r.skip)
+        channel = r.channel
         sender = self.senders.get(channel)
         if sender is None:
             return Result(False, f"channel {channel} is not configured")
-        if channel == "webpush" and p256dh is None:
-            return Result(False, "subscription removed", gone=True)
-        out = Outgoing(did, nid, user, kind, category, thread, title, body, bool(urgent),
-                       target, locale, {"p256dh": p256dh, "auth": auth} if p256dh else None)
+        if channel == "webpush":
+            if r.p256dh is None:
+                return Result(False, "skipped: the subscription was removed")
+            if r.push_owner != r.user:
+                return Result(False, "skipped: the subscription now belongs to another user")
+        if channel in ("fcm", "apns") and r.device_owner != r.user:
+            return Result(False, "skipped: the device token was removed or now belongs to "
+                                 "another user")
+        out = Outgoing(r.id, r.notice, r.user, r.kind, r.category, r.thread, r.title, r.body,
+                       bool(r.urgent), r.target, locale,
+                       {"p256dh": r.p256dh, "auth": r.auth or ""} if r.p256dh else None)
         async with self._sem:
             try:
                 return await sender.send(out)
@@ -115,43 +275,61 @@ class DeliveryWorker:
                 log.exception("sender %s failed", channel)
                 return Result(False, f"error: {exc.__class__.__name__}: {exc}", retry=True)
 
-    async def _record(self, rows: list[tuple[Any, ...]], results: list[Result]) -> None:
+    async def _record(self, rows: list[_Row], results: list[Result], owner: str) -> None:
         now = self.clock.now_us()
         updates: list[tuple[Any, ...]] = []
         log_rows: list[tuple[str, str, str, str, str | None, int]] = []
-        gone_push: list[str] = []
-        gone_devices: list[tuple[str, str]] = []
+        gone_push: list[tuple[str, str]] = []
+        gone_devices: list[tuple[str, str, str]] = []
         for r, res in zip(rows, results, strict=True):
-            did, nid, channel, target, attempts = r[0], r[1], r[3], r[4], r[5]
             if res.ok:
                 state, next_at = "sent", now
             elif res.detail.startswith("skipped"):
                 state, next_at = "skipped", now
-            elif res.retry and attempts < self.cfg.max_attempts:
-                delay = retry_delay_s(attempts, base_s=self.cfg.retry_base_s,
+            elif res.retry and r.attempts < self.cfg.max_attempts:
+                delay = retry_delay_s(r.attempts, base_s=self.cfg.retry_base_s,
                                       max_s=self.cfg.retry_max_s, rand=self.rng.random())
+                if res.retry_after_s is not None:  # the service said when: not sooner
+                    delay = max(delay, min(res.retry_after_s, RETRY_AFTER_MAX_S))
                 state, next_at = "retry", now + int(delay * 1_000_000)
             else:
                 state, next_at = "dead", now
             if res.gone:
-                if channel == "webpush":
-                    gone_push.append(target)
-                elif channel in ("fcm", "apns"):
-                    gone_devices.append((channel, target))
-            updates.append((state, next_at, res.detail[:500], now, did))
+                if r.channel == "webpush":
+                    gone_push.append((r.target, r.user))
+                elif r.channel in ("fcm", "apns"):
+                    gone_devices.append((r.channel, r.target, r.user))
+            updates.append((state, next_at, res.detail[:500], now, r.id, owner))
             detail = res.detail[:500] if state != "retry" else \
                 f"{res.detail[:400]}; retry at {next_at}"
-            log_rows.append((did, nid, channel, state, detail, now))
+            log_rows.append((r.id, r.notice, r.channel, state, detail, now))
         async with self.db.transaction() as tx:
+            # Only rows this node still leases: one whose lease ran out and that another
+            # node took over is that node's to record.
+            held: set[str] = set()
+            ids = [r.id for r in rows]
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                held.update(x[0] for x in await tx.fetch(
+                    f"SELECT id FROM {DELIVERIES} WHERE lease_owner = ? AND state = 'sending' "
+                    f"AND id IN ({', '.join('?' for _ in part)})", owner, *part))
+            lost = len(rows) - len(held)
+            if lost:
+                self.lost_leases += lost
+                log.warning("%d deliveries were taken over by another node before their "
+                            "outcome was recorded", lost)
             await tx.executemany(
                 f"UPDATE {DELIVERIES} SET state = ?, next_at = ?, last_error = ?, "
-                "lease_until = NULL, updated_at = ? WHERE id = ?", updates)
-            await repo.log_delivery(tx, log_rows)
-            for endpoint in gone_push:
-                await tx.execute(f"DELETE FROM {WEBPUSH} WHERE endpoint = ?", endpoint)
-            for platform, token in gone_devices:
-                await tx.execute(f"DELETE FROM {DEVICES} WHERE platform = ? AND token = ?",
-                                 platform, token)
+                "lease_until = NULL, lease_owner = NULL, updated_at = ? "
+                "WHERE id = ? AND lease_owner = ? AND state = 'sending'",
+                [u for u in updates if u[4] in held])
+            await repo.log_delivery(tx, [lr for lr in log_rows if lr[0] in held])
+            for endpoint, user in gone_push:
+                await tx.execute(f"DELETE FROM {WEBPUSH} WHERE endpoint = ? AND user_id = ?",
+                                 endpoint, user)
+            for platform, token, user in gone_devices:
+                await tx.execute(f"DELETE FROM {DEVICES} WHERE platform = ? AND token = ? "
+                                 "AND user_id = ?", platform, token, user)
 
     async def run_until_idle(self) -> int:
         total = 0

@@ -263,6 +263,30 @@ def check_due(kind: str, payload: dict[str, Any], state: ContractState | None,
     return None
 
 
+# Notices that only make sense while the deposit is still awaited.
+_BEFORE_DEPOSIT = ("contract_concluded_client", "contract_concluded_worker", "deposit_requested")
+
+
+def still_applies(kind: str, payload: dict[str, Any], state: ContractState | None,
+                  now: int) -> str | None:
+    """At send time (a push or e-mail copy held for quiet hours or a retry): None to send,
+    or why the notice has been overtaken since it fired."""
+    if kind == "chat":
+        return None
+    why = check_due(kind, payload, state, now)
+    if why is not None or state is None:
+        return why
+    if kind in _BEFORE_DEPOSIT and state.deposit != "requested":
+        return f"deposit is {state.deposit}"
+    if kind == "deadline_changed" and payload.get("deadline") not in (None, state.deadline):
+        return "the deadline changed again"
+    if kind == "review_request" and state.status != "delivered":
+        return f"contract is {state.status}"
+    if kind == "correction_requested" and state.status != "active":
+        return f"contract is {state.status}"
+    return None
+
+
 def retry_delay_s(attempt: int, *, base_s: float, max_s: float, rand: float) -> float:
     """Exponential backoff with full jitter: ``rand`` in [0, 1); attempt counts from 1."""
     cap = min(max_s, base_s * (2 ** (attempt - 1)))

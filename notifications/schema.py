@@ -151,4 +151,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"CREATE INDEX {DEVICES}_user ON {DEVICES} (user_id)",
         ),
     ),
+    Migration(
+        "notifications",
+        2,
+        "the node (claim) that leases a delivery",
+        (f"ALTER TABLE {DELIVERIES} ADD COLUMN lease_owner TEXT",),
+    ),
 )

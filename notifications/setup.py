@@ -60,7 +60,8 @@ class Notifications:
             batch=min(s.notify_batch, 500), lease_s=s.notify_lease_s,
             max_attempts=s.notify_max_attempts, retry_base_s=s.notify_retry_base_s,
             retry_max_s=s.notify_retry_max_s, concurrency=s.notify_send_concurrency,
-            tick_s=s.notify_tick_s, default_tz=s.notify_default_tz))
+            tick_s=s.notify_tick_s, default_tz=s.notify_default_tz,
+            send_timeout_s=s.notify_send_timeout_s))
         self.scheduler = Scheduler(store.db, service.fanout, self.clock, SchedulerConfig(
             batch=s.notify_batch, tick_s=s.notify_tick_s, default_tz=s.notify_default_tz,
             quiet=(s.notify_quiet_start, s.notify_quiet_end)),

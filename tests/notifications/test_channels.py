@@ -5,100 +5,16 @@ subscriptions, the delivery log, no duplicate of what was read in-app."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from email import message_from_bytes
 from email.header import decode_header, make_header
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiosmtpd.controller import Controller
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from chat.config import Settings
 from notifications.channels import link_key, push_endpoint_error, unsubscribe_sig
-from notifications.scheduler import ManualClock
-from tests.notifications.conftest import EVENT_SECRET, T0, NotifyNode, contract
-from tests.notifications.fakes import ApnsServer, FcmServer, PushService, ec_pem, free_port
-
-SUBJECT = "mailto:ops@tsunagu.example"
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.mails: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.mails.append(envelope)
-        return "250 OK"
-
-
-@pytest.fixture
-async def peers(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    vapid = ec.generate_private_key(ec.SECP256R1())
-    from cryptography.hazmat.primitives import serialization
-
-    from tests.notifications.fakes import b64u
-
-    pub = b64u(vapid.public_key().public_bytes(serialization.Encoding.X962,
-                                               serialization.PublicFormat.UncompressedPoint))
-    push = await PushService(pub, SUBJECT).start()
-    fcm = await FcmServer(tmp_path).start()
-    apns = await ApnsServer(tmp_path).start()
-    smtp_inbox = Inbox()
-    smtp = Controller(smtp_inbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    try:
-        yield {"vapid_pem": ec_pem(vapid), "push": push, "fcm": fcm, "apns": apns,
-               "smtp": smtp, "mails": smtp_inbox.mails}
-    finally:
-        smtp.stop()
-        await push.stop()
-        await fcm.stop()
-        await apns.stop()
-
-
-@pytest.fixture
-async def pnode(settings_factory: Any, peers: dict[str, Any]) -> AsyncIterator[NotifyNode]:
-    fcm, apns = peers["fcm"], peers["apns"]
-    settings = settings_factory(
-        notify_event_secret=EVENT_SECRET, notify_insecure_push=True,
-        notify_push_hosts=("127.0.0.1",),
-        vapid_private_key=peers["vapid_pem"], vapid_subject=SUBJECT,
-        smtp_host="127.0.0.1", smtp_port=peers["smtp"].port, smtp_tls="none",
-        smtp_from="tsunagu <noreply@tsunagu.example>",
-        notify_public_url="https://tsunagu.example",
-        fcm_project_id="tsunagu-test", fcm_credentials_file=fcm.credentials_file(),
-        fcm_endpoint=f"http://127.0.0.1:{fcm.port}",
-        apns_key_file=apns.key_file(), apns_key_id=apns.key_id, apns_team_id=apns.team_id,
-        apns_topic=apns.topic, apns_endpoint=f"https://127.0.0.1:{apns.port}",
-        apns_ca_file=apns.cert_file, notify_max_attempts=3, notify_retry_base_s=10.0)
-    n = await NotifyNode(settings, ManualClock(T0)).start()
-    try:
-        yield n
-    finally:
-        await n.stop()
-
-
-async def register_all(node: NotifyNode, peers: dict[str, Any], user: str, sid: str
-                       ) -> None:
-    tok = node.token(user)
-    status, body = await node.http("POST", "/v1/notifications/webpush", tok,
-                                   peers["push"].subscribe(sid))
-    assert status == 201, body
-    for platform, token in (("fcm", f"fcm-{user}"), ("apns", "ab" * 32)):
-        status, body = await node.http("POST", "/v1/notifications/devices", tok,
-                                       {"platform": platform, "token": token})
-        assert status == 201, body
-    status, body = await node.http("PUT", "/v1/notifications/preferences", tok,
-                                   {"email": f"{user}@example.com"})
-    assert status == 200
-
-
-async def deliver(node: NotifyNode) -> int:
-    await node.tick()
-    return await node.n.delivery.run_until_idle()
+from tests.notifications.conftest import T0, NotifyNode, contract, deliver, register_all
 
 
 async def test_every_channel_delivers_the_real_wire_format(pnode: NotifyNode,

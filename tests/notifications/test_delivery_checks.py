@@ -1,0 +1,232 @@
+"""What the delivery worker checks before it sends a push or e-mail copy: the notice still
+applies (copies held for quiet hours or retries can be overtaken), the target still belongs
+to the user, the lease is still this node's; held chat alerts coalesce into one digest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from notifications.channels import SENT, Outgoing, Result
+from notifications.delivery import DeliveryConfig, DeliveryWorker
+from tests.notifications.conftest import (
+    HOUR,
+    T0,
+    NotifyNode,
+    contract,
+    deliver,
+    iso,
+    register_all,
+)
+from tests.support import Client
+
+H = HOUR * 1_000_000
+S = 1_000_000
+NIGHT = T0 + 14 * H  # 23:00 in Tokyo: inside the default quiet hours (22:00-08:00)
+MORNING = T0 + 23 * H  # 08:00 in Tokyo: the held copies are released
+
+
+async def quiet_bob(node: NotifyNode, peers: dict[str, Any]) -> None:
+    await register_all(node, peers, "bob", "bob-browser")
+    status, _ = await node.http("PUT", "/v1/notifications/preferences", node.token("bob"),
+                                {"quiet_hours": {"start": "22:00", "end": "08:00"}})
+    assert status == 200
+
+
+async def log_of(node: NotifyNode, kind: str, user: str = "bob") -> list[tuple[str, str]]:
+    rows = await node.n.store.db.fetch(
+        "SELECT l.state, l.detail FROM notify_delivery_log l JOIN notify_inbox n "
+        "ON n.id = l.notice_id WHERE n.kind = ? AND n.user_id = ? ORDER BY l.at, l.id",
+        kind, user)
+    return [(r[0], r[1] or "") for r in rows]
+
+
+async def test_held_copies_overtaken_by_later_events_are_skipped(pnode: NotifyNode,
+                                                                 peers: dict[str, Any]) -> None:
+    """At 23:00 the contract is concluded ("do not start yet", held to 08:00), then the
+    deposit is paid ("you can start", held too) and the deadline moves after its 72 h
+    reminder fired: at 08:00 only what still applies goes out."""
+    await quiet_bob(pnode, peers)
+    pnode.clock.set(NIGHT)
+    thread = await contract(pnode, deadline_h=72.5)  # the 72 h reminder fires at 23:30
+    await pnode.tick()
+    await pnode.at(NIGHT + H // 2)
+    status, _ = await pnode.event("deposit.paid", thread)
+    assert status == 200
+    status, _ = await pnode.event("deadline.changed", thread, deadline=iso(T0 + 200 * H))
+    assert status == 200
+    await pnode.tick()
+    assert await pnode.n.delivery.run_until_idle() == 0  # all held
+    pnode.clock.set(MORNING)
+    await deliver(pnode)
+    sent = sorted(m["data"]["kind"] for m in peers["fcm"].sent)
+    assert sent == ["deadline_changed", "deposit_paid"]
+    assert sorted(p["payload"]["kind"] for p in peers["push"].received) == sent
+    for kind, why in (("contract_concluded_worker", "deposit is paid"),
+                      ("deadline_reminder", "deadline changed")):
+        states = await log_of(pnode, kind)
+        skipped = [d for s, d in states if s == "skipped"]
+        assert len(skipped) == 4 and all(why in d for d in skipped), states
+        assert "sent" not in {s for s, _ in states}
+
+
+async def test_a_held_chat_alert_is_skipped_once_the_thread_is_read(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    await quiet_bob(pnode, peers)
+    pnode.clock.set(NIGHT)
+    thread = await contract(pnode, client_name="田中")
+    await pnode.tick()
+    alice = await Client(pnode.ws_url, pnode.token("alice", "client")).connect()
+    try:
+        sent = await alice.send(thread, "夜分にすみません")
+        await pnode.n.watcher.flush()
+        assert await pnode.at(NIGHT + 61 * S) == 1  # the digest fires; its copies are held
+        bob = await Client(pnode.ws_url, pnode.token("bob", "worker")).connect()
+        ok = await bob.request({"type": "read", "thread": thread,
+                                "seq": sent["message"]["seq"]})
+        assert ok["type"] == "ok"
+        await bob.close()
+    finally:
+        await alice.close()
+    pnode.clock.set(MORNING)
+    await deliver(pnode)
+    assert [m for m in peers["fcm"].sent if m["data"]["kind"] == "chat"] == []
+    states = await log_of(pnode, "chat")
+    assert {s for s, _ in states} == {"queued", "skipped"}
+    assert all("read in-app" in d for s, d in states if s == "skipped")
+
+
+async def test_held_chat_alerts_coalesce_into_one_digest(pnode: NotifyNode,
+                                                         peers: dict[str, Any]) -> None:
+    """Three messages a few minutes apart at night: three digests fire (each after the
+    previous one), their held copies go out at 08:00 as ONE "3 new messages"."""
+    await quiet_bob(pnode, peers)
+    pnode.clock.set(NIGHT)
+    thread = await contract(pnode, client_name="田中")
+    await pnode.tick()
+    alice = await Client(pnode.ws_url, pnode.token("alice", "client")).connect()
+    try:
+        for i in range(3):
+            await alice.send(thread, f"メッセージ {i}")
+            await pnode.n.watcher.flush()
+            assert await pnode.at(NIGHT + (i + 1) * 120 * S) == 1
+    finally:
+        await alice.close()
+    pnode.clock.set(MORNING)
+    await deliver(pnode)
+    chats = [m for m in peers["fcm"].sent if m["data"]["kind"] == "chat"]
+    assert len(chats) == 1, chats
+    assert chats[0]["notification"]["title"] == "田中さんから3件の新しいメッセージ"
+    pushes = [p for p in peers["push"].received if p["payload"]["kind"] == "chat"]
+    assert [p["payload"]["title"] for p in pushes] == ["田中さんから3件の新しいメッセージ"]
+    apns = [p for p in peers["apns"].received if p["payload"]["kind"] == "chat"]
+    assert len(apns) == 1
+    states = await log_of(pnode, "chat")
+    assert sum(1 for s, d in states if s == "skipped" and "coalesced" in d) == 6  # 2 x 3
+    assert sum(1 for s, _ in states if s == "sent") == 3  # webpush, fcm, apns
+
+
+async def test_a_target_registered_by_another_user_gets_no_held_copy(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """Bob's phone and browser are handed to Carol (she registers the same token and
+    endpoint): bob's copies still queued are not sent to her devices."""
+    await quiet_bob(pnode, peers)
+    pnode.clock.set(NIGHT)
+    await contract(pnode)
+    await pnode.tick()
+    sub = peers["push"].subscribe("bob-browser")  # the same endpoint, new keys
+    tok = pnode.token("carol")
+    status, _ = await pnode.http("POST", "/v1/notifications/webpush", tok, sub)
+    assert status == 201
+    for platform, token in (("fcm", "fcm-bob"), ("apns", "ab" * 32)):
+        status, _ = await pnode.http("POST", "/v1/notifications/devices", tok,
+                                     {"platform": platform, "token": token})
+        assert status == 201
+    pnode.clock.set(MORNING)
+    await deliver(pnode)
+    assert peers["fcm"].sent == [] and peers["apns"].received == []
+    assert peers["push"].received == []
+    db = pnode.n.store.db
+    assert await db.fetchval("SELECT count(*) FROM notify_devices WHERE user_id = 'carol'") == 2
+    assert await db.fetchval("SELECT count(*) FROM notify_webpush WHERE user_id = 'carol'") == 1
+    rows = await db.fetch("SELECT channel, state, last_error FROM notify_deliveries "
+                          "WHERE user_id = 'bob' AND channel <> 'email'")
+    assert {r[1] for r in rows} == {"skipped"}
+    assert all("another user" in r[2] for r in rows)
+
+
+class FakeSender:
+    """Answers ``result``; the first send runs ``hook`` first (another node acting)."""
+
+    def __init__(self, result: Result, hook: Any = None) -> None:
+        self.result = result
+        self.hook = hook
+        self.sent: list[str] = []
+
+    async def send(self, out: Outgoing) -> Result:
+        if self.hook is not None:
+            hook, self.hook = self.hook, None
+            await hook()
+        self.sent.append(out.delivery_id)
+        return self.result
+
+    async def close(self) -> None:
+        pass
+
+
+async def six_deliveries(node: NotifyNode) -> None:
+    for i in range(6):
+        status, _ = await node.http("POST", "/v1/notifications/devices", node.token("bob"),
+                                    {"platform": "fcm", "token": f"tok-{i}"})
+        assert status == 201
+    await contract(node)
+    await node.tick()
+    assert await node.count("SELECT count(*) FROM notify_deliveries") == 6
+
+
+def worker(node: NotifyNode, sender: FakeSender) -> DeliveryWorker:
+    return DeliveryWorker(node.n.store.db, {"fcm": sender}, node.clock, DeliveryConfig(
+        batch=500, lease_s=60, concurrency=2, send_timeout_s=10))
+
+
+async def test_the_lease_covers_a_slow_batch(node: NotifyNode) -> None:
+    """Six sends, two at a time, each allowed 10 s: a 60 s lease ran out before the batch
+    was done and another node sent the same rows again."""
+    await six_deliveries(node)
+    other = FakeSender(SENT)
+    b = worker(node, other)
+
+    async def later() -> None:
+        node.clock.advance(100)  # the batch is slow: 100 s in, another node looks
+        assert await b.tick() == 0
+
+    first = FakeSender(SENT, later)
+    assert await worker(node, first).tick() == 6
+    assert other.sent == [] and len(first.sent) == 6
+    states = await node.n.store.db.fetch("SELECT state, count(*) FROM notify_deliveries "
+                                         "GROUP BY state")
+    assert states == [("sent", 6)]
+
+
+async def test_an_outcome_is_recorded_only_by_the_node_that_holds_the_lease(
+        node: NotifyNode) -> None:
+    """A node whose lease ran out (it hung) must not overwrite what the node that took the
+    rows over recorded."""
+    await six_deliveries(node)
+    other = FakeSender(SENT)
+    b = worker(node, other)
+
+    async def hang() -> None:
+        node.clock.advance(3600)  # far beyond any lease
+        assert await b.tick() == 6
+
+    first = FakeSender(Result(False, "http 503", retry=True), hang)
+    a = worker(node, first)
+    await a.tick()
+    assert len(other.sent) == 6
+    states = await node.n.store.db.fetch("SELECT state, count(*) FROM notify_deliveries "
+                                         "GROUP BY state")
+    assert states == [("sent", 6)]
+    log_states = {r[0] for r in await node.n.store.db.fetch(
+        "SELECT state FROM notify_delivery_log")}
+    assert log_states == {"queued", "sent"}
+    assert a.lost_leases == 6
