@@ -416,7 +416,7 @@ _KANJI_ONE: Final = re.compile("[" + "".join(_KANJI_DIGITS) + r"](?:(?<=[0-9].)|
 _GLUED: Final = re.compile(r"[Ll](?<=[Tt][Ee][Ll])[.:]?(?=[0-9])|[0-9](?<=[\-\s][0-9]{4})(?=[A-Za-z])")
 # Necessary for `_GLUED` and faster to search (they start with literals).
 _GLUED_TEL: Final = re.compile(r"(?i)tel[.:]?[0-9]")
-_GLUED_AFTER: Final = re.compile(r"[\-\s][0-9]{4}[A-Za-z]")
+_GLUED_AFTER: Final = re.compile(r"[0-9][A-Za-z](?<=[\-\s][0-9]{4}.)")
 
 
 def _unglue(m: re.Match[str]) -> str:
@@ -534,7 +534,9 @@ _AT_STRONG: Final = re.compile(
 _TLD: Final = r"(?:com|net|org|jp|co\.jp|ne\.jp|io|me|info|biz|dev|app|co|uk|us)"
 # Necessary for the 。/spaced-dot alternatives of `_DOT`: a 。 or a dot with whitespace
 # around it, then a common top-level domain.
-_SPACED_DOT_HINT: Final = re.compile(r"\.(?:(?<=\s\.)|(?=\s))\s*" + _TLD + r"(?![A-Za-z0-9])", re.I)
+_SPACED_DOT_HINT: Final = re.compile(
+    r"(?:。|\.(?:(?<=\s\.)|(?=\s)))\s*" + _TLD + r"(?![A-Za-z0-9])", re.I
+)
 _AT_WEAK: Final = re.compile(r"(?<=[A-Za-z0-9])\s+at\s+(?=[A-Za-z0-9])", re.IGNORECASE)
 _DOT: Final = re.compile(
     r"\s*[(\[{<（【]\s*(?:dot|ドット|どっと)\s*[)\]}>）】]\s*"
@@ -649,7 +651,7 @@ def spelled_email(view: View, *, weak_at: bool, low: str | None = None) -> View:
     if weak_at and (low is None or _SPACE_AT.search(low)):
         view = rewrite(view, _AT_WEAK, _at, ws_led_finditer(_AT_WEAK, _AT_WEAK_STARTS, view.text))
     if (
-        low is None or "dot" in low or "ドット" in text or "どっと" in text or "。" in text
+        low is None or "dot" in low or "ドット" in text or "どっと" in text
         or _SPACED_DOT_HINT.search(text) is not None
     ):
         view = rewrite(view, _DOT, _dot, ws_led_finditer(_DOT, _DOT_STARTS, view.text))
