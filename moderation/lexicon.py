@@ -137,7 +137,8 @@ REFUSAL: Final = (
         r"not allowed|against the (?:terms|rules|tos|policy)|not permitted"
     )
     + r"|できません(?!か)|できかねます|致しかねます|いたしかねます|お受けできません|お断り|"
-    r"規約違反|ご遠慮|禁止(?!しない)|しません(?!か)|しておりません|していません"
+    r"規約違反|ご遠慮|禁止(?!しない)|しません(?!か)|しておりません|していません|"
+    r"(?:使|や)って(?:い)?ない|(?:使|や)っておりません|(?:使|や)っていません"
 )
 
 # The payment goes through the platform itself.

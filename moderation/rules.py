@@ -301,7 +301,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             W(r"fees?|commission|discount|cheaper|lower (?:price|rate)")
             + r"|手数料|お安く|安く|値引|割引|お得|次回から|今後は"
         ),
-        block=_PAY_BLOCK,
+        block=_c(lx.ON_PLATFORM + "|" + lx.PAYMENT_SUBJECT + "|" + _PAY_FEATURE
+                 + "|" + W(r"here|this (?:site|chat|platform)")
+                 + r"|この(?:サイト|チャット|メッセージ)|こちらの(?:サイト|チャット|メッセージ)|ここで|こちらで"),
     ),
     # ---- personal_data_request ------------------------------------------------------
     CueRule(

@@ -193,3 +193,20 @@ def test_particle_after_kana_phone_not_masked() -> None:
     found = [f for f in SCANNER.scan(text) if f.rule == "contact.phone"]
     assert found
     assert all(text[f.start:f.end].rstrip().endswith("はち") for f in found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Check line: 42 in main.py",
+        "I can't share my email, phone or LINE here, sorry.",
+        "LINEは使っていないので、こちらでお願いします",
+        "今後は直接ご依頼いただいても大丈夫です（このサイトで）",
+        "ご連絡ありがとうございます。次回からは直接こちらのメッセージでやり取りしましょう",
+        "The item costs 1,234,567 yen",
+        "Order 0901234567 shipped; tracking 1234567890123",
+        "Please buy a domain for the site; we will reimburse you later.",
+    ],
+)
+def test_more_work_talk_is_clean(text: str) -> None:
+    assert SCANNER.scan(text) == []
