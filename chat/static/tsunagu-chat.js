@@ -8,7 +8,7 @@
 // The SDK client is `element.client`.
 // The DOM is built with createElement/textContent only (no innerHTML with message text).
 
-import { h, keyed, reconcile } from "./dom.js";
+import { h, keyed, reconcile, validTimeZone } from "./dom.js";
 import { TsunaguClient, mergeMessage, tokenClaims } from "./tsunagu.js";
 
 export const TEXTS = {
@@ -43,6 +43,7 @@ export const TEXTS = {
     maskedSpan: "伏せ字",
     maskedForOthers: "相手には一部を伏せて表示しています",
     typing: (who) => `${who}さんが入力中…`,
+    counter: (n, max) => `${n} / ${max}文字`,
     online: "オンライン",
     offline: "オフライン",
     connecting: "接続しています…",
@@ -123,6 +124,7 @@ export const TEXTS = {
     maskedSpan: "hidden",
     maskedForOthers: "Part of this message is hidden from the recipient",
     typing: (who) => `${who} is typing…`,
+    counter: (n, max) => `${n} / ${max} characters`,
     online: "online",
     offline: "offline",
     connecting: "Connecting…",
@@ -224,6 +226,76 @@ export function errorDetail(err) {
   return err.code ? `${err.code}: ${message}` : message;
 }
 
+export { validTimeZone };
+
+/** The product's default time zone, used when a token's `tz` is missing or not a zone. */
+export const DEFAULT_TZ = "Asia/Tokyo";
+
+/** The server's default limits (docs/protocol.md), until `hello` tells the real ones. */
+export const DEFAULT_LIMITS = Object.freeze({ max_body_chars: 10000, max_frame_bytes: 65536 });
+
+// Room in a `send`/`edit` frame for everything but the body: type, id, thread and
+// client_msg_id (at most 128 characters each), the JSON around them.
+const FRAME_OVERHEAD = 1024;
+
+/**
+ * How a body fits the server's limits (`limits` as in hello's `ok`, defaults otherwise):
+ * `chars` counts code points, as the server does; `over` when it has more than
+ * `max_body_chars`; `tooBig` when the frame carrying it would pass `max_frame_bytes` (the
+ * server closes the socket with 1009 then).
+ */
+export function bodyFit(body, limits) {
+  const max = limits?.max_body_chars > 0 ? limits.max_body_chars : DEFAULT_LIMITS.max_body_chars;
+  const frameMax = limits?.max_frame_bytes > 0 ? limits.max_frame_bytes : DEFAULT_LIMITS.max_frame_bytes;
+  const text = String(body ?? "");
+  const chars = [...text].length;
+  const bytes = new TextEncoder().encode(JSON.stringify(text)).length;
+  return { chars, max, over: chars > max, tooBig: bytes + FRAME_OVERHEAD > frameMax };
+}
+
+/**
+ * The message list in time order: stored messages (in seq order) and the user's own local
+ * rows (`locals`: withheld, failed and unsent ones, each `{at: Date, client_msg_id?, ...}`)
+ * where they were written, a day separator before the first entry of each day (each day
+ * once). A local row whose client_msg_id is already among the messages is left out: its
+ * message arrived (the push comes before the `ok` that empties the outbox).
+ * Returns [{type: "day", key, date} | {type: "message", message, date} | {type: "local", local, date}].
+ */
+export function timeline(messages, locals, dayKey) {
+  const delivered = new Set(messages.map((m) => m.client_msg_id).filter(Boolean));
+  const pending = locals
+    .filter((l) => !(l.client_msg_id && delivered.has(l.client_msg_id)))
+    .map((l, i) => ({ l, i, at: l.at instanceof Date && !Number.isNaN(+l.at) ? l.at : new Date() }))
+    .sort((a, b) => a.at - b.at || a.i - b.i);
+  const out = [];
+  const days = new Set();
+  let lastDay = null;
+  const day = (date) => {
+    const key = dayKey(date);
+    if (key !== lastDay && !days.has(key)) {
+      days.add(key);
+      out.push({ type: "day", key, date });
+    }
+    lastDay = key;
+  };
+  let next = 0;
+  const localsUntil = (date) => {
+    while (next < pending.length && (date === null || pending[next].at <= date)) {
+      const { l, at } = pending[next++];
+      day(at);
+      out.push({ type: "local", local: l, date: at });
+    }
+  };
+  for (const m of messages) {
+    const date = new Date(m.created_at);
+    localsUntil(date);
+    day(date);
+    out.push({ type: "message", message: m, date });
+  }
+  localsUntil(null);
+  return out;
+}
+
 const MASK_RUN = /(●+|[＊*█■▇×✕•]{2,}|\[(?:masked|hidden|非表示|伏字)\]|［(?:非表示|伏字)］)/gu;
 
 /** Split a masked body into text and masked parts: [{text, masked}]. */
@@ -286,6 +358,9 @@ button:focus-visible, textarea:focus-visible { outline: 3px solid #f5a623; outli
 .typing { min-height: 20px; padding: 0 14px; font-size: 12px; color: #52606d; }
 form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #e3e8ee; background: #f8fafc; align-items: flex-end; }
 .editing-label { font-size: 12px; color: #7a4b00; padding: 4px 12px 0; background: #f8fafc; }
+.counter { font-size: 12px; color: #52606d; text-align: right; padding: 0 14px 6px; background: #f8fafc; }
+.counter.over { color: #c53030; font-weight: 600; }
+textarea[aria-invalid="true"] { border-color: #c53030; }
 textarea { flex: 1; resize: none; min-height: 40px; max-height: 120px; padding: 8px 10px; border: 1px solid #b8c2cc; border-radius: 10px; font: inherit; }
 form button[type=submit] { background: var(--accent); color: #fff; border-color: var(--accent); padding: 8px 16px; font-weight: 600; }
 .inbox { position: absolute; top: 48px; right: 8px; width: min(340px, calc(100% - 16px)); max-height: 60%; overflow-y: auto; background: #fff; border: 1px solid #cfd6de; border-radius: 10px; box-shadow: 0 8px 24px rgba(0,0,0,.15); z-index: 5; }
@@ -331,6 +406,7 @@ export class TsunaguChat extends Base {
     this._readTimer = null;
     this._opened = false; // the first page is loaded (earlier pages can be asked for)
     this.earlier = { loading: false, loaded: false };
+    this._saving = null; // the id of the message whose edit is being saved
   }
 
   get locale() {
@@ -486,8 +562,15 @@ export class TsunaguChat extends Base {
       this.render();
     });
     client.on("presence", () => this.render());
-    // After a reconnect, decisions taken meanwhile (the `withheld` pushes are not replayed).
-    client.on("hello", () => this._opened && this._syncWithheld(client));
+    // After a reconnect: what changed meanwhile. `update`, `receipt`, `withheld` and
+    // `notification` pushes are not replayed on resume (only new messages are), so edits,
+    // deletions, thanks, read positions, moderators' decisions and notices are read again.
+    client.on("hello", () => {
+      if (!this._opened) return;
+      this._syncWithheld(client);
+      this._resync(client);
+      if (this.notifications !== null) this._loadInbox(client);
+    });
     client.on("thread_updated", (e) => {
       if (e.thread === thread && this.threadInfo) {
         this.threadInfo = { ...this.threadInfo, stage: e.stage, title: e.title };
@@ -563,6 +646,52 @@ export class TsunaguChat extends Base {
     this.render();
   }
 
+  /**
+   * Read the loaded messages again (history pages over the loaded range) and the read
+   * positions, after a reconnect: an edit, deletion or thanks made while the socket was
+   * down reaches the page only this way. Merged by `rev` (`mergeMessage` keeps the newer
+   * copy), so a live `update` that overtakes the answer is not undone.
+   */
+  async _resync(client) {
+    const thread = this.thread;
+    const run = (this._resyncRun || 0) + 1;
+    this._resyncRun = run;
+    const stale = () => this.client !== client || this._resyncRun !== run;
+    try {
+      const loaded = this.messages;
+      const fresh = [];
+      if (loaded.length) {
+        const last = loaded[loaded.length - 1].seq;
+        let after = loaded[0].seq - 1;
+        for (let guard = 0; guard < 100 && after < last; guard += 1) {
+          const page = await client.history(thread, { afterSeq: after, limit: client.limits?.history_max_limit || 100 });
+          if (stale()) return;
+          const msgs = page.messages || [];
+          if (!msgs.length) break;
+          fresh.push(...msgs.filter((m) => m.seq <= last));
+          after = msgs[msgs.length - 1].seq;
+        }
+      }
+      const info = await client.thread(thread);
+      if (stale()) return;
+      // Only messages the page holds: newer ones come in order through the SDK (resume).
+      const known = new Set(this.messages.map((m) => m.id));
+      for (const m of fresh) if (known.has(m.id)) this.messages = mergeMessage(this.messages, m);
+      if (info) {
+        this.threadInfo = { ...this.threadInfo, ...info };
+        this.participants = info.participants || this.participants;
+        for (const p of info.participants || []) {
+          if (p.user_id === this.me) this.myRead = Math.max(this.myRead, p.read_seq || 0);
+          else this.readBy.set(p.user_id, Math.max(this.readBy.get(p.user_id) || 0, p.read_seq || 0));
+        }
+      }
+      this.render();
+    } catch (err) {
+      // Best effort: the next push or reconnect brings the page up to date.
+      console.warn("tsunagu-chat: could not refresh after reconnecting", errorDetail(err), err);
+    }
+  }
+
   /** Load the page before the earliest message shown, keeping what is on screen in place. */
   async _loadEarlier() {
     const client = this.client;
@@ -613,15 +742,38 @@ export class TsunaguChat extends Base {
 
   // --- actions
 
+  /** The server's limits (hello's), or the defaults before the first hello. */
+  get limits() {
+    return { ...DEFAULT_LIMITS, ...(this.client?.limits || {}) };
+  }
+
   _submit(ev) {
     ev.preventDefault();
     const ta = this._parts.textarea;
     const body = ta.value.trim();
     if (!body || !this.client) return;
+    // Over the server's limits: refused here, the text kept (the server would refuse it, or
+    // close the socket for a frame over max_frame_bytes).
+    const fit = bodyFit(body, this.limits);
+    if (fit.over || fit.tooBig) {
+      this._flash({ say: (t) => (fit.over ? t.errors.tooLong(fit.max) : t.errors.too_large) }, 8000);
+      this.render({ focus: "composer" });
+      return;
+    }
     if (this.editing) {
+      // The edit stays open, with its text, until the server has applied it: a failed edit
+      // (rate limited, disconnected, …) can be saved again.
       const id = this.editing;
-      this.editing = null;
-      this.client.edit(this.thread, id, body).then((ok) => {
+      if (this._saving) return;
+      this._saving = id;
+      const client = this.client;
+      client.edit(this.thread, id, body).then((ok) => {
+        if (this.client !== client) return;
+        if (this.editing === id) {
+          this.editing = null;
+          if (ta.value.trim() === body) ta.value = "";
+          this._updateCounter();
+        }
         this.messages = mergeMessage(this.messages, ok.message);
         if (ok.withheld) {
           // Not applied: held for a moderator (or blocked). Say so, or the edit seems lost.
@@ -631,12 +783,25 @@ export class TsunaguChat extends Base {
           const text = ok.withheld.action === "block" ? t.editBlocked : t.editHeld;
           this._flash(`⚠ ${text}${warning ? ` ${warning}` : ""}`, 15000);
         }
-        this.render();
-      }).catch((err) => this._fail(err, { body }));
-    } else {
+      }).catch((err) => {
+        if (this.client === client) this._fail(err, { body });
+      }).finally(() => {
+        if (this.client !== client) return;
+        this._saving = null;
+        const focused = this.shadowRoot.activeElement === ta;
+        this.render(focused ? { focus: "composer" } : {});
+      });
+      this.render({ focus: "composer" });
+      return;
+    }
+    try {
       this.client.send(this.thread, body);
+    } catch (err) {
+      this._fail(err, { body });
+      return;
     }
     ta.value = "";
+    this._updateCounter();
     // The user's own message is always brought into view, however tall it is.
     this.render({ scroll: "end", focus: "composer" });
   }
@@ -645,9 +810,7 @@ export class TsunaguChat extends Base {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
       this._submit(ev);
     } else if (ev.key === "Escape" && this.editing) {
-      this.editing = null;
-      ev.target.value = "";
-      this.render({ focus: "composer" });
+      this._cancelEdit();
     }
   }
 
@@ -656,7 +819,36 @@ export class TsunaguChat extends Base {
     this.render();
     const ta = this._parts.textarea;
     ta.value = msg.body;
+    this._updateCounter();
     ta.focus();
+  }
+
+  _cancelEdit() {
+    this.editing = null;
+    this._parts.textarea.value = "";
+    this._updateCounter();
+    this.render({ focus: "composer" });
+  }
+
+  /**
+   * The character counter under the composer: shown from 80 % of the server's limit, marked
+   * (and the composer `aria-invalid`) over it. Updated on input, without a render.
+   */
+  _updateCounter() {
+    const p = this._parts;
+    if (!p) return;
+    const fit = bodyFit(p.textarea.value.trim(), this.limits);
+    const show = fit.chars >= Math.floor(fit.max * 0.8) || fit.tooBig;
+    const bad = fit.over || fit.tooBig;
+    p.counter.hidden = !show;
+    const text = show ? this.t.counter(fit.chars, fit.max) : "";
+    if (p.counter.textContent !== text) p.counter.textContent = text;
+    p.counter.classList.toggle("over", bad);
+    if (bad) p.textarea.setAttribute("aria-invalid", "true");
+    else p.textarea.removeAttribute("aria-invalid");
+    const describedBy = [this.editing ? "editing-label" : null, show ? "counter" : null].filter(Boolean).join(" ");
+    if (describedBy) p.textarea.setAttribute("aria-describedby", describedBy);
+    else p.textarea.removeAttribute("aria-describedby");
   }
 
   _delete(msg) {
@@ -696,7 +888,10 @@ export class TsunaguChat extends Base {
     this._flash({ err, body }, err?.code === "rate_limited" && wait > 0 ? Math.min(60000, Math.max(4000, wait)) : 6000);
   }
 
-  /** Show a text (or `{err, body}`: an error, put into words at each render) in the banner for `ms`. */
+  /**
+   * Show a text in the banner for `ms`: a string, `{err, body}` (an error, put into words at
+   * each render) or `{say: (texts) => string}` (a text of the widget's, in its language).
+   */
   _flash(what, ms = 4000) {
     const error = typeof what === "string" ? { text: what } : what;
     this._error = error;
@@ -743,18 +938,16 @@ export class TsunaguChat extends Base {
       rows: "2", "data-key": "composer",
       onkeydown: (e) => this._keydown(e),
       oninput: () => {
+        this._updateCounter();
         if (this.client && !this.editing && parts.textarea.value.trim()) this.client.typing(this.thread);
       },
     });
-    parts.cancel = h("button", { type: "button", "data-key": "cancel-edit", hidden: true, onclick: () => {
-      this.editing = null;
-      parts.textarea.value = "";
-      this.render({ focus: "composer" });
-    } });
+    parts.counter = h("div", { class: "counter", id: "counter", hidden: true });
+    parts.cancel = h("button", { type: "button", "data-key": "cancel-edit", hidden: true, onclick: () => this._cancelEdit() });
     parts.sendButton = h("button", { type: "submit", "data-key": "send" });
     parts.form = h("form", { onsubmit: (e) => this._submit(e) }, parts.textarea, parts.cancel, parts.sendButton);
     this._listEvents(parts.list);
-    parts.root.append(parts.header, parts.banner, parts.list, parts.typing, parts.editingLabel, parts.form, parts.inboxBox);
+    parts.root.append(parts.header, parts.banner, parts.list, parts.typing, parts.editingLabel, parts.form, parts.counter, parts.inboxBox);
     this.shadowRoot.replaceChildren(h("style", { text: STYLE }), parts.root);
     this._parts = parts;
     return parts;
@@ -779,8 +972,10 @@ export class TsunaguChat extends Base {
     if (banner) {
       p.banner.className = `banner${banner.bad ? " bad" : ""}`;
       p.banner.dataset.state = this.client?.state || "";
-      p.banner.textContent = banner.text;
-    }
+      // Set only when it changed: the banner is a live region, re-setting the same text
+      // would have it read out again at every render.
+      if (p.banner.textContent !== banner.text) p.banner.textContent = banner.text;
+    } else if (p.banner.textContent) p.banner.textContent = "";
     // The raw error, for support (the text shown is the localized one).
     if (banner?.detail) p.banner.title = banner.detail;
     else p.banner.removeAttribute("title");
@@ -789,20 +984,23 @@ export class TsunaguChat extends Base {
     list.setAttribute("aria-label", t.messages);
     reconcile(list, this._rows());
     const typing = [...this.typingUsers.keys()].map((u) => this.nameOf(u));
-    p.typing.textContent = typing.length ? t.typing(typing.join("・")) : "";
+    const typingText = typing.length ? t.typing(typing.join("・")) : "";
+    if (p.typing.textContent !== typingText) p.typing.textContent = typingText;
     p.editingLabel.hidden = !this.editing;
-    p.editingLabel.textContent = t.editing;
+    if (p.editingLabel.textContent !== t.editing) p.editingLabel.textContent = t.editing;
     // The composer is updated in place, never rebuilt.
     const disabled = !this.client || this.client.state === "unauthorized";
     p.textarea.disabled = disabled;
     p.textarea.placeholder = t.composer;
     p.textarea.setAttribute("aria-label", this.editing ? t.editing : t.composer);
-    if (this.editing) p.textarea.setAttribute("aria-describedby", "editing-label");
-    else p.textarea.removeAttribute("aria-describedby");
+    this._updateCounter();
     p.form.setAttribute("aria-label", t.composer);
     p.cancel.hidden = !this.editing;
     p.cancel.textContent = t.cancel;
     p.sendButton.disabled = disabled;
+    // While an edit is being saved, a second press does not send it again.
+    if (this._saving) p.sendButton.setAttribute("aria-busy", "true");
+    else p.sendButton.removeAttribute("aria-busy");
     p.sendButton.textContent = this.editing ? t.save : t.send;
     reconcile(p.inboxBox, this.inboxOpen && this.notifications ? [keyed("inbox", this._inbox())] : []);
 
@@ -851,8 +1049,9 @@ export class TsunaguChat extends Base {
       bad = true;
     }
     if (unsent && state !== "open") lines.push(t.unsent(unsent));
-    const { err, text, body } = this._error || {};
+    const { err, text, body, say } = this._error || {};
     if (err) lines.push(this._errorText(err, body));
+    else if (say) lines.push(say(t));
     else if (text) lines.push(text);
     if (this._error) bad = true;
     if (!lines.length) return null;
@@ -876,22 +1075,33 @@ export class TsunaguChat extends Base {
     });
   }
 
+  /** The time zone dates are shown in: the user's (hello, else the token's) if valid. */
+  get timeZone() {
+    const tz = this.client?.user?.tz ?? tokenClaims(this.getAttribute("token") || "").tz;
+    return validTimeZone(tz, DEFAULT_TZ);
+  }
+
+  /** Date formatters for the locale and zone, made once per (locale, zone). */
+  _formats() {
+    const t = this.t;
+    const tz = this.timeZone;
+    const id = `${t.tag}|${tz}`;
+    if (this._fmt?.id !== id) {
+      this._fmt = {
+        id,
+        day: new Intl.DateTimeFormat(t.tag, { ...t.dateFmt, timeZone: tz }),
+        key: new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone: tz }),
+        time: new Intl.DateTimeFormat(t.tag, { hour: "2-digit", minute: "2-digit", timeZone: tz }),
+      };
+    }
+    return this._fmt;
+  }
+
   /** The rows of the message list, in order, each keyed (see `reconcile`). */
   _rows() {
     const t = this.t;
-    const tz = this.client?.user?.tz || "Asia/Tokyo";
-    const dayFmt = new Intl.DateTimeFormat(t.tag, { ...t.dateFmt, timeZone: tz });
-    const keyFmt = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone: tz });
-    const timeFmt = new Intl.DateTimeFormat(t.tag, { hour: "2-digit", minute: "2-digit", timeZone: tz });
+    const { day: dayFmt, key: keyFmt, time: timeFmt } = this._formats();
     const list = [];
-    let lastDay = null;
-    const day = (date) => {
-      const key = keyFmt.format(date);
-      if (key !== lastDay) {
-        lastDay = key;
-        list.push(keyed(`day:${key}`, h("div", { class: "day", role: "separator", "data-day": key }, dayFmt.format(date))));
-      }
-    };
     if (this._opened && this.client?.hasEarlier(this.thread)) {
       const busy = this.earlier.loading ? "true" : undefined;
       list.push(keyed("earlier", h("button", {
@@ -902,37 +1112,36 @@ export class TsunaguChat extends Base {
       list.push(keyed("start", h("div", { class: "start", role: "note" }, t.start)));
     }
     const otherRead = Math.max(0, ...[...this.readBy.values()]);
-    // Withheld messages (only the sender sees them) go where they were written.
-    const local = this.withheld
-      .map((w) => ({ w, at: new Date(w.item.created_at || Date.now()) }))
-      .sort((a, b) => a.at - b.at);
-    let next = 0;
-    const withheldUntil = (date) => {
-      while (next < local.length && (date === null || local[next].at <= date)) {
-        const { w, at } = local[next++];
-        day(at);
+    // The user's own rows that are not (yet) stored messages go where they were written:
+    // withheld by moderation, refused, and unsent (the outbox).
+    const locals = [
+      ...this.withheld.map((w) => ({
+        kind: "withheld", w, client_msg_id: w.item.client_msg_id, key: w.item.client_msg_id || w.item.id,
+        at: new Date(w.item.created_at || Date.now()),
+      })),
+      ...this.failed.map((f) => ({ kind: "failed", f, client_msg_id: f.item.client_msg_id, key: f.item.client_msg_id, at: new Date(f.item.created_at || Date.now()) })),
+      ...(this.client ? this.client.pending(this.thread) : []).map((item) => ({
+        kind: "pending", item, client_msg_id: item.client_msg_id, key: item.client_msg_id, at: new Date(item.created_at || Date.now()),
+      })),
+    ];
+    for (const e of timeline(this.messages, locals, (d) => keyFmt.format(d))) {
+      if (e.type === "day") {
+        list.push(keyed(`day:${e.key}`, h("div", { class: "day", role: "separator", "data-day": e.key }, dayFmt.format(e.date))));
+      } else if (e.type === "message") {
+        const m = e.message;
+        list.push(keyed(`msg:${m.id}`, m.kind === "system" ? this._system(m, timeFmt) : this._message(m, timeFmt, otherRead)));
+      } else if (e.local.kind === "withheld") {
+        const w = e.local.w;
         const blocked = w.rejected || (w.withheld?.action || w.moderation?.action) === "block";
         const why = w.rejected ? t.rejected : blocked ? t.blocked : t.held;
-        list.push(keyed(`local:${w.item.client_msg_id || w.item.id}`,
-          this._local(w.item, blocked ? "blocked" : "withheld", why, w.moderation, timeFmt)));
+        list.push(keyed(`local:${e.local.key}`, this._local(w.item, blocked ? "blocked" : "withheld", why, w.moderation, timeFmt)));
+      } else if (e.local.kind === "failed") {
+        const f = e.local.f;
+        list.push(keyed(`local:${e.local.key}`,
+          this._local(f.item, "failed", `${t.failed}: ${this._errorText(f.error, f.item.body)}`, null, timeFmt, f.error)));
+      } else {
+        list.push(keyed(`local:${e.local.key}`, this._local(e.local.item, "pending", t.sending, null, timeFmt)));
       }
-    };
-    for (const m of this.messages) {
-      const date = new Date(m.created_at);
-      withheldUntil(date);
-      day(date);
-      list.push(keyed(`msg:${m.id}`, m.kind === "system" ? this._system(m, timeFmt) : this._message(m, timeFmt, otherRead)));
-    }
-    withheldUntil(null);
-    const now = new Date();
-    for (const f of this.failed) {
-      day(now);
-      list.push(keyed(`local:${f.item.client_msg_id}`,
-        this._local(f.item, "failed", `${t.failed}: ${this._errorText(f.error, f.item.body)}`, null, timeFmt, f.error)));
-    }
-    for (const item of this.client ? this.client.pending(this.thread) : []) {
-      day(new Date(item.created_at));
-      list.push(keyed(`local:${item.client_msg_id}`, this._local(item, "pending", t.sending, null, timeFmt)));
     }
     return list;
   }
