@@ -6,11 +6,17 @@
 // POST /v1/moderation/items/{id}/decide {decision, note}, GET /v1/moderation/threads/{id},
 // GET /v1/moderation/precision, GET /v1/moderation/restrictions, DELETE
 // /v1/moderation/restrictions/{user} {note}; `review` frames over the WebSocket refresh the queue.
+// Times are shown in the token's `tz` (an IANA zone), else Asia/Tokyo.
 
-import { h, keyed, reconcile } from "./dom.js";
+import { h, keyed, reconcile, validTimeZone } from "./dom.js";
 import { TsunaguClient, tokenClaims } from "./tsunagu.js";
 
 export const DECISIONS = ["dismiss", "warn", "restrict", "release", "escalate"];
+
+// The thread log is read a page at a time (the review API's default); a server that does
+// not page with `before_seq` is asked for its largest page instead.
+const LOG_PAGE = 200;
+const LOG_MAX = 1000;
 
 export const TEXTS = {
   ja: {
@@ -78,6 +84,32 @@ export const TEXTS = {
     closed: "未接続",
     reconnecting: "再接続中",
     newItem: "新しい項目があります",
+    chooseDecision: "判定を選んでください。",
+    loadEarlier: "以前のメッセージを読み込む",
+    loadingEarlier: "読み込み中…",
+    logStart: "スレッドの最初から表示しています",
+    // Errors, by their `code` (docs/protocol.md's table, HTTP statuses, the SDK's own codes);
+    // the server's English message is kept in the notice's title, for support.
+    errors: {
+      generic: "エラーが発生しました。もう一度お試しください。",
+      bad_request: "この操作はできません（入力内容を確認してください）。",
+      bad_frame: "この操作はできません（入力内容を確認してください）。",
+      forbidden: "この操作を行う権限がありません。",
+      not_found: "項目が見つかりません。すでに処理された可能性があります。",
+      conflict: "この項目の状態が変わったため操作できません（判定済み・他の担当者・保留中でない など）。一覧を更新してください。",
+      too_large: "データが大きすぎます。",
+      rate_limited: (s) => (s ? `操作が続いたため制限中です。${s}秒ほど待ってからもう一度お試しください。`
+        : "操作が続いたため制限中です。少し待ってからもう一度お試しください。"),
+      unavailable: "サーバーが一時的に利用できません。しばらくしてからもう一度お試しください。",
+      internal: "サーバーでエラーが発生しました。もう一度お試しください。",
+      unauthorized: "トークンの有効期限が切れました。新しいトークンで開き直してください。",
+      network: "サーバーと通信できませんでした。ネットワーク接続を確認してください。",
+      timeout: "サーバーから応答がありませんでした。もう一度お試しください。",
+      token: "トークンを取得できませんでした。開き直してください。",
+      disconnected: "接続が切れています。",
+      closed: "接続を終了しました。ページを再読み込みしてください。",
+      unsupported: "このブラウザーでは利用できません。",
+    },
     tag: "ja-JP",
   },
   en: {
@@ -145,6 +177,30 @@ export const TEXTS = {
     closed: "offline",
     reconnecting: "reconnecting",
     newItem: "New items arrived",
+    chooseDecision: "Choose a decision.",
+    loadEarlier: "Load earlier messages",
+    loadingEarlier: "Loading…",
+    logStart: "Showing the thread from its start",
+    errors: {
+      generic: "Something went wrong. Please try again.",
+      bad_request: "This is not possible (check what you entered).",
+      bad_frame: "This is not possible (check what you entered).",
+      forbidden: "You are not allowed to do this.",
+      not_found: "The item was not found. It may have been handled already.",
+      conflict: "The item changed and this is no longer possible (decided, claimed by someone else, or not held). Refresh the queue.",
+      too_large: "This is too large.",
+      rate_limited: (s) => (s ? `Too many actions in a short time. Please wait about ${s} seconds and try again.`
+        : "Too many actions in a short time. Please wait a moment and try again."),
+      unavailable: "The service is temporarily unavailable. Please try again shortly.",
+      internal: "A server error occurred. Please try again.",
+      unauthorized: "Your token has expired. Open the console with a new one.",
+      network: "Could not reach the server. Please check your network connection.",
+      timeout: "The server did not answer. Please try again.",
+      token: "Could not get a token. Please open the console again.",
+      disconnected: "Not connected.",
+      closed: "The connection was closed. Please reload the page.",
+      unsupported: "This browser is not supported.",
+    },
     tag: "en-US",
   },
 };
@@ -220,6 +276,61 @@ export function pickText(value, locale) {
   return value[locale] || value.ja || value.en || "";
 }
 
+// An HTTP status without a tsunagu error body (a proxy's page, say) as the nearest code.
+const HTTP_STATUS_CODES = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large", 429: "rate_limited" };
+
+/**
+ * The moderator's text for an error of the review API or the SDK (`{code, message,
+ * retry_after?, status?}`), by its `code`, in the console's language; never the server's
+ * English `message` (see `errorDetail`). Unknown codes get a generic text.
+ */
+export function errorText(err, locale) {
+  const texts = (TEXTS[locale] || TEXTS.ja).errors;
+  let code = typeof err?.code === "string" ? err.code : "";
+  const http = /^http_(\d{3})$/.exec(code);
+  if (http) {
+    const status = Number(http[1]);
+    code = HTTP_STATUS_CODES[status] || (status >= 500 ? "unavailable" : "generic");
+  }
+  if (code === "rate_limited") {
+    const s = Number(err.retry_after);
+    return texts.rate_limited(Number.isFinite(s) && s > 0 ? Math.ceil(s) : null);
+  }
+  const text = Object.hasOwn(texts, code) ? texts[code] : texts.generic;
+  return typeof text === "function" ? text() : text;
+}
+
+/** The error as support needs it (`code: message`), or "". */
+export function errorDetail(err) {
+  if (!err) return "";
+  const message = err.message || String(err);
+  return err.code ? `${err.code}: ${message}` : message;
+}
+
+/** The time zone of a moderator's token (`tz` claim) when it is valid, else Asia/Tokyo. */
+export function consoleTimeZone(token) {
+  return validTimeZone(tokenClaims(token || "").tz, "Asia/Tokyo");
+}
+
+/**
+ * Put a page of the thread log read with `before_seq` in front of `log` (both in seq
+ * order): the messages older than `beforeSeq`, each once. `null` when the answer holds a
+ * message at or above `beforeSeq`: the server ignored `before_seq` (it sent the latest page).
+ */
+export function prependLogPage(log, page, beforeSeq) {
+  if (page.some((m) => typeof m.seq === "number" && m.seq >= beforeSeq)) return null;
+  const known = new Set(log.map((m) => m.id));
+  const older = page.filter((m) => !known.has(m.id)).sort((a, b) => a.seq - b.seq);
+  return [...older, ...log];
+}
+
+/** Whether the log should be paged back to show the item's message (not in it yet, and older). */
+export function logMissesItem(log, item) {
+  if (!item?.message_id || !log.length) return false;
+  if (log.some((m) => m.id === item.message_id)) return false;
+  return (log[0].seq ?? 1) > 1;
+}
+
 /** Read `#token=…&locale=…` from a URL fragment. */
 export function fragmentParams(hash) {
   const p = new URLSearchParams(String(hash || "").replace(/^#/, ""));
@@ -233,9 +344,13 @@ class Console {
     this.token = token;
     this.locale = locale;
     this.me = tokenClaims(token).sub;
+    this.tz = consoleTimeZone(token);
     this.items = [];
     this.selected = null;
     this.threadLog = null;
+    this.log = { loading: false, limit: LOG_PAGE, canPage: true }; // how the thread log was read
+    this._queueSeq = 0; // the latest queue request: an older answer arriving later is ignored
+    this._logSeq = 0; // likewise for the thread log
     this.rules = null;
     this.restrictions = null;
     this.apiMissing = false;
@@ -287,21 +402,36 @@ class Console {
     if (id === "tab-restrictions") this.loadRestrictions();
   }
 
-  notice(text, bad = false) {
+  /** Show `text` in the notice (`detail`: the raw error, in its title, for support). */
+  notice(text, bad = false, detail = "") {
     const el = document.getElementById("notice");
     el.hidden = !text;
     el.className = `notice${bad ? " bad" : ""}`;
     el.textContent = text || "";
+    if (detail) el.title = detail;
+    else el.removeAttribute("title");
+  }
+
+  /** An error of the review API or the SDK, in the console's language (the raw one in a title). */
+  fail(err) {
+    console.warn("tsunagu console:", errorDetail(err), err);
+    if (err?.code) document.getElementById("notice").dataset.errorCode = err.code;
+    else delete document.getElementById("notice").dataset.errorCode;
+    this.notice(errorText(err, this.locale), true, errorDetail(err));
   }
 
   async refresh(fromPush = false) {
     // The detail pane (the decision form with a note being typed, the log's scroll) is
     // rebuilt only when the selected item itself changed: a `review` push about another
     // item must not wipe what the moderator is doing.
-    const shownBefore = this.selected ? JSON.stringify(this.selected) : null;
-    const known = new Set(this.items.map((i) => i.id));
+    const seq = ++this._queueSeq;
     try {
       const data = await this.client.http("GET", "/v1/moderation/queue");
+      // Pushes come in bursts and answers may come back out of order: only the latest
+      // request's answer is shown.
+      if (seq !== this._queueSeq) return;
+      const shownBefore = this.selected ? JSON.stringify(this.selected) : null;
+      const known = new Set(this.items.map((i) => i.id));
       this.apiMissing = false;
       this.items = sortQueue(data.items || []);
       // A push about an item already listed (a decision, a claim) keeps the notice shown
@@ -311,34 +441,79 @@ class Console {
       if (this.selected) {
         this.selected = this.items.find((i) => i.id === this.selected.id) || null;
       }
+      this.renderQueue();
+      if (!this.selected || JSON.stringify(this.selected) !== shownBefore) this.renderDetail();
     } catch (err) {
+      if (seq !== this._queueSeq) return;
       if (err.status === 404) {
         this.apiMissing = true;
-        this.notice(this.t.noApi, true);
-      } else if (err.status === 403 || err.status === 401) this.notice(this.t.forbidden, true);
-      else this.notice(err.message, true);
+        this.notice(this.t.noApi, true, errorDetail(err));
+      } else if (err.status === 403) this.notice(this.t.forbidden, true, errorDetail(err));
+      else this.fail(err);
       this.items = [];
+      this.renderQueue();
+      this.renderDetail();
     }
-    this.renderQueue();
-    if (!this.selected || JSON.stringify(this.selected) !== shownBefore) this.renderDetail();
   }
 
   async select(item) {
     this.selected = item;
     this.threadLog = null;
+    this.log = { loading: false, limit: LOG_PAGE, canPage: true };
     this.renderQueue();
     this.renderDetail();
+    await this.loadLog(item);
+  }
+
+  /** GET the staff view of a thread's log: the latest `limit` messages, or those before `before`. */
+  async logPage(item, { limit = LOG_PAGE, before = null } = {}) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (before !== null) q.set("before_seq", String(before));
+    const data = await this.client.http("GET", `/v1/moderation/threads/${encodeURIComponent(item.thread)}?${q}`);
+    return data.messages || data.log || [];
+  }
+
+  /**
+   * Read the thread log of `item`: the latest page, then earlier pages until the item's
+   * message is in it (`pages`: at most that many earlier pages, for "load earlier"). A
+   * server that ignores `before_seq` is asked once for its largest page instead.
+   */
+  async loadLog(item, { more = false } = {}) {
+    const seq = ++this._logSeq;
+    const current = () => seq === this._logSeq && this.selected && this.selected.id === item.id;
+    this.log.loading = true;
+    if (more) this.renderDetail();
     try {
-      const data = await this.client.http("GET", `/v1/moderation/threads/${encodeURIComponent(item.thread)}`);
-      if (this.selected && this.selected.id === item.id) {
-        this.threadLog = data.messages || data.log || [];
-        this.renderDetail();
+      let log = this.threadLog;
+      if (log === null) log = await this.logPage(item, { limit: this.log.limit });
+      let earlier = more ? 1 : 0;
+      for (let guard = 0; guard < 50 && log.length && (earlier > 0 || logMissesItem(log, item)); guard += 1) {
+        if (!current()) return;
+        earlier -= 1;
+        const first = log[0].seq;
+        if (!(first > 1)) break;
+        if (this.log.canPage) {
+          const merged = prependLogPage(log, await this.logPage(item, { limit: LOG_PAGE, before: first }), first);
+          if (merged !== null) {
+            if (merged.length === log.length) break;
+            log = merged;
+            continue;
+          }
+          this.log.canPage = false; // the server sent its latest page again
+        }
+        if (this.log.limit >= LOG_MAX) break;
+        this.log.limit = LOG_MAX;
+        log = await this.logPage(item, { limit: LOG_MAX });
       }
+      if (!current()) return;
+      this.threadLog = log;
     } catch (err) {
-      this.threadLog = [];
-      this.notice(err.message, true);
-      this.renderDetail();
+      if (!current()) return;
+      if (this.threadLog === null) this.threadLog = [];
+      this.fail(err);
     }
+    this.log.loading = false;
+    this.renderDetail();
   }
 
   async claim(item) {
@@ -348,7 +523,7 @@ class Console {
       this.renderQueue();
       this.renderDetail();
     } catch (err) {
-      this.notice(err.message, true);
+      this.fail(err);
     }
   }
 
@@ -361,7 +536,7 @@ class Console {
       await this.refresh();
       this.notice(`${this.t.decided}: ${this.t.decisions[decision]}`);
     } catch (err) {
-      this.notice(err.message, true);
+      this.fail(err);
     }
   }
 
@@ -370,8 +545,8 @@ class Console {
     try {
       return (await this.client.http("GET", path))[key] || [];
     } catch (err) {
-      if (err.status === 404) this.notice(this.t.noApi, true);
-      else this.notice(err.message, true);
+      if (err.status === 404) this.notice(this.t.noApi, true, errorDetail(err));
+      else this.fail(err);
       return [];
     }
   }
@@ -391,7 +566,7 @@ class Console {
       await this.client.http("DELETE", `/v1/moderation/restrictions/${encodeURIComponent(user)}`, { note });
       this.notice(`${this.t.lifted}: ${user}`);
     } catch (err) {
-      this.notice(err.message, true);
+      this.fail(err);
     }
     await this.loadRestrictions();
   }
@@ -439,7 +614,7 @@ class Console {
   renderQueue() {
     const t = this.t;
     const ul = document.getElementById("queue");
-    const fmt = new Intl.DateTimeFormat(t.tag, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: "Asia/Tokyo" });
+    const fmt = new Intl.DateTimeFormat(t.tag, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: this.tz });
     if (!this.items.length) {
       ul.replaceChildren(h("li", { class: "empty", role: "option", "aria-disabled": "true" }, t.empty));
       return;
@@ -504,7 +679,7 @@ class Console {
       delete box.dataset.item;
       return;
     }
-    const fmt = new Intl.DateTimeFormat(t.tag, { dateStyle: "medium", timeStyle: "short", timeZone: "Asia/Tokyo" });
+    const fmt = new Intl.DateTimeFormat(t.tag, { dateStyle: "medium", timeStyle: "short", timeZone: this.tz });
     const findings = item.findings || [];
     const claimedByMe = item.claimed_by === this.me;
     const parts = [
@@ -549,17 +724,28 @@ class Console {
     const t = this.t;
     const name = `decision-${item.id}`;
     const note = h("textarea", { id: "note", "aria-label": t.note, placeholder: t.note });
+    // No decision is chosen in advance: submitting without a choice decides nothing.
+    const fieldset = h("fieldset", { onchange: () => {
+      fieldset.removeAttribute("aria-invalid");
+      if (document.getElementById("notice").textContent === t.chooseDecision) this.notice("");
+    } }, h("legend", { class: "sr" }, t.decision),
+    DECISIONS.map((d) => {
+      const off = d === "release" && !this.isHeld(item);
+      return h("label", {}, h("input", { type: "radio", name, value: d, disabled: off, "data-decision": d }),
+        t.decisions[d], off ? h("span", { class: "sr" }, t.releaseOnlyHeld) : null);
+    }));
     const form = h("form", { class: "decide", onsubmit: (e) => {
       e.preventDefault();
       const choice = form.querySelector(`input[name="${name}"]:checked`);
-      if (choice) this.decide(item, choice.value, note.value.trim());
+      if (!choice) {
+        fieldset.setAttribute("aria-invalid", "true");
+        this.notice(t.chooseDecision, true);
+        form.querySelector(`input[name="${name}"]:not(:disabled)`)?.focus();
+        return;
+      }
+      this.decide(item, choice.value, note.value.trim());
     } },
-    h("fieldset", {}, h("legend", { class: "sr" }, t.decision),
-      DECISIONS.map((d, i) => {
-        const off = d === "release" && !this.isHeld(item);
-        return h("label", {}, h("input", { type: "radio", name, value: d, checked: i === 0, disabled: off, "data-decision": d }),
-          t.decisions[d], off ? h("span", { class: "sr" }, t.releaseOnlyHeld) : null);
-      })),
+    fieldset,
     note,
     h("div", { class: "row" }, h("button", { class: "btn primary", type: "submit", id: "decide" }, t.submit)));
     return form;
@@ -573,8 +759,13 @@ class Console {
     const t = this.t;
     if (this.threadLog === null) return h("div", { class: "log" }, h("div", { class: "empty" }, "…"));
     if (!this.threadLog.length) return h("div", { class: "log" }, h("div", { class: "empty" }, t.logEmpty));
-    const fmt = new Intl.DateTimeFormat(t.tag, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: "Asia/Tokyo" });
+    const fmt = new Intl.DateTimeFormat(t.tag, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: this.tz });
     const log = h("div", { class: "log", tabindex: "0", "aria-label": t.log });
+    const first = this.threadLog[0].seq;
+    if (first > 1 && (this.log.canPage || this.log.limit < LOG_MAX)) {
+      log.append(h("button", { class: "btn earlier", type: "button", id: "log-earlier", "aria-busy": this.log.loading ? "true" : undefined,
+        disabled: this.log.loading, onclick: () => this.loadLog(item, { more: true }) }, this.log.loading ? t.loadingEarlier : `↑ ${t.loadEarlier}`));
+    } else if (first === 1) log.append(h("div", { class: "empty log-start" }, t.logStart));
     let focusEl = null;
     for (const m of this.threadLog) {
       const isItem = item.message_id && m.id === item.message_id;
@@ -615,7 +806,7 @@ class Console {
     const t = this.t;
     const box = document.getElementById("restrictions");
     if (this.listPlaceholder(box, this.restrictions, t.noRestrictions)) return;
-    const when = (at) => new Date(at).toLocaleString(t.tag);
+    const when = (at) => new Date(at).toLocaleString(t.tag, { timeZone: this.tz });
     box.replaceChildren(h("table", { id: "restrictions-table" },
       h("thead", {}, h("tr", {}, h("th", {}, t.user), h("th", {}, t.reason), h("th", {}, t.restrictedBy), h("th", {}, t.since), h("th", {}, t.lift))),
       h("tbody", {}, this.restrictions.map((r) => {

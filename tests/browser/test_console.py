@@ -158,3 +158,181 @@ async def test_console_says_when_the_review_api_is_missing(browser: Any, node: N
     else:
         await expect(page.locator("#queue li").first).to_be_visible()
         await expect(page.locator("#notice")).to_be_hidden()
+
+
+async def until(ok: Any, timeout: float = 5) -> None:
+    import asyncio
+
+    for _ in range(int(timeout / 0.02)):
+        if ok():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def test_console_asks_for_a_decision_ignores_stale_queues_and_says_errors_in_japanese(
+    browser: Any, node: Node
+) -> None:
+    """No decision is chosen in advance (Submit alone decides nothing); an older queue answer
+    arriving after a newer one is ignored; a refused decision is put into Japanese by its
+    code, the server's English kept in a title; times follow the token's zone."""
+    import asyncio
+
+    from playwright.async_api import expect
+
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"))
+    tid = thread["id"]
+    items = queue_items(tid)
+    posts: list[tuple[str, Any]] = []
+    queue_answers: list[list[dict[str, Any]]] = []
+    slow_first = asyncio.Event()
+
+    async def api(route: Any) -> None:
+        req = route.request
+        path = req.url.split("/v1/moderation", 1)[1].split("?")[0]
+        if req.method == "POST":
+            posts.append((path, json.loads(req.post_data or "{}")))
+            await route.fulfill(status=409, content_type="application/json", body=json.dumps(
+                {"error": {"code": "conflict", "message": "this item has already been decided"}}))
+            return
+        if path == "/queue":
+            n = len(queue_answers)
+            answer = [dict(i) for i in items]
+            if n == 1:  # the second request is answered late, with what it read then
+                answer = answer[:1]
+                queue_answers.append(answer)
+                await slow_first.wait()
+            else:
+                queue_answers.append(answer)
+            body: Any = {"items": answer}
+        elif path.startswith("/threads/"):
+            body = {"thread": {"id": tid}, "messages": []}
+        else:
+            body = {"error": {"code": "not_found", "message": path}}
+        await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page = await browser.new_page(viewport={"width": 1200, "height": 860}, locale="ja-JP")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.route("**/v1/moderation/**", api)
+    token = node.token("yamamoto", "moderator", tz="America/New_York")
+    await page.goto(f"{node.url}/static/console.html#locale=ja&token={token}")
+    queue = page.locator("#queue li")
+    await expect(queue).to_have_count(2)
+
+    # Times in the token's zone (America/New_York), not Tokyo.
+    want = await page.evaluate(
+        """at => new Intl.DateTimeFormat('ja-JP', {month: 'short', day: 'numeric', hour: '2-digit',
+              minute: '2-digit', timeZone: 'America/New_York'}).format(new Date(at))""",
+        "2026-11-23T02:00:00Z")
+    await expect(queue.first.locator(".top").first).to_contain_text(want)
+
+    # A slow answer (one item) comes back after a newer one (two items): it is ignored.
+    await page.locator("#refresh").click()  # request 2: held back
+    await until(lambda: len(queue_answers) == 2)
+    await page.locator("#refresh").click()  # request 3: answered at once
+    await until(lambda: len(queue_answers) == 3)
+    slow_first.set()
+    await page.wait_for_timeout(300)
+    await expect(queue).to_have_count(2)
+
+    # Nothing is pre-selected: Submit without a choice records nothing.
+    await queue.first.click()
+    await expect(page.locator("input[data-decision]")).to_have_count(5)
+    assert await page.locator("input[data-decision]:checked").count() == 0
+    await page.locator("#note").fill("メモ")
+    await page.locator("#decide").click()
+    await expect(page.locator("#notice")).to_have_text("判定を選んでください。")
+    await expect(page.locator(".decide fieldset")).to_have_attribute("aria-invalid", "true")
+    assert posts == []
+    await expect(page.locator("input[data-decision]").first).to_be_focused()
+
+    # The server refuses (409 conflict, in English): the moderator reads Japanese.
+    await page.locator('input[data-decision="warn"]').check()
+    await page.locator("#decide").click()
+    notice = page.locator("#notice")
+    await expect(notice).to_contain_text("この項目の状態が変わったため操作できません")
+    await expect(notice).to_have_attribute("title", "conflict: this item has already been decided")
+    await expect(notice).to_have_attribute("data-error-code", "conflict")
+    assert "already been decided" not in await notice.inner_text()
+    assert posts == [("/items/rv_high/decide", {"decision": "warn", "note": "メモ"})]
+    assert errors == []
+
+
+async def test_console_time_zone_falls_back_to_tokyo(browser: Any, node: Node) -> None:
+    from playwright.async_api import expect
+
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"))
+    items = queue_items(thread["id"])
+
+    async def api(route: Any) -> None:
+        body = {"items": items} if "/queue" in route.request.url else {"messages": []}
+        await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page = await browser.new_page(locale="ja-JP")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.route("**/v1/moderation/**", api)
+    token = node.token("yamamoto", "moderator", tz="UTC+9")
+    await page.goto(f"{node.url}/static/console.html#locale=ja&token={token}")
+    queue = page.locator("#queue li")
+    await expect(queue).to_have_count(2)
+    want = await page.evaluate(
+        """at => new Intl.DateTimeFormat('ja-JP', {month: 'short', day: 'numeric', hour: '2-digit',
+              minute: '2-digit', timeZone: 'Asia/Tokyo'}).format(new Date(at))""",
+        "2026-11-23T02:00:00Z")
+    await expect(queue.first.locator(".top").first).to_contain_text(want)
+    await queue.first.click()
+    await expect(page.locator("#detail table").first).to_contain_text("2026")
+    assert errors == []
+
+
+async def test_console_pages_the_thread_log_back_to_the_flagged_message(
+    browser: Any, node: Node
+) -> None:
+    """The flagged message is older than the latest 200: the console reads earlier pages
+    (before_seq) until it is shown; against a server that ignores before_seq it asks for
+    the largest page (limit=1000) instead."""
+    from playwright.async_api import expect
+
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"))
+    tid = thread["id"]
+    log = [{"id": f"m_{n}", "thread": tid, "seq": n, "sender": "tanaka", "kind": "user",
+            "body": f"メッセージ {n}", "created_at": "2026-11-23T00:00:00Z"} for n in range(1, 451)]
+    item = dict(queue_items(tid)[0], message_id="m_5", text="メッセージ 5", findings=[])
+    asked: list[str] = []
+    pages_back = {"on": True}
+
+    async def api(route: Any) -> None:
+        url = route.request.url
+        if "/queue" in url:
+            body: Any = {"items": [item]}
+        else:
+            q = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))
+            asked.append("&".join(f"{k}={v}" for k, v in sorted(q.items())))
+            limit = int(q.get("limit", 200))
+            before = int(q["before_seq"]) if pages_back["on"] and "before_seq" in q else None
+            older = [m for m in log if before is None or m["seq"] < before]
+            body = {"thread": {"id": tid}, "messages": older[-limit:]}
+        await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page = await browser.new_page(viewport={"width": 1200, "height": 860}, locale="ja-JP")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.route("**/v1/moderation/**", api)
+    token = node.token("yamamoto", "moderator")
+    await page.goto(f"{node.url}/static/console.html#locale=ja&token={token}")
+    await page.locator("#queue li").first.click()
+    await expect(page.locator(".log .m.focus")).to_contain_text("メッセージ 5")
+    assert asked == ["limit=200", "before_seq=251&limit=200", "before_seq=51&limit=200"]
+    await expect(page.locator(".log .m")).to_have_count(450)
+    await expect(page.locator(".log .log-start")).to_be_visible()
+
+    # A server without before_seq: the latest page again, so the console asks for 1000.
+    pages_back["on"] = False
+    asked.clear()
+    await page.locator("#refresh").click()
+    await page.evaluate("() => window.tsunaguConsole.select(window.tsunaguConsole.items[0])")
+    await expect(page.locator(".log .m.focus")).to_contain_text("メッセージ 5")
+    assert asked == ["limit=200", "before_seq=251&limit=200", "limit=1000"]
+    assert errors == []
