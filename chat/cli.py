@@ -72,7 +72,12 @@ def _token(args: argparse.Namespace) -> int:
 def _scan(args: argparse.Namespace) -> int:
     from moderation.cli import scan_main
 
-    return int(scan_main([]))
+    argv: list[str] = []
+    for domain in args.allow_domain:
+        argv += ["--allow-domain", domain]
+    for phrase in args.allow_phrase:
+        argv += ["--allow-phrase", phrase]
+    return int(scan_main(argv, stdin=sys.stdin, stdout=sys.stdout))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -112,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(func=_token)
 
     p = sub.add_parser("scan", help="scan JSON lines on stdin for moderation findings")
+    p.add_argument("--allow-domain", action="append", default=[],
+                   help="a platform domain never flagged (repeatable)")
+    p.add_argument("--allow-phrase", action="append", default=[],
+                   help="a phrase never flagged (repeatable)")
     p.set_defaults(func=_scan)
 
     p = sub.add_parser("verify", help="verify an evidence bundle offline")

@@ -97,6 +97,7 @@ class Settings:
     moderation_enabled: bool = True
     moderation_policy: str = ""  # empty: the packaged default policy
     moderation_allow_domains: tuple[str, ...] = ()
+    moderation_allow_phrases: tuple[str, ...] = ()
     moderation_history: int = 5
     # --- notifications (docs/notifications.md)
     notify_enabled: bool = True

@@ -48,6 +48,13 @@ class Policy:
     # to a worker (the usual scam: "you never need to pay to get work").
     worker_sender_warnings: Mapping[str, dict[str, str]] = field(default_factory=dict)
     client_recipient_warnings: Mapping[str, dict[str, str]] = field(default_factory=dict)
+    # Optional texts per stage, (category, stage) -> text: they replace the defaults above
+    # (and the worker ones) in that stage, e.g. contact exchange during the contract, where
+    # "restricted before a contract" would be wrong.
+    stage_sender_warnings: Mapping[tuple[str, str], dict[str, str]] = field(
+        default_factory=dict)
+    stage_recipient_warnings: Mapping[tuple[str, str], dict[str, str]] = field(
+        default_factory=dict)
 
     @classmethod
     def load(cls, path: str | None = None) -> Policy:
@@ -95,11 +102,28 @@ class Policy:
         recipient: dict[str, dict[str, str]] = {}
         worker_sender: dict[str, dict[str, str]] = {}
         client_recipient: dict[str, dict[str, str]] = {}
+        stage_sender: dict[tuple[str, str], dict[str, str]] = {}
+        stage_recipient: dict[tuple[str, str], dict[str, str]] = {}
         _no_extra(warnings, CATEGORIES, "warnings")
         for category in CATEGORIES:
             w = _table(warnings, category, f"warnings.{category}")
-            _no_extra(w, ("sender", "recipient", "sender_worker", "recipient_client"),
-                      f"warnings.{category}")
+            _no_extra(w, ("sender", "recipient", "sender_worker", "recipient_client",
+                          "stages"), f"warnings.{category}")
+            if "stages" in w:
+                by_stage = _table(w, "stages", f"warnings.{category}.stages")
+                _no_extra(by_stage, STAGES, f"warnings.{category}.stages")
+                for stage in by_stage:
+                    name = f"warnings.{category}.stages.{stage}"
+                    texts = _table(by_stage, stage, name)
+                    _no_extra(texts, ("sender", "recipient"), name)
+                    if not texts:
+                        raise PolicyError(f"{name} needs a sender or recipient text")
+                    if "sender" in texts:
+                        stage_sender[(category, stage)] = _texts(texts, "sender",
+                                                                 f"{name}.sender")
+                    if "recipient" in texts:
+                        stage_recipient[(category, stage)] = _texts(texts, "recipient",
+                                                                    f"{name}.recipient")
             sender[category] = _texts(w, "sender", f"warnings.{category}.sender")
             recipient[category] = _texts(w, "recipient", f"warnings.{category}.recipient")
             if "sender_worker" in w:
@@ -128,7 +152,7 @@ class Policy:
         if max_action not in ACTIONS:
             raise PolicyError(f"escalation.max_action: unknown action {max_action!r}")
         return cls(actions, role_actions, sender, recipient, weights, steps, str(max_action),
-                   worker_sender, client_recipient)
+                   worker_sender, client_recipient, stage_sender, stage_recipient)
 
     def decide(self, findings: Sequence[Finding], *, stage: str, sender_role: str) -> Decision:
         """The action for a message given its findings; pure, no I/O."""
@@ -157,10 +181,14 @@ class Policy:
         if action == "allow" or top_category is None:
             return Decision(action, tuple(findings), None, None, risk)
         by_worker = sender_role == "worker"
-        sender = (self.worker_sender_warnings.get(top_category) if by_worker else None
-                  ) or self.sender_warnings[top_category]
-        recipient = (self.client_recipient_warnings.get(top_category) if by_worker else None
-                     ) or self.recipient_warnings[top_category]
+        key = (top_category, stage)
+        sender = (self.stage_sender_warnings.get(key)
+                  or (self.worker_sender_warnings.get(top_category) if by_worker else None)
+                  or self.sender_warnings[top_category])
+        recipient = (self.stage_recipient_warnings.get(key)
+                     or (self.client_recipient_warnings.get(top_category) if by_worker
+                         else None)
+                     or self.recipient_warnings[top_category])
         return Decision(action, tuple(findings), dict(sender), dict(recipient), risk)
 
 

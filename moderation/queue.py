@@ -20,14 +20,21 @@ from chat.store.schema import MESSAGE_COLUMNS
 
 from .schema import AUDIT, ITEMS, RESTRICTIONS, WITHHELD
 
-DECISIONS = ("dismiss", "warn", "restrict", "release", "escalate")
-CONFIRMING = frozenset({"warn", "restrict", "escalate"})  # the finding was right
-REFUTING = frozenset({"dismiss", "release"})  # the finding or the hold was not needed
+DECISIONS = ("dismiss", "warn", "restrict", "release", "reject", "escalate")
+# Per-rule precision (see `ReviewQueue.precision` and docs/moderation.md): a rule's hit in a
+# decided item is confirmed when the decision confirms the item (warn, restrict, reject)
+# and the moderator did not list the rule in ``wrong_rules``; it is a false positive when
+# the item was dismissed or the rule is in ``wrong_rules``. A release without
+# ``wrong_rules`` judges no rule (a held message may be fine to deliver although the finding
+# was right, e.g. an off-platform wording after the contract); an escalated item counts once
+# dispute staff have decided it.
+CONFIRMING = frozenset({"warn", "restrict", "reject"})
+REFUTING = frozenset({"dismiss"})
 
 _ITEM_COLS = (
     "id, thread_id, message_id, withheld_id, sender, sender_role, stage, action, status, risk, "
     "categories, findings, text, created_at, claimed_by, claimed_at, decision, decided_by, "
-    "decided_at, note"
+    "decided_at, note, escalated_by, escalated_at, wrong_rules, earlier_messages"
 )
 _WITHHELD_COLS = (
     "id, thread_id, sender, client_msg_id, body, action, status, record, edit_of, created_at, "
@@ -57,6 +64,10 @@ def _item(row: Row) -> dict[str, Any]:
         "decided_by": row[17],
         "decided_at": rfc3339(row[18]),
         "note": row[19],
+        "escalated_by": row[20],
+        "escalated_at": rfc3339(row[21]),
+        "wrong_rules": orjson.loads(row[22]) if row[22] else [],
+        "earlier_messages": orjson.loads(row[23]) if row[23] else [],
     }
 
 
@@ -168,10 +179,12 @@ class ReviewQueue:
         async with self.db.transaction() as tx:
             await tx.execute(
                 f"INSERT INTO {ITEMS} ({_ITEM_COLS}) VALUES "
-                "(?,?,?,?,?,?,?,?,'open',?,?,?,?,?,NULL,NULL,NULL,NULL,NULL,NULL)",
+                "(?,?,?,?,?,?,?,?,'open',?,?,?,?,?,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,?)",
                 item_id, thread, message_id, withheld_id, sender, sender_role, stage, action,
                 int(record.get("risk", 0)), orjson.dumps(record.get("categories", [])).decode(),
                 orjson.dumps(record.get("findings", [])).decode(), text, at,
+                orjson.dumps(record["earlier_messages"]).decode()
+                if record.get("earlier_messages") else None,
             )
             if message_id is not None:  # withheld attempts were logged with their findings
                 await log_entry(tx, thread, "moderation.finding", sender, {
@@ -190,7 +203,8 @@ class ReviewQueue:
         return _item(row)
 
     async def list_items(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
-        """Items by risk (highest first), then oldest first. ``status=None``: open+claimed."""
+        """Items by risk (highest first), then oldest first. ``status=None``: open+claimed
+        (an escalated item waits for dispute staff: ``status=escalated``)."""
         if status is None:
             rows = await self.db.fetch(
                 f"SELECT {_ITEM_COLS} FROM {ITEMS} WHERE status IN ('open', 'claimed') "
@@ -205,6 +219,40 @@ class ReviewQueue:
             )
         return [_item(r) for r in rows]
 
+    async def seq_before(self, item_id: str) -> int:
+        """The seq of the last message of the item's thread stored before the item (0 if
+        none): where a withheld message would have been."""
+        row = await self.db.fetchrow(
+            f"SELECT max(m.seq) FROM messages m, {ITEMS} i WHERE i.id = ? "
+            "AND m.thread_id = i.thread_id AND m.created_at <= i.created_at",
+            item_id,
+        )
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    async def list_threads(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
+        """Flagged threads, highest risk first: per thread the number of items, their
+        highest risk, the oldest item's time, the categories and the item ids (no texts)."""
+        where = "status IN ('open', 'claimed')" if status is None else "status = ?"
+        args: tuple[Any, ...] = () if status is None else (status,)
+        rows = await self.db.fetch(
+            f"SELECT thread_id, count(*), max(risk), min(created_at) FROM {ITEMS} "
+            f"WHERE {where} GROUP BY thread_id "
+            "ORDER BY max(risk) DESC, min(created_at), thread_id LIMIT ?",
+            *args, limit,
+        )
+        out = []
+        for thread_id, count, risk, oldest in rows:
+            items = await self.db.fetch(
+                f"SELECT id, categories FROM {ITEMS} WHERE thread_id = ? AND {where} "
+                "ORDER BY risk DESC, created_at, id",
+                thread_id, *args,
+            )
+            cats = sorted({c for _, raw in items for c in orjson.loads(raw)})
+            out.append({"thread": thread_id, "count": int(count), "max_risk": int(risk),
+                        "oldest": rfc3339(oldest), "categories": cats,
+                        "items": [i for i, _ in items]})
+        return out
+
     async def thread_items(self, thread: str) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
             f"SELECT {_ITEM_COLS} FROM {ITEMS} WHERE thread_id = ? ORDER BY created_at", thread
@@ -212,22 +260,27 @@ class ReviewQueue:
         return [_item(r) for r in rows]
 
     async def claim(self, item_id: str, moderator: str) -> dict[str, Any]:
+        """Take an item. An escalated item stays ``escalated`` (only its claimer changes)."""
         async with self.db.transaction() as tx:
             item = await self.get_item(item_id, tx)
             if item["status"] == "decided":
                 raise Conflict("this item has already been decided")
             if item["claimed_by"] not in (None, moderator):
                 raise Conflict(f"this item is claimed by {item['claimed_by']}")
+            status = "escalated" if item["status"] == "escalated" else "claimed"
             await tx.execute(
-                f"UPDATE {ITEMS} SET status = 'claimed', claimed_by = ?, claimed_at = ? "
-                "WHERE id = ?",
-                moderator, now_us(), item_id,
+                f"UPDATE {ITEMS} SET status = ?, claimed_by = ?, claimed_at = ? WHERE id = ?",
+                status, moderator, now_us(), item_id,
             )
             return await self.get_item(item_id, tx)
 
-    async def decide(self, item_id: str, moderator: str, decision: str, note: str
-                     ) -> dict[str, Any]:
-        """Record a decision (claiming the item if nobody has). Conflict if decided."""
+    async def decide(self, item_id: str, moderator: str, decision: str, note: str,
+                     wrong_rules: list[str] | None = None) -> dict[str, Any]:
+        """Record a decision (claiming the item if nobody has). Conflict if decided.
+
+        ``escalate`` does not decide: the item becomes ``escalated`` (unclaimed, for dispute
+        staff, who decide it later); a held message stays held. ``wrong_rules``: rules of
+        the item's findings that the decider marks as wrong (per-rule precision)."""
         async with self.db.transaction() as tx:
             item = await self.get_item(item_id, tx)
             if item["status"] == "decided":
@@ -235,32 +288,54 @@ class ReviewQueue:
             if item["claimed_by"] not in (None, moderator):
                 raise Conflict(f"this item is claimed by {item['claimed_by']}")
             at = now_us()
-            await tx.execute(
-                f"UPDATE {ITEMS} SET status = 'decided', decision = ?, decided_by = ?, "
-                "decided_at = ?, note = ?, claimed_by = coalesce(claimed_by, ?), "
-                "claimed_at = coalesce(claimed_at, ?) WHERE id = ?",
-                decision, moderator, at, note, moderator, at, item_id,
-            )
+            wrong = orjson.dumps(sorted(set(wrong_rules or ()))).decode() if wrong_rules else None
+            if decision == "escalate":
+                if item["status"] == "escalated":
+                    raise Conflict("this item has already been escalated")
+                await tx.execute(
+                    f"UPDATE {ITEMS} SET status = 'escalated', escalated_by = ?, "
+                    "escalated_at = ?, note = ?, wrong_rules = ?, claimed_by = NULL, "
+                    "claimed_at = NULL WHERE id = ?",
+                    moderator, at, note, wrong, item_id,
+                )
+            else:
+                await tx.execute(
+                    f"UPDATE {ITEMS} SET status = 'decided', decision = ?, decided_by = ?, "
+                    "decided_at = ?, note = ?, wrong_rules = coalesce(?, wrong_rules), "
+                    "claimed_by = coalesce(claimed_by, ?), "
+                    "claimed_at = coalesce(claimed_at, ?) WHERE id = ?",
+                    decision, moderator, at, note, wrong, moderator, at, item_id,
+                )
             await log_entry(tx, item["thread"], "moderation.decision", moderator, {
                 "item": item_id, "decision": decision, "note": note,
                 "message": item["message_id"], "withheld": item["withheld_id"],
+                **({"wrong_rules": orjson.loads(wrong)} if wrong else {}),
             }, at)
             return await self.get_item(item_id, tx)
 
     async def precision(self) -> list[dict[str, Any]]:
-        """Per rule: how often moderators confirmed or dismissed its findings."""
+        """Per rule: how often moderators confirmed its hits or judged them false.
+
+        One hit is one rule firing in one decided item (the spans of one rule in one item,
+        such as the pieces of a number split over messages, are one hit). It is
+        ``dismissed`` (a false positive) when the item was dismissed or the decider listed
+        the rule in ``wrong_rules``; ``confirmed`` when the decision confirms the item
+        (warn, restrict, reject) and the rule is not in ``wrong_rules``; ``other`` (not
+        judged) otherwise, e.g. a release that names no wrong rule.
+        ``precision = confirmed / (confirmed + dismissed)``."""
         rows = await self.db.fetch(
-            f"SELECT findings, decision FROM {ITEMS} WHERE status = 'decided'"
+            f"SELECT findings, decision, wrong_rules FROM {ITEMS} WHERE status = 'decided'"
         )
         stats: dict[str, dict[str, int]] = {}
-        for findings, decision in rows:
+        for findings, decision, wrong_raw in rows:
             rules = {f["rule"] for f in orjson.loads(findings)}
+            wrong = set(orjson.loads(wrong_raw)) if wrong_raw else set()
             for rule in rules:
                 s = stats.setdefault(rule, {"confirmed": 0, "dismissed": 0, "other": 0})
-                if decision in CONFIRMING:
-                    s["confirmed"] += 1
-                elif decision in REFUTING:
+                if decision in REFUTING or rule in wrong:
                     s["dismissed"] += 1
+                elif decision in CONFIRMING:
+                    s["confirmed"] += 1
                 else:
                     s["other"] += 1
         out = []

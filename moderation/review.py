@@ -1,20 +1,25 @@
 """The moderators' review queue over HTTP (role ``moderator`` or ``admin``).
 
     GET  /v1/moderation/queue                  open items, highest risk first
+                                               (?group=thread: one summary per thread)
     GET  /v1/moderation/items/{id}             one item with its thread context
     POST /v1/moderation/items/{id}/claim       take an item
-    POST /v1/moderation/items/{id}/decide      {decision, note}
+    POST /v1/moderation/items/{id}/decide      {decision, note, wrong_rules?}
     GET  /v1/moderation/threads/{id}           the whole thread as staff see it
     GET  /v1/moderation/precision              per-rule precision from decisions
     GET  /v1/moderation/audit                  the staff audit log
     GET  /v1/moderation/restrictions           restricted users (why, by whom, since)
     DELETE /v1/moderation/restrictions/{user}  lift a restriction {note}
 
-Every call is recorded in the audit log (who, what, which thread). Decisions:
+Every call is recorded in the audit log (who, what, which thread; a queue listing writes
+one ``read_queue`` row per thread whose texts it returned, naming the items). Decisions:
 ``dismiss`` (false positive: a held message is delivered, a masked one unmasked), ``warn``
-(confirmed; the sender is warned in their language), ``restrict`` (confirmed; the sender's
-messages are held from now on), ``release`` (deliver a held message), ``escalate`` (hand to
-dispute staff).
+(confirmed; the sender is warned in their language; a held message is rejected),
+``restrict`` (confirmed; the sender's messages are held from now on; a held message is
+rejected), ``release`` (deliver a held message), ``reject`` (confirmed; a held message is
+never delivered), ``escalate`` (hand to dispute staff: the item becomes ``escalated`` and a
+held message stays held; dispute staff or an admin then claim and decide it - a moderator
+no longer can).
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ import orjson
 from aiohttp import web
 
 from chat.auth import Identity
-from chat.errors import BadRequest, Conflict, Forbidden
+from chat.errors import BadRequest, Conflict, Forbidden, NotFound
 from chat.fanout import Event, role_channel, thread_channel, user_channel
 from chat.http_api import Body, HttpApi, json_response, path_id, query_int
-from chat.models import NewMessage, now_us
+from chat.models import Message, NewMessage, now_us
 from chat.service import ChatService
 
 from .queue import DECISIONS, ReviewQueue
@@ -81,56 +86,139 @@ class ReviewApi:
             raise Forbidden("this call needs the moderator role")
         return who
 
+    async def item_staff(self, request: web.Request) -> tuple[Identity, dict[str, Any]]:
+        """The caller and the item of the path. Moderators and admins reach any item;
+        dispute staff only escalated ones (the others answer 403 as if they did not exist).
+        Once escalated, only dispute staff and admins may claim or decide it."""
+        who = self.http.identify(request)
+        if who.has("moderator", "admin"):
+            return who, await self.queue.get_item(path_id(request))
+        if who.has("dispute"):
+            try:
+                item = await self.queue.get_item(path_id(request))
+            except NotFound:
+                item = None
+            if item is not None and item["escalated_by"] is not None:
+                return who, item
+            raise Forbidden("dispute staff reach only escalated review items")
+        raise Forbidden("this call needs the moderator role")
+
+    @staticmethod
+    def _may_act(who: Identity, item: dict[str, Any]) -> None:
+        if item["status"] == "escalated" and not who.has("dispute", "admin"):
+            raise Forbidden("this item was escalated: dispute staff or an admin decide it")
+
     async def list_queue(self, request: web.Request) -> web.Response:
-        who = self.staff(request)
+        """Open items; texts are returned, so every thread whose items are listed gets one
+        ``read_queue`` audit row naming them. ``group=thread``: one summary per thread
+        (count, highest risk, oldest item, categories), without texts."""
+        who = self.http.identify(request)
         status = request.query.get("status") or None
-        if status not in (None, "open", "claimed", "decided"):
-            raise BadRequest("status must be open, claimed or decided")
+        if status not in (None, "open", "claimed", "decided", "escalated"):
+            raise BadRequest("status must be open, claimed, decided or escalated")
+        if not who.has("moderator", "admin") and not (who.has("dispute")
+                                                      and status == "escalated"):
+            raise Forbidden("this call needs the moderator role")
+        group = request.query.get("group") or None
+        if group not in (None, "thread"):
+            raise BadRequest("group must be thread")
         limit = query_int(request, "limit", default=100, lo=1, hi=500)
         assert limit is not None
+        if group == "thread":
+            threads = await self.queue.list_threads(status=status, limit=limit)
+            await self.queue.audit(who.user_id, "read_queue", note=f"group=thread {status or ''}"
+                                   .strip())
+            return json_response({"threads": threads})
         items = await self.queue.list_items(status=status, limit=limit)
-        await self.queue.audit(who.user_id, "read_queue", note=status)
+        by_thread: dict[str, list[str]] = {}
+        for it in items:
+            by_thread.setdefault(it["thread"], []).append(it["id"])
+        for thread_id, ids in by_thread.items():
+            await self.queue.audit(who.user_id, "read_queue", thread=thread_id,
+                                   note="items " + " ".join(ids))
+        if not by_thread:
+            await self.queue.audit(who.user_id, "read_queue", note=status)
         return json_response({"items": items})
 
     async def get_item(self, request: web.Request) -> web.Response:
-        who = self.staff(request)
-        item = await self.queue.get_item(path_id(request))
-        context = await self.service.store.history(item["thread"], limit=10)
+        """One item with the messages around it (``before``/``after``, 5 each by default)
+        and, for findings on the sender's earlier messages, those messages."""
+        who, item = await self.item_staff(request)
+        before = query_int(request, "before", default=5, lo=0, hi=50)
+        after = query_int(request, "after", default=5, lo=0, hi=50)
+        assert before is not None and after is not None
+        context = await self._context(item, before, after)
         await self.queue.audit(who.user_id, "read_item", target=item["id"],
                                thread=item["thread"])
         return json_response({
             "item": item,
             "context": [m.view(None, staff=True) for m in context],
+            "finding_messages": _finding_messages(item),
         })
 
+    async def _context(self, item: dict[str, Any], before: int, after: int) -> list[Message]:
+        """Messages around the item's message: ``before`` earlier and ``after`` later ones,
+        and the message itself. A withheld message has no seq: it is placed after the
+        last message created before it (or its released copy, once released)."""
+        store = self.service.store
+        thread = item["thread"]
+        message_id = item["message_id"]
+        if message_id is None and item["withheld_id"] is not None:
+            held = await self.queue.get_withheld(item["withheld_id"])
+            message_id = held["released_message_id"] or held["edit_of"]
+        seq: int | None = None
+        own: list[Message] = []
+        if message_id is not None:
+            msg = await store.get_message(thread, message_id)
+            if msg is not None:
+                seq, own = msg.seq, [msg]
+        if seq is None:  # a held message: the messages stored before it was held
+            last = await self.queue.seq_before(item["id"])
+            earlier = await store.history(thread, before_seq=last + 1, limit=before) \
+                if before else []
+            later = await store.history(thread, after_seq=last, limit=after) if after else []
+            return earlier + later
+        earlier = await store.history(thread, before_seq=seq, limit=before) if before else []
+        later = await store.history(thread, after_seq=seq, limit=after) if after else []
+        return earlier + own + later
+
     async def claim(self, request: web.Request) -> web.Response:
-        who = self.staff(request)
-        item = await self.queue.claim(path_id(request), who.user_id)
+        who, current = await self.item_staff(request)
+        self._may_act(who, current)
+        item = await self.queue.claim(current["id"], who.user_id)
         await self.queue.audit(who.user_id, "claim", target=item["id"], thread=item["thread"])
         return json_response({"item": item})
 
     async def decide(self, request: web.Request) -> web.Response:
-        who = self.staff(request)
+        who, current = await self.item_staff(request)
         body = await Body.read(request)
         decision = body.req_str("decision", max_chars=16)
         if decision not in DECISIONS:
             raise BadRequest(f"decision must be one of {', '.join(DECISIONS)}")
         note = body.text("note", max_chars=2000, required=False, allow_empty=True) or ""
-        item_id = path_id(request)
-        current = await self.queue.get_item(item_id)
+        wrong_rules = body.data.get("wrong_rules")
+        rules = {f["rule"] for f in current["findings"]}
+        if wrong_rules is not None and (
+                not isinstance(wrong_rules, list)
+                or not all(isinstance(r, str) and r in rules for r in wrong_rules)):
+            raise BadRequest("wrong_rules must be a list of rules of this item's findings: "
+                             + ", ".join(sorted(rules)))
+        self._may_act(who, current)
         held = None
         if current["withheld_id"] is not None:
             held = await self.queue.get_withheld(current["withheld_id"])
-        if decision == "release" and (held is None or held["status"] != "held"):
-            raise Conflict("only a held message can be released")
-        item = await self.queue.decide(item_id, who.user_id, decision, note)
+        if decision in ("release", "reject") and (held is None or held["status"] != "held"):
+            raise Conflict("only a held message can be "
+                           + ("released" if decision == "release" else "rejected"))
+        item = await self.queue.decide(current["id"], who.user_id, decision, note,
+                                       wrong_rules=wrong_rules)
         effect = await self._apply(who, item, held, decision)
         await self.queue.audit(who.user_id, f"decide:{decision}", target=item["id"],
                                thread=item["thread"], note=note)
         self.service.fanout.publish(
             Event(role_channel("moderator"), "review",
-                  {"item": {"id": item["id"], "thread": item["thread"], "status": "decided",
-                            "decision": decision}})
+                  {"item": {"id": item["id"], "thread": item["thread"],
+                            "status": item["status"], "decision": decision}})
         )
         return json_response({"item": item, **effect})
 
@@ -138,9 +226,16 @@ class ReviewApi:
                      decision: str) -> dict[str, Any]:
         fanout = self.service.fanout
         sender = item["sender"]
+        if decision == "dismiss":
+            await self._unmask_earlier(item, held)
         if held is not None and held["status"] == "held":
             if decision in ("release", "dismiss"):
                 return {"released": await self._release(held, who)}
+            if decision == "escalate":  # still held: dispute staff decide it
+                fanout.publish(Event(role_channel("dispute"), "escalation",
+                                     {"item": item["id"], "thread": item["thread"],
+                                      "by": who.user_id}))
+                return {}
             await self.queue.set_withheld_status(held["id"], "rejected")
             fanout.publish(Event(user_channel(sender), "withheld",
                                  {"id": held["id"], "thread": held["thread"],
@@ -185,6 +280,19 @@ class ReviewApi:
             "message": msg.view(held["sender"]),
         }))
         return msg.view(None, staff=True)
+
+    async def _unmask_earlier(self, item: dict[str, Any], held: dict[str, Any] | None
+                              ) -> None:
+        """A dismissed item: unmask the earlier pieces its scan masked (screen.py)."""
+        record: dict[str, Any] | None = None
+        if held is not None:
+            record = held["record"]
+        elif item["message_id"] is not None:
+            msg = await self.service.store.get_message(item["thread"], item["message_id"])
+            record = msg.moderation if msg is not None else None
+        ids = (record or {}).get("earlier_masked") or []
+        if ids:
+            await self.screener.unmask_earlier(item["thread"], list(ids))
 
     async def _unmask(self, item: dict[str, Any]) -> None:
         store = self.service.store
@@ -255,6 +363,13 @@ class ReviewApi:
         entries = await self.queue.audit_log(thread=thread, limit=limit)
         await self.queue.audit(who.user_id, "read_audit", thread=thread)
         return json_response({"entries": entries})
+
+
+def _finding_messages(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sender's earlier messages that findings of the item point into (a number split
+    over messages): ``message_index``, ``message_id`` (None if never stored, e.g. held)
+    and ``text``. Their findings carry ``current: false`` and are not spans of item.text."""
+    return list(item.get("earlier_messages") or [])
 
 
 def setup(app: web.Application, http: HttpApi, service: ChatService) -> ModerationScreener:

@@ -5,6 +5,12 @@
 * ``mod_items``: the review queue, one item per flagged, masked, held or blocked message.
 * ``mod_audit``: every staff action and every staff read.
 * ``mod_restrictions``: users whose messages are held for review.
+
+Version 2: an item escalated to dispute staff keeps who escalated it and when
+(``escalated_by``/``escalated_at``; its status is ``escalated`` until dispute staff decide),
+and a decision may name the rules whose findings were wrong (``wrong_rules``, JSON list) for
+per-rule precision; findings on the sender's earlier messages (a number split over
+messages) come with those messages (``earlier_messages``, JSON: index, id, text).
 """
 
 from __future__ import annotations
@@ -78,6 +84,17 @@ MIGRATIONS: tuple[Migration, ...] = (
                 restricted_by TEXT NOT NULL,
                 at BIGINT NOT NULL
             )""",
+        ),
+    ),
+    Migration(
+        "moderation",
+        2,
+        "escalated items, findings marked wrong by a decision",
+        (
+            f"ALTER TABLE {ITEMS} ADD COLUMN escalated_by TEXT",
+            f"ALTER TABLE {ITEMS} ADD COLUMN escalated_at BIGINT",
+            f"ALTER TABLE {ITEMS} ADD COLUMN wrong_rules TEXT",
+            f"ALTER TABLE {ITEMS} ADD COLUMN earlier_messages TEXT",
         ),
     ),
 )

@@ -122,8 +122,17 @@ MEANINGS: dict[str, str] = {
                           "Off: messages are stored unscreened and those routes are absent.",
     "moderation_policy": "Path of a moderation policy file. Empty: the packaged default "
                          "policy.",
-    "moderation_allow_domains": "Domains whose links moderation never flags, "
-                                "comma-separated.",
+    "moderation_allow_domains": "The platform's own domains, comma-separated: email "
+                                "addresses and links on them (and their subdomains) are "
+                                "never flagged. **Empty by default: set it**, or "
+                                "`support@<your domain>` is flagged and masked like any "
+                                "outside address. The host of `notify_public_url` is "
+                                "allowed too when that is set.",
+    "moderation_allow_phrases": "Phrases moderation never flags (e.g. the platform's own "
+                                "name where it reads like a messenger or payment service), "
+                                "comma-separated in the environment (a list in the TOML "
+                                "file). Matched after normalization; a finding inside an "
+                                "allowed phrase is dropped.",
     "moderation_history": "How many earlier messages of the thread moderation looks at "
                           "(to catch details split over several messages).",
     "demo": "**Development only: never turn it on in production.** Creates a demo contract "

@@ -296,3 +296,168 @@ async def test_moderation_outcomes_are_in_the_dispute_log(world: dict[str, Any])
     assert decision["payload"]["decision"] == "release" and decision["actor"] == "mod1"
     # The released message is in the log after the decision, as a message entry.
     assert kinds.index("moderation.decision") < len(kinds) - 1
+
+
+async def _item_for(node: Any, token: str, pred: Any) -> dict[str, Any]:
+    status, queue = await node.http("GET", "/v1/moderation/queue", token)
+    assert status == 200
+    return next(i for i in queue["items"] if pred(i))
+
+
+async def test_escalate_keeps_a_held_message_held_for_dispute_staff(
+        world: dict[str, Any]) -> None:
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    ok = await world["client"].send(tid, OFFSITE)
+    wid = ok["withheld"]["id"]
+    item = await _item_for(node, mod_token, lambda i: i["withheld_id"] == wid)
+    status, body = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                   mod_token, {"decision": "escalate", "note": "unsure"})
+    assert status == 200 and body["item"]["status"] == "escalated"
+    assert body["item"]["escalated_by"] == "mod1"
+    status, staff = await node.http("GET", f"/v1/moderation/threads/{tid}", mod_token)
+    [held] = staff["withheld"]
+    assert held["status"] == "held", "escalating must not reject the held message"
+    # Escalated: moderators no longer decide it; dispute staff find and decide it.
+    status, body = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                   mod_token, {"decision": "release"})
+    assert status == 403
+    dispute = node.token("disp1", "dispute")
+    status, body = await node.http("GET", "/v1/moderation/queue?status=escalated", dispute)
+    assert status == 200 and [i["id"] for i in body["items"]] == [item["id"]]
+    status, body = await node.http("GET", "/v1/moderation/queue", dispute)
+    assert status == 403
+    status, body = await node.http("GET", f"/v1/moderation/items/{item['id']}", dispute)
+    assert status == 200
+    status, body = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                   dispute, {"decision": "release", "note": "agreed on site"})
+    assert status == 200 and body["item"]["status"] == "decided"
+    got = (await world["worker"].push("message"))["message"]
+    assert got["body"] == OFFSITE
+    # A second held message, escalated, then rejected by an admin: never delivered.
+    ok = await world["client"].send(tid, OFFSITE + " Really.")
+    wid = ok["withheld"]["id"]
+    item = await _item_for(node, mod_token, lambda i: i["withheld_id"] == wid)
+    await node.http("POST", f"/v1/moderation/items/{item['id']}/decide", mod_token,
+                    {"decision": "escalate"})
+    admin = node.token("root1", "admin")
+    status, body = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                   admin, {"decision": "reject", "note": "fee avoidance"})
+    assert status == 200 and body["item"]["decision"] == "reject"
+    status, staff = await node.http("GET", f"/v1/moderation/threads/{tid}", mod_token)
+    assert {w["id"]: w["status"] for w in staff["withheld"]}[wid] == "rejected"
+
+
+async def test_split_phone_masks_the_earlier_pieces_too(world: dict[str, Any]) -> None:
+    node, mod_token = world["node"], world["mod_token"]
+    # in progress: contact sharing is flagged; a phone number (high) raises it to mask.
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      stage="in_progress")
+    tid = thread["id"]
+    first = await world["client"].send(tid, "090")
+    second = await world["client"].send(tid, "5555")
+    assert [m["body"] for m in await world["worker"].messages(2)] == ["090", "5555"]
+    third = await world["client"].send(tid, "1234")
+    assert third["moderation"]["action"] == "mask"
+    updates = [await world["worker"].push("update") for _ in range(2)]
+    assert {u["message"]["id"]: u["message"]["body"] for u in updates} == {
+        first["message"]["id"]: "●●●", second["message"]["id"]: "●●●●"}
+    assert all(u["action"] == "mask" and u["message"]["masked"] for u in updates)
+    got = (await world["worker"].push("message"))["message"]
+    assert got["body"] == "●●●●"
+    status, hist = await node.http("GET", f"/v1/threads/{tid}/messages",
+                                   node.token("sato", "worker"))
+    assert [m["body"] for m in hist["messages"]] == ["●●●", "●●●●", "●●●●"]
+    # The review item places each finding in its own message.
+    item = await _item_for(node, mod_token,
+                           lambda i: i["message_id"] == third["message"]["id"])
+    status, body = await node.http("GET", f"/v1/moderation/items/{item['id']}", mod_token)
+    assert status == 200 and body["item"]["text"] == "1234"
+    by_current = {f["current"] for f in body["item"]["findings"]}
+    assert by_current == {True, False}
+    earlier = [f for f in body["item"]["findings"] if not f["current"]]
+    assert {f["message_id"] for f in earlier} == {first["message"]["id"],
+                                                   second["message"]["id"]}
+    assert [(m["message_id"], m["text"]) for m in body["finding_messages"]] == [
+        (first["message"]["id"], "090"), (second["message"]["id"], "5555")]
+    # Dismissed: every piece is unmasked again.
+    status, _ = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                mod_token, {"decision": "dismiss"})
+    assert status == 200
+    status, hist = await node.http("GET", f"/v1/threads/{tid}/messages",
+                                   node.token("sato", "worker"))
+    assert [m["body"] for m in hist["messages"]] == ["090", "5555", "1234"]
+
+
+async def test_queue_listing_audits_each_thread_it_shows(world: dict[str, Any]) -> None:
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    ok = await world["client"].send(tid, OFFSITE)
+    item = await _item_for(node, mod_token,
+                           lambda i: i["withheld_id"] == ok["withheld"]["id"])
+    _, audit = await node.http("GET", f"/v1/moderation/audit?thread={tid}", mod_token)
+    reads = [e for e in audit["entries"] if e["action"] == "read_queue"]
+    assert reads and reads[0]["actor"] == "mod1" and item["id"] in reads[0]["note"]
+
+
+async def test_item_context_is_around_the_flagged_message(world: dict[str, Any]) -> None:
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    await world["client"].send(tid, "はじめまして")
+    flagged = await world["client"].send(tid, LINE_ASK)
+    for n in range(12):
+        await world["client"].send(tid, f"進捗その{n}です")
+    item = await _item_for(node, mod_token,
+                           lambda i: i["message_id"] == flagged["message"]["id"])
+    status, body = await node.http("GET", f"/v1/moderation/items/{item['id']}", mod_token)
+    assert status == 200
+    seqs = [m["seq"] for m in body["context"]]
+    assert seqs == list(range(1, 8)), "one before, the message, five after"
+    status, body = await node.http(
+        "GET", f"/v1/moderation/items/{item['id']}?before=0&after=1", mod_token)
+    assert [m["seq"] for m in body["context"]] == [2, 3]
+
+
+async def test_precision_counts_rules_marked_wrong_and_not_releases(
+        world: dict[str, Any]) -> None:
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    body = "LINEで連絡ください。作業前に登録料3万円をお支払いください"
+    ok = await world["client"].send(tid, body)
+    assert ok["withheld"]["status"] == "blocked"
+    item = await _item_for(node, mod_token,
+                           lambda i: i["withheld_id"] == ok["withheld"]["id"])
+    rules = sorted({f["rule"] for f in item["findings"]})
+    assert len(rules) >= 2
+    status, _ = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                mod_token, {"decision": "warn", "wrong_rules": ["nope"]})
+    assert status == 400
+    wrong = rules[0]
+    status, _ = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                mod_token, {"decision": "warn", "wrong_rules": [wrong]})
+    assert status == 200
+    held = await world["client"].send(tid, OFFSITE)
+    item2 = await _item_for(node, mod_token,
+                            lambda i: i["withheld_id"] == held["withheld"]["id"])
+    await node.http("POST", f"/v1/moderation/items/{item2['id']}/decide", mod_token,
+                    {"decision": "release", "note": "after the contract"})
+    status, precision = await node.http("GET", "/v1/moderation/precision", mod_token)
+    stats = {r["rule"]: r for r in precision["rules"]}
+    assert stats[wrong]["dismissed"] == 1 and stats[wrong]["precision"] == 0.0
+    for rule in rules[1:]:
+        assert stats[rule]["confirmed"] == 1 and stats[rule]["precision"] == 1.0
+    for rule in {f["rule"] for f in item2["findings"]} - set(rules):
+        assert stats[rule]["dismissed"] == 0 and stats[rule]["other"] == 1
+
+
+async def test_queue_grouped_by_thread(world: dict[str, Any]) -> None:
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    other = await node.create_thread(("tanaka", "client"), ("sato", "worker"), kind="inquiry")
+    await world["client"].send(tid, LINE_ASK)
+    await world["client"].send(tid, OFFSITE)
+    await world["client"].send(other["id"], LINE_ASK)
+    status, body = await node.http("GET", "/v1/moderation/queue?group=thread", mod_token)
+    assert status == 200
+    groups = {g["thread"]: g for g in body["threads"]}
+    assert groups[tid]["count"] == 2 and groups[other["id"]]["count"] == 1
+    assert body["threads"][0]["thread"] == tid, "highest risk first"
+    assert groups[tid]["max_risk"] >= groups[other["id"]]["max_risk"]
+    assert set(groups[tid]["categories"]) == {"contact_exchange", "off_platform_deal"}
+    assert groups[tid]["oldest"] and len(groups[tid]["items"]) == 2
+    assert "text" not in groups[tid]
