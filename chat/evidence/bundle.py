@@ -212,8 +212,9 @@ def _check_manifest(rep: Report, manifest: Any, entries: list[LogEntry], body: A
         bad(Problem("manifest", "manifest.json's head is not the last entry of entries.jsonl",
                     last.seq if last else None))
     if last is not None and not any(
-            int(lf["seq"]) == last.seq for lf in proof.get("leaves", [])):
-        # (a proved head at that log_seq but of another hash is a ``head`` problem)
+            int(lf["seq"]) >= last.seq for lf in proof.get("leaves", [])):
+        # (a proved head at that log_seq but of another hash is a ``head`` problem; one
+        # beyond it, a ``removed`` one)
         bad(Problem("inclusion", "the bundle does not prove that its last entry's head is "
                                  "in the checkpoint", last.seq))
     cp = manifest.get("checkpoint") or {}
@@ -336,7 +337,10 @@ def _check_checkpoint(rep: Report, thread: str, entries: list[LogEntry], body: A
             bad(Problem("inclusion", f"the proof of the head at log_seq {seq} does not lead "
                                      "to the checkpoint's root", seq))
         entry = by_seq.get(seq)
-        if entry is None or entry.hash != head:
+        if entry is None and seq > max(by_seq, default=0):
+            bad(Problem("removed", "the entry committed at this log_seq is missing (the last "
+                                   "entries were removed)", seq))
+        elif entry is None or entry.hash != head:
             bad(Problem("head", "this entry is not the one committed to the checkpoint", seq))
     if leaves and entries:
         last = max(int(lf["seq"]) for lf in leaves)

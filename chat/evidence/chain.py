@@ -184,7 +184,11 @@ class Problem:
 
 
 PROBLEM_KINDS = ("format", "manifest", "altered", "removed", "inserted", "reordered", "chain",
-                 "head", "inclusion", "consistency", "signature", "key")
+                 "time", "head", "inclusion", "consistency", "signature", "key")
+
+# Entries are timed by the writer before it takes the thread's lock, so concurrent writes may
+# log a few milliseconds out of order; a step back in time larger than this is a problem.
+CLOCK_TOLERANCE_US = 60 * 1_000_000
 
 
 def purge_coverage(entries: Sequence[LogEntry]) -> int:
@@ -282,6 +286,19 @@ def verify_chain(entries: Sequence[LogEntry], *, thread: str) -> list[Problem]:
                 "removed", f"an entry was removed before this one; the {len(run)} entries "
                 "from here were renumbered", s))
         flagged.update(run)
+    last_seq = rows[-1].seq if rows else 0
+    tail = by_seq.get(last_seq)
+    if tail is not None and last_seq > 1 and tail.seq not in flagged \
+            and sum(1 for e in rows if e.seq == last_seq) == 1:
+        pred = by_seq.get(last_seq - 1)
+        if pred is not None and tail.prev != pred.hash and (
+                last_seq in written or tail.seq in content_bad):
+            # Appended by hand: neither its own hash nor its link holds.
+            problems.append(Problem("inserted", "an entry was appended that the log did not "
+                                                "write (its hash and link do not hold)",
+                                    last_seq))
+            flagged.add(last_seq)
+            content_bad.discard(last_seq)
     for s, w in sorted(written.items()):
         if s in flagged:
             continue
@@ -310,6 +327,10 @@ def verify_chain(entries: Sequence[LogEntry], *, thread: str) -> list[Problem]:
         pred = by_seq.get(e.seq - 1)
         if pred is None or pred.seq in flagged:
             continue
+        if e.at < pred.at - CLOCK_TOLERANCE_US:
+            problems.append(Problem(
+                "time", f"logged {(pred.at - e.at) / 1e6:.0f} s before log_seq {pred.seq} "
+                "(time goes backwards)", e.seq))
         if e.prev != pred.hash:
             problems.append(Problem(
                 "chain", f"does not link to log_seq {pred.seq} (one of them was rewritten)",

@@ -149,3 +149,21 @@ def test_any_tampering_is_reported_with_its_kind(n: int, op: str, data: st.DataO
     found = kinds(es)
     assert found, op
     assert expected in {k for k, _ in found}, (op, found)
+
+
+def test_junk_appended_at_the_end_is_inserted() -> None:
+    es = chain(5)
+    junk = LogEntry("t1", 6, "message", "m", 2000, {"b": 1}, "0" * 64, "1" * 64, "2" * 64)
+    assert kinds([*es, junk]) == [("inserted", 6)]
+    # Changing a field of the last entry is still an alteration (it links).
+    assert kinds([*es[:-1], replace(es[-1], actor="mallory")]) == [("altered", 5)]
+
+
+def test_time_going_backwards_is_named() -> None:
+    entries, _ = extend({}, [Pending("t1", "message", "a", {"i": i}, at)
+                             for i, at in enumerate((10**9, 2 * 10**9, 10**9 - 61 * 10**6), 1)])
+    assert kinds(entries) == [("time", 3)]
+    # A few milliseconds (concurrent writers) are tolerated.
+    entries, _ = extend({}, [Pending("t1", "message", "a", {"i": i}, at)
+                             for i, at in enumerate((10**9, 10**9 - 5000), 1)])
+    assert kinds(entries) == []

@@ -150,6 +150,37 @@ async def test_nulled_body_is_not_taken_for_a_purge(store: Store,
     assert "no purge record" in rep.problems[0].detail
 
 
+async def test_deleted_last_row_is_removed_not_head(store: Store,
+                                                     evidence: EvidenceService) -> None:
+    rep = await tampered(store, evidence,
+                         ("DELETE FROM thread_log WHERE thread_id = ? AND log_seq = 7", (T,)))
+    assert problems(rep) == [("removed", 7)]
+
+
+async def test_appended_junk_row_is_inserted_not_altered(store: Store,
+                                                         evidence: EvidenceService) -> None:
+    rep = await tampered(
+        store, evidence,
+        ("INSERT INTO thread_log (thread_id, log_seq, kind, actor, at, payload, content_hash, "
+         "prev_hash, hash) VALUES (?, 8, 'message', 'bob', 1, '{\"body\":\"納品済み\"}', ?, ?, ?)",
+         (T, "0" * 64, "1" * 64, "2" * 64)),
+        ("UPDATE threads SET log_seq = 8, log_head = ? WHERE id = ?", ("2" * 64, T)),
+        ("INSERT INTO evidence_pending (thread_id) VALUES (?)", (T,)))
+    assert problems(rep) == [("inserted", 8)]
+
+
+async def test_read_log_sees_a_rehashed_forgery(store: Store, evidence: EvidenceService) -> None:
+    """The per-thread chain of a consistently rehashed forgery is intact; its committed
+    heads are not, and read_log says so."""
+    await make_thread(store)
+    d, _ = await evidence.open("staff1", T, "claim")
+    assert (await evidence.read_log("staff1", d.id, "r"))["chain_ok"]
+    await rebuild_history(store, evidence, wipe=False)
+    out = await evidence.read_log("staff1", d.id, "r")
+    assert not out["chain_ok"]
+    assert {(p["kind"], p["seq"]) for p in out["problems"]} == {("head", 8)}
+
+
 async def test_deleted_row_is_detected(store: Store, evidence: EvidenceService) -> None:
     rep = await tampered(store, evidence,
                          ("DELETE FROM thread_log WHERE thread_id = ? AND log_seq = 3", (T,)))
