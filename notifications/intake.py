@@ -9,9 +9,11 @@ Order of work, so that nothing is half-applied and a retry does nothing new:
    locked contract state, write the new state, cancel what no longer applies, schedule the
    new jobs and record the event with its result. A rule refusal (409) rolls all of it back.
 3. After the commit: post the system message into the thread with ``client_msg_id`` = the
-   event id (idempotent) and set the thread's stage. A retry posts the system message again
-   (a no-op, or the repair of an attempt that died between 2 and 3) but does not set the
-   stage again, so an old retry cannot undo a later event's stage.
+   event id (idempotent) and bring the thread's stage to the contract's CURRENT stored
+   stage (not the event's own): every attempt does it, a duplicate retry too, so a retry
+   repairs an attempt that died between 2 and 3, and two close events finishing out of
+   order cannot leave an older stage behind (each re-reads the stored stage after writing
+   and writes again if it moved meanwhile).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Intake:
         if result.get("duplicate"):
             duplicate = True
             result = {k: v for k, v in result.items() if k != "duplicate"}
-        await self._publish(ev, result, set_stage=not duplicate)
+        await self._publish(ev, result)
         return Outcome(result, duplicate)
 
     @staticmethod
@@ -77,7 +79,11 @@ class Intake:
                 return {**self._same(ev, prior), "duplicate": True}
             state = await repo.load_contract(tx, ev.thread, lock=True, dialect=self.db.dialect)
             plan = apply_event(state, ev, now, self.rules)
-            await repo.save_contract(tx, plan.state, now)
+            if state is None:
+                if not await repo.insert_contract(tx, plan.state, now):
+                    raise Conflict(f"thread {ev.thread!r} already has a concluded contract")
+            else:
+                await repo.save_contract(tx, plan.state, now)
             cancelled = await repo.cancel_jobs(tx, ev.thread, plan.cancel, now,
                                                f"cancelled by {ev.type} {ev.id}")
             scheduled = await repo.insert_jobs(tx, ev.thread, ev.id, plan.jobs, now)
@@ -93,16 +99,23 @@ class Intake:
             await repo.insert_event(tx, ev.id, ev.type, ev.thread, ev.digest, result, now)
         return result
 
-    async def _publish(self, ev: ContractEvent, result: dict[str, Any], *, set_stage: bool
-                       ) -> None:
+    async def _publish(self, ev: ContractEvent, result: dict[str, Any]) -> None:
         texts = result["system"]
         await self.service.post_system(
             ev.thread, texts["ja"],
             {"event": ev.type, "event_id": ev.id, "ja": texts["ja"], "en": texts["en"]},
             client_msg_id=ev.id,
         )
-        stage = result.get("set_stage")
-        if stage and set_stage:
-            thread = await self.service.get_thread(ev.thread)
+        await self.sync_stage(ev.thread)
+
+    async def sync_stage(self, thread_id: str) -> None:
+        """Set the thread's stage to the contract's stored stage (idempotent)."""
+        written: str | None = None
+        for _ in range(5):
+            stage = await repo.contract_stage(self.db, thread_id)
+            if stage is None or stage == written:
+                return
+            thread = await self.service.get_thread(thread_id)
             if thread.stage != stage:
-                await self.service.update_thread(ev.thread, stage=stage)
+                await self.service.update_thread(thread_id, stage=stage)
+            written = stage

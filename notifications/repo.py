@@ -65,6 +65,11 @@ async def load_contract(tx: Executor, thread: str, *, lock: bool, dialect: str
     return None if row is None else ContractState(*row)
 
 
+async def contract_stage(tx: Executor, thread: str) -> str | None:
+    value = await tx.fetchval(f"SELECT stage FROM {CONTRACTS} WHERE thread_id = ?", thread)
+    return None if value is None else str(value)
+
+
 async def load_contracts(tx: Executor, threads: Sequence[str]) -> dict[str, ContractState]:
     if not threads:
         return {}
@@ -72,6 +77,17 @@ async def load_contracts(tx: Executor, threads: Sequence[str]) -> dict[str, Cont
         f"SELECT {_CONTRACT_COLS} FROM {CONTRACTS} WHERE thread_id IN ({_in(threads)})",
         *threads)
     return {r[0]: ContractState(*r) for r in rows}
+
+
+async def insert_contract(tx: Executor, s: ContractState, now: int) -> bool:
+    """Store a new contract; False if the thread has one already (a concurrent
+    ``contract.concluded`` with another id committed first: on PostgreSQL this waits for it)."""
+    n = await tx.execute(
+        f"INSERT INTO {CONTRACTS} ({_CONTRACT_COLS}, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING",
+        s.thread_id, s.client, s.worker, s.title, s.amount, s.currency, s.deadline, s.deposit,
+        s.status, s.stage, s.concluded_at, s.delivered_at, now)
+    return n == 1
 
 
 async def save_contract(tx: Executor, s: ContractState, now: int) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 from tests.notifications.conftest import EVENT_SECRET, NotifyNode, contract, dumps, iso
 
@@ -114,3 +116,78 @@ async def test_out_of_range_deadlines_are_refused_naming_the_field(node: NotifyN
     status, _ = await node.event("deadline.changed", thread, "ok-1",
                                  deadline="2200-12-31T00:00:00Z")
     assert status == 200
+
+
+async def _stage(node: NotifyNode, thread: str) -> str:
+    status, t = await node.http("GET", f"/v1/threads/{thread}", node.token("platform", "service"))
+    assert status == 200
+    return str(t["thread"]["stage"])
+
+
+async def test_a_retry_sets_the_stage_its_first_attempt_did_not(node: NotifyNode,
+                                                                monkeypatch: Any) -> None:
+    """The first attempt committed, then died before the stage was set: the retry (a
+    duplicate) sets it."""
+    from chat.errors import Unavailable
+
+    thread = await contract(node)
+    service = node.n.intake.service
+    real = service.update_thread
+    calls: list[str | None] = []
+
+    async def fail_once(thread_id: str, **kw: Any) -> Any:
+        calls.append(kw.get("stage"))
+        if len(calls) == 1:
+            raise Unavailable("the node went away")
+        return await real(thread_id, **kw)
+
+    monkeypatch.setattr(service, "update_thread", fail_once)
+    status, _ = await node.event("deposit.paid", thread, "e-paid")
+    assert status == 503
+    assert await _stage(node, thread) == "deposit_pending"
+    status, body = await node.event("deposit.paid", thread, "e-paid")
+    assert status == 200 and body["duplicate"] is True
+    assert await _stage(node, thread) == "in_progress"
+
+
+async def test_events_finishing_out_of_order_leave_the_latest_stage(node: NotifyNode,
+                                                                    monkeypatch: Any) -> None:
+    """deposit.paid commits, but its stage is written after delivery.submitted finished:
+    the thread ends at the contract's current stage (delivered), not the older one."""
+    thread = await contract(node)
+    service = node.n.intake.service
+    real = service.update_thread
+    release = asyncio.Event()
+    blocked = asyncio.Event()
+
+    async def slow_first(thread_id: str, **kw: Any) -> Any:
+        if kw.get("stage") == "in_progress" and not release.is_set():
+            blocked.set()
+            await release.wait()
+        return await real(thread_id, **kw)
+
+    monkeypatch.setattr(service, "update_thread", slow_first)
+    paid = asyncio.create_task(node.event("deposit.paid", thread, "e-paid"))
+    await asyncio.wait_for(blocked.wait(), 10)
+    status, body = await node.event("delivery.submitted", thread, "e-delivered")
+    assert status == 200 and body["stage"] == "delivered"
+    assert await _stage(node, thread) == "delivered"
+    release.set()
+    status, _ = await paid
+    assert status == 200
+    assert await _stage(node, thread) == "delivered"
+
+
+async def test_two_concurrent_contracts_for_one_thread_schedule_once(node: NotifyNode
+                                                                     ) -> None:
+    """Two contract.concluded events with different ids at the same moment: one wins, the
+    other is 409, and the notices are scheduled once."""
+    thread = (await node.create_thread(("alice", "client"), ("bob", "worker")))["id"]
+    data = {"client": "alice", "worker": "bob", "amount": 1,
+            "deadline": iso(node.clock.now_us() + 10**11)}
+    results = await asyncio.gather(*(node.event("contract.concluded", thread, f"race-{i}",
+                                                **data) for i in range(4)))
+    assert sorted(s for s, _ in results) == [200, 409, 409, 409], results
+    assert await node.count("SELECT count(*) FROM notify_events") == 1
+    won = next(b for s, b in results if s == 200)
+    assert await node.count("SELECT count(*) FROM notify_jobs") == won["scheduled"]
