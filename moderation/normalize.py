@@ -541,16 +541,18 @@ _AT_WEAK: Final = re.compile(r"(?<=[A-Za-z0-9])\s+at\s+(?=[A-Za-z0-9])", re.IGNO
 _DOT: Final = re.compile(
     r"\s*[(\[{<（【]\s*(?:dot|ドット|どっと)\s*[)\]}>）】]\s*"
     r"|\s*(?:ドット|どっと)\s*"
-    r"|(?<=[A-Za-z0-9])\s+dot\s+(?=[A-Za-z0-9])"
-    # An ideographic full stop or a spaced dot before a common top-level domain
-    # ("tanaka@gmail。com", "tanaka@gmail . com").
-    r"|(?<=[A-Za-z0-9])(?:\s*。\s*|\s+\.\s*|\.\s+)(?=" + _TLD + r"(?![A-Za-z0-9]))",
+    r"|(?<=[A-Za-z0-9])\s+dot\s+(?=[A-Za-z0-9])",
     re.IGNORECASE,
+)
+# An ideographic full stop or a spaced dot before a common top-level domain
+# ("tanaka@gmail。com", "tanaka@gmail . com"; a rewrite of its own, after `_DOT`).
+_ODD_DOT: Final = re.compile(
+    r"(?<=[A-Za-z0-9])(?:\s*。\s*|\s+\.\s*|\.\s+)(?=" + _TLD + r"(?![A-Za-z0-9]))", re.IGNORECASE
 )
 # Where the part after the leading whitespace of an `_AT_STRONG`, `_DOT` or `_AT_WEAK`
 # match can start (see `ws_led_finditer`); each starts with one class (fast to search).
 _AT_STRONG_STARTS: Final = re.compile(r"[(\[{<（【アあ★☆@]")
-_DOT_STARTS: Final = re.compile(r"[(\[{<（【ドどdD。.](?:(?<=[dD])(?=[oO][tT])|(?<![dD]))")
+_DOT_STARTS: Final = re.compile(r"[(\[{<（【ドどdD](?:(?<=[dD])(?=[oO][tT])|(?<![dD]))")
 _AT_WEAK_STARTS: Final = re.compile(r"[aA](?=[tT])")
 
 
@@ -652,9 +654,10 @@ def spelled_email(view: View, *, weak_at: bool, low: str | None = None) -> View:
         view = rewrite(view, _AT_WEAK, _at, ws_led_finditer(_AT_WEAK, _AT_WEAK_STARTS, view.text))
     if (
         low is None or "dot" in low or "ドット" in text or "どっと" in text
-        or _SPACED_DOT_HINT.search(text) is not None
     ):
         view = rewrite(view, _DOT, _dot, ws_led_finditer(_DOT, _DOT_STARTS, view.text))
+    if _SPACED_DOT_HINT.search(view.text) is not None:
+        view = rewrite(view, _ODD_DOT, _dot)
     return view
 
 

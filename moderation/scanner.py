@@ -23,7 +23,7 @@ from moderation.contacts import find_emails, find_links
 from moderation.context import Hit, ScanText
 from moderation.findings import Finding, make_finding
 from moderation.gate import Gate, Prefiltered
-from moderation.normalize import base, deleet, identity, squeeze
+from moderation.normalize import base, deleet, identity, left_bounded, squeeze
 from moderation.phones import find_phones
 from moderation.rules import CUE_RULES, RULES
 
@@ -252,12 +252,22 @@ def _dedupe(spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
 class _Checks:
     """Per-scan memo of the sentence-level checks several rules share."""
 
-    __slots__ = ("_refused", "plain_lower", "sentences")
+    __slots__ = ("_refused", "_wide", "plain_lower", "sentences")
 
     def __init__(self, st: ScanText) -> None:
         self.plain_lower = st.kw_plain
         self.sentences = st.sentences(st.kw)  # of the keyword view
         self._refused: dict[tuple[int, int], bool] = {}
+        self._wide: dict[int, bool] = {}
+
+    def wide_blocked(self, pattern: re.Pattern[str], text: str, plain: bool) -> bool:
+        found = self._wide.get(id(pattern))
+        if found is None:
+            pre = _WIDE.get(id(pattern))
+            if pre is None:
+                pre = _WIDE[id(pattern)] = Prefiltered(pattern)
+            found = self._wide[id(pattern)] = pre.exists(text, plain_lower=plain)
+        return found
 
     def refused(self, text: str, lo: int, hi: int) -> bool:
         key = (lo, hi)
@@ -271,7 +281,8 @@ class _Checks:
 # できませんので、LINEで…", "I can't use this chat well, add me on LINE") is about something
 # else and does not excuse the proposal.
 _CLAUSE_END: Final = re.compile(
-    r"[、,;；—–]|ので|から|けど|けれど|(?<![a-z])(?:but|so|because|and then)(?![a-z])"
+    r"[、,;；—–]|ので|から|けど|けれど|"
+    + left_bounded(("but", "so", "because"), "[a-z]") + r"(?![a-z])"
 )
 
 
@@ -282,6 +293,9 @@ def _clause(text: str, lo: int, hi: int, a: int, b: int) -> tuple[int, int]:
         c_lo = m.end()
     after = _CLAUSE_END.search(text, b, hi)
     return c_lo, hi if after is None else after.start()
+
+
+_WIDE: dict[int, Prefiltered] = {}
 
 
 def _inside_quotes(text: str, lo: int, hi: int, a: int, b: int) -> bool:
@@ -329,7 +343,7 @@ def _cue_hits(
                     continue
         if block is not None and block.exists(text, lo, hi, plain_lower=plain):
             continue
-        if rule.wide_block is not None and rule.wide_block.search(text):
+        if rule.wide_block is not None and checks.wide_blocked(rule.wide_block, text, plain):
             continue
         if rule.refusable and checks.refused(text, *_clause(text, lo, hi, a, b)):
             continue
