@@ -183,9 +183,14 @@ async def next_due(db: Executor) -> int | None:
     return None if value is None else int(value)
 
 
-async def chat_job(tx: Executor, group: str) -> tuple[str, dict[str, Any]] | None:
-    row = await tx.fetchrow(
-        f"SELECT id, payload FROM {JOBS} WHERE group_key = ? AND state = 'pending'", group)
+async def chat_job(tx: Executor, group: str, dialect: str = "sqlite"
+                   ) -> tuple[str, dict[str, Any]] | None:
+    """The pending chat digest job of ``group``, row-locked on PostgreSQL (a scheduler that
+    has claimed it is waited for; the job is then no longer pending)."""
+    sql = f"SELECT id, payload FROM {JOBS} WHERE group_key = ? AND state = 'pending'"
+    if dialect == "postgres":
+        sql += " FOR UPDATE"
+    row = await tx.fetchrow(sql, group)
     return None if row is None else (row[0], orjson.loads(row[1]))
 
 
@@ -198,8 +203,11 @@ async def add_chat_job(tx: Executor, group: str, thread: str, user: str, due_at:
         jid, f"chat:{jid}", group, thread, user, due_at, dumps(payload), now)
 
 
-async def set_payload(tx: Executor, job_id: str, payload: dict[str, Any]) -> None:
-    await tx.execute(f"UPDATE {JOBS} SET payload = ? WHERE id = ?", dumps(payload), job_id)
+async def set_payload(tx: Executor, job_id: str, payload: dict[str, Any]) -> bool:
+    """Update a job's payload if it is still pending; False if it has fired meanwhile."""
+    n = await tx.execute(f"UPDATE {JOBS} SET payload = ? WHERE id = ? AND state = 'pending'",
+                         dumps(payload), job_id)
+    return n == 1
 
 
 async def read_seqs(tx: Executor, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:

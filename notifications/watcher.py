@@ -108,20 +108,23 @@ class ChatWatcher:
                     group = f"chat:{m.thread}:{user}"
                     if self.db.dialect == "postgres":
                         await tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", group)
-                    current = await repo.chat_job(tx, group)
+                    current = await repo.chat_job(tx, group, self.db.dialect)
                     sender = names[m.sender].name
-                    if current is None:
+                    added = False
+                    if current is not None:
+                        jid, payload = current
+                        payload["count"] = int(payload.get("count", 0)) + 1
+                        payload["sender"] = sender
+                        payload["last_seq"] = max(int(payload.get("last_seq", 0)), m.seq)
+                        # Only while it is pending: a job that fired meanwhile would never
+                        # tell this message; it gets a new job instead.
+                        added = await repo.set_payload(tx, jid, payload)
+                    if not added:
                         await repo.add_chat_job(tx, group, m.thread, user,
                                                 now + self.digest_us,
                                                 {"count": 1, "sender": sender,
                                                  "last_seq": m.seq, "title": title},
                                                 now)
-                    else:
-                        jid, payload = current
-                        payload["count"] = int(payload.get("count", 0)) + 1
-                        payload["sender"] = sender
-                        payload["last_seq"] = max(int(payload.get("last_seq", 0)), m.seq)
-                        await repo.set_payload(tx, jid, payload)
                     touched += 1
         return touched
 

@@ -83,3 +83,35 @@ async def test_a_retry_answered_by_another_node_is_not_counted_again(
                 await c.close()
         await b.stop()
         await a.stop()
+
+
+async def test_a_digest_that_fires_while_a_message_is_added_does_not_lose_it(
+        node: NotifyNode, monkeypatch: Any) -> None:
+    """The watcher read the pending digest job; the scheduler fired it before the watcher
+    added the new message to it: the message gets a new job instead of being lost."""
+    from notifications import repo
+
+    thread = await contract(node, client_name="田中")
+    await node.tick()
+    alice = await Client(node.ws_url, node.token("alice", "client")).connect()
+    try:
+        await alice.send(thread, "一通目")
+        await node.n.watcher.flush()
+        real = repo.chat_job
+
+        async def fired_meanwhile(tx: Any, group: str, *args: Any) -> Any:
+            got = await real(tx, group, *args)
+            if got is not None:  # the scheduler's commit lands between read and update
+                await tx.execute("UPDATE notify_jobs SET state = 'done' WHERE id = ?", got[0])
+            return got
+
+        monkeypatch.setattr(repo, "chat_job", fired_meanwhile)
+        second = await alice.send(thread, "二通目")
+        await node.n.watcher.flush()
+    finally:
+        await alice.close()
+    rows = await node.n.store.db.fetch(
+        "SELECT payload FROM notify_jobs WHERE kind = 'chat' AND state = 'pending'")
+    assert len(rows) == 1
+    payload = orjson.loads(rows[0][0])
+    assert payload["count"] == 1 and payload["last_seq"] == second["message"]["seq"]
