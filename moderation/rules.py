@@ -302,8 +302,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             + r"|手数料|お安く|安く|値引|割引|お得|次回から|今後は"
         ),
         block=_c(lx.ON_PLATFORM + "|" + lx.PAYMENT_SUBJECT + "|" + _PAY_FEATURE
-                 + "|" + W(r"here|this (?:site|chat|platform)")
-                 + r"|この(?:サイト|チャット|メッセージ)|こちらの(?:サイト|チャット|メッセージ)|ここで|こちらで"),
+                 + "|" + W(r"here|this (?:site|chat|platform)|support|help ?desk|staff")
+                 + r"|この(?:サイト|チャット|メッセージ)|こちらの(?:サイト|チャット|メッセージ)|ここで|こちらで"
+                 r"|サポート|運営|事務局|窓口"),
     ),
     # ---- personal_data_request ------------------------------------------------------
     CueRule(

@@ -202,6 +202,8 @@ def test_particle_after_kana_phone_not_masked() -> None:
         "I can't share my email, phone or LINE here, sorry.",
         "LINEは使っていないので、こちらでお願いします",
         "今後は直接ご依頼いただいても大丈夫です（このサイトで）",
+        "手数料についてはサポートに直接ご連絡ください",
+        "If the fee looks wrong, contact support directly.",
         "ご連絡ありがとうございます。次回からは直接こちらのメッセージでやり取りしましょう",
         "The item costs 1,234,567 yen",
         "Order 0901234567 shipped; tracking 1234567890123",
