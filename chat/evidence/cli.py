@@ -63,7 +63,10 @@ def purge_main(settings: Settings, *, dry_run: bool) -> int:
     verb = "would purge" if dry_run else "purged"
     print(f"policy: {retention.policy_text(settings.evidence_retention_days)}")
     for c in done:
-        print(f"{verb} {c.thread_id}: {c.entries} entries with content, "
+        print(f"{verb} {c.thread_id}: {c.entries} log entries with content, "
+              f"{len(c.messages)} message(s) and {c.revisions} revision(s) blanked, "
               f"last activity {rfc3339(c.last_activity)}")
+        if c.messages:
+            print(f"  messages: {' '.join(c.messages)}")
     print(f"{verb} {len(done)} thread(s)")
     return 0

@@ -79,6 +79,7 @@ async def test_purge_dry_run_lists_and_keeps(
     assert await asyncio.to_thread(purge_main, settings, dry_run=True) == 0
     out = capsys.readouterr().out
     assert "would purge t_old" in out and "would purge 1 thread(s)" in out
+    assert "1 message(s) and 0 revision(s) blanked" in out and "  messages: m" in out
     assert await asyncio.to_thread(purge_main, settings, dry_run=False) == 0
     assert "purged t_old" in capsys.readouterr().out
     again = open_store(settings)

@@ -251,13 +251,18 @@ async def test_purge_keeps_held_threads_and_purged_chains_verify(
     done = await purge(store.db, now=now_us(), retention_days=2557)
     assert [c.thread_id for c in done] == ["t_old"]
     assert await candidates(store.db, now=now_us(), retention_days=2557) == []
-    # Purged: content gone, chain still verifies with the hashes alone.
+    assert dry[0].entries == 3 and len(dry[0].messages) == 3 and dry[0].revisions == 0
+    # Purged: message content gone, title and participants kept, chain still verifies.
     old = await evidence.entries("t_old")
-    assert all(e.payload is None for e in old[:-1]) and old[-1].kind == "purged"
+    assert [e.kind for e in old if e.payload is None] == ["message"] * 3
+    assert old[0].payload is not None and old[0].payload["title"] == "ロゴ制作"
+    assert old[-1].kind == "purged"
     assert [m.body for m in await store.history("t_old")] == ["", "", ""]
     assert bundle.verify_bundle(await export(evidence, "t_old"), key(evidence)).ok
-    purges = await store.db.fetch("SELECT thread_id, entries FROM evidence_purges")
-    assert purges == [("t_old", 5)]
+    purges = await store.db.fetch("SELECT thread_id, entries, messages FROM evidence_purges")
+    assert purges == [("t_old", 3, 3)]
+    assert [(c.entries, c.messages, c.revisions) for c in done] == [
+        (dry[0].entries, dry[0].messages, dry[0].revisions)]
     # Held: untouched; after the dispute closes it becomes purgeable.
     assert [m.body for m in await store.history("t_held")] == [
         "メッセージ 1", "メッセージ 2", "メッセージ 3"]
@@ -265,6 +270,36 @@ async def test_purge_keeps_held_threads_and_purged_chains_verify(
     # the dispute itself was activity, but the thread's last message is old
     assert [c.thread_id for c in await candidates(store.db, now=now_us(),
                                                   retention_days=2557)] == ["t_held"]
+
+
+async def test_a_second_purge_keeps_the_first_purge_record(store: Store,
+                                                           evidence: EvidenceService) -> None:
+    """Earlier purge records, titles and participants survive later purges; the revisions
+    counted by the dry run are the ones blanked."""
+    long_ago = now_us() - 3000 * DAY_US
+    await make_thread(store, "t_old", at=long_ago, n=2)
+    [m1, _] = await store.history("t_old")
+    await store.edit_message("t_old", m1.id, actor="bob", body="直し", masked=None,
+                             moderation=None, at=long_ago + 5)
+    await store.add_participant("t_old", "carol", "observer", at=long_ago + 6)
+    await store.update_thread("t_old", stage="closed", at=long_ago + 10)
+    dry = await candidates(store.db, now=now_us(), retention_days=2557)
+    [first] = await purge(store.db, now=now_us(), retention_days=2557)
+    assert (first.entries, first.messages, first.revisions) == (
+        dry[0].entries, dry[0].messages, dry[0].revisions)
+    assert first.revisions >= 1
+    # New content after the purge (a late moderation finding), purged again.
+    await record(store.db, "t_old", "moderation_finding", "moderation", {"x": "電話"},
+                 now_us())
+    await store.db.execute("UPDATE threads SET updated_at = ? WHERE id = ?", long_ago + 20,
+                           "t_old")
+    [second] = await purge(store.db, now=now_us(), retention_days=2557)
+    assert second.entries == 1
+    entries = await evidence.entries("t_old")
+    kept = {e.kind for e in entries if e.payload is not None}
+    assert {"thread_created", "participant_added", "thread_updated", "purged"} <= kept
+    assert sum(e.kind == "purged" and e.payload is not None for e in entries) == 2
+    assert bundle.verify_bundle(await export(evidence, "t_old"), key(evidence)).ok
 
 
 async def test_staff_reads_need_a_reason_and_are_audited(store: Store,
