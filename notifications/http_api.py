@@ -297,8 +297,9 @@ class NotificationsApi:
         form = await request.post() if request.method == "POST" and request.can_read_body else {}
         confirmed = form.get("confirm") == "1"  # the button of the confirmation page
         key = link_key(self.s)
+        # bytes: compare_digest raises TypeError on a str that is not ASCII
         if key is None or cat not in CATEGORIES or not hmac.compare_digest(
-                sig, unsubscribe_sig(key, user, cat)):
+                sig.encode("utf-8", "replace"), unsubscribe_sig(key, user, cat).encode()):
             # A person (who opened the link or pressed the page's button) gets a ja/en page;
             # the one-click POST and a client asking for JSON get the JSON error.
             if (request.method == "GET" or confirmed) and not _asks_for_json(request):

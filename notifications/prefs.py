@@ -10,6 +10,7 @@ the quiet period; the in-app copy is stored at once (it makes no sound).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -47,11 +48,14 @@ def check_tz(tz: str) -> str:
     return tz
 
 
+_HHMM = re.compile(r"([0-9]{1,2}):([0-9]{2})")
+
+
 def parse_hhmm(text: str) -> time:
-    hh, _, mm = text.partition(":")
-    if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
-        raise BadRequest(f"{text!r} is not HH:MM")
-    return time(int(hh), int(mm))
+    m = _HHMM.fullmatch(text)  # ASCII digits only: "²:00" passes str.isdigit, not int()
+    if m is None or int(m[1]) >= 24 or int(m[2]) >= 60:
+        raise BadRequest(f"{text[:20]!r} is not HH:MM (00:00 to 23:59)")
+    return time(int(m[1]), int(m[2]))
 
 
 def quiet_until(now_us: int, tz: str, start: str, end: str) -> int | None:

@@ -191,3 +191,67 @@ async def test_two_concurrent_contracts_for_one_thread_schedule_once(node: Notif
     assert await node.count("SELECT count(*) FROM notify_events") == 1
     won = next(b for s, b in results if s == 200)
     assert await node.count("SELECT count(*) FROM notify_jobs") == won["scheduled"]
+
+
+async def test_bad_values_are_400_not_5xx(node: NotifyNode) -> None:
+    """NUL characters (PostgreSQL cannot store them), an amount past BIGINT, a time past
+    the year 9999: each a 400 naming the field, nothing written."""
+    thread = await contract(node)
+    other = (await node.create_thread(("carol", "client"), ("dave", "worker")))["id"]
+    good = {"client": "carol", "worker": "dave", "amount": 1,
+            "deadline": iso(node.clock.now_us() + 10**11)}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"id": "n\x00ul", "type": "deposit.paid", "thread": thread}, "id"),
+        ({"id": "nul-1", "type": "deposit.paid", "thread": thread + "\x00"}, "thread"),
+        ({"id": "nul-2", "type": "contract.concluded", "thread": other,
+          "data": {**good, "client": "car\x00ol"}}, "data.client"),
+        ({"id": "nul-3", "type": "contract.concluded", "thread": other,
+          "data": {**good, "worker": "da\x00ve"}}, "data.worker"),
+        ({"id": "nul-4", "type": "contract.concluded", "thread": other,
+          "data": {**good, "title": "ロゴ\x00制作"}}, "data.title"),
+        ({"id": "big-1", "type": "contract.concluded", "thread": other,
+          "data": {**good, "amount": 2**63}}, "data.amount"),
+        ({"id": "big-2", "type": "contract.concluded", "thread": other,
+          "data": {**good, "amount": 10**30}}, "data.amount"),
+        ({"id": "y-1", "type": "deadline.changed", "thread": thread,
+          "data": {"deadline": "9999-12-31T23:59:59-14:00"}}, "data.deadline"),
+        ({"id": "y-2", "type": "deadline.changed", "thread": thread,
+          "data": {"deadline": "+10000-01-01T00:00:00Z"}}, "data.deadline"),
+    ]
+    before = [await node.count(f"SELECT count(*) FROM {t}") for t in
+              ("notify_events", "notify_jobs", "notify_contracts", "messages")]
+    for doc, field in cases:
+        status, body = await node.http("POST", "/v1/events", node.token("platform", "service"),
+                                       doc)
+        assert status == 400, (doc, body)
+        assert body["error"]["field"] == field, (doc, body)
+    after = [await node.count(f"SELECT count(*) FROM {t}") for t in
+             ("notify_events", "notify_jobs", "notify_contracts", "messages")]
+    assert after == before
+
+
+async def test_non_ascii_signatures_and_quiet_hours_are_4xx(node: NotifyNode) -> None:
+    thread = await contract(node)
+    body = dumps({"id": "s1", "type": "deposit.paid", "thread": thread})
+    ts = int(time.time())
+    for signature in ("sha256=ｆｆ", "sha256=" + "é" * 64, "署名"):
+        status, err = await node.raw("/v1/events", body, {
+            "X-Tsunagu-Timestamp": str(ts),
+            "X-Tsunagu-Signature": signature.encode().decode("latin-1")})
+        assert status == 401, (signature, err)
+        assert "signature" in err["error"]["message"]
+    for start in ("²:00", "２２:００", "22:0\x00", "١٢:00", "24:00", "22:60", "2200"):
+        status, err = await node.http("PUT", "/v1/notifications/preferences",
+                                      node.token("bob"),
+                                      {"quiet_hours": {"start": start, "end": "08:00"}})
+        assert status == 400, (start, err)
+        assert "HH:MM" in err["error"]["message"]
+    status, prefs = await node.http("GET", "/v1/notifications/preferences", node.token("bob"))
+    assert prefs["quiet_hours"] == {"start": "22:00", "end": "08:00"}
+    # an unsubscribe link whose signature is not ASCII: 403, not 500
+    for s in ("%C3%A9" * 16, "%E7%BD%B2%E5%90%8D"):
+        url = f"/v1/notifications/unsubscribe?u=bob&c=contract&s={s}"
+        status, err = await node.raw(url, b"List-Unsubscribe=One-Click",
+                                     {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 403, err
+        assert err["error"]["code"] == "forbidden"
