@@ -15,7 +15,9 @@ import email.utils
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from email.message import EmailMessage
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlparse, urlsplit
@@ -68,13 +70,35 @@ class Sender(Protocol):
     async def close(self) -> None: ...
 
 
-def _classify(status: int, text: str) -> Result:
+def retry_after_s(value: str | None, *, now_s: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    v = value.strip()
+    if v.isascii() and v.isdigit():
+        return float(int(v[:12]))
+    try:
+        when = email.utils.parsedate_to_datetime(v)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now_s is None else now_s))
+
+
+def _classify(status: int, text: str, headers: Mapping[str, str] | None = None) -> Result:
     if status in (200, 201, 202, 204):
         return Result(True, f"sent ({status})")
     if status in (404, 410):
         return Result(False, f"gone ({status}) {text[:200]}", gone=True)
     if status == 429 or status >= 500:
-        return Result(False, f"http {status} {text[:200]}", retry=True)
+        after = retry_after_s((headers or {}).get("Retry-After"))
+        detail = f"http {status} {text[:200]}"
+        if after is not None:
+            detail += f" (Retry-After {after:.0f} s)"
+        return Result(False, detail, retry=True, retry_after_s=after)
     return Result(False, f"http {status} {text[:200]}")
 
 
@@ -157,7 +181,7 @@ class WebPushSender:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Result(False, f"network: {exc.__class__.__name__}: {exc}", retry=True)
         assert not isinstance(resp, str)
-        return _classify(resp.status, await resp.text())
+        return _classify(resp.status, await resp.text(), resp.headers)
 
     async def close(self) -> None:
         pass
@@ -220,7 +244,7 @@ class FcmSender:
                         continue
                     if r.status == 404 or (r.status == 400 and "UNREGISTERED" in text):
                         return Result(False, f"gone ({r.status}) {text[:200]}", gone=True)
-                    return _classify(r.status, text)
+                    return _classify(r.status, text, r.headers)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Result(False, f"network: {exc.__class__.__name__}: {exc}", retry=True)
         return Result(False, "unauthorized twice", retry=True)
@@ -283,7 +307,7 @@ class ApnsSender:
                     return Result(False, f"gone (400) {r.text[:200]}", gone=True)
                 if r.status_code == 200:
                     return Result(True, f"sent (apns-id {r.headers.get('apns-id', '')})")
-                return _classify(r.status_code, r.text)
+                return _classify(r.status_code, r.text, r.headers)
         except (httpx.HTTPError, OSError) as exc:
             return Result(False, f"network: {exc.__class__.__name__}: {exc}", retry=True)
         return Result(False, "provider token refused twice", retry=True)

@@ -2,11 +2,18 @@
 
 export declare const VERSION: string;
 
+/** A warning text per locale; `text` is the one in the viewer's locale (docs/protocol.md). */
+export interface LocalizedWarning {
+  ja?: string;
+  en?: string;
+  text?: string;
+}
+
 export interface Moderation {
   action: "allow" | "flag" | "mask" | "hold" | "block" | string;
   categories: string[];
-  /** A warning for the viewer: a string, or one text per locale. */
-  warning?: string | { ja?: string; en?: string };
+  /** A warning for the viewer: a string, or one text per locale (`{ja, en, text}`). */
+  warning?: string | { ja?: string; en?: string; text?: string };
 }
 
 export interface Message {
@@ -52,9 +59,46 @@ export interface OutboxItem {
   thread: string;
   body: string;
   created_at: string;
+  /** Sends tried so far (0 when queued). */
   attempts: number;
   last_attempt?: number;
+  /** Not sent again before this time (ms since the epoch): rate_limited, unavailable, internal. */
   not_before?: number;
+  /** Transient errors (unavailable, internal) so far: the exponent of the retry backoff. */
+  failures?: number;
+}
+
+/** An item as stored (localStorage): `owner` names the tab that sends it, null once released. */
+export type StoredOutboxItem = OutboxItem & { owner?: string | null };
+
+/**
+ * The limits hello's `ok` tells the client (docs/protocol.md); `{}` before the first hello.
+ * `history_max_limit` is read when a server sends it (else 500, or what a 400 taught).
+ */
+export interface Limits {
+  max_frame_bytes?: number;
+  max_body_chars?: number;
+  rate_per_s?: number;
+  rate_burst?: number;
+  history_max_limit?: number;
+  [name: string]: number | undefined;
+}
+
+/** An in-app notice (docs/notifications.md), as the `notification` push carries it. */
+export interface Notification {
+  id: string;
+  kind: string;
+  category?: string;
+  thread?: string | null;
+  title: string;
+  body: string;
+  data?: Record<string, unknown>;
+  urgent?: boolean;
+  seen?: boolean;
+  read?: boolean;
+  archived?: boolean;
+  created_at?: string;
+  [field: string]: unknown;
 }
 
 export interface User {
@@ -71,7 +115,7 @@ export interface HelloOk {
   user: User;
   threads: Record<string, { last_seq: number; stage: string }>;
   presence: Record<string, "online" | "offline">;
-  limits: Record<string, number>;
+  limits: Limits;
 }
 
 export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed" | "unauthorized";
@@ -85,7 +129,7 @@ export interface ClientEvents {
   receipt: { thread: string; user: string; seq: number };
   typing: { thread: string; user: string };
   presence: { user: string; status: "online" | "offline" };
-  notification: Record<string, unknown>;
+  notification: { notification: Notification; unread: number };
   thread: { thread: Record<string, unknown> };
   thread_updated: { thread: string; stage: string; title: string };
   participant: { thread: string; user: string; role: string };
@@ -94,10 +138,17 @@ export interface ClientEvents {
   sent: { item: OutboxItem; message: Message; duplicate: boolean; moderation?: Moderation };
   /** The send was answered `ok` but moderation held (`hold`) or refused (`block`) it. */
   withheld: { item: OutboxItem; withheld: { id: string; status: string; action: "hold" | "block" }; moderation?: Moderation };
+  /**
+   * A send refused for good: by the server (bad_frame, forbidden, not_found, too_large,
+   * bad_request), over hello's limits before it was queued (bad_frame for the body, too_large
+   * for the frame), or after a 1009 close while it was being sent (too_large).
+   */
   failed: { item: OutboxItem; error: TsunaguError };
+  /** A send answered `unavailable`/`internal`: it is tried again after `delay` ms, in order. */
+  retry_send: { item: OutboxItem; error: TsunaguError; delay: number };
   /** A message this user sent was held; a moderator released or rejected it. */
   withheld_status: { id: string; thread: string; status: "released" | "rejected"; message?: Message };
-  moderation_warning: { thread: string | null; warning: string | { ja?: string; en?: string } };
+  moderation_warning: { thread: string | null; warning: string | LocalizedWarning };
   escalation: { item: string; thread: string; by: string };
   gap: { thread: string; from?: number; to?: number };
   /** A page of older history loaded by `loadEarlier` (also its resolved value). */
@@ -114,7 +165,12 @@ export interface ClientOptions {
   WebSocket?: typeof WebSocket;
   fetch?: typeof fetch;
   storage?: Storage | null;
-  backoff?: { base?: number; cap?: number };
+  /**
+   * Reconnect delays (ms): full jitter over min(cap, base * 2^attempt); the attempt count
+   * resets once a connection has stayed up `resetAfter` (60000); after a 4029 close the
+   * delays start from `crowdedBase` (5000). Also the backoff of send retries and gap fills.
+   */
+  backoff?: { base?: number; cap?: number; resetAfter?: number; crowdedBase?: number };
   random?: () => number;
   pingInterval?: number;
   requestTimeout?: number;
@@ -129,6 +185,8 @@ export type ServerErrorCode =
 /** The SDK's own error codes (see SDK_ERROR_CODES). */
 export type SdkErrorCode =
   | "disconnected" | "closed" | "timeout" | "network" | "token" | "connect" | "not_open" | "unsupported";
+// The SDK also raises the server's bad_frame (a body over max_body_chars) and too_large (a
+// frame over max_frame_bytes) itself, for what the server would refuse.
 
 /**
  * Every `TsunaguError.code`: the server's, the SDK's, or `http_<status>` for an HTTP answer
@@ -148,6 +206,12 @@ export declare class TsunaguError extends Error {
   retry_after?: number;
   /** What made the SDK fail (`network`, `token`): the underlying error. */
   cause?: unknown;
+  /** With bad_frame/too_large raised by the SDK: the limit, the size found, and what. */
+  limit?: number;
+  size?: number;
+  field?: "body" | "frame";
+  /** With too_large after a close: the close code (1009). */
+  close_code?: number;
   constructor(code: TsunaguErrorCode, message: string, extra?: Record<string, unknown>);
 }
 
@@ -160,10 +224,12 @@ export declare class TsunaguClient {
   readonly user: User | null;
   readonly threads: Record<string, { last_seq: number; stage: string }>;
   readonly presence: Record<string, "online" | "offline">;
+  /** hello's limits (`{}` before the first hello). */
+  readonly limits: Limits;
   readonly outbox: Outbox;
   readonly tracker: SeqTracker;
   attempt: number;
-  backoff: { base: number; cap: number };
+  backoff: { base: number; cap: number; resetAfter: number; crowdedBase: number };
 
   on<K extends keyof ClientEvents>(type: K, fn: (data: ClientEvents[K]) => void): () => void;
   on(type: "*", fn: (type: string, data: unknown) => void): () => void;
@@ -175,7 +241,11 @@ export declare class TsunaguClient {
   token(): Promise<string>;
   request(frame: Record<string, unknown>): Promise<Record<string, any>>;
   open(thread: string, options?: { limit?: number }): Promise<Message[]>;
-  send(thread: string, body: string, options?: { clientMsgId?: string }): OutboxItem;
+  /**
+   * Queue a message; returns the queued item. One over hello's limits is not queued: a
+   * `failed` event is emitted at once and the returned item carries the `error`.
+   */
+  send(thread: string, body: string, options?: { clientMsgId?: string }): OutboxItem & { error?: TsunaguError };
   discard(clientMsgId: string): void;
   pending(thread?: string): OutboxItem[];
   read(thread: string, seq: number): Promise<Record<string, any>>;
@@ -184,6 +254,7 @@ export declare class TsunaguClient {
   delete(thread: string, message: string): Promise<Record<string, any>>;
   thank(thread: string, message: string): Promise<Record<string, any>>;
   http<T = any>(method: string, path: string, body?: unknown): Promise<T>;
+  /** `limit` is capped at the server's page limit (hello's `history_max_limit`, or a 400's). */
   history(thread: string, options?: { afterSeq?: number; beforeSeq?: number; limit?: number }):
     Promise<{ messages: Message[]; last_seq: number; first: number | null; last: number | null }>;
   thread(thread: string): Promise<Record<string, any>>;
@@ -215,33 +286,66 @@ export declare class SeqTracker {
   pendingGap(thread: string): { from: number; to: number } | null;
 }
 
+/**
+ * The outbox, persisted under `key`. Tabs of one user share the key: every write merges with
+ * what the others stored (outboxMerge), each stored item names the tab (`owner`) that sends it.
+ */
 export declare class Outbox {
-  constructor(storage?: Storage | null, key?: string);
+  constructor(storage?: Storage | null, key?: string, options?: { owner?: string });
   items: OutboxItem[];
   readonly size: number;
   key: string;
+  /** This tab's id in stored items. */
+  readonly owner: string;
+  /** Adopt every stored item (a new page takes over what others left). */
   load(): void;
+  /** Forget own items another tab took out; adopt released ones. Whether the items changed. */
+  sync(): boolean;
   rekey(key: string): void;
-  save(): void;
+  /** Write this tab's items merged with the other tabs' stored ones. */
+  save(owner?: string | null): void;
+  /** Hand this tab's items over to the next tab that syncs or loads (close, pagehide). */
+  release(): void;
   add(item: Omit<OutboxItem, "attempts"> & { attempts?: number }): OutboxItem;
   remove(clientMsgId: string): void;
   attempt(clientMsgId: string): void;
-  defer(clientMsgId: string, notBefore: number): void;
+  defer(clientMsgId: string, notBefore: number, options?: { failed?: boolean }): void;
   next(now?: number): OutboxItem | null;
 }
 
 export declare function backoffCeiling(attempt: number, base?: number, cap?: number): number;
 export declare function backoffDelay(attempt: number, options?: { base?: number; cap?: number }, random?: () => number): number;
+/** The longest delay setTimeout takes (2^31 - 1 ms). */
+export declare const MAX_TIMER_MS: number;
+/** The reconnect delay after a close with `code` (4029: from crowdedBase; 1011/4008: attempt >= 1). */
+export declare function reconnectDelay(code: number | undefined, attempt: number,
+  options?: { base?: number; cap?: number; crowdedBase?: number }, random?: () => number): number;
+/** The limits assumed before hello: max_frame_bytes 65536, history_max_limit 500. */
+export declare const DEFAULT_LIMITS: Readonly<{ max_frame_bytes: number; history_max_limit: number }>;
+/** A frame's size in bytes as sent (UTF-8 JSON). */
+export declare function frameBytes(frame: unknown): number;
+/** Why the server would refuse this send for its size (bad_frame: body; too_large: frame), or null. */
+export declare function sendSizeProblem(item: Pick<OutboxItem, "client_msg_id" | "thread" | "body">, limits?: Limits):
+  { code: "bad_frame" | "too_large"; message: string; field: "body" | "frame"; limit: number; size: number } | null;
+/** The page limit named by a history 400 ("... between 1 and 200" -> 200), or null. */
+export declare function historyLimitFromError(err: { status?: number; message?: string } | null): number | null;
 export declare function classifySeq(last: number, seq: number): "duplicate" | "next" | "gap";
 export declare function missingRange(last: number, seq: number): { from: number; to: number } | null;
 export declare function newClientMsgId(random?: () => number): string;
 export declare function outboxAdd(items: OutboxItem[], item: Partial<OutboxItem> & Pick<OutboxItem, "client_msg_id" | "thread" | "body">): OutboxItem[];
 export declare function outboxRemove(items: OutboxItem[], clientMsgId: string): OutboxItem[];
 export declare function outboxMarkAttempt(items: OutboxItem[], clientMsgId: string, at?: number): OutboxItem[];
+/** The oldest item ready to go whose thread has no older item waiting (per-thread order). */
 export declare function outboxNext(items: OutboxItem[], now?: number): OutboxItem | null;
-export declare function outboxDefer(items: OutboxItem[], clientMsgId: string, notBefore: number): OutboxItem[];
+/** When the earliest waiting head of a thread may go, or null. */
+export declare function outboxWakeAt(items: OutboxItem[], now?: number): number | null;
+export declare function outboxDefer(items: OutboxItem[], clientMsgId: string, notBefore: number, options?: { failed?: boolean }): OutboxItem[];
+/** Merge one tab's items into the stored list: what to write, and the tab's items after. */
+export declare function outboxMerge(stored: StoredOutboxItem[], mine: OutboxItem[],
+  options?: { owner?: string | null; synced?: Set<string>; removed?: Set<string> }):
+  { write: StoredOutboxItem[]; items: OutboxItem[] };
 export declare function outboxForThread(items: OutboxItem[], thread: string): OutboxItem[];
-export declare function outboxParse(text: string | null): OutboxItem[];
+export declare function outboxParse(text: string | null): StoredOutboxItem[];
 export declare function earlierPage(first: number | null, messages: Message[], limit?: number):
   { messages: Message[]; first: number | null; done: boolean };
 /** Insert or replace by id, in seq order; a copy with a lower `rev` than the held one is ignored. */

@@ -7,15 +7,23 @@
 //   missed while it was away, in seq order, before any live message.
 // * When the socket closes for any reason but `close()`, the client reconnects after a delay
 //   drawn with exponential backoff and FULL jitter: uniform in [0, min(cap, base * 2^n)).
+//   n counts the attempts since the connection last stayed up for `backoff.resetAfter`
+//   (60 s), so a server that accepts hello and then closes at once is not hammered; 4029
+//   (too many connections) starts from a larger base (`backoff.crowdedBase`, 5 s).
 // * Per thread, a SeqTracker keeps the last seq handed to the application. A message at or
 //   below it is a duplicate and dropped; one above last+1 is a gap: it is held back while the
 //   missing range is read from `GET /v1/threads/{id}/messages?after_seq=`, so the application
-//   sees every message of a tracked thread exactly once and in seq order.
+//   sees every message of a tracked thread exactly once and in seq order. A failed read is
+//   retried with backoff.
 // * `send()` puts the message in an Outbox (persisted to localStorage when there is one)
-//   under a client_msg_id chosen once. The outbox is flushed in order, one message at a
-//   time, whenever the socket is open; a message leaves it only when the server has answered
-//   `ok` (stored, or withheld by moderation) or refused it for good. A retry after a cut
-//   connection reuses the same client_msg_id, so the server stores it at most once.
+//   under a client_msg_id chosen once; a message over the server's limits is refused at once
+//   (`failed`) and never queued. The outbox is flushed one message at a time whenever the
+//   socket is open, and the messages of one thread strictly in order (one deferred by
+//   `rate_limited`, `unavailable` or `internal` holds back those after it); a message leaves
+//   it only when the server has answered `ok` (stored, or withheld by moderation) or refused
+//   it for good. A retry reuses the same client_msg_id, so the server stores it at most once.
+//   Tabs of one user share the stored outbox: each writes by merging with what the others
+//   stored, and sends only its own messages (and those a closed tab left behind).
 //
 // The decisions (backoff, gap detection, outbox operations) are pure functions and small
 // classes without I/O, exported for unit tests (`node --test tests/js/`).
@@ -33,6 +41,22 @@ export function backoffCeiling(attempt, base = 500, cap = 30000) {
 /** Full jitter: a delay uniform in [0, backoffCeiling(attempt)). `random` returns [0, 1). */
 export function backoffDelay(attempt, { base = 500, cap = 30000 } = {}, random = Math.random) {
   return Math.floor(random() * backoffCeiling(attempt, base, cap));
+}
+
+/** The longest delay setTimeout takes (2^31 - 1 ms, ~24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The delay before reconnect attempt `attempt` (0, 1, 2, ...) after a close with `code`
+ * (docs/protocol.md, "Reconnecting"): full jitter over min(cap, base * 2^attempt), where base
+ * is `crowdedBase` (default 5 s) after 4029 (too many connections), and at least the second
+ * step (attempt >= 1) after 1011 (server failure) and 4008 (slow consumer), which a prompt
+ * reconnect would likely meet again.
+ */
+export function reconnectDelay(code, attempt, { base = 500, cap = 30000, crowdedBase = 5000 } = {}, random = Math.random) {
+  if (code === 4029) return backoffDelay(attempt, { base: Math.max(base, crowdedBase), cap: Math.max(cap, crowdedBase) }, random);
+  if (code === 1011 || code === 4008) return backoffDelay(Math.max(1, attempt), { base, cap }, random);
+  return backoffDelay(attempt, { base, cap }, random);
 }
 
 // ---------------------------------------------------------------- pure: seq and gaps
@@ -154,13 +178,41 @@ export function outboxMarkAttempt(items, clientMsgId, at = Date.now()) {
   );
 }
 
-/** The item to send next: the oldest one not waiting for a retry-after time. */
+/**
+ * The item to send next: the oldest one that is not waiting for a retry time and has no
+ * older item of its thread before it. A deferred item (rate_limited, unavailable...) holds
+ * back the rest of its thread, so the messages of one thread are never reordered; other
+ * threads go on.
+ */
 export function outboxNext(items, now = Date.now()) {
-  return items.find((i) => !i.not_before || i.not_before <= now) ?? null;
+  const waiting = new Set();
+  for (const i of items) {
+    if (waiting.has(i.thread)) continue;
+    if (!i.not_before || i.not_before <= now) return i;
+    waiting.add(i.thread);
+  }
+  return null;
 }
 
-export function outboxDefer(items, clientMsgId, notBefore) {
-  return items.map((i) => (i.client_msg_id === clientMsgId ? { ...i, not_before: notBefore } : i));
+/** The earliest retry time among the items that wait for one (heads of their thread), or null. */
+export function outboxWakeAt(items, now = Date.now()) {
+  const seen = new Set();
+  let at = null;
+  for (const i of items) {
+    if (seen.has(i.thread)) continue;
+    seen.add(i.thread);
+    if (i.not_before && i.not_before > now && (at === null || i.not_before < at)) at = i.not_before;
+  }
+  return at;
+}
+
+/** Defer an item until `notBefore` (ms since the epoch); `failures` counts transient errors. */
+export function outboxDefer(items, clientMsgId, notBefore, { failed = false } = {}) {
+  return items.map((i) =>
+    i.client_msg_id === clientMsgId
+      ? { ...i, not_before: notBefore, ...(failed ? { failures: (i.failures || 0) + 1 } : {}) }
+      : i,
+  );
 }
 
 export function outboxForThread(items, thread) {
@@ -180,55 +232,157 @@ export function outboxParse(text) {
   }
 }
 
-/** The outbox, persisted under `key` in a Storage-like object (localStorage) when given. */
+/**
+ * Merge this tab's outbox into what storage holds (several tabs or widgets of one user share
+ * one key). `stored`: the stored items (each may name its `owner`); `mine`: this tab's items;
+ * `synced`: the ids this tab saw in storage at its last read or write; `removed`: the ids this
+ * tab took out (sent, refused, discarded) since. Returns the list to write and this tab's
+ * items after the merge:
+ *   - another tab's item stays as stored;
+ *   - this tab's item replaces its stored copy, or is added when it is new;
+ *   - an item this tab removed is dropped, and so is one of this tab's that it saw stored
+ *     before but that is gone now (another tab sent or discarded it).
+ */
+export function outboxMerge(stored, mine, { owner = null, synced = new Set(), removed = new Set() } = {}) {
+  const own = new Map(mine.map((i) => [i.client_msg_id, i]));
+  const storedIds = new Set(stored.map((i) => i.client_msg_id));
+  const write = [];
+  for (const s of stored) {
+    const id = s.client_msg_id;
+    if (removed.has(id)) continue;
+    write.push(own.has(id) ? { ...own.get(id), owner } : s);
+  }
+  const items = [];
+  for (const i of mine) {
+    const id = i.client_msg_id;
+    if (removed.has(id)) continue;
+    if (storedIds.has(id)) items.push(i);
+    else if (!synced.has(id)) {
+      items.push(i);
+      write.push({ ...i, owner });
+    }
+  }
+  return { write, items };
+}
+
+function ownerId(random = Math.random) {
+  return `o-${Date.now().toString(36)}-${Math.floor(random() * 2 ** 32).toString(36)}`;
+}
+
+const stripOwner = ({ owner, ...item }) => item;
+
+/**
+ * The outbox, persisted under `key` in a Storage-like object (localStorage) when given.
+ *
+ * Tabs of one user share the key. Every write re-reads it and merges (`outboxMerge`), so a tab
+ * never wipes another's unsent messages, and each stored item names the tab (`owner`) that
+ * sends it. A new outbox adopts everything stored (the messages a closed page left behind);
+ * `release()` (on close and pagehide) hands this tab's items over, and `sync()` (on the
+ * `storage` event) adopts released ones and forgets the ones another tab took out.
+ */
 export class Outbox {
-  constructor(storage = null, key = "tsunagu.outbox") {
+  constructor(storage = null, key = "tsunagu.outbox", { owner } = {}) {
     this.storage = storage;
     this.key = key;
+    this.owner = owner || ownerId();
     this.items = [];
+    this._synced = new Set(); // ids seen in storage at the last read or write
+    this._removed = new Set(); // ids taken out here and not yet written
     this.load();
   }
 
-  load() {
-    if (!this.storage) return;
-    let saved = [];
+  /** The stored items, or null when storage cannot be read. */
+  _read() {
+    if (!this.storage) return null;
     try {
-      saved = outboxParse(this.storage.getItem(this.key));
+      return outboxParse(this.storage.getItem(this.key));
     } catch {
-      saved = [];
+      return null;
     }
-    for (const item of saved) this.items = outboxAdd(this.items, item);
+  }
+
+  /** Adopt every stored item (this page takes over what others left), then write. */
+  load() {
+    const stored = this._read();
+    if (!stored) return;
+    for (const item of stored) this.items = outboxAdd(this.items, stripOwner(item));
+    this._synced = new Set(stored.map((i) => i.client_msg_id));
+    if (stored.some((i) => i.owner !== this.owner)) this.save();
+  }
+
+  /**
+   * Catch up with the other tabs' writes: forget own items another tab took out, adopt the
+   * items a closed tab released. Returns whether this tab's items changed.
+   */
+  sync() {
+    const stored = this._read();
+    if (!stored) return false;
+    const before = this.items;
+    const { items } = outboxMerge(stored, this.items, { owner: this.owner, synced: this._synced, removed: this._removed });
+    this.items = items;
+    let adopted = false;
+    for (const s of stored) {
+      if (!s.owner && !this._removed.has(s.client_msg_id) && !this.items.some((i) => i.client_msg_id === s.client_msg_id)) {
+        this.items = outboxAdd(this.items, stripOwner(s));
+        adopted = true;
+      }
+    }
+    this._synced = new Set(stored.map((i) => i.client_msg_id));
+    // Own items stored as released (this client was closed, then connected again): claim them.
+    const own = new Set(this.items.map((i) => i.client_msg_id));
+    const reclaim = stored.some((i) => !i.owner && own.has(i.client_msg_id));
+    if (adopted || reclaim) this.save();
+    return adopted || before.length !== this.items.length;
   }
 
   /** Switch to another key (for example once the user id is known), keeping current items. */
   rekey(key) {
     if (key === this.key) return;
     const current = this.items;
-    this.key = key;
+    // Take this tab's items out of the old key (other tabs' items there stay).
+    this._removed = new Set(current.map((i) => i.client_msg_id));
     this.items = [];
+    this.save();
+    this.key = key;
+    this._synced = new Set();
+    this._removed = new Set();
     this.load();
     for (const item of current) this.items = outboxAdd(this.items, item);
     this.save();
   }
 
-  save() {
+  /** Write this tab's items, merged with what the other tabs stored. */
+  save(owner = this.owner) {
     if (!this.storage) return;
+    const stored = this._read();
+    if (!stored) return;
+    const { write, items } = outboxMerge(stored, this.items, { owner, synced: this._synced, removed: this._removed });
+    this.items = items;
     try {
-      if (this.items.length) this.storage.setItem(this.key, JSON.stringify(this.items));
+      if (write.length) this.storage.setItem(this.key, JSON.stringify(write));
       else this.storage.removeItem(this.key);
+      this._synced = new Set(write.map((i) => i.client_msg_id));
+      this._removed = new Set();
     } catch {
       // Storage full or forbidden: the outbox still works in memory.
     }
   }
 
+  /** Hand this tab's items to whichever tab syncs or loads next (the page is going away). */
+  release() {
+    this.save(null);
+  }
+
+  /** Queue an item; returns it as queued (with `attempts`). */
   add(item) {
     this.items = outboxAdd(this.items, item);
     this.save();
-    return item;
+    return this.items.find((i) => i.client_msg_id === item.client_msg_id) ?? { attempts: 0, ...item };
   }
 
   remove(clientMsgId) {
     this.items = outboxRemove(this.items, clientMsgId);
+    if (this.storage) this._removed.add(clientMsgId);
     this.save();
   }
 
@@ -237,8 +391,8 @@ export class Outbox {
     this.save();
   }
 
-  defer(clientMsgId, notBefore) {
-    this.items = outboxDefer(this.items, clientMsgId, notBefore);
+  defer(clientMsgId, notBefore, options) {
+    this.items = outboxDefer(this.items, clientMsgId, notBefore, options);
     this.save();
   }
 
@@ -249,6 +403,52 @@ export class Outbox {
   get size() {
     return this.items.length;
   }
+}
+
+// ---------------------------------------------------------------- pure: limits
+
+/** The limits the SDK assumes until `hello` tells it (docs/protocol.md, "Basics"). */
+export const DEFAULT_LIMITS = Object.freeze({ max_frame_bytes: 65536, history_max_limit: 500 });
+
+const encoder = new TextEncoder();
+
+/** The size in bytes of a frame as sent (UTF-8 JSON). */
+export function frameBytes(frame) {
+  return encoder.encode(JSON.stringify(frame)).length;
+}
+
+/**
+ * Why the server would refuse to take this send, or null. `limits`: hello's (`max_body_chars`
+ * is checked only when known; `max_frame_bytes` defaults to 64 KiB). Returns
+ * `{code, message, field, limit, size}`: `bad_frame` for a body over `max_body_chars` (as the
+ * server answers it), `too_large` for a frame over `max_frame_bytes` (the server would close
+ * the socket with 1009).
+ */
+export function sendSizeProblem(item, limits = {}) {
+  const maxChars = limits.max_body_chars;
+  if (maxChars > 0) {
+    const chars = [...item.body].length; // code points, as the server counts
+    if (chars > maxChars) {
+      return { code: "bad_frame", message: `field 'body' is longer than ${maxChars} characters`, field: "body", limit: maxChars, size: chars };
+    }
+  }
+  const maxBytes = limits.max_frame_bytes > 0 ? limits.max_frame_bytes : DEFAULT_LIMITS.max_frame_bytes;
+  // The frame as _request sends it, with room for a long request id.
+  const bytes = frameBytes({ type: "send", thread: item.thread, client_msg_id: item.client_msg_id, body: item.body, id: "r0000000000" });
+  if (bytes > maxBytes) {
+    return { code: "too_large", message: `the send frame (${bytes} bytes) is larger than the server's limit of ${maxBytes} bytes`, field: "frame", limit: maxBytes, size: bytes };
+  }
+  return null;
+}
+
+/**
+ * The largest page the history call takes, from a 400 that names `limit`
+ * ("query parameter 'limit' must be between 1 and 200" -> 200), or null.
+ */
+export function historyLimitFromError(err) {
+  if (!err || err.status !== 400 || !/\blimit\b/.test(String(err.message))) return null;
+  const m = /between\s+\d+\s+and\s+(\d+)/.exec(String(err.message));
+  return m ? Number(m[1]) : null;
 }
 
 // ---------------------------------------------------------------- pure: messages and tokens
@@ -331,6 +531,8 @@ export class TsunaguError extends Error {
  * answer), closed (close() was called), timeout (no answer within requestTimeout), network
  * (an HTTP request could not be made), token (the getToken provider failed), connect (the
  * WebSocket could not be created), not_open (loadEarlier before open), unsupported (no fetch).
+ * The SDK also refuses, with the server's own code, what the server would refuse: a body over
+ * `max_body_chars` (`bad_frame`) and a frame over `max_frame_bytes` (`too_large`).
  */
 export const SDK_ERROR_CODES = Object.freeze(["disconnected", "closed", "timeout", "network", "token", "connect", "not_open", "unsupported"]);
 
@@ -374,6 +576,7 @@ class Emitter {
 // ---------------------------------------------------------------- the client
 
 const CLOSE_UNAUTHORIZED = 4001;
+const CLOSE_TOO_BIG = 1009;
 const PUSH_TYPES = new Set([
   "receipt", "typing", "presence", "notification", "thread", "thread_updated", "participant", "review",
   "moderation_warning", "escalation",
@@ -385,7 +588,9 @@ const PUSH_TYPES = new Set([
  *   token         a JWT, or
  *   getToken      async () => JWT (called before every connect and before expiry)
  *   WebSocket, fetch, storage   injectable (defaults: the globals, localStorage)
- *   backoff       {base, cap} in ms (default 500, 30000)
+ *   backoff       {base, cap, resetAfter, crowdedBase} in ms (default 500, 30000, 60000,
+ *                 5000): reconnect delays; the attempt count resets once a connection has
+ *                 stayed up resetAfter; after 4029 the delays start from crowdedBase
  *   random        () => [0, 1) for jitter (tests)
  *   pingInterval  ms between client pings that detect a dead network (default 25000; 0: off)
  *   requestTimeout ms to wait for an answer before the socket is considered dead (15000)
@@ -400,7 +605,7 @@ export class TsunaguClient extends Emitter {
     if (!this._token && !this._getToken) throw new TypeError("tsunagu: give a token or getToken");
     this._WebSocket = options.WebSocket || g.WebSocket;
     this._fetch = options.fetch || (g.fetch ? g.fetch.bind(g) : null);
-    this.backoff = { base: 500, cap: 30000, ...(options.backoff || {}) };
+    this.backoff = { base: 500, cap: 30000, resetAfter: 60000, crowdedBase: 5000, ...(options.backoff || {}) };
     this._random = options.random || Math.random;
     this._timers = options.timers || { set: (f, ms) => setTimeout(f, ms), clear: (t) => clearTimeout(t) };
     this.pingInterval = options.pingInterval ?? 25000;
@@ -420,8 +625,16 @@ export class TsunaguClient extends Emitter {
     this.user = null;
     this.threads = {};
     this.presence = {};
+    this.limits = {}; // hello's limits (max_frame_bytes, max_body_chars, rate_per_s, ...)
     this.attempt = 0;
     this._ws = null;
+    this._gen = 0; // bumped by close(): an _open still waiting for its token gives up
+    this._openingGen = null; // the generation of the _open waiting for its token, if any
+    this._stableTimer = null; // resets `attempt` once the connection has stayed up
+    this._flushTimer = null; // wakes the outbox when a deferred item may go
+    this._inflight = null; // {item, ws}: the send waiting for its answer
+    this._fillRetries = new Map(); // thread -> {attempt, timer}: failed gap fills
+    this._learnedHistoryMax = null; // the history page size a 400 taught
     this._reqs = new Map();
     this._nextId = 1;
     this._retryTimer = null;
@@ -434,8 +647,35 @@ export class TsunaguClient extends Emitter {
     this._earlier = new Map(); // thread -> the loadEarlier in flight
     this._typingSent = new Map();
     this._wanted = false;
+    this._listening = false;
     this._onOnline = () => this.reconnectNow();
-    if (g.addEventListener) g.addEventListener("online", this._onOnline);
+    // Another tab wrote the shared outbox: adopt what a closed tab released, forget what
+    // another tab sent.
+    this._onStorage = (ev) => {
+      if (ev && ev.key !== null && ev.key !== undefined && ev.key !== this.outbox.key) return;
+      if (ev && ev.storageArea && this.storage && ev.storageArea !== this.storage) return;
+      if (this.outbox.sync()) {
+        this.emit("outbox", { items: this.outbox.items.slice() });
+        this._flush();
+      }
+    };
+    this._onPageHide = () => this.outbox.release();
+    this._listen(true);
+  }
+
+  _listen(on) {
+    const g = globalThis;
+    if (this._listening === on || !g.addEventListener) return;
+    this._listening = on;
+    const method = on ? "addEventListener" : "removeEventListener";
+    g[method]("online", this._onOnline);
+    g[method]("storage", this._onStorage);
+    g[method]("pagehide", this._onPageHide);
+  }
+
+  /** hello's limits over the documented defaults. */
+  _limits() {
+    return { ...DEFAULT_LIMITS, ...this.limits };
   }
 
   _outboxKey(token) {
@@ -469,7 +709,8 @@ export class TsunaguClient extends Emitter {
   /** Open the connection (and keep it open until close()). Resolves after hello is answered. */
   connect() {
     this._wanted = true;
-    if (this._ws || this._retryTimer) return this._opened ?? Promise.resolve();
+    this._listen(true);
+    if (this._ws || this._retryTimer || this._openingGen === this._gen) return this._opened ?? Promise.resolve();
     this._opened = new Promise((resolve) => {
       this._resolveOpened = resolve;
     });
@@ -480,8 +721,16 @@ export class TsunaguClient extends Emitter {
   /** Close for good (no reconnect). Unsent messages stay in the outbox. */
   close() {
     this._wanted = false;
+    this._gen += 1;
+    this._openingGen = null;
     this._timers.clear(this._retryTimer);
     this._retryTimer = null;
+    this._timers.clear(this._stableTimer);
+    this._stableTimer = null;
+    this._timers.clear(this._flushTimer);
+    this._flushTimer = null;
+    for (const r of this._fillRetries.values()) this._timers.clear(r.timer);
+    this._fillRetries.clear();
     this._stopTimers();
     const ws = this._ws;
     this._ws = null;
@@ -494,13 +743,14 @@ export class TsunaguClient extends Emitter {
     }
     this._failRequests(new TsunaguError("closed", "connection closed"));
     this._setState("closed");
-    const g = globalThis;
-    if (g.removeEventListener) g.removeEventListener("online", this._onOnline);
+    // The unsent messages stay stored; another tab (or the next page) may send them.
+    this.outbox.release();
+    this._listen(false);
   }
 
   /** Skip the remaining backoff delay (for example when the browser comes back online). */
   reconnectNow() {
-    if (!this._wanted || this._ws) return;
+    if (!this._wanted || this._ws || this._openingGen === this._gen) return;
     this._timers.clear(this._retryTimer);
     this._retryTimer = null;
     this.attempt = 0;
@@ -509,16 +759,24 @@ export class TsunaguClient extends Emitter {
 
   async _open() {
     this._retryTimer = null;
+    const gen = this._gen;
+    // One socket at a time: connect() or reconnectNow() while getToken is pending waits for it.
+    if (this._ws || this._openingGen === gen) return;
+    this._openingGen = gen;
     this._setState(this.attempt === 0 && !this.user ? "connecting" : "reconnecting", { attempt: this.attempt });
     let token;
     try {
       token = await this.token();
     } catch (err) {
+      if (gen !== this._gen) return;
+      this._openingGen = null;
       this.emit("error", new TsunaguError("token", `token provider failed: ${err}`));
       this._scheduleReconnect();
       return;
     }
-    if (!this._wanted) return;
+    if (gen !== this._gen) return; // close() was called meanwhile
+    this._openingGen = null;
+    if (!this._wanted || this._ws) return;
     let ws;
     try {
       ws = new this._WebSocket(wsUrl(this.server));
@@ -541,12 +799,19 @@ export class TsunaguClient extends Emitter {
 
   _hello(ok, ws) {
     if (ws !== this._ws) return;
-    this.attempt = 0;
+    // The attempt count resets only once this connection has stayed up a while: a server
+    // that answers hello and then closes at once gets ever longer delays, not a hot loop.
+    this._timers.clear(this._stableTimer);
+    this._stableTimer = this._timers.set(() => {
+      this._stableTimer = null;
+      if (ws === this._ws) this.attempt = 0;
+    }, this.backoff.resetAfter);
     this.user = ok.user;
     this.threads = ok.threads || {};
     this.presence = { ...this.presence, ...(ok.presence || {}) };
-    this.limits = ok.limits || {};
+    this.limits = { ...(ok.limits || {}) };
     this.outbox.rekey(this._outboxKey(this._token));
+    if (this.outbox.sync()) this.emit("outbox", { items: this.outbox.items.slice() });
     this._setState("open");
     this.emit("hello", ok);
     for (const [user, status] of Object.entries(ok.presence || {})) this.emit("presence", { user, status });
@@ -562,6 +827,16 @@ export class TsunaguClient extends Emitter {
     if (ws !== this._ws) return;
     this._ws = null;
     this._stopTimers();
+    this._timers.clear(this._stableTimer);
+    this._stableTimer = null;
+    // 1009: a frame was over the server's limit. If a send was waiting, it was that one:
+    // resending it would close the socket again, forever. It fails instead.
+    if (ev.code === CLOSE_TOO_BIG && this._inflight && this._inflight.ws === ws) {
+      const { item } = this._inflight;
+      this._inflight = null;
+      this._refuse(item, new TsunaguError("too_large",
+        "the server closed the connection (1009): the message is larger than its frame limit", { close_code: ev.code }));
+    }
     this._failRequests(new TsunaguError("disconnected", `connection closed (${ev.code})`));
     if (!this._wanted) return;
     if (ev.code === CLOSE_UNAUTHORIZED && !this._getToken) {
@@ -574,7 +849,7 @@ export class TsunaguClient extends Emitter {
 
   _scheduleReconnect(code) {
     if (!this._wanted || this._retryTimer) return;
-    const delay = backoffDelay(this.attempt, this.backoff, this._random);
+    const delay = reconnectDelay(code, this.attempt, this.backoff, this._random);
     this.attempt += 1;
     this._setState("reconnecting", { attempt: this.attempt, delay, code });
     this.emit("retry", { attempt: this.attempt, delay, code });
@@ -590,10 +865,17 @@ export class TsunaguClient extends Emitter {
       };
       this._pingTimer = this._timers.set(tick, this.pingInterval);
     }
-    if (this._getToken && exp) {
-      const ms = Math.max(5000, exp * 1000 - Date.now() - 60000);
-      this._refreshTimer = this._timers.set(() => this._refreshToken(), ms);
+    if (this._getToken && exp) this._armRefresh(exp);
+  }
+
+  /** Refresh the token ~60 s before `exp`; a far `exp` waits in steps setTimeout can take. */
+  _armRefresh(exp) {
+    const ms = exp * 1000 - Date.now() - 60000;
+    if (ms > MAX_TIMER_MS) {
+      this._refreshTimer = this._timers.set(() => this._armRefresh(exp), MAX_TIMER_MS);
+      return;
     }
+    this._refreshTimer = this._timers.set(() => this._refreshToken(), Math.max(5000, ms));
   }
 
   _stopTimers() {
@@ -634,6 +916,16 @@ export class TsunaguClient extends Emitter {
 
   _request(frame, ws) {
     const id = `r${this._nextId++}`;
+    const data = JSON.stringify({ ...frame, id });
+    if (frame.type !== "hello") {
+      // A frame over the server's limit would close the socket (1009): refuse it here.
+      const max = this._limits().max_frame_bytes;
+      const bytes = data.length * 3 > max ? frameBytes({ ...frame, id }) : 0;
+      if (bytes > max) {
+        return Promise.reject(new TsunaguError("too_large",
+          `the ${frame.type} frame (${bytes} bytes) is larger than the server's limit of ${max} bytes`, { limit: max, size: bytes }));
+      }
+    }
     return new Promise((resolve, reject) => {
       const timer = this._timers.set(() => {
         if (!this._reqs.has(id)) return;
@@ -651,7 +943,7 @@ export class TsunaguClient extends Emitter {
       }, this.requestTimeout);
       this._reqs.set(id, { resolve, reject, timer });
       try {
-        ws.send(JSON.stringify({ ...frame, id }));
+        ws.send(data);
       } catch (err) {
         this._timers.clear(timer);
         this._reqs.delete(id);
@@ -723,15 +1015,23 @@ export class TsunaguClient extends Emitter {
     if (gap) this._fill(msg.thread);
   }
 
-  /** Read the missing range of a thread from history (one fill per thread at a time). */
+  /**
+   * Read the missing range of a thread from history (one fill per thread at a time). A failed
+   * read (HTTP error, network) is retried with backoff while the gap is open.
+   */
   _fill(thread) {
     if (this._filling.has(thread)) return this._filling.get(thread);
+    const retry = this._fillRetries.get(thread);
+    if (retry) {
+      this._timers.clear(retry.timer);
+      retry.timer = null;
+    }
     const run = (async () => {
       this.emit("gap", { thread, ...this.tracker.pendingGap(thread) });
-      for (let guard = 0; guard < 100; guard += 1) {
+      for (let guard = 0; guard < 1000; guard += 1) {
         const gap = this.tracker.pendingGap(thread);
         if (!gap) return;
-        const page = await this.history(thread, { afterSeq: this.tracker.last(thread), limit: 500 });
+        const { page } = await this._page(thread, { afterSeq: this.tracker.last(thread), limit: this._historyMax() });
         const before = this.tracker.last(thread);
         for (const m of page.messages) {
           for (const d of this.tracker.accept(m).deliver) this.emit("message", d);
@@ -739,13 +1039,34 @@ export class TsunaguClient extends Emitter {
         if (this.tracker.last(thread) === before) return; // nothing more in storage yet
       }
     })()
-      .catch((err) => this.emit("error", err))
+      .then(() => this._fillRetries.delete(thread))
+      .catch((err) => {
+        this.emit("error", err);
+        this._retryFill(thread, err);
+      })
       .finally(() => {
         this._filling.delete(thread);
         this.emit("seq", { thread, seq: this.tracker.last(thread) });
       });
     this._filling.set(thread, run);
     return run;
+  }
+
+  /** Try a failed fill again after a backoff (or the server's retry_after). */
+  _retryFill(thread, err) {
+    if (this.state === "closed" || !this.tracker.pendingGap(thread)) return;
+    if (err.status === 401 && !this._getToken) return; // the fixed token is refused: no use
+    if (err.status === 403 || err.status === 404) return; // no longer a participant, or gone
+    const r = this._fillRetries.get(thread) || { attempt: 0, timer: null };
+    this._timers.clear(r.timer);
+    let wait = backoffDelay(r.attempt, this.backoff, this._random);
+    if (err.code === "rate_limited" && err.retry_after > 0) wait = Math.max(wait, err.retry_after * 1000);
+    r.attempt += 1;
+    r.timer = this._timers.set(() => {
+      r.timer = null;
+      this._fill(thread);
+    }, Math.min(wait, MAX_TIMER_MS));
+    this._fillRetries.set(thread, r);
   }
 
   /**
@@ -756,9 +1077,15 @@ export class TsunaguClient extends Emitter {
   async open(thread, { limit = 100 } = {}) {
     if (this.tracker.isTracked(thread)) {
       await this._fill(thread);
-      const page = await this.history(thread, { afterSeq: this.tracker.last(thread), limit: 500 });
-      for (const m of page.messages) this._ingest(m);
-      return page.messages;
+      const out = [];
+      for (let guard = 0; guard < 1000; guard += 1) {
+        const before = this.tracker.last(thread);
+        const r = await this._page(thread, { afterSeq: before, limit: this._historyMax() });
+        for (const m of r.page.messages) this._ingest(m);
+        out.push(...r.page.messages);
+        if (r.page.messages.length < r.limit || this.tracker.last(thread) === before) break;
+      }
+      return out;
     }
     this._loading.set(thread, []);
     let page;
@@ -799,8 +1126,9 @@ export class TsunaguClient extends Emitter {
     if (!this.hasEarlier(thread)) return Promise.resolve({ messages: [], done: true });
     const run = (async () => {
       const first = this._first.get(thread);
-      const page = await this.history(thread, { beforeSeq: first, limit });
-      const out = earlierPage(this._first.get(thread), page.messages || [], limit);
+      // The page may come back smaller than asked when the server's page limit is lower.
+      const { page, limit: used } = await this._page(thread, { beforeSeq: first, limit });
+      const out = earlierPage(this._first.get(thread), page.messages || [], used);
       if (out.done) this._first.set(thread, 1);
       else this._first.set(thread, out.first);
       const result = { messages: out.messages, done: out.done };
@@ -813,18 +1141,41 @@ export class TsunaguClient extends Emitter {
 
   // --- outbox
 
-  /** Queue a message; it is sent now or after the next reconnect. Returns the outbox item. */
+  /**
+   * Queue a message; it is sent now or after the next reconnect. Returns the outbox item.
+   * A message the server would refuse for its size (a body over hello's `max_body_chars`:
+   * `bad_frame`; a frame over `max_frame_bytes`, 64 KiB unless hello says otherwise:
+   * `too_large`) is not queued: a `failed` event follows at once, and the item returned has
+   * the `error`.
+   */
   send(thread, body, { clientMsgId } = {}) {
-    const item = this.outbox.add({
+    const fresh = {
       client_msg_id: clientMsgId || newClientMsgId(this._random),
       thread,
       body,
       created_at: new Date().toISOString(),
-    });
+    };
     this._typingSent.delete(thread); // the next keystroke starts a new "typing"
+    const problem = sendSizeProblem(fresh, this._limits());
+    if (problem) {
+      const { code, message, ...extra } = problem;
+      const item = { attempts: 0, ...fresh };
+      item.error = this._refuse(item, new TsunaguError(code, message, extra));
+      return item;
+    }
+    const item = this.outbox.add(fresh);
     this.emit("outbox", { items: this.outbox.items.slice() });
     this._flush();
     return item;
+  }
+
+  /** Take an item out of the outbox for good: `failed` with `error`. */
+  _refuse(item, error) {
+    const queued = this.outbox.items.some((i) => i.client_msg_id === item.client_msg_id);
+    if (queued) this.outbox.remove(item.client_msg_id);
+    this.emit("failed", { item, error });
+    if (queued) this.emit("outbox", { items: this.outbox.items.slice() });
+    return error;
   }
 
   /** Drop an unsent message from the outbox. */
@@ -837,21 +1188,38 @@ export class TsunaguClient extends Emitter {
     return thread ? outboxForThread(this.outbox.items, thread) : this.outbox.items.slice();
   }
 
+  /** Flush again when the earliest deferred item may go (`at`: ms since the epoch, or null). */
+  _wakeFlush(at) {
+    this._timers.clear(this._flushTimer);
+    this._flushTimer = null;
+    if (at === null || at === undefined) return;
+    const wait = Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now()) + 5);
+    this._flushTimer = this._timers.set(() => {
+      this._flushTimer = null;
+      this._flush();
+    }, wait);
+  }
+
   async _flush() {
     if (this._flushing) return;
     this._flushing = true;
     try {
       while (this.state === "open") {
-        const item = this.outbox.next();
+        const now = Date.now();
+        const item = this.outbox.next(now);
         if (!item) {
-          const later = this.outbox.items.map((i) => i.not_before).filter(Boolean);
-          if (later.length) {
-            const wait = Math.max(0, Math.min(...later) - Date.now());
-            this._timers.set(() => this._flush(), wait + 5);
-          }
+          this._wakeFlush(outboxWakeAt(this.outbox.items, now));
           return;
         }
+        const problem = sendSizeProblem(item, this._limits());
+        if (problem) {
+          // Queued before hello told the limits (or by an older page): refused for good.
+          const { code, message, ...extra } = problem;
+          this._refuse(item, new TsunaguError(code, message, extra));
+          continue;
+        }
         this.outbox.attempt(item.client_msg_id);
+        this._inflight = { item, ws: this._ws };
         let ok;
         try {
           ok = await this.request({
@@ -863,12 +1231,21 @@ export class TsunaguClient extends Emitter {
             continue;
           }
           if (FINAL_SEND_ERRORS.has(err.code)) {
-            this.outbox.remove(item.client_msg_id);
-            this.emit("failed", { item, error: err });
-            this.emit("outbox", { items: this.outbox.items.slice() });
+            this._refuse(item, err);
             continue;
           }
-          return; // disconnected or timed out: the item stays; the next open flushes again
+          // Disconnected or timed out: the item stays; the next open flushes again.
+          if (err.code === "disconnected" || err.code === "timeout" || err.code === "closed") return;
+          // unavailable, internal (or a code this SDK does not know): the send was not
+          // applied. Retry it, same client_msg_id, after a backoff with full jitter; the
+          // messages after it in its thread wait (they stay in order).
+          const failures = this.outbox.items.find((i) => i.client_msg_id === item.client_msg_id)?.failures || 0;
+          const delay = backoffDelay(failures, this.backoff, this._random);
+          this.outbox.defer(item.client_msg_id, Date.now() + delay, { failed: true });
+          this.emit("retry_send", { item, error: err, delay });
+          continue;
+        } finally {
+          this._inflight = null;
         }
         this.outbox.remove(item.client_msg_id);
         if (ok.message) {
@@ -952,12 +1329,44 @@ export class TsunaguClient extends Emitter {
     return data;
   }
 
-  history(thread, { afterSeq, beforeSeq, limit = 100 } = {}) {
-    const q = new URLSearchParams();
-    if (afterSeq !== undefined && afterSeq !== null) q.set("after_seq", String(afterSeq));
-    if (beforeSeq !== undefined && beforeSeq !== null) q.set("before_seq", String(beforeSeq));
-    q.set("limit", String(limit));
-    return this.http("GET", `/v1/threads/${encodeURIComponent(thread)}/messages?${q}`);
+  /** The largest history page to ask for: hello's `history_max_limit`, a 400's, else 500. */
+  _historyMax() {
+    const advertised = Number(this.limits.history_max_limit);
+    const max = advertised > 0 ? advertised : DEFAULT_LIMITS.history_max_limit;
+    return this._learnedHistoryMax ? Math.min(max, this._learnedHistoryMax) : max;
+  }
+
+  /**
+   * One history page, asking for at most the server's page limit; a 400 naming `limit` (a
+   * server whose limit is lower than assumed) is asked again with a smaller page. Resolves to
+   * `{page, limit}` (the limit used).
+   */
+  async _page(thread, { afterSeq, beforeSeq, limit = 100 } = {}) {
+    let size = Math.max(1, Math.min(limit, this._historyMax()));
+    for (let tries = 0; ; tries += 1) {
+      const q = new URLSearchParams();
+      if (afterSeq !== undefined && afterSeq !== null) q.set("after_seq", String(afterSeq));
+      if (beforeSeq !== undefined && beforeSeq !== null) q.set("before_seq", String(beforeSeq));
+      q.set("limit", String(size));
+      try {
+        const page = await this.http("GET", `/v1/threads/${encodeURIComponent(thread)}/messages?${q}`);
+        return { page, limit: size };
+      } catch (err) {
+        if (err.status !== 400 || !/\blimit\b/.test(String(err.message)) || size <= 1 || tries >= 8) throw err;
+        const max = historyLimitFromError(err);
+        if (max !== null && max >= size) throw err; // not about the page size
+        size = max !== null && max >= 1 ? max : Math.max(1, Math.floor(size / 2));
+        this._learnedHistoryMax = size;
+      }
+    }
+  }
+
+  /**
+   * A page of a thread's history (`GET /v1/threads/{id}/messages`). `limit` is capped at the
+   * server's page limit (hello's `history_max_limit`, or learned from a 400).
+   */
+  history(thread, options = {}) {
+    return this._page(thread, options).then((r) => r.page);
   }
 
   thread(thread) {

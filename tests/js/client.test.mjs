@@ -127,11 +127,11 @@ test("an outbox left by a closed page is sent by the next client", async () => {
   b.close();
 });
 
-test("reconnect delays follow full-jitter backoff and reset after hello", async () => {
+test("reconnect delays follow full-jitter backoff and reset once the connection stayed up", async () => {
   const s = new FakeServer();
   s.refuse = true;
   const delays = [];
-  const c = client(s, new MemoryStorage(), { backoff: { base: 4, cap: 16 }, random: () => 0.99 });
+  const c = client(s, new MemoryStorage(), { backoff: { base: 4, cap: 16, resetAfter: 40 }, random: () => 0.99 });
   c.on("retry", (e) => delays.push(e.delay));
   try {
     c.connect();
@@ -139,7 +139,8 @@ test("reconnect delays follow full-jitter backoff and reset after hello", async 
     assert.deepEqual(delays.slice(0, 5), [3, 7, 15, 15, 15]);
     s.refuse = false;
     await until(() => c.state === "open", 3000, "open");
-    assert.equal(c.attempt, 0);
+    assert.ok(c.attempt > 0, "not reset by the hello alone");
+    await until(() => c.attempt === 0, 3000, "reset after resetAfter");
   } finally {
     c.close();
   }

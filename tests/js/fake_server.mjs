@@ -13,6 +13,14 @@ export class FakeServer {
     this.refuse = false; // refuse new connections (network down)
     this.dropPush = new Set(); // seqs whose live push is lost (fan-out fault)
     this.loseNextAnswer = false; // store the next send, then cut the socket before answering
+    this.limits = undefined; // hello's `limits` (the real server always sends them)
+    this.maxFrameBytes = Infinity; // a larger frame closes the socket with 1009, as aiohttp does
+    this.closeAfterHello = null; // a close code: answer hello, then close (a failing server)
+    this.sendErrors = []; // error answers {code, retry_after?} for the next sends (nothing stored)
+    this.historyMax = Infinity; // a larger history `limit` is a 400, as the server answers it
+    this.failFetches = 0; // the next history reads fail (network error)
+    this.userExp = null; // hello's user.exp (default: in an hour)
+    this.created = 0; // WebSockets created by clients
     this.WebSocket = this._socketClass();
     this.fetch = (url) => this._fetch(url);
   }
@@ -47,7 +55,14 @@ export class FakeServer {
       ws.hello = true;
       const threads = {};
       for (const [id, list] of this.threads) threads[id] = { last_seq: list.length, stage: "in_progress" };
-      ws._push({ type: "ok", re: frame.id, user: { id: "me", exp: Date.now() / 1000 + 3600 }, threads, presence: {} });
+      const exp = this.userExp ?? Date.now() / 1000 + 3600;
+      const ok = { type: "ok", re: frame.id, user: { id: "me", exp }, threads, presence: {} };
+      if (this.limits) ok.limits = this.limits;
+      ws._push(ok);
+      if (this.closeAfterHello !== null) {
+        ws._serverClose(this.closeAfterHello);
+        return;
+      }
       for (const [id, last] of Object.entries(frame.resume || {})) {
         for (const msg of this.thread(id).slice(last)) ws._push({ type: "message", message: msg });
       }
@@ -56,6 +71,10 @@ export class FakeServer {
     if (!ws.hello) return ws._serverClose(4001);
     if (frame.type === "send") {
       this.sends.push(frame);
+      if (this.sendErrors.length) {
+        ws._push({ type: "error", re: frame.id, message: "refused by the test", ...this.sendErrors.shift() });
+        return;
+      }
       const key = `${frame.thread}/${frame.client_msg_id}`;
       let msg = this.byCmid.get(key);
       const duplicate = !!msg;
@@ -80,8 +99,16 @@ export class FakeServer {
     const match = u.pathname.match(/^\/v1\/threads\/([^/]+)\/messages$/);
     if (!match) return { ok: false, status: 404, json: async () => ({ error: { code: "not_found", message: "no" } }) };
     this.fetches.push(u.pathname + u.search);
+    if (this.failFetches > 0) {
+      this.failFetches -= 1;
+      throw new TypeError("Failed to fetch");
+    }
     const list = this.thread(decodeURIComponent(match[1]));
     const limit = Number(u.searchParams.get("limit") || 100);
+    if (limit > this.historyMax) {
+      const message = `query parameter 'limit' must be between 1 and ${this.historyMax}`;
+      return { ok: false, status: 400, json: async () => ({ error: { code: "bad_request", message } }) };
+    }
     const after = u.searchParams.get("after_seq");
     const before = u.searchParams.get("before_seq");
     // As the server: with after_seq the first `limit` after it, else the last `limit` before
@@ -97,6 +124,7 @@ export class FakeServer {
       constructor(url) {
         this.url = url;
         this.closed = false;
+        server.created += 1;
         setTimeout(() => {
           if (server.refuse) return this._serverClose(1006);
           server.sockets.add(this);
@@ -105,6 +133,11 @@ export class FakeServer {
       }
       send(data) {
         if (this.closed) throw new Error("socket closed");
+        if (new TextEncoder().encode(data).length > server.maxFrameBytes) {
+          server.tooBig = (server.tooBig || 0) + 1;
+          this._serverClose(1009);
+          return;
+        }
         const frame = JSON.parse(data);
         setTimeout(() => !this.closed && server._receive(this, frame), 0);
       }

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   backoffCeiling, backoffDelay, classifySeq, missingRange, SeqTracker, Outbox,
   outboxAdd, outboxRemove, outboxNext, outboxDefer, outboxMarkAttempt, outboxParse,
+  outboxWakeAt, outboxMerge, reconnectDelay, sendSizeProblem, frameBytes, historyLimitFromError,
   mergeMessage, tokenClaims, wsUrl, newClientMsgId,
 } from "../../chat/static/tsunagu.js";
 
@@ -98,10 +99,33 @@ test("outbox operations keep order and client_msg_id", () => {
   assert.equal(items[0].attempts, 1);
   assert.equal(outboxNext(items, 0).client_msg_id, "a");
   items = outboxDefer(items, "a", 100);
-  assert.equal(outboxNext(items, 50).client_msg_id, "b");
   assert.equal(outboxNext(items, 100).client_msg_id, "a");
   items = outboxRemove(items, "a");
   assert.deepEqual(items.map((i) => i.client_msg_id), ["b"]);
+});
+
+test("a deferred item holds back the rest of its thread, not other threads", () => {
+  let items = [];
+  for (const [id, thread] of [["a1", "a"], ["a2", "a"], ["b1", "b"], ["a3", "a"], ["b2", "b"]]) {
+    items = outboxAdd(items, { client_msg_id: id, thread, body: id });
+  }
+  items = outboxDefer(items, "a1", 100); // rate_limited or unavailable
+  // a2 and a3 must not overtake a1; thread b goes on.
+  assert.equal(outboxNext(items, 50).client_msg_id, "b1");
+  items = outboxRemove(items, "b1");
+  assert.equal(outboxNext(items, 50).client_msg_id, "b2");
+  items = outboxRemove(items, "b2");
+  assert.equal(outboxNext(items, 50), null);
+  assert.equal(outboxWakeAt(items, 50), 100);
+  assert.equal(outboxNext(items, 100).client_msg_id, "a1");
+  // A deferred item later in its thread does not set the wake time: its head goes first.
+  items = outboxDefer(outboxRemove(items, "a1"), "a3", 500);
+  assert.equal(outboxNext(items, 100).client_msg_id, "a2");
+  assert.equal(outboxWakeAt(items, 100), null);
+  // The failure count of transient errors is kept with the item (for the backoff).
+  items = outboxDefer(items, "a2", 200, { failed: true });
+  items = outboxDefer(items, "a2", 300, { failed: true });
+  assert.equal(items.find((i) => i.client_msg_id === "a2").failures, 2);
 });
 
 test("outbox persists across instances and survives garbage", () => {
@@ -128,6 +152,98 @@ test("outbox rekey merges the anonymous outbox into the user's", () => {
   o.rekey("user");
   assert.deepEqual(o.items.map((i) => i.client_msg_id), ["old", "new"]);
   assert.deepEqual(new Outbox(storage, "user").items.map((i) => i.client_msg_id), ["old", "new"]);
+});
+
+test("two tabs on one stored outbox never wipe each other's unsent messages", () => {
+  const storage = new MemoryStorage();
+  const key = "tsunagu.outbox:chat.test:me";
+  const a = new Outbox(storage, key);
+  const b = new Outbox(storage, key);
+  a.add({ client_msg_id: "a1", thread: "t", body: "from tab A" });
+  b.add({ client_msg_id: "b1", thread: "t", body: "from tab B" });
+  a.add({ client_msg_id: "a2", thread: "t", body: "from tab A again" });
+  const stored = () => outboxParse(storage.getItem(key)).map((i) => i.client_msg_id).sort();
+  assert.deepEqual(stored(), ["a1", "a2", "b1"]);
+  a.remove("a1"); // sent by A: only A's item goes
+  assert.deepEqual(stored(), ["a2", "b1"]);
+  b.attempt("b1");
+  assert.deepEqual(stored(), ["a2", "b1"]);
+  // Each tab sends its own; a page opened now takes over everything that is stored.
+  assert.deepEqual(a.items.map((i) => i.client_msg_id), ["a2"]);
+  assert.deepEqual(b.items.map((i) => i.client_msg_id), ["b1"]);
+  const c = new Outbox(storage, key);
+  assert.deepEqual(c.items.map((i) => i.client_msg_id).sort(), ["a2", "b1"]);
+  // C sends a2: A forgets it at its next read instead of writing it back.
+  c.remove("a2");
+  assert.equal(a.sync(), true);
+  assert.deepEqual(a.items, []);
+  a.save();
+  assert.deepEqual(stored(), ["b1"]);
+  // A tab that goes away releases its items; another tab adopts them on its next sync.
+  b.release();
+  const d = new Outbox(null);
+  assert.equal(d.sync(), false);
+  const e = new Outbox(storage, "other-key");
+  e.rekey(key); // loads (adopts) everything stored under the user's key
+  assert.deepEqual(e.items.map((i) => i.client_msg_id), ["b1"]);
+  assert.equal(outboxParse(storage.getItem(key))[0].owner, e.owner);
+});
+
+test("a released item is adopted by a live tab's sync; own new items survive a failed write", () => {
+  const storage = new MemoryStorage();
+  const a = new Outbox(storage, "k");
+  const b = new Outbox(storage, "k");
+  a.add({ client_msg_id: "x", thread: "t", body: "x" });
+  assert.equal(b.sync(), false, "A's live item is A's");
+  a.release();
+  assert.equal(b.sync(), true);
+  assert.deepEqual(b.items.map((i) => i.client_msg_id), ["x"]);
+  assert.equal(outboxParse(storage.getItem("k"))[0].owner, b.owner);
+  // outboxMerge on its own: another tab's stored item stays, a removed one goes, a new one is added.
+  const merged = outboxMerge(
+    [{ client_msg_id: "o", thread: "t", body: "o", owner: "other" }, { client_msg_id: "r", thread: "t", body: "r", owner: "me" }],
+    [{ client_msg_id: "r", thread: "t", body: "r" }, { client_msg_id: "n", thread: "t", body: "n" }, { client_msg_id: "gone", thread: "t", body: "g" }],
+    { owner: "me", synced: new Set(["o", "r", "gone"]), removed: new Set(["r"]) },
+  );
+  assert.deepEqual(merged.write.map((i) => [i.client_msg_id, i.owner]), [["o", "other"], ["n", "me"]]);
+  assert.deepEqual(merged.items.map((i) => i.client_msg_id), ["n"]);
+});
+
+test("reconnect delays by close code: 4029 starts from a larger base, 1011/4008 never from 0", () => {
+  const top = () => 0.999999;
+  const b = { base: 500, cap: 30000, crowdedBase: 5000 };
+  assert.equal(reconnectDelay(1006, 0, b, top), 499);
+  assert.equal(reconnectDelay(undefined, 2, b, top), 1999);
+  assert.equal(reconnectDelay(4029, 0, b, top), 4999);
+  assert.equal(reconnectDelay(4029, 1, b, top), 9999);
+  assert.equal(reconnectDelay(4029, 9, b, top), 29999);
+  assert.equal(reconnectDelay(1011, 0, b, top), 999);
+  assert.equal(reconnectDelay(4008, 0, b, top), 999);
+  assert.equal(reconnectDelay(1011, 3, b, top), 3999);
+  assert.equal(reconnectDelay(4029, 0, b, () => 0), 0, "full jitter");
+});
+
+test("a send is measured against hello's limits: body in code points, frame in UTF-8 bytes", () => {
+  const item = (body) => ({ client_msg_id: "c-1", thread: "t1", body });
+  assert.equal(sendSizeProblem(item("😀".repeat(40)), { max_body_chars: 40 }), null, "an emoji is one character");
+  const long = sendSizeProblem(item("あ".repeat(41)), { max_body_chars: 40 });
+  assert.deepEqual([long.code, long.limit, long.size], ["bad_frame", 40, 41]);
+  assert.match(long.message, /longer than 40 characters/, "the server's own words");
+  // Without max_body_chars the body is not judged; the frame is, against 64 KiB by default.
+  assert.equal(sendSizeProblem(item("a".repeat(20000)), {}), null);
+  const big = sendSizeProblem(item("あ".repeat(22000)), {});
+  assert.deepEqual([big.code, big.limit], ["too_large", 65536]);
+  assert.ok(big.size > 65536);
+  assert.equal(sendSizeProblem(item("\u0001".repeat(400)), { max_frame_bytes: 2048 }).code, "too_large", "escaped in JSON");
+  assert.equal(frameBytes({ body: "あ" }), '{"body":"あ"}'.length + 2);
+});
+
+test("the history page limit is read from a 400 that names it", () => {
+  const err = (status, message) => Object.assign(new Error(message), { status });
+  assert.equal(historyLimitFromError(err(400, "query parameter 'limit' must be between 1 and 200")), 200);
+  assert.equal(historyLimitFromError(err(400, "query parameter 'after_seq' must be an integer")), null);
+  assert.equal(historyLimitFromError(err(429, "query parameter 'limit' must be between 1 and 200")), null);
+  assert.equal(historyLimitFromError(null), null);
 });
 
 test("mergeMessage keeps seq order and replaces by id", () => {

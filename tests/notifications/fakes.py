@@ -74,6 +74,7 @@ class PushService:
         self.browsers: dict[str, Browser] = {}
         self.received: list[dict[str, Any]] = []
         self.status: dict[str, list[int]] = {}  # scripted answers per subscription id
+        self.headers: dict[str, dict[str, str]] = {}  # headers of the scripted answers
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -98,7 +99,8 @@ class PushService:
         if scripted:
             code = scripted.pop(0)
             if code != 201:
-                return web.Response(status=code, text="scripted")
+                return web.Response(status=code, text="scripted",
+                                    headers=self.headers.get(sid, {}))
         auth = request.headers.get("Authorization", "")
         assert auth.startswith("vapid "), auth
         parts = dict(p.strip().split("=", 1) for p in auth[len("vapid "):].split(","))
@@ -125,6 +127,8 @@ class FcmServer:
         self.tokens: set[str] = set()
         self.sent: list[dict[str, Any]] = []
         self.gone: set[str] = set()
+        # scripted answers, one per send: (status, headers, JSON body)
+        self.script: list[tuple[int, dict[str, str], dict[str, Any]]] = []
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -168,6 +172,9 @@ class FcmServer:
                                      status=401)
         doc = await request.json()
         msg = doc["message"]
+        if self.script:
+            status, headers, body = self.script.pop(0)
+            return web.json_response(body, status=status, headers=headers)
         if msg["token"] in self.gone:
             return web.json_response({"error": {"code": 404, "status": "NOT_FOUND", "details": [
                 {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
@@ -186,6 +193,8 @@ class ApnsServer:
         self.team_id, self.key_id, self.topic = "TEAM123456", "KEY1234567", "jp.tsunagu.app"
         self.gone: set[str] = set()
         self.received: list[dict[str, Any]] = []
+        # scripted answers, one per request: (status, extra headers, body)
+        self.script: list[tuple[int, dict[str, str], bytes]] = []
         self.server: asyncio.Server | None = None
         self.port = 0
         self.cert_file = ""
@@ -251,10 +260,17 @@ class ApnsServer:
                         streams[ev.stream_id]["body"] += ev.data
                         conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                     elif isinstance(ev, h2.events.StreamEnded):
-                        status, body = self._answer(streams.pop(ev.stream_id))
+                        req = streams.pop(ev.stream_id)
+                        extra: dict[str, str] = {}
+                        if self.script:
+                            status, extra, body = self.script.pop(0)
+                        else:
+                            status, body = self._answer(req)
                         conn.send_headers(ev.stream_id, [
                             (":status", str(status)), ("apns-id", secrets.token_hex(8)),
-                            ("content-length", str(len(body)))], end_stream=not body)
+                            ("content-length", str(len(body))),
+                            *((k.lower(), v) for k, v in extra.items())],
+                            end_stream=not body)
                         if body:
                             conn.send_data(ev.stream_id, body, end_stream=True)
                 writer.write(conn.data_to_send())

@@ -238,3 +238,34 @@ async def test_internal_push_endpoint_is_refused_and_never_posted_to(
     error = await db.fetchval("SELECT last_error FROM notify_deliveries WHERE channel = 'webpush'")
     assert "not a known push service" in error
     assert len(peers["fcm"].sent) == 1  # the other channels still deliver
+
+
+async def test_retry_after_from_the_push_services_is_honoured(pnode: NotifyNode,
+                                                              peers: dict[str, Any]) -> None:
+    """429/503 with Retry-After: the next attempt is not sooner than the service asked
+    (bounded to an hour); without it, the usual backoff."""
+    push, fcm, apns = peers["push"], peers["fcm"], peers["apns"]
+    await register_all(pnode, peers, "bob", "busy")
+    status, _ = await pnode.http("PUT", "/v1/notifications/preferences", pnode.token("bob"),
+                                 {"channels": {"contract": {"email": False}}})
+    assert status == 200
+    push.status["busy"] = [429]
+    push.headers["busy"] = {"Retry-After": "120"}
+    when = "Mon, 01 Jun 2026 00:05:00 GMT"  # an HTTP date; the clock is not T0 here
+    fcm.script.append((503, {"Retry-After": "300"}, {"error": {"code": 503}}))
+    apns.script.append((429, {"Retry-After": "99999999"}, b'{"reason":"TooManyRequests"}'))
+    await contract(pnode)
+    await deliver(pnode)
+    db = pnode.n.store.db
+    rows = dict(await db.fetch("SELECT channel, next_at FROM notify_deliveries"))
+    now = pnode.clock.now_us()
+    assert rows["webpush"] - now == 120 * 1_000_000
+    assert rows["fcm"] - now == 300 * 1_000_000
+    assert rows["apns"] - now == 3600 * 1_000_000  # bounded
+    log = await db.fetch("SELECT detail FROM notify_delivery_log WHERE state = 'retry'")
+    assert any("Retry-After 120 s" in r[0] for r in log)
+    from notifications.channels import retry_after_s
+
+    assert retry_after_s(when, now_s=T0 / 1_000_000) == 300
+    assert retry_after_s("soon") is None and retry_after_s("-5") is None
+    assert retry_after_s("２０") is None
