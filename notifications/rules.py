@@ -28,7 +28,10 @@ The default rules (each number is a setting, see docs/notifications.md):
     contract.cancelled   cancels everything; now: both
     review.requested     now: both "please rate"
     deadline reminders   worker, at deadline - h for h in deadline_reminders_h (72, 24, 1),
-                         only those still ahead when scheduled
+                         only those still ahead when scheduled; one that fires late (more
+                         than late_tolerance_us after its time, e.g. after downtime) is
+                         dropped if the next shorter one is due too, else worded with the
+                         time really left
     overdue              both, at the deadline, if not delivered by then
 """
 
@@ -117,15 +120,24 @@ class Plan:
     jobs: tuple[JobSpec, ...]
 
 
+def _hours(us: int) -> int | float:
+    hours = round(us / HOUR_US, 1)
+    return int(hours) if hours == int(hours) else hours
+
+
 def _deadline_jobs(s: ContractState, now: int, cfg: RuleConfig) -> list[JobSpec]:
     jobs = []
     for offset in cfg.deadline_offsets_us:
         due = s.deadline - offset
         if due > now:
-            hours = offset / HOUR_US
-            jobs.append(JobSpec("deadline_reminder", s.worker, due,
-                                {"deadline": s.deadline, "hours": int(hours) if hours ==
-                                 int(hours) else round(hours, 1)}, slot=str(offset)))
+            # the next (shorter) reminder: when it is due too, this one is stale
+            shorter = [o for o in cfg.deadline_offsets_us if o < offset]
+            payload: dict[str, Any] = {"deadline": s.deadline, "hours": _hours(offset),
+                                       "lead_us": offset}
+            if shorter:
+                payload["next_lead_us"] = max(shorter)
+            jobs.append(JobSpec("deadline_reminder", s.worker, due, payload,
+                                slot=str(offset)))
     if s.deadline > now:
         for user in (s.client, s.worker):
             jobs.append(JobSpec("overdue", user, s.deadline, {"deadline": s.deadline}))
@@ -255,12 +267,48 @@ def check_due(kind: str, payload: dict[str, Any], state: ContractState | None,
             return "deadline changed"
         if kind == "deadline_reminder" and now >= state.deadline:
             return "stale: the deadline has passed"
+        if kind == "deadline_reminder" and _late(payload, state.deadline, now):
+            nxt = payload.get("next_lead_us")
+            if isinstance(nxt, int) and now >= state.deadline - nxt:
+                return (f"stale: the {payload.get('hours')} h reminder is late and the "
+                        f"{_hours(nxt)} h one is due")
     elif kind == "review_reminder":
         if state.status != "delivered" or state.delivered_at != payload.get("delivered_at"):
             return f"contract is {state.status}"
     elif state.status == "cancelled" and kind not in ("contract_cancelled", "deposit_refunded"):
         return "contract is cancelled"
     return None
+
+
+def _lead_us(payload: dict[str, Any]) -> int:
+    lead = payload.get("lead_us")
+    if isinstance(lead, int):
+        return lead
+    return int(float(payload.get("hours", 0)) * HOUR_US)
+
+
+def late_tolerance_us(lead_us: int) -> int:
+    """How late a deadline reminder may fire and still say its own lead time: a tenth of
+    it, between 5 minutes and an hour."""
+    return min(HOUR_US, max(5 * 60_000_000, lead_us // 10))
+
+
+def _late(payload: dict[str, Any], deadline: int, now: int) -> bool:
+    lead = _lead_us(payload)
+    return now - (deadline - lead) > late_tolerance_us(lead)
+
+
+def fire_payload(kind: str, payload: dict[str, Any], state: ContractState | None,
+                 now: int) -> dict[str, Any]:
+    """The payload a notice is worded with when it fires: a deadline reminder firing late
+    (after downtime) says the time really left, not its own lead time."""
+    if kind != "deadline_reminder" or state is None or now >= state.deadline or \
+            not _late(payload, state.deadline, now):
+        return payload
+    left = state.deadline - now
+    hours: int | float = int(left // HOUR_US) if left >= HOUR_US else \
+        max(0.1, round(left / HOUR_US, 1))
+    return {**payload, "hours": hours, "late": True}
 
 
 # Notices that only make sense while the deposit is still awaited.

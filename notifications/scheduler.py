@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from chat.fanout import Event, FanOut, user_channel
@@ -33,7 +33,7 @@ from chat.store.db import Db
 
 from . import repo
 from .prefs import enabled, quiet_until
-from .rules import CATEGORY, check_due, is_urgent
+from .rules import CATEGORY, check_due, fire_payload, is_urgent
 from .schema import INBOX
 from .texts import notice_text
 
@@ -203,6 +203,9 @@ class Scheduler:
                     outcomes.append(("dropped", reason, now, job.id))
                     out.dropped += 1
                     continue
+                payload = fire_payload(job.kind, job.payload, contracts.get(job.thread), now)
+                if payload is not job.payload:
+                    job = replace(job, payload=payload)
                 notice, row, dels = self._render(job, contracts.get(job.thread),
                                                  profiles[job.user], prefs[job.user],
                                                  targets[job.user], now)

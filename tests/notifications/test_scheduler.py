@@ -331,3 +331,30 @@ async def test_a_batch_whose_write_fails_is_fired_job_by_job(node: NotifyNode,
     outcome = await node.n.store.db.fetchval("SELECT outcome FROM notify_jobs WHERE id = ?",
                                              poison)
     assert "refused" in outcome
+
+
+async def test_catch_up_sends_one_reminder_worded_with_the_real_time_left(
+        node: NotifyNode) -> None:
+    """Down from T0 until 2 h before the deadline: not "72 h" and "24 h left" together, but
+    one reminder saying 2 hours; the 1 h reminder then fires on time."""
+    bob = await Client(node.ws_url, node.token("bob", "worker")).connect()
+    thread = await contract(node, deadline_h=100)
+    await node.event("deposit.paid", thread)
+    await node.tick()
+    await asyncio.sleep(0.1)
+    bob.drain_pushes()
+    await node.at(T0 + 98 * H)
+    got = (await bob.push("notification", where=lambda f: f["notification"]["kind"]
+                          == "deadline_reminder"))["notification"]
+    assert got["title"].startswith("納期まであと2時間"), got
+    assert got["data"]["hours"] == 2
+    await asyncio.sleep(0.1)
+    assert [k for k in await kinds(node, "bob")].count("deadline_reminder") == 1
+    dropped = await node.n.store.db.fetch(
+        "SELECT outcome FROM notify_jobs WHERE kind = 'deadline_reminder' AND state = 'dropped'")
+    assert len(dropped) == 1 and "stale" in dropped[0][0] and "72" in dropped[0][0]
+    assert await node.at(T0 + 99 * H) == 1
+    last = (await bob.push("notification", where=lambda f: f["notification"]["kind"]
+                           == "deadline_reminder"))["notification"]
+    assert last["title"].startswith("納期まであと1時間")
+    await bob.close()
