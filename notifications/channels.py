@@ -332,6 +332,38 @@ def unsubscribe_sig(key: bytes, user: str, category: str) -> str:
     return hmac.new(key, f"unsub:{user}:{category}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+class _MailPolicy(email.policy.EmailPolicy):
+    """The SMTP policy (CRLF, 78 columns) with two exceptions. ``List-Unsubscribe`` stays on
+    one line (up to RFC 5322's 998): folded, it would become RFC 2047 encoded words, and mail
+    clients read it as a literal ``<URL>``. A non-ASCII ``Subject`` is encoded as RFC 2047
+    words of at most 75 characters (the default folder makes 76-character words)."""
+
+    def fold(self, name: str, value: Any) -> str:
+        folded = self._special(name, value)
+        return folded if folded is not None else super().fold(name, value)
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        folded = self._special(name, value)
+        return folded.encode("ascii") if folded is not None else \
+            super().fold_binary(name, value)
+
+    def _special(self, name: str, value: Any) -> str | None:
+        from email.header import Header
+
+        low, text = name.lower(), str(value)
+        if low in ("list-unsubscribe", "list-unsubscribe-post") and text.isascii() and \
+                len(name) + len(text) < 990:
+            return f"{name}: {text}{self.linesep}"
+        if low == "subject" and not text.isascii():
+            words = Header(text, "utf-8", maxlinelen=76, header_name=name).encode(
+                linesep=self.linesep)
+            return f"{name}: {words}{self.linesep}"
+        return None
+
+
+MAIL_POLICY = _MailPolicy(linesep="\r\n")
+
+
 class EmailSender:
     def __init__(self, settings: Settings, *, base_url: str) -> None:
         self.s = settings
@@ -350,12 +382,11 @@ class EmailSender:
         from .texts import EMAIL_FOOTER
 
         link = self.unsubscribe_url(out.user, out.category)
-        # Long header lines must not be folded into RFC 2047 encoded words: mail clients
-        # read List-Unsubscribe as a literal <URL>.
-        msg = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
+        msg = EmailMessage(policy=MAIL_POLICY)
         msg["From"] = self.s.smtp_from
         msg["To"] = out.target
-        msg["Subject"] = out.title
+        msg["Subject"] = " ".join(out.title.split())  # no CR/LF in a header
+        msg["Date"] = email.utils.formatdate(usegmt=True)
         domain = self.s.smtp_from.rsplit("@", 1)[-1].strip("> ") or "tsunagu"
         msg["Message-ID"] = f"<{out.notice_id}.{out.delivery_id}@{domain}>"
         msg["List-Unsubscribe"] = f"<{link}>"
@@ -381,7 +412,10 @@ class EmailSender:
                 use_tls=s.smtp_tls == "tls", start_tls=s.smtp_tls == "starttls",
                 timeout=s.notify_send_timeout_s)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            return Result(False, f"refused: {exc}")
+            # 4xx (mailbox busy, greylisting, over quota for now) is worth another try
+            codes = [r.code for r in exc.recipients]
+            transient = bool(codes) and all(400 <= c < 500 for c in codes)
+            return Result(False, f"refused: {exc}", retry=transient)
         except aiosmtplib.SMTPResponseException as exc:
             return Result(False, f"smtp {exc.code}: {exc.message}", retry=exc.code < 500)
         except (aiosmtplib.SMTPException, TimeoutError, OSError) as exc:

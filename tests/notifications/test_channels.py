@@ -269,3 +269,65 @@ async def test_retry_after_from_the_push_services_is_honoured(pnode: NotifyNode,
     assert retry_after_s(when, now_s=T0 / 1_000_000) == 300
     assert retry_after_s("soon") is None and retry_after_s("-5") is None
     assert retry_after_s("２０") is None
+
+
+class _Rcpt:
+    """An SMTP server that answers RCPT with the scripted codes, then accepts."""
+
+    def __init__(self, codes: list[str]) -> None:
+        self.codes = codes
+        self.mails: list[Any] = []
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        if self.codes:
+            return self.codes.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mails.append(envelope)
+        return "250 OK"
+
+
+async def test_email_4xx_refusals_retry_and_headers_follow_the_rfcs() -> None:
+    import re
+
+    from aiosmtpd.controller import Controller
+
+    from notifications.channels import EmailSender, Outgoing
+    from tests.notifications.conftest import free_port
+
+    handler = _Rcpt(["450 4.2.1 mailbox busy, try later", "550 5.1.1 no such user"])
+    smtp = Controller(handler, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    try:
+        sender = EmailSender(Settings(
+            smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_tls="none",
+            smtp_from="tsunagu <noreply@tsunagu.example>", notify_link_secret="k" * 40),
+            base_url="https://tsunagu.example")
+        title = "納品の確認をお願いします: " + "とても長い契約のタイトル" * 8
+        out = Outgoing("d1", "n1", "bob" * 30, "review_request", "review", "t1", title,
+                       "本文", False, "bob@example.com", "ja")
+        busy = await sender.send(out)
+        assert not busy.ok and busy.retry, busy  # 4xx: try again later
+        refused = await sender.send(out)
+        assert not refused.ok and not refused.retry, refused  # 5xx: permanent
+        assert (await sender.send(out)).ok
+    finally:
+        smtp.stop()
+    [mail] = handler.mails
+    raw: bytes = mail.original_content
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    msg = message_from_bytes(raw)
+    from email.utils import parsedate_to_datetime
+
+    assert msg["Date"] and parsedate_to_datetime(msg["Date"]).tzinfo is not None
+    assert str(make_header(decode_header(msg["Subject"]))) == title
+    words = re.findall(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=", head)
+    assert words and max(len(w) for w in words) <= 75  # RFC 2047
+    for line in head.split("\r\n"):
+        if not line.startswith("List-Unsubscribe:"):
+            assert len(line) <= 78, line
+    [unsub] = [line for line in head.split("\r\n") if line.startswith("List-Unsubscribe:")]
+    assert unsub.endswith(">") and "=?" not in unsub  # one line, a literal <URL>
