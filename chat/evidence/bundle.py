@@ -37,7 +37,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import merkle, transcript
-from .chain import GENESIS, LogEntry, Problem, verify_chain
+from .chain import GENESIS, LogEntry, Problem, time_warnings, verify_chain
 from .keys import Signer, key_id, load_public_key, verify_signature
 from .tree import leaf_data
 
@@ -166,6 +166,7 @@ def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | Non
             bad(Problem("format", f"entries.jsonl line {n}: {exc}"))
     rep.entries = len(entries)
     rep.problems.extend(verify_chain(entries, thread=thread))
+    rep.notes.extend(f"warning: {w}" for w in time_warnings(entries))
     try:
         _check_manifest(rep, manifest, entries, body, proof, keys, public_key,
                         files.get("transcript.html"))

@@ -18,7 +18,7 @@ from chat.models import new_id, now_us, rfc3339
 from chat.store.base import Store
 
 from . import bundle, merkle, transcript, tree
-from .chain import LogEntry, Problem, verify_chain
+from .chain import LogEntry, Problem, time_warnings, verify_chain
 from .keys import Signer
 from .log import DISPUTE_CLOSED, DISPUTE_OPENED, record
 from .schema import ACCESS, DISPUTES, HOLDS, LEAVES, LOG, LOG_COLUMNS
@@ -202,7 +202,8 @@ class EvidenceService:
         problems = verify_chain(entries, thread=d.thread)
         problems += await self.check_heads(d.thread, entries)
         return {"dispute": d.to_json(), "entries": [e.to_json() for e in entries],
-                "chain_ok": not problems, "problems": [p.to_json() for p in problems]}
+                "chain_ok": not problems, "problems": [p.to_json() for p in problems],
+                "warnings": [w.to_json() for w in time_warnings(entries)]}
 
     async def check_heads(self, thread_id: str, entries: list[LogEntry]) -> list[Problem]:
         """The stored tree against what was signed, and the thread's committed heads against

@@ -58,17 +58,13 @@ log = logging.getLogger("tsunagu.evidence")
 
 
 class TreeTampered(ChatError):
-    """The stored tree does not extend what was signed before: the service refuses to sign."""
+    """The stored tree does not extend what was signed before: the service refuses to sign.
 
-    code = "evidence_tampered"
-    status = 500
+    HTTP 500, code ``internal`` (the message says what failed)."""
 
 
 class KeyRetired(ChatError):
-    """The signing key was retired: it signs nothing new."""
-
-    code = "evidence_key_retired"
-    status = 500
+    """The signing key was retired: it signs nothing new (HTTP 500, code ``internal``)."""
 
 
 @dataclass
