@@ -242,7 +242,10 @@ class FcmSender:
                     text = await r.text()
                     if r.status == 401 and attempt == 1:
                         continue
-                    if r.status == 404 or (r.status == 400 and "UNREGISTERED" in text):
+                    # the token is gone, or belongs to another sender (another app or
+                    # project): either way it will never work for us
+                    if r.status == 404 or (r.status == 400 and "UNREGISTERED" in text) or (
+                            r.status == 403 and "SENDER_ID_MISMATCH" in text):
                         return Result(False, f"gone ({r.status}) {text[:200]}", gone=True)
                     return _classify(r.status, text, r.headers)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -303,7 +306,8 @@ class ApnsSender:
                         "apns-expiration": str(int(time.time()) + 86400)})
                 if r.status_code == 403 and "ExpiredProviderToken" in r.text and attempt == 1:
                     continue
-                if r.status_code == 400 and "BadDeviceToken" in r.text:
+                if r.status_code == 400 and ("BadDeviceToken" in r.text or
+                                             "DeviceTokenNotForTopic" in r.text):
                     return Result(False, f"gone (400) {r.text[:200]}", gone=True)
                 if r.status_code == 200:
                     return Result(True, f"sent (apns-id {r.headers.get('apns-id', '')})")

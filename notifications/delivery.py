@@ -5,14 +5,17 @@ Theory of operation:
 * A delivery row (``notify_deliveries``) is created by the scheduler in the same transaction
   as its notice, ``queued`` with ``next_at`` (now, or the end of the user's quiet hours).
 * :meth:`DeliveryWorker.tick` claims due rows in a short transaction (``sending`` with a
-  lease; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sends them concurrently outside any
-  transaction, then records each outcome: ``sent``; ``skipped`` when the user has read the
-  notice in-app meanwhile (no duplicate); ``retry`` with exponential backoff and full jitter;
-  ``dead`` after the last attempt or a permanent refusal (the dead-letter record); ``gone``
-  removes the Web Push subscription or device token. Every step is written to
-  ``notify_delivery_log``. A node that dies mid-send leaves the row ``sending``; when the
-  lease runs out another node takes it again (at-least-once; collapse keys and Message-ID
-  absorb a repeat).
+  lease owned by this claim, long enough for the whole batch and renewed while it is sent;
+  ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), checks each copy again (:meth:`_recheck`: read
+  in-app, overtaken by the contract's state, chat thread read; the target still registered
+  to the user), merges chat alerts of one user, thread and target due together into one
+  digest, sends the rest concurrently outside any transaction, then records each outcome
+  (only for rows it still leases): ``sent``; ``skipped`` with the reason; ``retry`` with
+  exponential backoff and full jitter (not sooner than a Retry-After); ``dead`` after the
+  last attempt or a permanent refusal (the dead-letter record); ``gone`` removes the Web
+  Push subscription or device token. Every step is written to ``notify_delivery_log``. A
+  node that dies mid-send leaves the row ``sending``; when the lease runs out another node
+  takes it again (at-least-once; collapse keys and Message-ID absorb a repeat).
 """
 
 from __future__ import annotations

@@ -337,5 +337,5 @@ def still_applies(kind: str, payload: dict[str, Any], state: ContractState | Non
 
 def retry_delay_s(attempt: int, *, base_s: float, max_s: float, rand: float) -> float:
     """Exponential backoff with full jitter: ``rand`` in [0, 1); attempt counts from 1."""
-    cap = min(max_s, base_s * (2 ** (attempt - 1)))
-    return float(cap / 2 + (cap / 2) * rand)
+    cap = min(max_s, base_s * (2 ** min(attempt - 1, 60)))
+    return float(cap * rand)

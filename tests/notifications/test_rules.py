@@ -44,7 +44,14 @@ def test_quiet_hours_wrap_midnight_in_the_users_zone() -> None:
 def test_backoff_is_capped_and_jittered(attempt: int, rand: float) -> None:
     d = retry_delay_s(attempt, base_s=2, max_s=600, rand=rand)
     cap = min(600, 2 * 2 ** (attempt - 1))
-    assert cap / 2 <= d <= cap
+    assert 0 <= d <= cap
+    assert d == pytest.approx(cap * rand)  # full jitter: anywhere from 0 to the cap
+
+
+def test_backoff_is_full_jitter_as_documented() -> None:
+    assert retry_delay_s(3, base_s=2, max_s=600, rand=0.0) == 0
+    assert retry_delay_s(3, base_s=2, max_s=600, rand=0.25) == 2
+    assert retry_delay_s(10_000, base_s=2, max_s=600, rand=0.5) == 300
 
 
 @given(st.binary(max_size=200))
