@@ -9,7 +9,9 @@ Theory of operation:
   SQLite the single writer), re-reads the contract state, asks :func:`rules.check_due`
   whether each still applies, and for those that do writes the inbox notice, one queued
   delivery per enabled push/e-mail target (deferred past quiet hours unless urgent), and marks
-  the job ``done`` (or ``dropped`` with the reason). The job, its notice and its deliveries
+  the job ``done`` (or ``dropped`` with the reason; ``failed`` with the error when it cannot
+  be rendered or written, without holding back the rest of the batch; a deadline reminder
+  firing late is worded with the time really left). The job, its notice and its deliveries
   commit together: each job fires exactly once, whatever the number of nodes.
 * After the commit, each new notice is pushed live as a ``notification`` frame on the user's
   channel, and the delivery worker is woken. A tick that found a full batch runs again at
