@@ -34,7 +34,7 @@ from chat.store.db import Db, Executor
 from . import merkle
 from .canonical import canonical
 from .keys import Signer, checkpoint_body, key_id, load_public_key, public_pem, verify_signature
-from .schema import CHECKPOINTS, KEYS, LEAVES, PENDING, RECEIPTS, TREE
+from .schema import CHECKPOINTS, KEYS, LEAVES, LOG, PENDING, RECEIPTS, TREE
 
 
 @dataclass(frozen=True)
@@ -217,6 +217,27 @@ async def verify_stored(db: Executor, signer: Signer | None, state: TreeState | 
     return frontier
 
 
+async def _check_extends_committed(db: Executor, threads: list[str]) -> None:
+    """Each thread's last committed head is still the stored entry at its log_seq, so the
+    head about to be committed extends it (the hash chain binds every entry before it).
+    Raise :class:`TreeTampered` otherwise: a rewritten, already committed history."""
+    for i in range(0, len(threads), 500):
+        chunk = threads[i:i + 500]
+        rows = await db.fetch(
+            f"SELECT l.thread_id, l.log_seq, l.head, l.leaf_hash, g.hash FROM {LEAVES} l "
+            f"LEFT JOIN {LOG} g ON g.thread_id = l.thread_id AND g.log_seq = l.log_seq "
+            f"WHERE l.thread_id IN ({', '.join('?' * len(chunk))}) AND l.log_seq = "
+            f"(SELECT max(m.log_seq) FROM {LEAVES} m WHERE m.thread_id = l.thread_id)",
+            *chunk)
+        for tid, seq, head, lh, stored in rows:
+            if merkle.leaf_hash(leaf_data(tid, int(seq), head)).hex() != lh:
+                raise TreeTampered(f"thread {tid}: the committed leaf of log_seq {seq} does "
+                                   "not match its hash")
+            if stored != head:
+                raise TreeTampered(f"thread {tid}: the entry committed at log_seq {seq} was "
+                                   "changed or removed: history was rewritten")
+
+
 async def commit(db: Db, signer: Signer, at: int, state: TreeState | None = None
                  ) -> Checkpoint:
     """Commit every moved thread head; return the (new or unchanged) latest checkpoint.
@@ -256,6 +277,7 @@ async def _commit(db: Db, signer: Signer, at: int, state: TreeState | None
         moved = [(tid, seq, head) for tid, seq, head, done in marked if seq > done]
         await tx.executemany(f"DELETE FROM {PENDING} WHERE thread_id = ?",
                              [(r[0],) for r in marked])
+        await _check_extends_committed(tx, [tid for tid, _, _ in moved])
         if not moved:
             current = await latest(tx)
             if current is not None:

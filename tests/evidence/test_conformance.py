@@ -427,6 +427,20 @@ async def test_service_refuses_to_sign_rewritten_leaves(store: Store,
     assert (await tree.latest(db)) == cp
 
 
+async def test_service_refuses_to_commit_a_head_over_a_rewritten_chain(
+        store: Store, evidence: EvidenceService) -> None:
+    """The rewritten chain made longer and marked for commit: its last committed head is no
+    longer the stored entry, so the new head does not extend it; nothing is signed."""
+    await make_thread(store)
+    cp = await evidence.checkpoint()
+    await rebuild_history(store, evidence, wipe=False)
+    await record(store.db, T, "moderation_decision", "mod1", {"decision": "keep"}, now_us())
+    fresh = EvidenceService(evidence.settings, store, evidence.fanout, evidence.signer)
+    with pytest.raises(tree.TreeTampered, match=r"log_seq 7 was changed"):
+        await fresh.checkpoint()
+    assert await tree.latest(store.db) == cp
+
+
 async def test_insider_with_the_key_rebuilding_history_is_caught_by_the_kept_checkpoint(
     store: Store, evidence: EvidenceService
 ) -> None:
