@@ -97,8 +97,14 @@ class TreeState:
         self.witness, self.size, self.frontier, self.verified = cp, cp.size, frontier, True
         if self.path is not None:
             tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_bytes(orjson.dumps(cp.to_json()))
-            os.replace(tmp, self.path)
+            try:
+                tmp.write_bytes(orjson.dumps(cp.to_json()))
+                os.replace(tmp, self.path)
+            except OSError as exc:  # e.g. a read-only key mount: memory only, say so once
+                log.error("evidence: cannot keep the last signed checkpoint in %s (%s); it is "
+                          "kept in memory only, so a restart trusts the database", self.path,
+                          exc)
+                self.path = None
 
 
 def leaf_data(thread: str, seq: int, head: str) -> bytes:

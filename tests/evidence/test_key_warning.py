@@ -73,3 +73,23 @@ async def test_no_warning_with_a_key_file_or_on_sqlite(
     with caplog.at_level(logging.WARNING, logger="tsunagu.evidence"):
         await _start(settings, monkeypatch)
     assert _warnings(caplog) == []
+
+
+async def test_last_signed_checkpoint_survives_an_unwritable_key_dir(
+        store: Any, evidence: Any, tmp_path: Any, caplog: Any) -> None:
+    """The node's record of what it signed is kept beside the key; where it cannot be
+    written, signing goes on (memory only) and an error says so."""
+    from chat.evidence.tree import TreeState
+
+    await store.create_thread(id="t1", kind="contract", title="t", stage="in_progress",
+                              ref={}, participants=[("a", "client")], at=1)
+    cp = await evidence.checkpoint()
+    assert evidence.tree_state.path is not None and evidence.tree_state.path.exists()
+    assert TreeState.load(evidence.tree_state.path).witness == cp
+    evidence.tree_state.path = tmp_path / "missing-dir" / "x.json"
+    await store.create_thread(id="t2", kind="contract", title="t", stage="in_progress",
+                              ref={}, participants=[("a", "client")], at=2)
+    with caplog.at_level(logging.ERROR, "tsunagu.evidence"):
+        cp2 = await evidence.checkpoint()
+    assert cp2.size == 2 and evidence.tree_state.witness == cp2
+    assert evidence.tree_state.path is None and "memory only" in caplog.text
