@@ -8,8 +8,10 @@ Modules, from the pure core outwards:
 * :mod:`.merkle` - RFC 9162 Merkle tree hashes, compact frontier, inclusion proofs. No I/O.
 * :mod:`.keys` - Ed25519 checkpoint signing keys and signed checkpoints.
 * :mod:`.log` - appending entries inside the caller's transaction (async and SQLite sync).
-* :mod:`.tree` - committing thread heads into the service-wide tree; signed checkpoints.
-* :mod:`.bundle` - evidence bundles: building them and verifying them offline.
+* :mod:`.tree` - committing thread heads into the service-wide tree; signed checkpoints,
+  refused unless the stored tree extends what was signed before.
+* :mod:`.bundle` - evidence bundles (signed manifest): building them and verifying them
+  offline.
 * :mod:`.retention` - what the purge job removes, and the job itself.
 * :mod:`.service`, :mod:`.http`, :mod:`.cli` - disputes, the staff API, ``tsunagu verify``.
 
