@@ -96,7 +96,8 @@ class TreeState:
     def signed(self, cp: Checkpoint, frontier: merkle.Frontier) -> None:
         self.witness, self.size, self.frontier, self.verified = cp, cp.size, frontier, True
         if self.path is not None:
-            tmp = self.path.with_name(self.path.name + ".tmp")
+            # own temporary name: nodes sharing the key's directory must not interleave
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
             try:
                 tmp.write_bytes(orjson.dumps(cp.to_json()))
                 os.replace(tmp, self.path)
