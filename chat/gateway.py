@@ -201,6 +201,7 @@ class Gateway:
                 "max_body_chars": self.settings.max_body_chars,
                 "rate_per_s": self.settings.rate_per_s,
                 "rate_burst": self.settings.rate_burst,
+                "history_max_limit": self.settings.history_max_limit,
             },
         ))
         for channel in self._channels(conn):

@@ -318,7 +318,8 @@ class ReviewApi:
         reason = request.query.get("reason", "")
         limit = query_int(request, "limit", default=200, lo=1, hi=1000)
         assert limit is not None
-        msgs = await self.service.store.history(thread.id, limit=limit)
+        before = query_int(request, "before_seq", lo=1)  # page back to an older message
+        msgs = await self.service.store.history(thread.id, before_seq=before, limit=limit)
         await self.queue.audit(who.user_id, "read_thread", thread=thread.id, note=reason)
         return json_response({
             "thread": thread.to_json(),

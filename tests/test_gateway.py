@@ -172,7 +172,10 @@ async def test_hello_answers_user_threads_and_presence(start: Start) -> None:
     assert hello["user"]["id"] == "alice" and hello["user"]["roles"] == ["client"]
     assert hello["threads"] == {thread["id"]: {"last_seq": 0, "stage": "deposit_pending"}}
     assert hello["presence"] == {"bob": "online"}
-    assert hello["limits"]["max_frame_bytes"] == 65536
+    assert hello["limits"] == {"max_frame_bytes": 65536, "max_body_chars": 10_000,
+                               "rate_per_s": env.node.settings.rate_per_s,
+                               "rate_burst": env.node.settings.rate_burst,
+                               "history_max_limit": 500}
     assert b.hello_ok["presence"] == {"alice": "offline"}
 
 

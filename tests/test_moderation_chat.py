@@ -461,3 +461,16 @@ async def test_queue_grouped_by_thread(world: dict[str, Any]) -> None:
     assert set(groups[tid]["categories"]) == {"contact_exchange", "off_platform_deal"}
     assert groups[tid]["oldest"] and len(groups[tid]["items"]) == 2
     assert "text" not in groups[tid]
+
+
+async def test_staff_thread_view_pages_back_with_before_seq(world: dict[str, Any]) -> None:
+    node, tid = world["node"], world["thread"]
+    for i in range(5):
+        await world["worker"].send(tid, f"進捗 {i} です")
+    url = f"/v1/moderation/threads/{tid}"
+    status, last = await node.http("GET", f"{url}?limit=2", world["mod_token"])
+    assert status == 200 and [m["seq"] for m in last["messages"]] == [4, 5]
+    status, older = await node.http("GET", f"{url}?limit=2&before_seq=4", world["mod_token"])
+    assert status == 200 and [m["seq"] for m in older["messages"]] == [2, 3]
+    status, bad = await node.http("GET", f"{url}?before_seq=x", world["mod_token"])
+    assert status == 400 and bad["error"]["code"] == "bad_request"
