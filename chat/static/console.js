@@ -2,8 +2,8 @@
 // decisions with notes, per-rule precision. Needs a token with the `moderator` role, given
 // in the URL fragment (#token=…&locale=ja) so that it never reaches a server log.
 //
-// HTTP (see docs/browser.md): GET /v1/moderation/queue, POST /v1/moderation/items/{id}/claim,
-// POST /v1/moderation/items/{id}/decide {decision, note}, GET /v1/moderation/threads/{id},
+// HTTP (see docs/browser.md): GET /v1/moderation/queue[?status=], POST /v1/moderation/items/{id}/claim,
+// POST /v1/moderation/items/{id}/decide {decision, note, wrong_rules?}, GET /v1/moderation/threads/{id},
 // GET /v1/moderation/precision, GET /v1/moderation/restrictions, DELETE
 // /v1/moderation/restrictions/{user} {note}; `review` frames over the WebSocket refresh the queue.
 // Times are shown in the token's `tz` (an IANA zone), else Asia/Tokyo.
@@ -11,7 +11,11 @@
 import { h, keyed, reconcile, validTimeZone } from "./dom.js";
 import { TsunaguClient, tokenClaims } from "./tsunagu.js";
 
-export const DECISIONS = ["dismiss", "warn", "restrict", "release", "escalate"];
+export const DECISIONS = ["dismiss", "warn", "restrict", "release", "reject", "escalate"];
+// Decisions that need a held message (the API answers 409 otherwise).
+const HELD_ONLY = new Set(["release", "reject"]);
+// The queue's status filter: "" is the API's default (open and claimed items).
+export const QUEUE_FILTERS = ["", "open", "claimed", "escalated", "decided"];
 
 // The thread log is read a page at a time (the review API's default); a server that does
 // not page with `before_seq` is asked for its largest page instead.
@@ -51,6 +55,7 @@ export const TEXTS = {
       warn: "違反を確認し、警告する",
       restrict: "違反を確認し、利用を制限する",
       release: "保留中のメッセージを配信する",
+      reject: "違反を確認し、保留中のメッセージを配信しない",
       escalate: "紛争担当へエスカレーション",
     },
     categories: {
@@ -60,11 +65,22 @@ export const TEXTS = {
       expense_demand: "費用の要求",
     },
     confirmed: "確認",
-    dismissed: "却下",
-    other: "その他",
+    dismissed: "誤検知",
+    other: "未判定",
+    precisionHelp: "誤検知: 却下された項目、または判定で「誤検知」と指定されたルール。未判定: 配信のみの判定など。精度 = 確認 ÷ (確認 + 誤検知)",
     earlier: "前のメッセージ",
+    earlierMessages: "同じ送信者の前のメッセージ（分割された検出箇所を強調）",
+    earlierPiece: (i) => `前のメッセージ #${i}`,
     releaseOnlyHeld: "（保留中のメッセージのみ）",
-    statuses: { open: "未対応", claimed: "対応中", decided: "判定済み", held: "保留中" },
+    wrongRules: "誤っていた検知（ルールごと。精度の集計に使われます）",
+    wrongRule: "誤検知",
+    escalatedBy: "エスカレーションした人",
+    escalatedOnly: "この項目は紛争担当へエスカレーション済みです。判定できるのは紛争担当または管理者だけです。",
+    alreadyEscalated: "（エスカレーション済み）",
+    alreadyDecided: "この項目はすでに判定済みです。",
+    statusFilter: "表示する状態",
+    filters: { "": "未処理（未対応・対応中）", open: "未対応", claimed: "対応中", escalated: "エスカレーション済み", decided: "判定済み" },
+    statuses: { open: "未対応", claimed: "対応中", decided: "判定済み", held: "保留中", escalated: "エスカレーション済み（紛争担当）" },
     actions: { flag: "要確認", mask: "伏せ字", hold: "保留", block: "ブロック", allow: "許可" },
     precisionCol: "精度",
     restrictions: "制限中のユーザー",
@@ -144,6 +160,7 @@ export const TEXTS = {
       warn: "Confirm and warn the user",
       restrict: "Confirm and restrict the user",
       release: "Release the held message",
+      reject: "Confirm and reject the held message",
       escalate: "Escalate to dispute staff",
     },
     categories: {
@@ -153,11 +170,22 @@ export const TEXTS = {
       expense_demand: "Expense demand",
     },
     confirmed: "Confirmed",
-    dismissed: "Dismissed",
-    other: "Other",
+    dismissed: "False positive",
+    other: "Not judged",
+    precisionHelp: "False positive: the item was dismissed or the decision marked the rule as wrong. Not judged: e.g. a release alone. Precision = confirmed / (confirmed + false positive)",
     earlier: "earlier message",
+    earlierMessages: "The sender's earlier messages (split findings highlighted)",
+    earlierPiece: (i) => `Earlier message #${i}`,
     releaseOnlyHeld: "(held messages only)",
-    statuses: { open: "open", claimed: "claimed", decided: "decided", held: "held" },
+    wrongRules: "Findings that were wrong (per rule; counted in the precision)",
+    wrongRule: "This rule was wrong",
+    escalatedBy: "Escalated by",
+    escalatedOnly: "This item was escalated to dispute staff: only dispute staff or an admin can decide it.",
+    alreadyEscalated: "(already escalated)",
+    alreadyDecided: "This item has already been decided.",
+    statusFilter: "Show status",
+    filters: { "": "To review (open and claimed)", open: "open", claimed: "claimed", escalated: "escalated", decided: "decided" },
+    statuses: { open: "open", claimed: "claimed", decided: "decided", held: "held", escalated: "escalated (dispute staff)" },
     actions: { flag: "flagged", mask: "masked", hold: "held", block: "blocked", allow: "allowed" },
     precisionCol: "Precision",
     restrictions: "Restricted users",
@@ -238,14 +266,93 @@ export function highlightSegments(text, findings = []) {
 
 /**
  * The findings that lie in the message itself. A finding may also point into the sender's
- * earlier messages (a number split over several messages): those have a lower
- * `message_index`; the message's own findings have the highest one.
+ * earlier messages (a number split over several messages): the server marks those
+ * `current: false` (their spans are offsets into that earlier message's text, never into
+ * this one). Without `current`, the message's own findings have the highest `message_index`.
  */
 export function ownFindings(findings = []) {
+  if (findings.some((f) => typeof f.current === "boolean")) return findings.filter((f) => f.current !== false);
   const idx = findings.map((f) => f.message_index).filter((i) => typeof i === "number");
   if (!idx.length) return findings;
   const top = Math.max(...idx);
   return findings.filter((f) => typeof f.message_index !== "number" || f.message_index === top);
+}
+
+/**
+ * The sender's earlier messages that the item's findings reach into (`item.earlier_messages`,
+ * `{message_index, message_id, text}`), each with its own findings (spans into its text), in
+ * message order: [{message_index, message_id, text, findings}].
+ */
+export function earlierPieces(item) {
+  const own = new Set(ownFindings(item?.findings || []));
+  const others = (item?.findings || []).filter((f) => !own.has(f));
+  return [...(item?.earlier_messages || [])]
+    .filter((m) => m && typeof m.text === "string")
+    .sort((a, b) => (a.message_index ?? 0) - (b.message_index ?? 0))
+    .map((m) => ({
+      message_index: m.message_index,
+      message_id: m.message_id ?? null,
+      text: m.text,
+      findings: others.filter((f) => (typeof f.message_index === "number" && f.message_index === m.message_index)
+        || (typeof f.message_index !== "number" && f.message_id && f.message_id === m.message_id)),
+    }));
+}
+
+/** The distinct rules of an item's findings, in first-seen order (the wrong_rules choices). */
+export function findingRules(findings = []) {
+  return [...new Set(findings.map((f) => f.rule).filter((r) => typeof r === "string" && r))];
+}
+
+/** The roles of a token's claims (`roles`: a list, or one role as a string). */
+export function claimRoles(claims) {
+  const r = claims?.roles;
+  if (typeof r === "string") return [r];
+  return Array.isArray(r) ? r.filter((x) => typeof x === "string") : [];
+}
+
+/** Whether the item's message is held (it can be released or rejected). */
+export function isHeld(item) {
+  if (!item) return false;
+  if (item.action === "hold" || item.status === "held") return true;
+  return Boolean(item.withheld_id) && item.action !== "block";
+}
+
+/**
+ * The decisions the review API accepts for `item` from a viewer with `roles`:
+ * [{decision, disabled, reason}] in DECISIONS order; `reason` (a TEXTS key) says why one is
+ * not possible: a decided item takes none; an escalated one only from dispute staff or an
+ * admin (moderators get 403), and not a second escalation; release and reject need a held
+ * message.
+ */
+export function decisionOptions(item, roles = []) {
+  const has = (...r) => r.some((x) => roles.includes(x));
+  const escalated = item?.status === "escalated";
+  const held = isHeld(item);
+  return DECISIONS.map((decision) => {
+    let reason = null;
+    if (item?.status === "decided") reason = "alreadyDecided";
+    else if (escalated && !has("dispute", "admin")) reason = "escalatedOnly";
+    else if (escalated && decision === "escalate") reason = "alreadyEscalated";
+    else if (HELD_ONLY.has(decision) && !held) reason = "releaseOnlyHeld";
+    return { decision, disabled: reason !== null, reason };
+  });
+}
+
+/** Whether a viewer with `roles` may claim `item` (as review.py's item_staff/_may_act). */
+export function mayClaim(item, roles = []) {
+  if (!item || item.status === "decided") return false;
+  if (item.status === "escalated") return roles.includes("dispute") || roles.includes("admin");
+  return roles.includes("moderator") || roles.includes("admin");
+}
+
+/** The queue's URL for a status filter ("" or unknown: the default, open and claimed). */
+export function queuePath(status) {
+  return QUEUE_FILTERS.includes(status) && status ? `/v1/moderation/queue?status=${encodeURIComponent(status)}` : "/v1/moderation/queue";
+}
+
+/** The status filter a viewer starts with: dispute staff without moderator rights see escalated items only. */
+export function defaultFilter(roles = []) {
+  return roles.includes("dispute") && !roles.includes("moderator") && !roles.includes("admin") ? "escalated" : "";
 }
 
 /** Risk as a percentage for display: the service scores 0..100 (more for restricted users). */
@@ -344,6 +451,8 @@ class Console {
     this.token = token;
     this.locale = locale;
     this.me = tokenClaims(token).sub;
+    this.roles = claimRoles(tokenClaims(token)); // as far as the console can know them
+    this.filter = defaultFilter(this.roles); // the queue's status filter (QUEUE_FILTERS)
     this.tz = consoleTimeZone(token);
     this.items = [];
     this.selected = null;
@@ -374,6 +483,14 @@ class Console {
       this.renderAll();
     });
     document.getElementById("refresh").addEventListener("click", () => this.refresh());
+    const filter = document.getElementById("status-filter");
+    filter.value = this.filter;
+    filter.addEventListener("change", (e) => {
+      this.filter = QUEUE_FILTERS.includes(e.target.value) ? e.target.value : "";
+      this.selected = null;
+      this.threadLog = null;
+      this.refresh();
+    });
     for (const tab of document.querySelectorAll("[role=tab]")) {
       tab.addEventListener("click", () => this.showTab(tab.id));
       tab.addEventListener("keydown", (e) => {
@@ -426,7 +543,7 @@ class Console {
     // item must not wipe what the moderator is doing.
     const seq = ++this._queueSeq;
     try {
-      const data = await this.client.http("GET", "/v1/moderation/queue");
+      const data = await this.client.http("GET", queuePath(this.filter));
       // Pushes come in bursts and answers may come back out of order: only the latest
       // request's answer is shown.
       if (seq !== this._queueSeq) return;
@@ -485,6 +602,13 @@ class Console {
     if (more) this.renderDetail();
     try {
       let log = this.threadLog;
+      if (log === null && !this.isStaff()) {
+        // Dispute staff may not read whole threads (403): the item's own context instead.
+        const data = await this.client.http("GET", `/v1/moderation/items/${encodeURIComponent(item.id)}`);
+        log = data.context || [];
+        this.log.canPage = false;
+        this.log.limit = LOG_MAX;
+      }
       if (log === null) log = await this.logPage(item, { limit: this.log.limit });
       let earlier = more ? 1 : 0;
       for (let guard = 0; guard < 50 && log.length && (earlier > 0 || logMissesItem(log, item)); guard += 1) {
@@ -516,6 +640,11 @@ class Console {
     this.renderDetail();
   }
 
+  /** Moderators and admins read threads; dispute staff only the items escalated to them. */
+  isStaff() {
+    return this.roles.includes("moderator") || this.roles.includes("admin") || !this.roles.includes("dispute");
+  }
+
   async claim(item) {
     try {
       const data = await this.client.http("POST", `/v1/moderation/items/${encodeURIComponent(item.id)}/claim`, {});
@@ -527,10 +656,13 @@ class Console {
     }
   }
 
-  async decide(item, decision, note) {
+  async decide(item, decision, note, wrongRules = []) {
     try {
-      // Deciding claims the item on the server when nobody has.
-      await this.client.http("POST", `/v1/moderation/items/${encodeURIComponent(item.id)}/decide`, { decision, note });
+      // Deciding claims the item on the server when nobody has. `wrong_rules` is sent only
+      // when the moderator marked a rule as wrong (per-rule precision).
+      const body = { decision, note };
+      if (wrongRules.length) body.wrong_rules = wrongRules;
+      await this.client.http("POST", `/v1/moderation/items/${encodeURIComponent(item.id)}/decide`, body);
       this.selected = null;
       this.rules = null;
       await this.refresh();
@@ -585,6 +717,8 @@ class Console {
     document.getElementById("tab-restrictions").textContent = t.restrictions;
     document.getElementById("restrictions-title").textContent = t.restrictions;
     document.getElementById("refresh").textContent = t.refresh;
+    document.getElementById("status-filter-label").textContent = t.statusFilter;
+    for (const opt of document.querySelectorAll("#status-filter option")) opt.textContent = t.filters[opt.value] ?? opt.value;
     if (this.apiMissing) this.notice(t.noApi, true);
     this.renderConn();
     this.renderQueue();
@@ -685,16 +819,19 @@ class Console {
     const parts = [
       h("h2", {}, h("span", {}, this.chips(item.categories)),
         claimedByMe ? h("span", { class: "status" }, t.claimed)
-          : h("button", { class: "btn", type: "button", id: "claim", onclick: () => this.claim(item) }, item.claimed_by ? `${t.claim} (${t.claimedBy(item.claimed_by)})` : t.claim)),
+          : h("button", { class: "btn", type: "button", id: "claim", disabled: !mayClaim(item, this.roles), onclick: () => this.claim(item) }, item.claimed_by ? `${t.claim} (${t.claimedBy(item.claimed_by)})` : t.claim)),
       h("div", { class: "detail" },
         h("table", {}, h("tbody", {},
           h("tr", {}, h("th", {}, t.sender), h("td", {}, item.sender)),
           h("tr", {}, h("th", {}, t.thread), h("td", {}, item.thread)),
-          h("tr", {}, h("th", {}, t.status), h("td", {}, this.statusText(item))),
+          h("tr", {}, h("th", {}, t.status), h("td", { id: "item-status", "data-status": item.status || "" }, this.statusText(item))),
+          item.escalated_by ? h("tr", {}, h("th", {}, t.escalatedBy), h("td", {}, item.escalated_by)) : null,
+          item.decision ? h("tr", {}, h("th", {}, t.decision), h("td", {}, t.decisions[item.decision] || item.decision)) : null,
           h("tr", {}, h("th", {}, t.risk), h("td", {}, String(item.risk ?? 0))),
           h("tr", {}, h("th", {}, t.created), h("td", {}, item.created_at ? fmt.format(new Date(item.created_at)) : "")))),
         h("h3", {}, t.message),
         h("div", { class: "quote", id: "item-text" }, this.highlighted(item.text || "", ownFindings(findings))),
+        this.earlierView(item),
         h("h3", {}, t.findings),
         h("table", { id: "findings" },
           h("thead", {}, h("tr", {}, h("th", {}, t.category), h("th", {}, t.rule), h("th", {}, t.severity), h("th", {}, t.explanation))),
@@ -713,29 +850,49 @@ class Console {
     const same = box.dataset.item === item.id;
     const note = same ? box.querySelector("#note")?.value : "";
     const choice = same ? box.querySelector("input[data-decision]:checked")?.value : null;
+    const wrong = same ? [...box.querySelectorAll("input[data-wrong-rule]:checked")].map((el) => el.value) : [];
     box.replaceChildren(...parts);
     box.dataset.item = item.id;
     if (note) box.querySelector("#note").value = note;
+    for (const rule of wrong) {
+      const cb = box.querySelector(`input[data-wrong-rule="${CSS.escape(rule)}"]`);
+      if (cb) cb.checked = true;
+    }
     const radio = choice && box.querySelector(`input[data-decision="${CSS.escape(choice)}"]`);
     if (radio && !radio.disabled) radio.checked = true;
+  }
+
+  /** The sender's earlier messages a split finding reaches into, each highlighted with its own spans. */
+  earlierView(item) {
+    const pieces = earlierPieces(item);
+    if (!pieces.length) return null;
+    return h("div", { id: "earlier-messages" }, h("h3", {}, this.t.earlierMessages),
+      pieces.map((p) => h("div", { class: "quote earlier-piece", "data-index": String(p.message_index ?? ""), "data-id": p.message_id || "",
+        "aria-label": this.t.earlierPiece(p.message_index ?? "") },
+      h("div", { class: "who" }, this.t.earlierPiece(p.message_index ?? "")),
+      h("div", { class: "piece-text" }, this.highlighted(p.text, p.findings)))));
   }
 
   decisionForm(item) {
     const t = this.t;
     const name = `decision-${item.id}`;
     const note = h("textarea", { id: "note", "aria-label": t.note, placeholder: t.note });
+    const options = decisionOptions(item, this.roles);
+    const blocked = options.every((o) => o.disabled) ? options[0].reason : null;
     // No decision is chosen in advance: submitting without a choice decides nothing.
-    const fieldset = h("fieldset", { onchange: () => {
+    const fieldset = h("fieldset", { class: "decisions", onchange: () => {
       fieldset.removeAttribute("aria-invalid");
       if (document.getElementById("notice").textContent === t.chooseDecision) this.notice("");
     } }, h("legend", { class: "sr" }, t.decision),
-    DECISIONS.map((d) => {
-      const off = d === "release" && !this.isHeld(item);
-      return h("label", {}, h("input", { type: "radio", name, value: d, disabled: off, "data-decision": d }),
-        t.decisions[d], off ? h("span", { class: "sr" }, t.releaseOnlyHeld) : null);
-    }));
+    options.map(({ decision: d, disabled: off, reason }) => h("label", {}, h("input", { type: "radio", name, value: d, disabled: off, "data-decision": d }),
+      t.decisions[d], off && reason !== blocked ? h("span", { class: "sr" }, t[reason]) : null)));
+    const rules = findingRules(item.findings || []);
+    const wrong = rules.length ? h("fieldset", { class: "wrong-rules" }, h("legend", {}, t.wrongRules),
+      rules.map((rule) => h("label", {}, h("input", { type: "checkbox", value: rule, "data-wrong-rule": rule, disabled: Boolean(blocked) }),
+        h("code", {}, rule), ` ${t.wrongRule}`))) : null;
     const form = h("form", { class: "decide", onsubmit: (e) => {
       e.preventDefault();
+      if (blocked) return;
       const choice = form.querySelector(`input[name="${name}"]:checked`);
       if (!choice) {
         fieldset.setAttribute("aria-invalid", "true");
@@ -743,16 +900,15 @@ class Console {
         form.querySelector(`input[name="${name}"]:not(:disabled)`)?.focus();
         return;
       }
-      this.decide(item, choice.value, note.value.trim());
+      const wrongRules = [...form.querySelectorAll("input[data-wrong-rule]:checked")].map((el) => el.value);
+      this.decide(item, choice.value, note.value.trim(), wrongRules);
     } },
+    blocked ? h("p", { class: "blocked", id: "decide-blocked" }, t[blocked]) : null,
     fieldset,
+    wrong,
     note,
-    h("div", { class: "row" }, h("button", { class: "btn primary", type: "submit", id: "decide" }, t.submit)));
+    h("div", { class: "row" }, h("button", { class: "btn primary", type: "submit", id: "decide", disabled: Boolean(blocked) }, t.submit)));
     return form;
-  }
-
-  isHeld(item) {
-    return Boolean(item.withheld_id) || item.action === "hold" || item.status === "held";
   }
 
   logView(item) {
@@ -792,7 +948,7 @@ class Console {
     const box = document.getElementById("precision");
     if (this.listPlaceholder(box, this.rules, t.noPrecision)) return;
     const rows = precisionRows(this.rules);
-    box.replaceChildren(h("table", { id: "precision-table" },
+    box.replaceChildren(h("p", { class: "help", id: "precision-help" }, t.precisionHelp), h("table", { id: "precision-table" },
       h("thead", {}, h("tr", {}, h("th", {}, t.rule), h("th", { class: "num" }, t.confirmed), h("th", { class: "num" }, t.dismissed), h("th", { class: "num" }, t.other), h("th", { class: "num" }, t.precisionCol))),
       h("tbody", {}, rows.map((r) => h("tr", { class: r.precision !== null && r.precision < 0.8 ? "low" : "", "data-rule": r.rule },
         h("td", {}, h("code", {}, r.rule)),

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.support import Node
+from tests.browser.test_moderation import probe, require_moderation
+from tests.support import Client, Node
 
 TEXT = "😀 連絡は tanaka.shop@gmail.com か LINE でお願いします"
 
@@ -238,12 +239,12 @@ async def test_console_asks_for_a_decision_ignores_stale_queues_and_says_errors_
 
     # Nothing is pre-selected: Submit without a choice records nothing.
     await queue.first.click()
-    await expect(page.locator("input[data-decision]")).to_have_count(5)
+    await expect(page.locator("input[data-decision]")).to_have_count(6)
     assert await page.locator("input[data-decision]:checked").count() == 0
     await page.locator("#note").fill("メモ")
     await page.locator("#decide").click()
     await expect(page.locator("#notice")).to_have_text("判定を選んでください。")
-    await expect(page.locator(".decide fieldset")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator(".decide fieldset.decisions")).to_have_attribute("aria-invalid", "true")
     assert posts == []
     await expect(page.locator("input[data-decision]").first).to_be_focused()
 
@@ -336,3 +337,213 @@ async def test_console_pages_the_thread_log_back_to_the_flagged_message(
     await expect(page.locator(".log .m.focus")).to_contain_text("メッセージ 5")
     assert asked == ["limit=200", "before_seq=251&limit=200", "limit=1000"]
     assert errors == []
+
+
+async def test_console_shows_earlier_pieces_of_a_split_finding_with_their_own_spans(
+    browser: Any, node: Node
+) -> None:
+    """A contact detail split over messages: the earlier pieces are shown in the item pane,
+    each highlighted with its own spans (code points, after an emoji), and their spans are
+    never applied to the current message's text."""
+    from playwright.async_api import expect
+
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"))
+    tid = thread["id"]
+    first, second, current = "😀 番号は 090", "🎉-1234", "-5678 です"
+    item = {
+        "id": "rv_split", "thread": tid, "message_id": "m_3", "withheld_id": None,
+        "status": "open", "risk": 60, "action": "flag", "categories": ["contact_exchange"],
+        "text": current, "sender": "tanaka", "created_at": "2026-11-23T02:00:00Z",
+        "findings": [
+            {"category": "contact_exchange", "rule": "contact.phone", "severity": "high",
+             "start": span(first, "090")[0], "end": span(first, "090")[1],
+             "message_index": 0, "current": False, "message_id": "m_1"},
+            {"category": "contact_exchange", "rule": "contact.phone", "severity": "high",
+             "start": span(second, "-1234")[0], "end": span(second, "-1234")[1],
+             "message_index": 1, "current": False, "message_id": "m_2"},
+            {"category": "contact_exchange", "rule": "contact.phone", "severity": "high",
+             "start": 0, "end": 5, "message_index": 2, "current": True}],
+        "earlier_messages": [
+            {"message_index": 0, "message_id": "m_1", "text": first},
+            {"message_index": 1, "message_id": "m_2", "text": second}],
+    }
+
+    async def api(route: Any) -> None:
+        body = {"items": [item]} if "/queue" in route.request.url else {"messages": []}
+        await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page = await browser.new_page(viewport={"width": 1200, "height": 860}, locale="ja-JP")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.route("**/v1/moderation/**", api)
+    token = node.token("yamamoto", "moderator")
+    await page.goto(f"{node.url}/static/console.html#locale=ja&token={token}")
+    await page.locator("#queue li").first.click()
+    await expect(page.locator("#item-text mark")).to_have_text(["-5678"])
+    pieces = page.locator("#earlier-messages .earlier-piece")
+    await expect(pieces).to_have_count(2)
+    await expect(pieces.nth(0).locator(".piece-text")).to_have_text(first)
+    await expect(pieces.nth(0).locator("mark")).to_have_text(["090"])
+    await expect(pieces.nth(1).locator("mark")).to_have_text(["-1234"])
+    await expect(page.locator("#earlier-messages h3")).to_contain_text("前のメッセージ")
+    # One wrong-rule checkbox per rule of the item's findings.
+    await expect(page.locator("input[data-wrong-rule]")).to_have_count(1)
+    await page.locator("#locale").select_option("en")
+    await expect(page.locator("#earlier-messages h3")).to_contain_text("earlier messages")
+    await expect(page.locator(".wrong-rules")).to_contain_text("This rule was wrong")
+    assert errors == []
+
+
+# --- against the real review API: a held message seeded through the screener
+
+
+async def held_item(node: Node) -> tuple[str, str, str, dict[str, Any]]:
+    """A thread where tanaka's message was held: (thread id, text, moderator token, item)."""
+    require_moderation(node)
+    sender, text = await probe(node, "hold")
+    assert sender == "tanaka"
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      kind="inquiry", title="ロゴ制作のご相談")
+    tid = thread["id"]
+    tanaka = await Client(node.ws_url, node.token("tanaka", "client")).connect()
+    try:
+        ok = await tanaka.send(tid, text)
+    finally:
+        await tanaka.close()
+    assert ok["withheld"]["status"] == "held"
+    mod = node.token("yamamoto", "moderator", name="山本")
+    status, queue = await node.http("GET", "/v1/moderation/queue", mod)
+    assert status == 200
+    [item] = [i for i in queue["items"] if i["thread"] == tid]
+    return tid, text, mod, item
+
+
+async def open_console(browser: Any, node: Node, token: str, locale: str = "ja") -> Any:
+    page = await browser.new_page(viewport={"width": 1200, "height": 900}, locale="ja-JP")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    await page.goto(f"{node.url}/static/console.html#locale={locale}&token={token}")
+    return page
+
+
+async def withheld_status(node: Node, tid: str) -> str:
+    """The status of the thread's one withheld message (held, released, rejected)."""
+    status, view = await node.http("GET", f"/v1/moderation/threads/{tid}",
+                                   node.token("admin", "admin"))
+    assert status == 200, view
+    [row] = view["withheld"]
+    return str(row["status"])
+
+
+async def test_console_rejects_a_held_message(browser: Any, node: Node) -> None:
+    from playwright.async_api import expect
+
+    tid, _, mod, item = await held_item(node)
+    page = await open_console(browser, node, mod)
+    await page.locator(f'#queue li[data-id="{item["id"]}"]').click()
+    reject = page.locator('input[data-decision="reject"]')
+    await expect(reject).to_be_enabled()
+    await expect(reject.locator("xpath=..")).to_contain_text("配信しない")
+    await reject.check()
+    await page.locator("#note").fill("サイト外への誘導")
+    await page.locator("#decide").click()
+    await expect(page.locator("#notice")).to_contain_text("判定を記録しました")
+    await expect(page.locator(f'#queue li[data-id="{item["id"]}"]')).to_have_count(0)
+
+    status, decided = await node.http("GET", "/v1/moderation/queue?status=decided", mod)
+    assert status == 200
+    [got] = [i for i in decided["items"] if i["id"] == item["id"]]
+    assert got["decision"] == "reject" and got["note"] == "サイト外への誘導"
+    assert got["wrong_rules"] == []  # nothing marked: none sent
+    assert await withheld_status(node, tid) == "rejected"
+    assert page.errors == []
+
+
+async def test_console_escalates_and_dispute_staff_decide_the_escalated_item(
+    browser: Any, node: Node
+) -> None:
+    """A moderator escalates a held item: it leaves the default queue, is listed with the
+    status filter `escalated` with its status label, and the moderator can no longer claim
+    or decide it (the API answers 403); dispute staff see it and reject it."""
+    from playwright.async_api import expect
+
+    tid, _, mod, item = await held_item(node)
+    page = await open_console(browser, node, mod)
+    row = page.locator(f'#queue li[data-id="{item["id"]}"]')
+    await row.click()
+    await page.locator('input[data-decision="escalate"]').check()
+    await page.locator("#decide").click()
+    await expect(page.locator("#notice")).to_contain_text("紛争担当へエスカレーション")
+    await expect(row).to_have_count(0)
+    assert await withheld_status(node, tid) == "held"  # still held: dispute staff decide
+
+    await page.locator("#status-filter").select_option("escalated")
+    await expect(row).to_have_count(1)
+    await expect(row.locator(".status")).to_contain_text("エスカレーション済み")
+    await row.click()
+    await expect(page.locator("#item-status")).to_have_attribute("data-status", "escalated")
+    await expect(page.locator("#item-status")).to_contain_text("エスカレーション済み（紛争担当）")
+    await expect(page.locator("#detail")).to_contain_text("yamamoto")  # escalated by
+    await expect(page.locator("#decide-blocked")).to_contain_text("紛争担当または管理者")
+    await expect(page.locator("input[data-decision]:enabled")).to_have_count(0)
+    await expect(page.locator("#decide")).to_be_disabled()
+    await expect(page.locator("#claim")).to_be_disabled()
+    await page.locator("#locale").select_option("en")
+    await expect(page.locator("#item-status")).to_contain_text("escalated (dispute staff)")
+    assert page.errors == []
+
+    # Dispute staff: the console starts on the escalated items and offers their decisions.
+    dispute = await open_console(browser, node, node.token("suzuki", "dispute"))
+    drow = dispute.locator(f'#queue li[data-id="{item["id"]}"]')
+    await expect(drow).to_have_count(1)
+    await expect(dispute.locator("#status-filter")).to_have_value("escalated")
+    await drow.click()
+    await expect(dispute.locator('input[data-decision="escalate"]')).to_be_disabled()
+    await expect(dispute.locator('input[data-decision="release"]')).to_be_enabled()
+    await expect(dispute.locator(".log .m")).to_have_count(0)  # the item's context, no 403
+    await expect(dispute.locator("#notice")).to_be_hidden()
+    await dispute.locator('input[data-decision="reject"]').check()
+    await dispute.locator("#decide").click()
+    await expect(dispute.locator("#notice")).to_contain_text("判定を記録しました")
+    await expect(drow).to_have_count(0)
+    assert await withheld_status(node, tid) == "rejected"
+    assert dispute.errors == []
+
+
+async def test_console_sends_wrong_rules_and_the_precision_counts_them(
+    browser: Any, node: Node
+) -> None:
+    """A release that marks one rule as wrong: the API records wrong_rules, the rule counts
+    as a false positive in the per-rule precision (the others are not judged)."""
+    from playwright.async_api import expect
+
+    tid, _, mod, item = await held_item(node)
+    rules = sorted({f["rule"] for f in item["findings"]})
+    wrong = rules[0]
+    page = await open_console(browser, node, mod)
+    await page.locator(f'#queue li[data-id="{item["id"]}"]').click()
+    boxes = page.locator("input[data-wrong-rule]")
+    await expect(boxes).to_have_count(len(rules))
+    await page.locator(f'input[data-wrong-rule="{wrong}"]').check()
+    await page.locator('input[data-decision="release"]').check()
+    await page.locator("#decide").click()
+    await expect(page.locator("#notice")).to_contain_text("判定を記録しました")
+    assert await withheld_status(node, tid) == "released"
+
+    status, decided = await node.http("GET", "/v1/moderation/queue?status=decided", mod)
+    assert status == 200
+    [got] = [i for i in decided["items"] if i["id"] == item["id"]]
+    assert got["wrong_rules"] == [wrong]
+    status, precision = await node.http("GET", "/v1/moderation/precision", mod)
+    assert status == 200
+    by_rule = {r["rule"]: r for r in precision["rules"]}
+    assert by_rule[wrong]["dismissed"] == 1 and by_rule[wrong]["precision"] == 0
+    for rule in rules[1:]:
+        assert by_rule[rule]["other"] == 1 and by_rule[rule]["precision"] is None
+
+    await page.locator("#tab-precision").click()
+    row = page.locator(f'#precision-table tbody tr[data-rule="{wrong}"]')
+    await expect(row.locator("td")).to_have_text([wrong, "0", "1", "0", "0.0%"])
+    await expect(page.locator("#precision-table thead")).to_contain_text("誤検知")
+    assert page.errors == []

@@ -1,7 +1,10 @@
 // The moderator console's pure helpers (console.js loads without a DOM for these).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { TEXTS, errorText, errorDetail, consoleTimeZone, prependLogPage, logMissesItem } from "../../chat/static/console.js";
+import {
+  TEXTS, errorText, errorDetail, consoleTimeZone, prependLogPage, logMissesItem, ownFindings, earlierPieces,
+  findingRules, claimRoles, isHeld, decisionOptions, mayClaim, queuePath, defaultFilter, highlightSegments, DECISIONS,
+} from "../../chat/static/console.js";
 
 const jwt = (claims) => `x.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.y`;
 
@@ -47,4 +50,76 @@ test("thread log pages: earlier pages go in front once; an ignored before_seq is
   assert.equal(logMissesItem(log, { message_id: null }), false); // a held message: not stored
   assert.equal(logMissesItem([m(1), m(2)], { message_id: "m_9" }), false); // the whole thread
   assert.equal(logMissesItem([], { message_id: "m_1" }), false);
+});
+
+const offered = (item, roles) => decisionOptions(item, roles).filter((o) => !o.disabled).map((o) => o.decision);
+
+test("decisions offered follow the item's state and the token's roles", () => {
+  assert.ok(DECISIONS.includes("reject"));
+  const held = { status: "open", action: "hold", withheld_id: "w_1" };
+  const flagged = { status: "open", action: "flag", withheld_id: null, message_id: "m_1" };
+  const blocked = { status: "open", action: "block", withheld_id: "w_2" };
+  assert.deepEqual(offered(held, ["moderator"]), ["dismiss", "warn", "restrict", "release", "reject", "escalate"]);
+  assert.deepEqual(offered(flagged, ["moderator"]), ["dismiss", "warn", "restrict", "escalate"]);
+  assert.deepEqual(offered(blocked, ["moderator"]), ["dismiss", "warn", "restrict", "escalate"]);
+  // Escalated: moderators get 403, dispute staff and admins decide (but not escalate again).
+  const esc = { ...held, status: "escalated", escalated_by: "yamamoto" };
+  assert.deepEqual(offered(esc, ["moderator"]), []);
+  assert.equal(decisionOptions(esc, ["moderator"])[0].reason, "escalatedOnly");
+  assert.deepEqual(offered(esc, ["dispute"]), ["dismiss", "warn", "restrict", "release", "reject"]);
+  assert.deepEqual(offered(esc, ["admin"]), ["dismiss", "warn", "restrict", "release", "reject"]);
+  assert.equal(decisionOptions(esc, ["dispute"]).find((o) => o.decision === "escalate").reason, "alreadyEscalated");
+  assert.deepEqual(offered({ ...held, status: "decided" }, ["admin"]), []);
+  for (const o of decisionOptions(esc, ["moderator"])) assert.equal(typeof TEXTS.ja[o.reason], "string");
+  assert.equal(isHeld(held), true);
+  assert.equal(isHeld(blocked), false);
+  assert.equal(isHeld(flagged), false);
+  assert.equal(mayClaim(esc, ["moderator"]), false);
+  assert.equal(mayClaim(esc, ["dispute"]), true);
+  assert.equal(mayClaim(held, ["moderator"]), true);
+  assert.equal(mayClaim(held, ["dispute"]), false);
+});
+
+test("roles from the token's claims; the queue's status filter", () => {
+  assert.deepEqual(claimRoles({ roles: ["moderator", "dispute"] }), ["moderator", "dispute"]);
+  assert.deepEqual(claimRoles({ roles: "admin" }), ["admin"]);
+  assert.deepEqual(claimRoles({}), []);
+  assert.equal(queuePath(""), "/v1/moderation/queue");
+  assert.equal(queuePath("escalated"), "/v1/moderation/queue?status=escalated");
+  assert.equal(queuePath("bogus"), "/v1/moderation/queue");
+  assert.equal(defaultFilter(["dispute"]), "escalated");
+  assert.equal(defaultFilter(["dispute", "moderator"]), "");
+  for (const key of ["", "open", "claimed", "escalated", "decided"]) {
+    assert.equal(typeof TEXTS.ja.filters[key], "string");
+    assert.equal(typeof TEXTS.en.filters[key], "string");
+  }
+  assert.ok(TEXTS.ja.statuses.escalated && TEXTS.en.statuses.escalated);
+  assert.ok(TEXTS.ja.decisions.reject && TEXTS.en.decisions.reject);
+});
+
+test("earlier pieces of a split finding keep their own spans, never the current message's", () => {
+  const item = {
+    text: "😀 の 5678",
+    findings: [
+      { rule: "contact.phone", start: 4, end: 8, message_index: 2, current: true },
+      { rule: "contact.phone", start: 4, end: 8, message_index: 0, current: false, message_id: "m_a" },
+      { rule: "contact.phone", start: 1, end: 4, message_index: 1, current: false, message_id: null },
+      { rule: "contact.email", start: 0, end: 2, message_index: 2, current: true },
+    ],
+    earlier_messages: [
+      { message_index: 1, message_id: null, text: "🎉090-" },
+      { message_index: 0, message_id: "m_a", text: "番号は 1234" },
+    ],
+  };
+  assert.deepEqual(ownFindings(item.findings).map((f) => f.start), [4, 0]);
+  const pieces = earlierPieces(item);
+  assert.deepEqual(pieces.map((p) => p.message_index), [0, 1]);
+  assert.deepEqual(pieces.map((p) => p.findings.length), [1, 1]);
+  const marked = (p) => highlightSegments(p.text, p.findings).filter((s) => s.findings.length).map((s) => s.text);
+  assert.deepEqual(marked(pieces[0]), ["1234"]);
+  assert.deepEqual(marked(pieces[1]), ["090"]); // code points: the emoji counts one
+  // Only earlier findings (current: false): none of them is highlighted in the current text.
+  assert.deepEqual(ownFindings([{ start: 0, end: 3, message_index: 0, current: false }]), []);
+  assert.deepEqual(earlierPieces({ findings: [] }), []);
+  assert.deepEqual(findingRules(item.findings), ["contact.phone", "contact.email"]);
 });
