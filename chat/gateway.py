@@ -420,7 +420,7 @@ class Gateway:
                     fields["duplicate"] = not out.appended.created
                     if charged and not out.appended.created:
                         # An idempotent retry (e.g. resent after a reconnect) costs nothing.
-                        self.limiter.refund(conn.user)
+                        self.limiter.refund(conn.user, (frame.thread, frame.client_msg_id))
                 if out.withheld is not None:
                     fields["withheld"] = out.withheld
                 if out.verdict is not None and out.verdict.record is not None:

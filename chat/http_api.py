@@ -155,8 +155,8 @@ def thread_cursor(updated_at: int, thread_id: str) -> str:
 
 def parse_thread_cursor(raw: str) -> tuple[int, str]:
     stamp, dot, tid = raw.partition(".")
-    if (not dot or not stamp.isascii() or not stamp.isdigit() or len(stamp) > 19 or not tid
-            or len(tid) > MAX_ID_CHARS or "\x00" in tid):
+    if (not dot or not stamp.isascii() or not stamp.isdigit() or len(stamp) > 19
+            or int(stamp) >= 2**63 or not tid or len(tid) > MAX_ID_CHARS or "\x00" in tid):
         raise BadRequest("query parameter 'before' is not a cursor from 'next'")
     return int(stamp), tid
 
@@ -235,7 +235,7 @@ class HttpApi:
         limit = query_int(request, "limit", default=100, lo=1, hi=1000)
         assert limit is not None
         raw = request.query.get("before")
-        before = parse_thread_cursor(raw) if raw else None
+        before = parse_thread_cursor(raw) if raw is not None else None  # "" is no cursor
         # One more than asked: whether there is a next page, without an empty last page.
         rows = await self.service.store.user_threads(who.user_id, limit=limit + 1,
                                                      before=before)

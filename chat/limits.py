@@ -29,8 +29,9 @@ class TokenBucket:
         self.burst = float(burst)
         self.tokens = float(burst)
         self.stamp = now
-        # hashes of the items paid for lately, oldest first (None until the first admit)
-        self.paid: dict[int, None] | None = None
+        # hashes of the items paid for lately, oldest first (None until the first admit),
+        # each with whether a retry of it was refunded already (once per item)
+        self.paid: dict[int, bool] | None = None
 
     def take(self, now: float) -> float:
         """Take one token; return 0 if allowed, else the seconds until one is available."""
@@ -80,19 +81,26 @@ class RateLimiter:
                 del paid[h]  # once: a retry that keeps coming back waits like any other
                 return 0.0, False
             return wait, False
+        refunded = False
         if paid is None:
             paid = bucket.paid = {}
         else:
-            paid.pop(h, None)  # to the newest end
+            refunded = paid.pop(h, False)  # to the newest end, keeping its refund
             if len(paid) >= max(1, min(self.burst, PAID_MEMORY)):
                 del paid[next(iter(paid))]
-        paid[h] = None
+        paid[h] = refunded
         return 0.0, True
 
-    def refund(self, key: str) -> None:
-        """Give back one token taken for ``key`` (the action turned out to be a retry)."""
+    def refund(self, key: str, item: Hashable) -> None:
+        """Give back the token just taken for ``item`` (it turned out to be a retry) - once
+        per item: a client resending one stored message in a loop is charged from the
+        second retry on, so retries cannot flood the node for free."""
         bucket = self._buckets.get(key)
-        if bucket is not None:
+        if bucket is None or bucket.paid is None:
+            return
+        h = hash(item)
+        if bucket.paid.get(h) is False:
+            bucket.paid[h] = True
             bucket.tokens = min(bucket.burst, bucket.tokens + 1.0)
 
     def _sweep(self, now: float) -> None:

@@ -59,12 +59,24 @@ async def test_duplicates_do_not_use_up_the_budget_for_new_messages(start: Start
     env = await start(rate_per_s=0.01, rate_burst=3)
     tid, a, _ = await pair(env)
     assert (await a.send(tid, "one", cmid="k1"))["duplicate"] is False
-    for _ in range(4):  # more retries than the burst
-        again = await a.send(tid, "one", cmid="k1")
-        assert again["type"] == "ok" and again["duplicate"] is True, again
+    again = await a.send(tid, "one", cmid="k1")  # a retry after a reconnect: refunded
+    assert again["type"] == "ok" and again["duplicate"] is True, again
     assert (await a.send(tid, "two", cmid="k2"))["duplicate"] is False
     assert (await a.send(tid, "three", cmid="k3"))["duplicate"] is False
+    # The bucket is empty: a retry of a paid-for send still passes, once.
+    assert (await a.send(tid, "one", cmid="k1"))["duplicate"] is True
     assert (await a.send(tid, "four", cmid="k4"))["code"] == "rate_limited"
+
+
+async def test_a_resend_loop_of_one_stored_message_is_rate_limited(start: Start) -> None:
+    # Each retry is refunded once per message: resending one stored message in a loop
+    # (each one scanned, committed and republished) cannot flood the node for free.
+    env = await start(rate_per_s=0.01, rate_burst=4)
+    tid, a, _ = await pair(env)
+    assert (await a.send(tid, "one", cmid="k1"))["duplicate"] is False
+    answers = [await a.send(tid, "one", cmid="k1") for _ in range(6)]
+    assert [x.get("duplicate") for x in answers[:4]] == [True] * 4, answers
+    assert answers[-1]["code"] == "rate_limited", answers
 
 
 # --- D: a socket that says hello while the node drains ------------------------------------

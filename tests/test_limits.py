@@ -95,13 +95,25 @@ def test_admit_remembers_the_last_burst_items() -> None:
 def test_refund_gives_a_token_back_up_to_the_burst() -> None:
     clock = Clock()
     rl = RateLimiter(rate=0.01, burst=2, clock=clock)
-    rl.refund("nobody")  # no bucket: nothing to do
+    rl.refund("nobody", "a")  # no bucket: nothing to do
     assert "nobody" not in rl._buckets
-    assert rl.check("u") == 0.0
-    rl.refund("u")
-    rl.refund("u")  # capped at the burst
-    assert [rl.check("u") for _ in range(2)] == [0.0, 0.0]
+    assert rl.admit("u", "a") == (0.0, True)
+    rl.refund("u", "a")
+    rl.refund("u", "b")  # never paid for: nothing given back
+    assert [rl.check("u") for _ in range(2)] == [0.0, 0.0]  # capped at the burst
     assert rl.check("u") > 0
+
+
+def test_a_retry_is_refunded_once_per_item_so_a_resend_loop_is_charged() -> None:
+    rl = RateLimiter(rate=0.001, burst=3, clock=Clock())
+    assert rl.admit("u", "a") == (0.0, True)  # the message itself
+    assert rl.admit("u", "a") == (0.0, True)  # its first retry: charged ...
+    rl.refund("u", "a")  # ... and refunded (answered duplicate)
+    for _ in range(2):  # later retries of the same item are charged and stay charged
+        assert rl.admit("u", "a") == (0.0, True)
+        rl.refund("u", "a")
+    wait, charged = rl.admit("u", "new")
+    assert wait > 0 and not charged, "the resend loop used up the budget"
 
 
 def test_admit_remembers_at_most_paid_memory_items_whatever_the_burst() -> None:
