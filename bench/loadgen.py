@@ -99,6 +99,7 @@ class LoadConfig:
     quiet: float = 0.5  # the run is over after this long without a frame
     connect_concurrency: int = 64
     max_inflight: int = 2000  # per connection: open-loop safety valve
+    gc_freeze: bool = True  # freeze the connections' objects before sending (_worker_main)
     label: str = ""
     server_pid: int = 0  # when set, report the server's CPU use while sending
     on_start: Callable[[], None] | None = None  # called in the parent when sending starts
@@ -331,9 +332,13 @@ async def _worker_main(cfg: LoadConfig, specs: list[ConnSpec], proc: int,
         t_conn = time.monotonic()
         await asyncio.gather(*(_open(session, ws_url, c, sem) for c in conns))
         connect_s = time.monotonic() - t_conn
-        # The collector's pauses while sending, reported as gen_gc_max_ms: a stall of the
-        # generator would show up as latency (measured: 7-10 ms at most at 10,000 msgs/s,
-        # the same with the connections gc.freeze()d, so they are left to the collector).
+        # The connections' objects live for the whole run: out of the collector's reach
+        # (gc.freeze), or every full collection walks them all and stalls this process's
+        # reads, which the run then reports as the server's latency. The collector's pauses
+        # while sending are reported (gen_gc_max_ms).
+        if cfg.gc_freeze:
+            gc.collect()
+            gc.freeze()
         pauses = GcPauses()
         gc.callbacks.append(pauses)
         loop = asyncio.get_running_loop()

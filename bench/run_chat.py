@@ -75,7 +75,8 @@ def ladder(url: str, secret: str, label: str, rates: list[int], a: argparse.Name
     for rate in rates:
         cfg = LoadConfig(url=url, secret=secret, n=a.n, k=a.k, rate=rate, duration=a.duration,
                          warmup=a.warmup, procs=a.procs, gen_cpus=a.gen_cpus,
-                         retry_fraction=retry, label=f"{label} @{rate}", server_pid=pid)
+                         retry_fraction=retry, label=f"{label} @{rate}", server_pid=pid,
+                         gc_freeze=not a.no_gc_freeze)
         r = run_load(cfg)
         r["pass"] = passes(r, a.p99_ms)
         print(table_row(r) + ("" if r["pass"] else "  ← over the limit"), flush=True)
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile-rate", type=int, default=2000)
     p.add_argument("--profile-args", default="",
                    help='extra py-spy arguments, e.g. "--gil" (only the thread holding the GIL)')
+    p.add_argument("--no-gc-freeze", action="store_true",
+                   help="leave the generator's connections to its collector (before 2026-12-07)")
     p.add_argument("--out", help="write the JSON results here")
     a = p.parse_args(argv)
     a.gen_cpus = [int(x) for x in a.gen_cpus.split(",") if x.strip()]
