@@ -35,6 +35,15 @@ def compile_lower(pattern: str) -> re.Pattern[str]:
     return re.compile(_CAPITAL.sub(lambda m: m.group().lower(), pattern))
 
 
+# A handle after "line:" (keyword view): a letter and a digit or "_"; not a file name, a
+# number or a CSS value.
+_LINE_HANDLE: Final = (
+    r"\s*[:：]\s*@?(?![0-9]+[.,][0-9])(?![0-9.]+(?:px|em|rem|pt|vh|vw|%))"
+    r"(?![a-z0-9_.\-]*\.(?:py|js|ts|tsx|jsx|css|scss|html?|json|txt|md|csv|ya?ml|rb|go|java|"
+    r"kt|c|h|cpp|cs|php|sh|xml|ini|cfg|conf|toml|log|sql|rs|swift|vue)(?![a-z0-9]))"
+    r"(?=[a-z0-9_.\-]*[a-z])(?=[a-z0-9_.\-]*[0-9_])[a-z0-9_.\-]*[a-z0-9_](?![a-z0-9_\-]|\.[a-z0-9])"
+)
+
 # Messaging apps and their euphemisms.  LINE and X are matched case-sensitively; katakana
 # ライン must not be part of a longer katakana word (ガイドライン, オンライン, ラインナップ).
 APPS: Final = (
@@ -53,9 +62,14 @@ APPS: Final = (
     # line id is kota_77", "my line id: kota_77"; not "my line id column").
     r"(?:(?<=[^a-z]my )|(?<=^my )|(?<=[^a-z]ur )|(?<=^ur )|(?<=[^a-z]your )|(?<=^your ))"
     r"line[ \-]?id(?=\s*(?:is\s+|[:：→=は]\s*)[「『\"'(（]?@?[a-z0-9])"
-    # ... or followed by ":" and a handle with a letter and a digit or "_" ("line: kota_77",
-    # "ⓛⓘⓝⓔ: kota_77"; not "line: 42", not "line: foo").
-    r"|line(?=\s*[:：]\s*@?(?=[a-z0-9_.\-]*[a-z])(?=[a-z0-9_.\-]*[0-9_])[a-z0-9_.\-]{3})"
+    # ... or followed by ":" and a handle with a letter and a digit or "_", in the messenger
+    # sense: the whole line ("line: kota_77", "ⓛⓘⓝⓔ: kota_77"), after "on"/"my" ("add me on
+    # line: kota_77") or with id/add/追加/アカウント after it.  Not "line: 42", "line: foo",
+    # a file ("Error at line: main_v2.py"), a number or CSS value ("line: 1.5_em") or a
+    # config key in a sentence ("line: item_2 in the config").
+    r"|(?:(?<![^\n])|(?<=[^a-z]on )|(?<=^on )|(?<=[^a-z]my )|(?<=^my ))"
+    r"line(?=" + _LINE_HANDLE + r"\s*(?:[.!。！]\s*)?(?:$|\n))"
+    r"|line(?=" + _LINE_HANDLE + r"[^\n]{0,30}?(?:(?<![a-z])(?:id|add)(?![a-z])|追加|アカウント))"
     ")"
 )
 
@@ -131,14 +145,21 @@ QUOTED: Final = (
 REFUSAL: Final = (
     word(
         r"(?:can'?t|cannot|can not|won'?t|will not|unable to|not able to|don'?t|do not|never)\s+"
-        r"(?:accept|agree|deal|contract|move|share|give|send|provide|use|"
+        r"(?:accept|agree|deal|contract|move|share|give|send|provide|use|exchange|"
         r"do (?:that|this|it|direct|deals?|business|contracts?)|"
         r"(?:work|go|pay|trade|meet) (?:outside|off|directly|direct|privately|elsewhere))|"
         r"not allowed|against the (?:terms|rules|tos|policy)|not permitted"
     )
+    # The speaker refusing, not a negated consequence ("手数料は発生しません") or a
+    # concession ("禁止でもLINEならOK", "LINE使ってないならWhatsAppは？"): しません only
+    # after a particle or a verb of dealing, 禁止 only as a statement, 使っていない only
+    # ending the clause.
     + r"|できません(?!か)|できかねます|致しかねます|いたしかねます|お受けできません|お断り|"
-    r"規約違反|ご遠慮|禁止(?!しない)|しません(?!か)|しておりません|していません|"
-    r"(?:使|や)って(?:い)?ない|(?:使|や)っておりません|(?:使|や)っていません"
+    r"規約違反|ご遠慮|禁止(?:されて(?:い|お)|です|となって|して(?:い|お)|事項|(?=[。.!！\n]|$))|"
+    r"(?:(?<=[はをも])|(?<=一切)|(?<=契約|取引|交換|共有|連絡|対応|利用|使用|登録|追加|返信)|"
+    r"(?<=お伝え|お教え|お受け)|(?<=やり取り|やりとり))(?:いた|致)?しません(?!か)|"
+    r"しておりません|していません|"
+    r"(?:使|や)って(?:い)?ない(?![な])(?!の[でな])|(?:使|や)っておりません|(?:使|や)っていません"
 )
 
 # The payment goes through the platform itself.

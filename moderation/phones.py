@@ -10,7 +10,9 @@ messages) are cut into candidates of 10–15 digits.  A candidate counts when:
 
 A number right behind its own label (``注文番号: …``, ``order #…``) is ignored unless a phone
 word (電話, TEL, call, text me, 携帯…) is in the sentence; amounts with thousands separators
-("3,125,550,123") are never phone numbers.
+("3,125,550,123") are never phone numbers.  A number the sentence denies is a phone number
+(the denial next to it), or a company-format number in a clear data-entry task with no
+first person, contact verb or bare 電話番号 in the sentence, is ignored too.
 """
 
 from __future__ import annotations
@@ -36,25 +38,35 @@ _GROUPS: Final = re.compile(
 # Thousands separators: an amount or a count ("3,125,550,123"), not a phone number.
 _THOUSANDS: Final = re.compile(r"\d{1,3}(?:,\d{3})+|\d{1,3}(?:\.\d{3}){2,}")
 # The number is data the worker handles (a public company number to enter, test data for a
-# phone field), not the sender's own: without "me"/"my"/私 in the sentence it is ignored.
+# phone field), not the sender's own.  Only a clear data-entry task counts ("test data",
+# "spreadsheet", 代表番号; not 一覧/リスト/record/sheet, which also label one's own number),
+# only for a company-format number (a landline or free dial, not a mobile), and only when
+# no first-person word, contact verb or bare phone word points at it ("電話番号一覧: 090…",
+# "連絡先リスト 090… に登録して" are caught).
 # (Literals first, no left boundary: the regex engine skips ahead to them.)
 _DATA: Final = re.compile(
     r"(?:test data|sample data|dummy|placeholder|fields?|from (?:the|their|its) (?:website|site)|"
-    r"company'?s|companies'?|listing|listed|spreadsheet|sheet|csv|database|records?)(?![a-z])"
-    + r"|テストデータ|サンプルデータ|ダミー|入力欄|代表番号|公式サイト|一覧|リスト|スプレッドシート",
+    r"company'?s|companies'?|spreadsheet|csv|database)(?![a-z])"
+    + r"|テストデータ|サンプルデータ|ダミー|入力欄|代表番号|公式サイト|スプレッドシート",
     re.IGNORECASE,
 )
 _DATA_HINTED: Final = Prefiltered(_DATA)
 _FIRST_PERSON: Final = re.compile(
-    word(r"me|my|mine|i|i'm|i'll|us|our|call|text") + r"|私|僕|わたし|俺|弊社|当方|お電話|ご連絡|までご",
+    word(r"me|my|mine|i|i'm|i'll|us|our|call|text|contact|reach|ring|register|sms|whatsapp")
+    + r"|私|僕|わたし|俺|弊社|当方|お電話|ご連絡|までご|連絡|登録|電話して"
+    r"|(?<!代表)(?<!各社の)(?<!会社の)(?<!企業の)電話番号",
     re.IGNORECASE,
 )
-# The sentence says the digits are not a phone number ("they're SKUs, not phone numbers").
+# The number is labelled as not a phone number: the denial right before it ("Not a phone
+# number: 0901234…") or after it in its sentence ("080-5521-3390 … they're SKUs, not phone
+# numbers"); not a denial taken back before the number ("Not a phone number, just kidding:
+# 090…").
 _DENIED: Final = re.compile(
     r"(?:not|n't|never) (?:a |real |actual )?(?:phone|telephone) numbers?(?![a-z])"
     + r"|電話番号(?:では|じゃ)(?:なく|ない|ありません)",
     re.IGNORECASE,
 )
+_DENIED_BEFORE: Final = re.compile(r"(?:" + _DENIED.pattern + r")[\s:：=\-—(（]*$", re.IGNORECASE)
 _GROUP: Final = re.compile(r"\d+")
 _PHONE_WORDS: Final = Prefiltered(re.compile(
     word(r"call|phone|tel|text|sms|number|whatsapp|signal|viber|telegram|mobile|cell|reach|"
@@ -117,6 +129,38 @@ def _is_phone(digits: str, plus: bool, shaped: bool, near_word: bool) -> bool:
     except phonenumbers.NumberParseException:
         return False
     return False
+
+
+@lru_cache(maxsize=1024)
+def _company_format(digits: str, plus: bool) -> bool:
+    """A number a company publishes (landline, free dial, shared cost), not a mobile.
+
+    Japanese 070/080/090 (mobile), 050 (IP phone) and 020 (pager) numbers never are.
+    """
+    national = digits[2:] if plus and digits.startswith("81") else None
+    if national is not None or (not plus and digits[0] == "0"):
+        rest = national if national is not None else digits[1:]
+        return rest[:2] not in ("70", "80", "90", "50", "20")
+    try:
+        num = phonenumbers.parse(("+" if plus else "") + digits, None if plus else "US")
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(num) in (
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        phonenumbers.PhoneNumberType.TOLL_FREE,
+        phonenumbers.PhoneNumberType.SHARED_COST,
+        phonenumbers.PhoneNumberType.UAN,
+    )
+
+
+def _denied(src: str, lo: int, hi: int, base: int, end: int) -> bool:
+    """Whether the sentence ``[lo, hi)`` says the number ``[base, end)`` is no phone number:
+    the denial right before it, or after it with no phone word in between."""
+    if _DENIED_BEFORE.search(src, lo, base):
+        return True
+    after = _DENIED.search(src, end, hi)
+    return after is not None and not _STRONG_PHONE.search(src, end, after.start())
 
 
 def _digitish(text: str, low: str | None) -> bool:
@@ -185,10 +229,11 @@ def find_phones(text: ScanText) -> list[Hit]:
             continue
         lo, hi = text.sentences(view).bounds(base, end)
         seg = src[lo:hi].lower()
-        if ("phone" in seg or "電話番号" in seg) and _DENIED.search(seg):
+        if ("phone" in seg or "電話番号" in seg) and _denied(src, lo, hi, base, end):
             continue
-        if _DATA_HINTED.exists(seg, plain_lower=True) and not _FIRST_PERSON.search(src, lo, hi):
-            continue
+        data = _DATA_HINTED.exists(seg, plain_lower=True) and not _FIRST_PERSON.search(
+            src, lo, hi
+        )
         if _NOT_PHONE.search(src, max(lo, base - _LABEL_REACH), base) and not (
             _STRONG_PHONE.search(src, lo, hi)
         ):
@@ -211,8 +256,10 @@ def find_phones(text: ScanText) -> list[Hit]:
                 digits = "".join([src[a:b] for a, b in spans[i:j]])
                 shaped = j - i == 3 and [b - a for a, b in spans[i:j]] == [3, 3, 4]
                 start = spans[i][0] if i else base
-                if _is_phone(digits, plus and i == 0, shaped, near) and (
-                    near or _alone_on_lines(src, start, spans[j - 1][1])
+                if (
+                    _is_phone(digits, plus and i == 0, shaped, near)
+                    and (near or _alone_on_lines(src, start, spans[j - 1][1]))
+                    and not (data and _company_format(digits, plus and i == 0))
                 ):
                     hits.append(Hit("contact.phone", view, start, spans[j - 1][1]))
                     i = j

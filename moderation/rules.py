@@ -162,8 +162,14 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             r"line|whatsapp|telegram|discord|instagram|insta|socials?|メールアドレス|メアド)"
             r"|(?:メール(?:アドレス)?|メアド|アカウント名|ユーザー名|LINE\s?ID|連絡先)"
             r"(?:だけ|も|の方)?を?\s*(?:教えて|お知らせ|お教え|伺え|お送りください|送って)"
+            # Proposed, not declined ("連絡先の交換は不要です"; "Do not exchange contact
+            # details" is a refusal); "exchange numbers" only with people ("exchange numbers
+            # between columns" is spreadsheet work).
             r"|連絡先(?:を|の)?(?:交換|教え合|共有し(?:ませ|ましょ))"
-            r"|" + _a(r"exchange (?:our )?(?:contacts|contact (?:info|details)|numbers|emails)")
+            r"(?!(?:は|が|も|を|の)?(?:一切)?(?:不要|必要(?:ない|ありません|ございません)|"
+            r"しない|しません(?!か)|できません|禁止|ご遠慮|お断り|NG|控え|いたしかね|致しかね))"
+            r"|" + _a(r"exchange (?:our |each other'?s )?(?:contacts|contact (?:info|details)|"
+                      r"phone numbers|emails|e-mails|numbers with (?:me|you|us))")
         ),
         window=0,
     ),
@@ -196,7 +202,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             r"|(?:QR|ＱＲ)(?:コード)?[^。\n]{0,20}(?:読み取|追加|友だち|友達|スキャン|連絡)"
         ),
         cue=_c(W(r"scan|add|contact|connect|me|my|find") + r"|読み取|追加|連絡|同じ|名前|後ろ|前"),
-        block=_c(lx.APP_SUBJECT),
+        # A QR code that is the work ("ＱＲの読み取りテストお願いします").
+        block=_c(lx.APP_SUBJECT + "|" + W(r"test|testing|tests|generat\w*|qa")
+                 + r"|テスト|検証|動作確認|生成"),
         window=40,
     ),
     CueRule(
@@ -297,14 +305,22 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             _a(r"(?:contact|email|message|reach|deal with) (?:me|us) directly")
             + r"|直接(?:の)?(?:やり取り|やりとり|ご?連絡|ご?依頼|お?取引)"
         ),
+        # Saving the fee, not any mention of it ("contact me directly if the fee needs
+        # adjusting"); 今後は/次回から alone are no cue ("今後はこのスレッドでお願いします").
         cue=_c(
-            W(r"fees?|commission|discount|cheaper|lower (?:price|rate)")
-            + r"|手数料|お安く|安く|値引|割引|お得|次回から|今後は"
+            W(r"(?:save|saves|saving|avoid|avoiding|skip|skipping|dodge|bypass|cut|no|without|"
+              r"lose|losing)\s+(?:(?:the|any|on|platform|site|service|their|its|that)\s+|"
+              r"\d+\s?%\s+){0,3}"
+              r"(?:fees?|commission)|fee-free|commission-free|no-fee|discount|cheaper|"
+              r"lower (?:price|rate)")
+            + r"|手数料|お安く|安く|値引|割引|お得"
         ),
         block=_c(lx.ON_PLATFORM + "|" + lx.PAYMENT_SUBJECT + "|" + _PAY_FEATURE
-                 + "|" + W(r"here|this (?:site|chat|platform)|support|help ?desk|staff")
-                 + r"|この(?:サイト|チャット|メッセージ)|こちらの(?:サイト|チャット|メッセージ)|ここで|こちらで"
-                 r"|サポート|運営|事務局|窓口"),
+                 + "|" + W(r"here|this (?:site|chat|platform|thread|conversation)|support|"
+                           r"help ?desk|staff")
+                 + r"|この(?:サイト|チャット|メッセージ|スレッド|スレ|トーク|ルーム)"
+                 r"|こちらの(?:サイト|チャット|メッセージ|スレッド|トーク|ルーム)|ここで|こちらで"
+                 r"|本スレッド|サポート|運営|事務局|窓口"),
     ),
     # ---- personal_data_request ------------------------------------------------------
     CueRule(

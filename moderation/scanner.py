@@ -279,11 +279,17 @@ class _Checks:
 
 # Where a clause ends: a refusal in another clause of the sentence ("ここでは詳しくお話し
 # できませんので、LINEで…", "I can't use this chat well, add me on LINE") is about something
-# else and does not excuse the proposal.
+# else and does not excuse the proposal.  から ends a clause only as "because", after a
+# predicate ("できないから", "ですから"), not as a particle ("LINEからのご連絡は…").
 _CLAUSE_END: Final = re.compile(
-    r"[、,;；—–]|ので|から|けど|けれど|"
+    r"[、,;；—–]|ので|(?<=[すただいるうくぐぬむぶつ])から|けど|けれど|"
     + left_bounded(("but", "so", "because"), "[a-z]") + r"(?![a-z])"
 )
+# The proposal is the topic of what follows the comma ("直接契約は、規約上できません",
+# "LINE IDは、お伝えできかねます"): its clause goes on past it.
+_TOPIC: Final = re.compile(r"(?:は|では|には|については|って|なら)\s*$")
+_TOPIC_COMMAS: Final = frozenset("、,")
+_TOPIC_REACH: Final = 12
 
 
 def _clause(text: str, lo: int, hi: int, a: int, b: int) -> tuple[int, int]:
@@ -292,6 +298,13 @@ def _clause(text: str, lo: int, hi: int, a: int, b: int) -> tuple[int, int]:
     for m in _CLAUSE_END.finditer(text, lo, a):
         c_lo = m.end()
     after = _CLAUSE_END.search(text, b, hi)
+    while (
+        after is not None
+        and after.group() in _TOPIC_COMMAS
+        and after.start() - b <= _TOPIC_REACH
+        and _TOPIC.search(text, b, after.start())
+    ):
+        after = _CLAUSE_END.search(text, after.end(), hi)
     return c_lo, hi if after is None else after.start()
 
 

@@ -212,3 +212,55 @@ def test_particle_after_kana_phone_not_masked() -> None:
 )
 def test_more_work_talk_is_clean(text: str) -> None:
     assert SCANNER.scan(text) == []
+
+
+# Second review of today's rules: each regression, caught (True) or left alone (False).
+@pytest.mark.parametrize(
+    ("text", "caught"),
+    [
+        # 1. The data-entry exemption: only a clear task, a company-format number, no phone
+        # word or contact verb pointing at it.
+        ("電話番号一覧: 090-1234-5678", True),
+        ("For the record, 090-1234-5678", True),
+        ("連絡先リスト 090-1234-5678 に登録して", True),
+        ("Please enter the company's phone 03-1234-5678 from the website into the sheet.", False),
+        # 2. A negated consequence or a concession is no refusal.
+        ("直接契約すれば手数料は発生しません", True),
+        ("直接振込なら源泉徴収も発生しませんよ", True),
+        ("外部連絡は禁止でもLINEならOKです。ID: kota_77", True),
+        ("LINE使ってないならWhatsAppは？", True),
+        ("直接契約はしません", False),
+        ("LINEは使っていないので、こちらでお願いします", False),
+        # 3. A refusal after the proposal as its topic; から as a particle.
+        ("直接契約は、規約上できません", False),
+        ("サイト外でのやり取りは、規約で禁止されていますのでご遠慮ください", False),
+        ("LINEからのご連絡はお受けできません", False),
+        ("LINE IDは、お伝えできかねます", False),
+        ("ここでは契約できませんので、直接契約しましょう", True),
+        # 4. "line:" in code, config and CSS.
+        ("Error at line: main_v2.py", False),
+        ("line: item_2 in the config", False),
+        ("CSS: line: 1.5_em", False),
+        ("line: kota_77", True),
+        ("add me on line: kota_77", True),
+        # 5. Direct contact on this platform.
+        ("納期の件、直接やり取りした方が早いので、今後はこのスレッドでお願いします", False),
+        ("Please contact me directly if the fee needs adjusting.", False),
+        ("We can save the platform fee if you contact me directly", True),
+        ("手数料がかかるので、次回からは直接やり取りしましょう", True),
+        # 6. Contact exchange declined, or numbers in a spreadsheet.
+        ("連絡先の交換は不要です", False),
+        ("Do not exchange contact details", False),
+        ("The spreadsheet should exchange numbers between columns", False),
+        ("連絡先を交換しませんか", True),
+        ("Let's exchange contact details", True),
+        # 7. A denial taken back does not label the number.
+        ("Not a phone number, just kidding: 090-1234-5678 call", True),
+        ("Not a phone number: 0312345678", False),
+        # 8. A QR code that is the work.
+        ("ＱＲの読み取りテストお願いします", False),
+        ("QRコードを読み取って追加してください", True),
+    ],
+)
+def test_second_review(text: str, caught: bool) -> None:
+    assert bool(SCANNER.scan(text)) is caught, SCANNER.scan(text)
