@@ -7,6 +7,8 @@ Decisions that change state elsewhere (release a held message, warn, restrict) a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -168,6 +170,49 @@ class ReviewQueue:
             thread,
         )
         return [_withheld(r) for r in rows]
+
+    # --- masks on stored messages (moderation's own view change, not an edit)
+    async def change_mask(
+        self, thread: str, message_id: str,
+        change: Callable[[Message], tuple[str | None, dict[str, Any]] | None],
+    ) -> Message | None:
+        """Change a stored message's ``masked`` text and ``moderation`` record atomically.
+
+        ``change`` gets the message as stored, read in the transaction with its row locked
+        (PostgreSQL: ``FOR UPDATE``, as edits lock it; SQLite: the one writer), and returns
+        the new ``(masked, moderation)`` or None to leave it. The body and the revisions are
+        not touched (recipients' view changes, the text does not), but ``rev`` is raised so
+        clients order the ``update`` after any they have. Returns the changed message."""
+        lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ? AND thread_id = ?{lock}",
+                message_id, thread,
+            )
+            if row is None:
+                return None
+            msg = message_from_row(row)
+            changed = change(msg)
+            if changed is None:
+                return None
+            masked, moderation = changed
+            n = await tx.execute(
+                "UPDATE messages SET masked = ?, moderation = ?, rev = rev + 1 "
+                "WHERE id = ? AND rev = ?",
+                masked, orjson.dumps(moderation).decode(), msg.id, msg.rev,
+            )
+            if n != 1:  # cannot happen under the lock; never write over a newer state
+                return None
+            return replace(msg, masked=masked, moderation=moderation, rev=msg.rev + 1)
+
+    async def note_earlier_masked(self, item_id: str, masked_ids: list[str]) -> None:
+        """Record in the item which of its earlier messages its finding masked."""
+        async with self.db.transaction() as tx:
+            item = await self.get_item(item_id, tx)
+            earlier = [{**e, "masked": e.get("message_id") in masked_ids}
+                       for e in item["earlier_messages"]]
+            await tx.execute(f"UPDATE {ITEMS} SET earlier_messages = ? WHERE id = ?",
+                             orjson.dumps(earlier).decode(), item_id)
 
     # --- review items
     async def add_item(

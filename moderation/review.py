@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from chat.auth import Identity
@@ -37,7 +36,7 @@ from chat.models import Message, NewMessage, now_us
 from chat.service import ChatService
 
 from .queue import DECISIONS, ReviewQueue
-from .screen import ModerationScreener
+from .screen import ModerationScreener, split_view
 
 WARNING_TEXT = {
     "ja": "運営からの注意: あなたのメッセージは利用規約に反する可能性があります。"
@@ -283,31 +282,32 @@ class ReviewApi:
 
     async def _unmask_earlier(self, item: dict[str, Any], held: dict[str, Any] | None
                               ) -> None:
-        """A dismissed item: unmask the earlier pieces its scan masked (screen.py)."""
-        record: dict[str, Any] | None = None
-        if held is not None:
-            record = held["record"]
-        elif item["message_id"] is not None:
-            msg = await self.service.store.get_message(item["thread"], item["message_id"])
-            record = msg.moderation if msg is not None else None
-        ids = (record or {}).get("earlier_masked") or []
+        """A dismissed item: remove the masks its split finding put on the sender's earlier
+        pieces (screen.py; each message keeps them per item, so other items' stay)."""
+        ids = [e["message_id"] for e in item.get("earlier_messages") or []
+               if e.get("message_id") is not None]
         if ids:
-            await self.screener.unmask_earlier(item["thread"], list(ids))
+            await self.screener.unmask_earlier(item["thread"], item["id"], ids)
 
     async def _unmask(self, item: dict[str, Any]) -> None:
-        store = self.service.store
-        msg = await store.get_message(item["thread"], item["message_id"])
-        if msg is None or msg.masked is None:
-            return
-        record = dict(msg.moderation or {})
-        record["action"] = "allow"
-        record["dismissed"] = True
-        record.pop("recipient_warning", None)
-        await store.db.execute(
-            "UPDATE messages SET masked = NULL, moderation = ? WHERE id = ?",
-            orjson.dumps(record).decode(), msg.id,
-        )
-        fresh = await store.get_message(item["thread"], item["message_id"])
+        """A dismissed masked message: delivered in clear (but for the masks other items'
+        split findings put on it), with a higher rev."""
+
+        def change(msg: Message) -> tuple[str | None, dict[str, Any]] | None:
+            record = dict(msg.moderation or {})
+            if "split_base" in record:
+                record["split_base"] = {**record["split_base"], "action": "allow",
+                                        "masked": None, "recipient_warning": None}
+                record["dismissed"] = True
+                return split_view(msg.body, record)
+            if msg.masked is None:
+                return None
+            record["action"] = "allow"
+            record["dismissed"] = True
+            record.pop("recipient_warning", None)
+            return None, record
+
+        fresh = await self.queue.change_mask(item["thread"], item["message_id"], change)
         if fresh is not None:
             self.service.fanout.publish(
                 Event(thread_channel(fresh.thread), "update", {"action": "unmask"}, fresh))

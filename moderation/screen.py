@@ -15,13 +15,18 @@ Users under restriction have every message held.
 
 A finding may span the sender's earlier messages (a phone number split over three
 messages). Those pieces were delivered in clear, so masking only the current piece would
-leave the recipient most of the digits. When the action is ``mask`` or stricter, the
-earlier pieces' spans are masked too, retroactively: their ``masked`` text is stored and an
-``update`` (``action: "mask"``) is pushed to the thread, so recipients' screens and history
-show them masked (a client that already rendered the clear text replaces it). Each finding
-in the record says whether it lies in the current message (``current``) and, if not, which
-stored message it belongs to (``message_id``); the record's ``earlier_messages`` lists
-those messages with their text, for the review item. Dismissing the item unmasks them.
+leave the recipient most of the digits. When the policy's action (not a restriction's
+hold) is ``mask`` or stricter, the record says ``mask_earlier`` and the earlier pieces'
+spans are masked too, retroactively - but only once the message is stored or its withheld
+record created (:meth:`after_store`, :meth:`withheld`; a retry creates nothing, so masks
+nothing). Each piece is changed under its row lock with a higher ``rev``
+(:meth:`ReviewQueue.change_mask`) and pushed as an ``update`` (``action: "mask"``), so
+recipients' screens and history show it masked. A piece keeps the spans per review item
+(``split_masks``, over ``split_base``: what it had of its own), so dismissing one item
+removes only that item's spans (:meth:`unmask_earlier`). Each finding in the record says
+whether it lies in the current message (``current``) and, if not, which stored message it
+belongs to (``message_id``); the record's ``earlier_messages`` lists those messages with
+their text, for the review item.
 
 A retried send (same ``client_msg_id``) is screened again - the verdict only picks the
 path - but gets what its first attempt got: the store answers an allowed retry of a
@@ -33,24 +38,27 @@ sender's recent messages a second time, nor scanned together with its first copy
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import time
 from collections import OrderedDict, deque
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
 from chat.auth import Identity
 from chat.config import Settings
+from chat.errors import ChatError
 from chat.fanout import Event, FanOut, role_channel, thread_channel
 from chat.models import Message, NewMessage, new_id, now_us
 from chat.service import Verdict
 from chat.store.base import Store, Withheld
 
 from .findings import Finding
-from .policy import Policy, mask
+from .policy import MASK_CHAR, Policy, mask
 from .queue import ReviewQueue
 from .scanner import Scanner
+
+log = logging.getLogger("tsunagu.moderation")
 
 HISTORY_CACHE = 100_000  # (thread, sender) pairs whose recent bodies are kept in memory
 RESTRICTIONS_TTL_S = 5.0
@@ -174,11 +182,12 @@ class ModerationScreener:
             record["earlier_messages"] = [
                 {"message_index": i, "message_id": entries[i].message_id,
                  "text": entries[i].body} for i in earlier]
-            if _ORDER.index(action) >= _ORDER.index("mask"):
-                masked_ids = await self._mask_earlier(thread, entries, earlier,
-                                                      decision.findings, record)
-                if masked_ids:
-                    record["earlier_masked"] = masked_ids
+            # The policy's own action decides (a restriction holds the message but does not
+            # make a finding the policy only flags mask anything). The masking itself waits
+            # until the message or its withheld record is created (after_store, withheld):
+            # a retry is screened again but must change nothing.
+            if _ORDER.index(decision.action) >= _ORDER.index("mask"):
+                record["mask_earlier"] = True
         masked = mask(body, decision.findings, current) if action == "mask" else None
         return Verdict(action, masked, record)
 
@@ -193,44 +202,39 @@ class ModerationScreener:
         )
         return None if row is None else str(row[0])
 
-    async def _mask_earlier(self, thread: str, entries: list[_Recent], earlier: list[int],
-                            findings: tuple[Finding, ...], record: dict[str, Any]
-                            ) -> list[str]:
-        """Mask the findings' spans in the sender's earlier, already delivered messages;
-        push each changed message as an ``update``. Returns the ids masked now."""
+    async def _mask_earlier(self, item: dict[str, Any], record: dict[str, Any]) -> None:
+        """Mask ``item``'s findings' spans in the sender's earlier, delivered messages (the
+        record says ``mask_earlier``); push each changed message as an ``update``. Each
+        message keeps the spans per item (``split_masks``), so dismissing one item removes
+        only what that item added; the item notes which messages it masked."""
+        if not record.get("mask_earlier"):
+            return
+        thread, item_id = item["thread"], item["id"]
         done: list[str] = []
-        for i in earlier:
-            entry = entries[i]
-            if entry.message_id is None:  # never delivered (held, blocked) or unknown
+        for em in record.get("earlier_messages") or []:
+            mid = em.get("message_id")
+            if mid is None:  # never delivered (held, blocked) or unknown
                 continue
-            msg = await self.store.get_message(thread, entry.message_id)
-            if msg is None or msg.deleted_at is not None or msg.body != entry.body:
-                continue  # gone, or edited since: the spans no longer apply
-            before = msg.masked if msg.masked is not None else msg.body
-            after = mask(before, findings, i)
-            if after == before:
+            spans = [[f["start"], f["end"]] for f in record.get("findings", [])
+                     if f.get("message_index") == em["message_index"] and not f.get("current")]
+            entry = {"spans": spans, "categories": record.get("categories", []),
+                     "recipient_warning": record.get("recipient_warning")}
+            try:
+                fresh = await self.queue.change_mask(
+                    thread, mid, functools.partial(_add_split, item_id=item_id,
+                                                   text=em["text"], entry=entry))
+            except ChatError as exc:  # the message is stored: do not fail its send
+                log.warning("masking %s for item %s failed: %s", mid, item_id, exc)
                 continue
-            own = dict(msg.moderation or {"action": "allow", "categories": []})
-            if "split_masked" not in own:
-                own["split_masked"] = {"action": own.get("action", "allow"),
-                                       "masked": msg.masked,
-                                       "recipient_warning": own.get("recipient_warning")}
-            if _ORDER.index(str(own.get("action", "allow"))) < _ORDER.index("mask"):
-                own["action"] = "mask"
-            own["categories"] = sorted(set(own.get("categories", []))
-                                       | set(record["categories"]))
-            if record.get("recipient_warning") and not own.get("recipient_warning"):
-                own["recipient_warning"] = record["recipient_warning"]
-            await self.store.db.execute(
-                "UPDATE messages SET masked = ?, moderation = ? WHERE id = ?",
-                after, orjson.dumps(own).decode(), msg.id,
-            )
-            fresh = await self.store.get_message(thread, msg.id)
             if fresh is not None:
                 self.fanout.publish(
                     Event(thread_channel(thread), "update", {"action": "mask"}, fresh))
-            done.append(msg.id)
-        return done
+                done.append(mid)
+        if done:
+            try:
+                await self.queue.note_earlier_masked(item_id, done)
+            except ChatError as exc:
+                log.warning("noting the masked pieces of item %s failed: %s", item_id, exc)
 
     async def after_store(self, message: Message, verdict: Verdict, *, stage: str,
                           sender_role: str) -> None:
@@ -250,6 +254,7 @@ class ModerationScreener:
             sender=message.sender, sender_role=sender_role, stage=stage,
             action=verdict.action, record=verdict.record, text=message.body,
         )
+        await self._mask_earlier(item, verdict.record)
         self._announce(item)
 
     async def withheld(
@@ -272,27 +277,17 @@ class ModerationScreener:
                 stage=thread_stage, action=verdict.action, record=verdict.record,
                 text=req.body,
             )
+            await self._mask_earlier(item, verdict.record)
             self._announce(item)
         return Withheld(held["id"], held["status"], held["action"], held["record"])
 
-    async def unmask_earlier(self, thread: str, ids: list[str]) -> None:
-        """Undo :meth:`_mask_earlier` for ``ids`` (the item was dismissed): each message
-        gets back the masked text and action it had before, and an ``update``."""
+    async def unmask_earlier(self, thread: str, item_id: str, ids: list[str]) -> None:
+        """Undo what :meth:`_mask_earlier` did for ``item_id`` (the item was dismissed) in
+        ``ids``: each message's masked text is recomputed from the spans of the items still
+        in force (none left: the masked text and action it had before), with an ``update``."""
         for mid in ids:
-            msg = await self.store.get_message(thread, mid)
-            if msg is None or not msg.moderation or "split_masked" not in msg.moderation:
-                continue
-            own = dict(msg.moderation)
-            prior = own.pop("split_masked")
-            own["action"] = prior.get("action", "allow")
-            own.pop("recipient_warning", None)
-            if prior.get("recipient_warning"):
-                own["recipient_warning"] = prior["recipient_warning"]
-            await self.store.db.execute(
-                "UPDATE messages SET masked = ?, moderation = ? WHERE id = ?",
-                prior.get("masked"), orjson.dumps(own).decode(), mid,
-            )
-            fresh = await self.store.get_message(thread, mid)
+            fresh = await self.queue.change_mask(
+                thread, mid, lambda m: _drop_split(m, item_id))
             if fresh is not None:
                 self.fanout.publish(
                     Event(thread_channel(thread), "update", {"action": "unmask"}, fresh))
@@ -310,3 +305,72 @@ def _finding_dict(f: Finding, current: int, entries: list[_Recent]) -> dict[str,
     if 0 <= f.message_index < current:
         d["message_id"] = entries[f.message_index].message_id
     return d
+
+
+def _add_split(msg: Message, item_id: str, text: str, entry: dict[str, Any]
+               ) -> tuple[str | None, dict[str, Any]] | None:
+    """``msg`` with ``item_id``'s spans masked (for :meth:`ReviewQueue.change_mask`); None
+    if it is gone or was edited since the scan (its spans no longer apply)."""
+    if msg.deleted_at is not None or msg.body != text:
+        return None
+    own = dict(msg.moderation or {"action": "allow", "categories": []})
+    if "split_base" not in own:
+        own["split_base"] = {"action": own.get("action", "allow"), "masked": msg.masked,
+                             "categories": list(own.get("categories", [])),
+                             "recipient_warning": own.get("recipient_warning")}
+    masks = dict(own.get("split_masks") or {})
+    if item_id in masks:
+        return None
+    masks[item_id] = entry
+    own["split_masks"] = masks
+    return split_view(msg.body, own)
+
+
+def _drop_split(msg: Message, item_id: str) -> tuple[str | None, dict[str, Any]] | None:
+    """``msg`` without ``item_id``'s spans; None if that item masked nothing in it."""
+    own = dict(msg.moderation or {})
+    masks = dict(own.get("split_masks") or {})
+    if item_id not in masks:
+        return None
+    del masks[item_id]
+    own["split_masks"] = masks
+    return split_view(msg.body, own)
+
+
+def split_view(body: str, own: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The masked text and record of a message whose moderation record has ``split_base``
+    (what it had of its own) and ``split_masks`` (item id -> spans masked for that item's
+    split finding): the base masked text (or the body) with every item's spans masked; no
+    items left, the base as it was."""
+    own = dict(own)
+    base = own["split_base"]
+    masks: dict[str, Any] = own.get("split_masks") or {}
+    if not masks:
+        own.pop("split_base", None)
+        own.pop("split_masks", None)
+        own["action"] = base.get("action", "allow")
+        own["categories"] = list(base.get("categories", []))
+        own.pop("recipient_warning", None)
+        if base.get("recipient_warning"):
+            own["recipient_warning"] = base["recipient_warning"]
+        return base.get("masked"), own
+    chars = list(base["masked"] if base.get("masked") is not None else body)
+    for entry in masks.values():
+        for start, end in entry.get("spans", []):
+            for i in range(max(0, start), min(len(chars), end)):
+                if not chars[i].isspace():
+                    chars[i] = MASK_CHAR
+    if _ORDER.index(str(base.get("action", "allow"))) < _ORDER.index("mask"):
+        own["action"] = "mask"
+    else:
+        own["action"] = base["action"]
+    categories = set(base.get("categories", []))
+    warning = base.get("recipient_warning")
+    for entry in masks.values():
+        categories |= set(entry.get("categories", []))
+        warning = warning or entry.get("recipient_warning")
+    own["categories"] = sorted(categories)
+    own.pop("recipient_warning", None)
+    if warning:
+        own["recipient_warning"] = warning
+    return "".join(chars), own

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from chat.app import SERVICE
+from chat.errors import Unavailable
 from moderation.policy import MASK_CHAR
 from tests.support import Client, Node
 
@@ -386,6 +388,157 @@ async def test_split_phone_masks_the_earlier_pieces_too(world: dict[str, Any]) -
     status, hist = await node.http("GET", f"/v1/threads/{tid}/messages",
                                    node.token("sato", "worker"))
     assert [m["body"] for m in hist["messages"]] == ["090", "5555", "1234"]
+
+
+async def _worker_bodies(node: Any, tid: str) -> list[str]:
+    status, hist = await node.http("GET", f"/v1/threads/{tid}/messages",
+                                   node.token("sato", "worker"))
+    assert status == 200
+    return [m["body"] for m in hist["messages"]]
+
+
+async def test_a_retried_last_piece_masks_nothing_again(world: dict[str, Any]) -> None:
+    """The earlier pieces are masked when the last one is stored, not when it is screened:
+    a retry of it (lost ack) after a moderator dismissed the item leaves them in clear."""
+    node, mod_token = world["node"], world["mod_token"]
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      stage="in_progress")
+    tid = thread["id"]
+    await world["client"].send(tid, "090")
+    await world["client"].send(tid, "5555")
+    third = await world["client"].send(tid, "1234", cmid="last-piece")
+    assert third["moderation"]["action"] == "mask"
+    assert await _worker_bodies(node, tid) == ["●●●", "●●●●", "●●●●"]
+    item = await _item_for(node, mod_token,
+                           lambda i: i["message_id"] == third["message"]["id"])
+    status, _ = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                mod_token, {"decision": "dismiss"})
+    assert status == 200
+    assert await _worker_bodies(node, tid) == ["090", "5555", "1234"]
+    world["worker"].drain_pushes()
+    retry = await world["client"].send(tid, "1234", cmid="last-piece")
+    assert retry["duplicate"] is True and retry["message"]["id"] == third["message"]["id"]
+    assert await _worker_bodies(node, tid) == ["090", "5555", "1234"]
+    assert not [f for f in world["worker"].drain_pushes()
+                if f["type"] == "update" and f["action"] == "mask"]
+    status, queue = await node.http("GET", "/v1/moderation/queue", mod_token)
+    assert not [i for i in queue["items"] if i["message_id"] == third["message"]["id"]]
+
+
+async def test_a_last_piece_never_stored_masks_nothing_until_its_retry_is(
+        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first attempt whose commit fails masks nothing; its retry, stored, masks the
+    earlier pieces, and dismissing the retry's item unmasks them."""
+    node, mod_token = world["node"], world["mod_token"]
+    assert node.app is not None
+    committer = node.app[SERVICE].committer
+    real = committer.append_screened
+    failed: list[str] = []
+
+    async def fail_once(req: Any) -> Any:
+        if req.body == "1234" and not failed:
+            failed.append(req.client_msg_id)
+            raise Unavailable("commit lost")
+        return await real(req)
+
+    monkeypatch.setattr(committer, "append_screened", fail_once)
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      stage="in_progress")
+    tid = thread["id"]
+    await world["client"].send(tid, "090")
+    await world["client"].send(tid, "5555")
+    lost = await world["client"].send(tid, "1234", cmid="never-stored")
+    assert failed == ["never-stored"] and lost["type"] == "error", lost
+    assert await _worker_bodies(node, tid) == ["090", "5555"]
+    stored = await world["client"].send(tid, "1234", cmid="never-stored")
+    assert stored["duplicate"] is False and stored["moderation"]["action"] == "mask"
+    assert await _worker_bodies(node, tid) == ["●●●", "●●●●", "●●●●"]
+    item = await _item_for(node, mod_token,
+                           lambda i: i["message_id"] == stored["message"]["id"])
+    assert [e.get("masked") for e in item["earlier_messages"]] == [True, True]
+    status, _ = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                mod_token, {"decision": "dismiss"})
+    assert status == 200
+    assert await _worker_bodies(node, tid) == ["090", "5555", "1234"]
+
+
+async def test_a_restriction_does_not_mask_what_the_policy_only_flags(
+        settings_factory: Any, tmp_path: Path) -> None:
+    """A restricted sender's messages are held, but only the policy's own action decides
+    whether a split finding masks the earlier pieces (here: flag, so they stay as sent)."""
+    default = (Path(__file__).parents[1] / "moderation" / "policy.toml").read_text("utf-8")
+    custom = default.replace("high_severity_steps = 1", "high_severity_steps = 0")
+    assert custom != default
+    policy = tmp_path / "flag.toml"
+    policy.write_text(custom, "utf-8")
+    node = await Node(settings_factory(moderation_policy=str(policy))).start()
+    client = await Client(node.ws_url, node.token("tanaka", "client", locale="ja")).connect()
+    mod_token = node.token("mod1", "moderator")
+    try:
+        inquiry = await node.create_thread(("tanaka", "client"), ("sato", "worker"))
+        tid = (await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                        stage="in_progress"))["id"]
+        await client.send(tid, "090")
+        await client.send(tid, "5555")
+        ok = await client.send(inquiry["id"], OFFSITE)
+        item = await _item_for(node, mod_token,
+                               lambda i: i["withheld_id"] == ok["withheld"]["id"])
+        status, _ = await node.http("POST", f"/v1/moderation/items/{item['id']}/decide",
+                                    mod_token, {"decision": "restrict", "note": "test"})
+        assert status == 200
+        held = await client.send(tid, "1234")
+        assert held["withheld"]["status"] == "held"
+        assert await _worker_bodies(node, tid) == ["090", "5555"]
+        item = await _item_for(node, mod_token,
+                               lambda i: i["withheld_id"] == held["withheld"]["id"])
+        assert len(item["earlier_messages"]) == 2
+        assert not any(e.get("masked") for e in item["earlier_messages"])
+    finally:
+        await client.close()
+        await node.stop()
+
+
+async def test_split_masks_raise_rev_and_are_undone_per_item(world: dict[str, Any]) -> None:
+    """A mask and an unmask are updates with a higher rev; a message masked by two items
+    (its own, and a later split finding) keeps the other's spans when one is dismissed."""
+    node, mod_token = world["node"], world["mod_token"]
+    worker = world["worker"]
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
+                                      stage="in_progress")
+    tid = thread["id"]
+    first = await world["client"].send(tid, "090")
+    await world["client"].send(tid, "5555")
+    third = await world["client"].send(tid, "1234\n080")
+    assert third["moderation"]["action"] == "mask"
+    update = await worker.push("update", where=lambda f: f["message"]["id"]
+                               == first["message"]["id"])
+    assert update["action"] == "mask" and update["message"]["rev"] == 1
+    await world["client"].send(tid, "7777")
+    fifth = await world["client"].send(tid, "8888")
+    assert fifth["moderation"]["action"] == "mask"
+    assert await _worker_bodies(node, tid) == [
+        "●●●", "●●●●", "●●●●\n●●●", "●●●●", "●●●●"]
+    item_a = await _item_for(node, mod_token,
+                             lambda i: i["message_id"] == third["message"]["id"])
+    item_b = await _item_for(node, mod_token,
+                             lambda i: i["message_id"] == fifth["message"]["id"])
+    worker.drain_pushes()
+    # Dismissing the first item unmasks its own pieces but not the 080 the second masked.
+    status, _ = await node.http("POST", f"/v1/moderation/items/{item_a['id']}/decide",
+                                mod_token, {"decision": "dismiss"})
+    assert status == 200
+    assert await _worker_bodies(node, tid) == [
+        "090", "5555", "1234\n●●●", "●●●●", "●●●●"]
+    update = await worker.push("update", where=lambda f: f["message"]["id"]
+                               == first["message"]["id"])
+    assert update["action"] == "unmask" and update["message"]["rev"] == 2
+    status, hist = await node.http("GET", f"/v1/threads/{tid}/messages",
+                                   node.token("sato", "worker"))
+    assert [m.get("rev", 0) for m in hist["messages"]] == [2, 2, 2, 1, 0]
+    status, _ = await node.http("POST", f"/v1/moderation/items/{item_b['id']}/decide",
+                                mod_token, {"decision": "dismiss"})
+    assert status == 200
+    assert await _worker_bodies(node, tid) == ["090", "5555", "1234\n080", "7777", "8888"]
 
 
 async def test_queue_listing_audits_each_thread_it_shows(world: dict[str, Any]) -> None:
