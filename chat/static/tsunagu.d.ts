@@ -286,27 +286,51 @@ export declare class SeqTracker {
   pendingGap(thread: string): { from: number; to: number } | null;
 }
 
+/** How often a live tab refreshes its outbox heartbeat (ms); gone after 3 periods. */
+export declare const OUTBOX_HEARTBEAT_MS: number;
+/** How long a tombstone of a sent (or dropped) outbox item stays stored (ms). */
+export declare const OUTBOX_SENT_TTL_MS: number;
+
 /**
  * The outbox, persisted under `key`. Tabs of one user share the key: every write merges with
  * what the others stored (outboxMerge), each stored item names the tab (`owner`) that sends it.
+ * A live tab keeps a heartbeat under `<key>:alive:<owner>`; items leave other tabs only through
+ * tombstones under `<key>:sent`.
  */
 export declare class Outbox {
-  constructor(storage?: Storage | null, key?: string, options?: { owner?: string });
+  constructor(storage?: Storage | null, key?: string,
+    options?: { owner?: string; now?: () => number; heartbeat?: number });
   items: OutboxItem[];
   readonly size: number;
   key: string;
   /** This tab's id in stored items. */
   readonly owner: string;
-  /** Adopt every stored item (a new page takes over what others left). */
+  /** Heartbeat period in ms (0: no timer; the heartbeat is still refreshed on every write). */
+  heartbeat: number;
+  /** Called when a heartbeat's sync changed the items. */
+  onchange: (() => void) | null;
+  /** Where this tab's heartbeat (an expiry time, ms) is stored. */
+  readonly aliveKey: string;
+  /** Where the tombstones ({client_msg_id: ms}) are stored. */
+  readonly sentKey: string;
+  /** Adopt the stored items of gone tabs (released, or no fresh heartbeat); live tabs keep theirs. */
   load(): void;
-  /** Forget own items another tab took out; adopt released ones. Whether the items changed. */
+  /**
+   * Forget own items another tab sent (tombstoned), adopt those of gone tabs, give up own items
+   * a live tab adopted, write back own items a stale write lost. Whether the items changed.
+   */
   sync(): boolean;
+  /** Mark this tab live: refresh the heartbeat now and every `heartbeat` ms. */
+  live(): void;
+  /** Refresh the heartbeat once (while live). */
+  beat(): void;
   rekey(key: string): void;
   /** Write this tab's items merged with the other tabs' stored ones. */
   save(owner?: string | null): void;
-  /** Hand this tab's items over to the next tab that syncs or loads (close, pagehide). */
+  /** Hand this tab's items over (close, pagehide): clear the heartbeat, write them released. */
   release(): void;
   add(item: Omit<OutboxItem, "attempts"> & { attempts?: number }): OutboxItem;
+  /** Take an item out for good (sent, refused, discarded); tombstoned for the other tabs. */
   remove(clientMsgId: string): void;
   attempt(clientMsgId: string): void;
   defer(clientMsgId: string, notBefore: number, options?: { failed?: boolean }): void;
@@ -340,9 +364,14 @@ export declare function outboxNext(items: OutboxItem[], now?: number): OutboxIte
 /** When the earliest waiting head of a thread may go, or null. */
 export declare function outboxWakeAt(items: OutboxItem[], now?: number): number | null;
 export declare function outboxDefer(items: OutboxItem[], clientMsgId: string, notBefore: number, options?: { failed?: boolean }): OutboxItem[];
-/** Merge one tab's items into the stored list: what to write, and the tab's items after. */
+/**
+ * Merge one tab's items into the stored list: what to write (the union, minus `removed` and
+ * `sent`), and the tab's items after (an own item goes only when tombstoned in `sent`, or when
+ * its stored copy names another tab that is `alive`).
+ */
 export declare function outboxMerge(stored: StoredOutboxItem[], mine: OutboxItem[],
-  options?: { owner?: string | null; synced?: Set<string>; removed?: Set<string> }):
+  options?: { owner?: string | null; self?: string | null; removed?: Set<string>;
+    sent?: { has(id: string): boolean }; alive?: (owner: string) => boolean }):
   { write: StoredOutboxItem[]; items: OutboxItem[] };
 export declare function outboxForThread(items: OutboxItem[], thread: string): OutboxItem[];
 export declare function outboxParse(text: string | null): StoredOutboxItem[];

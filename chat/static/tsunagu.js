@@ -23,7 +23,9 @@
 //   it only when the server has answered `ok` (stored, or withheld by moderation) or refused
 //   it for good. A retry reuses the same client_msg_id, so the server stores it at most once.
 //   Tabs of one user share the stored outbox: each writes by merging with what the others
-//   stored, and sends only its own messages (and those a closed tab left behind).
+//   stored (a union; an item leaves only through its sender's tombstone), and sends only its
+//   own messages and those a gone tab left behind (released on close/pagehide, or its
+//   heartbeat expired); a live tab's messages are never taken over.
 //
 // The decisions (backoff, gap detection, outbox operations) are pure functions and small
 // classes without I/O, exported for unit tests (`node --test tests/js/`).
@@ -235,32 +237,39 @@ export function outboxParse(text) {
 /**
  * Merge this tab's outbox into what storage holds (several tabs or widgets of one user share
  * one key). `stored`: the stored items (each may name its `owner`); `mine`: this tab's items;
- * `synced`: the ids this tab saw in storage at its last read or write; `removed`: the ids this
- * tab took out (sent, refused, discarded) since. Returns the list to write and this tab's
- * items after the merge:
+ * `owner`: the owner to write on this tab's items (null: released); `self`: this tab's id
+ * (default `owner`); `removed`: ids this tab took out without sending them (rekey); `sent`:
+ * ids known to be sent or dropped for good (tombstones, a Set or Map); `alive(owner)`: whether
+ * another tab still lives. Returns the list to write and this tab's items after the merge:
  *   - another tab's item stays as stored;
- *   - this tab's item replaces its stored copy, or is added when it is new;
- *   - an item this tab removed is dropped, and so is one of this tab's that it saw stored
- *     before but that is gone now (another tab sent or discarded it).
+ *   - this tab's item replaces its stored copy, or is added when it is missing (whatever the
+ *     reason: a tab writing from a stale copy may have lost it), so the result is a union;
+ *   - an item in `removed` or `sent` is dropped, and only then: an item is never forgotten
+ *     just because it is missing from storage;
+ *   - this tab gives up an item whose stored copy names another live tab (that tab adopted it
+ *     while this one looked gone), so only one tab sends it.
  */
-export function outboxMerge(stored, mine, { owner = null, synced = new Set(), removed = new Set() } = {}) {
+export function outboxMerge(stored, mine, { owner = null, self = owner, removed = new Set(), sent = new Set(), alive = () => true } = {}) {
   const own = new Map(mine.map((i) => [i.client_msg_id, i]));
-  const storedIds = new Set(stored.map((i) => i.client_msg_id));
+  const storedIds = new Set();
+  const yielded = new Set();
   const write = [];
   for (const s of stored) {
     const id = s.client_msg_id;
-    if (removed.has(id)) continue;
-    write.push(own.has(id) ? { ...own.get(id), owner } : s);
+    if (removed.has(id) || sent.has(id) || storedIds.has(id)) continue;
+    storedIds.add(id);
+    if (!own.has(id)) write.push(s);
+    else if (s.owner && s.owner !== self && s.owner !== owner && alive(s.owner)) {
+      yielded.add(id);
+      write.push(s);
+    } else write.push({ ...own.get(id), owner });
   }
   const items = [];
   for (const i of mine) {
     const id = i.client_msg_id;
-    if (removed.has(id)) continue;
-    if (storedIds.has(id)) items.push(i);
-    else if (!synced.has(id)) {
-      items.push(i);
-      write.push({ ...i, owner });
-    }
+    if (removed.has(id) || sent.has(id) || yielded.has(id)) continue;
+    items.push(i);
+    if (!storedIds.has(id)) write.push({ ...i, owner });
   }
   return { write, items };
 }
@@ -271,24 +280,48 @@ function ownerId(random = Math.random) {
 
 const stripOwner = ({ owner, ...item }) => item;
 
+/** How often a live tab refreshes its heartbeat (ms); it counts as gone after 3 periods. */
+export const OUTBOX_HEARTBEAT_MS = 5000;
+/** How long a tombstone (an item sent or dropped for good) stays stored (ms). */
+export const OUTBOX_SENT_TTL_MS = 3600000;
+
 /**
  * The outbox, persisted under `key` in a Storage-like object (localStorage) when given.
  *
  * Tabs of one user share the key. Every write re-reads it and merges (`outboxMerge`), so a tab
  * never wipes another's unsent messages, and each stored item names the tab (`owner`) that
- * sends it. A new outbox adopts everything stored (the messages a closed page left behind);
- * `release()` (on close and pagehide) hands this tab's items over, and `sync()` (on the
- * `storage` event) adopts released ones and forgets the ones another tab took out.
+ * sends it. A live tab refreshes a heartbeat (`<key>:alive:<owner>`, an expiry time) every
+ * `heartbeat` ms; `release()` (on close and pagehide) hands this tab's items over and clears
+ * it. A tab adopts (at load, on `sync()` and on every heartbeat) only the items whose owner is
+ * gone: released, or without a fresh heartbeat; a live tab's items stay its own. An item
+ * leaves the other tabs' memory only through a tombstone (`<key>:sent`, id -> time, kept
+ * `OUTBOX_SENT_TTL_MS`) written by the tab that sent or dropped it; an own item missing from
+ * storage without one is written back.
  */
 export class Outbox {
-  constructor(storage = null, key = "tsunagu.outbox", { owner } = {}) {
+  constructor(storage = null, key = "tsunagu.outbox", { owner, now, heartbeat } = {}) {
     this.storage = storage;
     this.key = key;
     this.owner = owner || ownerId();
+    this.now = now || (() => Date.now());
+    this.heartbeat = heartbeat ?? OUTBOX_HEARTBEAT_MS;
     this.items = [];
-    this._synced = new Set(); // ids seen in storage at the last read or write
-    this._removed = new Set(); // ids taken out here and not yet written
+    this.onchange = null; // called when a heartbeat's sync changed the items
+    this._removed = new Set(); // ids taken out here unsent (rekey) and not yet written
+    this._sent = new Map(); // id -> when this tab sent or dropped it (tombstones)
+    this._live = false;
+    this._beatTimer = null;
+    this.live();
     this.load();
+  }
+
+  /** Where this tab's heartbeat is stored. */
+  get aliveKey() {
+    return `${this.key}:alive:${this.owner}`;
+  }
+
+  get sentKey() {
+    return `${this.key}:sent`;
   }
 
   /** The stored items, or null when storage cannot be read. */
@@ -301,38 +334,139 @@ export class Outbox {
     }
   }
 
-  /** Adopt every stored item (this page takes over what others left), then write. */
+  /** Whether the tab `owner` is gone (released, or its heartbeat expired or missing). */
+  _gone(owner) {
+    if (!owner) return true;
+    if (owner === this.owner) return !this._live;
+    try {
+      const until = Number(this.storage.getItem(`${this.key}:alive:${owner}`));
+      return !(until > this.now());
+    } catch {
+      return false;
+    }
+  }
+
+  /** Drop the expired heartbeat of a gone tab whose items were adopted. */
+  _forget(owner) {
+    if (!owner || owner === this.owner) return;
+    try {
+      this.storage.removeItem(`${this.key}:alive:${owner}`);
+    } catch {
+      // nothing to clean
+    }
+  }
+
+  /** The tombstones: stored ones united with this tab's, written back when some are missing. */
+  _tombstones() {
+    const cutoff = this.now() - OUTBOX_SENT_TTL_MS;
+    const all = new Map();
+    let dirty = false;
+    if (this.storage) {
+      try {
+        const data = JSON.parse(this.storage.getItem(this.sentKey) ?? "{}");
+        if (data && typeof data === "object" && !Array.isArray(data)) {
+          for (const [id, at] of Object.entries(data)) {
+            if (typeof at === "number" && at > cutoff) all.set(id, at);
+            else dirty = true;
+          }
+        }
+      } catch {
+        dirty = true;
+      }
+    }
+    for (const [id, at] of this._sent) {
+      if (at <= cutoff) this._sent.delete(id);
+      else if (!all.has(id)) {
+        all.set(id, at);
+        dirty = true;
+      }
+    }
+    if (dirty && this.storage) {
+      try {
+        if (all.size) this.storage.setItem(this.sentKey, JSON.stringify(Object.fromEntries(all)));
+        else this.storage.removeItem(this.sentKey);
+      } catch {
+        // Storage full or forbidden: this tab still remembers its own.
+      }
+    }
+    return all;
+  }
+
+  /** Refresh this tab's heartbeat (while it is live). */
+  beat() {
+    if (!this.storage || !this._live) return;
+    try {
+      this.storage.setItem(this.aliveKey, String(this.now() + 3 * (this.heartbeat || OUTBOX_HEARTBEAT_MS)));
+    } catch {
+      // Storage full or forbidden: other tabs may take this one for gone (and send twice).
+    }
+  }
+
+  /** This tab is live: keep its heartbeat fresh (and adopt what gone tabs left on each beat). */
+  live() {
+    this._live = true;
+    this.beat();
+    if (this._beatTimer || !this.storage || !(this.heartbeat > 0) || typeof setInterval !== "function") return;
+    this._beatTimer = setInterval(() => {
+      this.beat();
+      if (this.sync() && this.onchange) this.onchange();
+    }, this.heartbeat);
+    this._beatTimer?.unref?.();
+  }
+
+  /** Adopt the stored items whose owner is gone (this page takes over what others left). */
   load() {
     const stored = this._read();
     if (!stored) return;
-    for (const item of stored) this.items = outboxAdd(this.items, stripOwner(item));
-    this._synced = new Set(stored.map((i) => i.client_msg_id));
-    if (stored.some((i) => i.owner !== this.owner)) this.save();
+    const sent = this._tombstones();
+    let write = false;
+    for (const s of stored) {
+      const id = s.client_msg_id;
+      if (sent.has(id) || this._removed.has(id)) write = true;
+      else if (s.owner === this.owner || this._gone(s.owner)) {
+        this.items = outboxAdd(this.items, stripOwner(s));
+        if (s.owner !== this.owner) {
+          this._forget(s.owner);
+          write = true;
+        }
+      }
+    }
+    if (write) this.save();
   }
 
   /**
-   * Catch up with the other tabs' writes: forget own items another tab took out, adopt the
-   * items a closed tab released. Returns whether this tab's items changed.
+   * Catch up with the other tabs' writes: forget own items another tab sent (tombstoned),
+   * adopt the items of gone tabs, give up own items a live tab adopted, write back own items
+   * a stale write lost. Returns whether this tab's items changed.
    */
   sync() {
     const stored = this._read();
     if (!stored) return false;
-    const before = this.items;
-    const { items } = outboxMerge(stored, this.items, { owner: this.owner, synced: this._synced, removed: this._removed });
-    this.items = items;
-    let adopted = false;
+    const ids = (items) => items.map((i) => i.client_msg_id).join("\n");
+    const before = ids(this.items);
+    const sent = this._tombstones();
+    const alive = (o) => !this._gone(o);
+    this.items = outboxMerge(stored, this.items, {
+      owner: this.owner, removed: this._removed, sent, alive,
+    }).items;
+    const mine = new Set(this.items.map((i) => i.client_msg_id));
+    let write = false;
     for (const s of stored) {
-      if (!s.owner && !this._removed.has(s.client_msg_id) && !this.items.some((i) => i.client_msg_id === s.client_msg_id)) {
+      const id = s.client_msg_id;
+      if (sent.has(id) || this._removed.has(id)) write = true; // still stored: purge
+      else if (mine.has(id)) {
+        if (s.owner !== this.owner) write = true; // own item stored as released: claim it
+      } else if (s.owner === this.owner || !alive(s.owner)) {
         this.items = outboxAdd(this.items, stripOwner(s));
-        adopted = true;
+        mine.add(id);
+        this._forget(s.owner);
+        write = true;
       }
     }
-    this._synced = new Set(stored.map((i) => i.client_msg_id));
-    // Own items stored as released (this client was closed, then connected again): claim them.
-    const own = new Set(this.items.map((i) => i.client_msg_id));
-    const reclaim = stored.some((i) => !i.owner && own.has(i.client_msg_id));
-    if (adopted || reclaim) this.save();
-    return adopted || before.length !== this.items.length;
+    const storedIds = new Set(stored.map((i) => i.client_msg_id));
+    if (this.items.some((i) => !storedIds.has(i.client_msg_id))) write = true; // lost: put back
+    if (write) this.save();
+    return before !== ids(this.items);
   }
 
   /** Switch to another key (for example once the user id is known), keeping current items. */
@@ -343,9 +477,14 @@ export class Outbox {
     this._removed = new Set(current.map((i) => i.client_msg_id));
     this.items = [];
     this.save();
+    try {
+      this.storage?.removeItem(this.aliveKey);
+    } catch {
+      // nothing to clean
+    }
     this.key = key;
-    this._synced = new Set();
     this._removed = new Set();
+    this.beat();
     this.load();
     for (const item of current) this.items = outboxAdd(this.items, item);
     this.save();
@@ -356,12 +495,15 @@ export class Outbox {
     if (!this.storage) return;
     const stored = this._read();
     if (!stored) return;
-    const { write, items } = outboxMerge(stored, this.items, { owner, synced: this._synced, removed: this._removed });
+    if (owner) this.beat();
+    const sent = this._tombstones(); // written before the items: a tab woken by them sees both
+    const { write, items } = outboxMerge(stored, this.items, {
+      owner, self: this.owner, removed: this._removed, sent, alive: (o) => !this._gone(o),
+    });
     this.items = items;
     try {
       if (write.length) this.storage.setItem(this.key, JSON.stringify(write));
       else this.storage.removeItem(this.key);
-      this._synced = new Set(write.map((i) => i.client_msg_id));
       this._removed = new Set();
     } catch {
       // Storage full or forbidden: the outbox still works in memory.
@@ -371,6 +513,14 @@ export class Outbox {
   /** Hand this tab's items to whichever tab syncs or loads next (the page is going away). */
   release() {
     this.save(null);
+    this._live = false;
+    if (this._beatTimer) clearInterval(this._beatTimer);
+    this._beatTimer = null;
+    try {
+      this.storage?.removeItem(this.aliveKey);
+    } catch {
+      // nothing to clean
+    }
   }
 
   /** Queue an item; returns it as queued (with `attempts`). */
@@ -380,9 +530,10 @@ export class Outbox {
     return this.items.find((i) => i.client_msg_id === item.client_msg_id) ?? { attempts: 0, ...item };
   }
 
+  /** Take an item out for good (sent, refused, discarded): tombstoned for the other tabs. */
   remove(clientMsgId) {
     this.items = outboxRemove(this.items, clientMsgId);
-    if (this.storage) this._removed.add(clientMsgId);
+    if (this.storage) this._sent.set(clientMsgId, this.now());
     this.save();
   }
 
@@ -649,17 +800,25 @@ export class TsunaguClient extends Emitter {
     this._wanted = false;
     this._listening = false;
     this._onOnline = () => this.reconnectNow();
-    // Another tab wrote the shared outbox: adopt what a closed tab released, forget what
-    // another tab sent.
+    // Another tab wrote the shared outbox (or a heartbeat found a gone tab): adopt what a
+    // closed or crashed tab left, forget what another tab sent.
+    this._outboxChanged = () => {
+      this.emit("outbox", { items: this.outbox.items.slice() });
+      this._flush();
+    };
+    this.outbox.onchange = this._outboxChanged;
     this._onStorage = (ev) => {
       if (ev && ev.key !== null && ev.key !== undefined && ev.key !== this.outbox.key) return;
       if (ev && ev.storageArea && this.storage && ev.storageArea !== this.storage) return;
-      if (this.outbox.sync()) {
-        this.emit("outbox", { items: this.outbox.items.slice() });
-        this._flush();
-      }
+      if (this.outbox.sync()) this._outboxChanged();
     };
     this._onPageHide = () => this.outbox.release();
+    // Back from the back/forward cache: live again, and claim what no other tab took.
+    this._onPageShow = (ev) => {
+      if (!ev || !ev.persisted || this.state === "closed") return;
+      this.outbox.live();
+      this._onStorage();
+    };
     this._listen(true);
   }
 
@@ -671,6 +830,7 @@ export class TsunaguClient extends Emitter {
     g[method]("online", this._onOnline);
     g[method]("storage", this._onStorage);
     g[method]("pagehide", this._onPageHide);
+    g[method]("pageshow", this._onPageShow);
   }
 
   /** hello's limits over the documented defaults. */
@@ -710,6 +870,7 @@ export class TsunaguClient extends Emitter {
   connect() {
     this._wanted = true;
     this._listen(true);
+    this.outbox.live();
     if (this._ws || this._retryTimer || this._openingGen === this._gen) return this._opened ?? Promise.resolve();
     this._opened = new Promise((resolve) => {
       this._resolveOpened = resolve;

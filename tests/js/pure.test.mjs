@@ -133,6 +133,7 @@ test("outbox persists across instances and survives garbage", () => {
   const a = new Outbox(storage, "k");
   a.add({ client_msg_id: "c1", thread: "t", body: "こんにちは", created_at: "x" });
   a.add({ client_msg_id: "c2", thread: "t", body: "two", created_at: "x" });
+  a.release(); // the page goes away (pagehide)
   const b = new Outbox(storage, "k");
   assert.deepEqual(b.items.map((i) => i.client_msg_id), ["c1", "c2"]);
   b.remove("c1");
@@ -147,10 +148,12 @@ test("outbox rekey merges the anonymous outbox into the user's", () => {
   const storage = new MemoryStorage();
   const user = new Outbox(storage, "user");
   user.add({ client_msg_id: "old", thread: "t", body: "old" });
+  user.release();
   const o = new Outbox(storage, "anon");
   o.add({ client_msg_id: "new", thread: "t", body: "new" });
   o.rekey("user");
   assert.deepEqual(o.items.map((i) => i.client_msg_id), ["old", "new"]);
+  o.release();
   assert.deepEqual(new Outbox(storage, "user").items.map((i) => i.client_msg_id), ["old", "new"]);
 });
 
@@ -168,12 +171,16 @@ test("two tabs on one stored outbox never wipe each other's unsent messages", ()
   assert.deepEqual(stored(), ["a2", "b1"]);
   b.attempt("b1");
   assert.deepEqual(stored(), ["a2", "b1"]);
-  // Each tab sends its own; a page opened now takes over everything that is stored.
+  // Each tab sends its own; a page opened now leaves the live tabs' items alone.
   assert.deepEqual(a.items.map((i) => i.client_msg_id), ["a2"]);
   assert.deepEqual(b.items.map((i) => i.client_msg_id), ["b1"]);
   const c = new Outbox(storage, key);
-  assert.deepEqual(c.items.map((i) => i.client_msg_id).sort(), ["a2", "b1"]);
-  // C sends a2: A forgets it at its next read instead of writing it back.
+  assert.deepEqual(c.items, []);
+  // A goes away: C adopts its item at the next sync.
+  a.release();
+  assert.equal(c.sync(), true);
+  assert.deepEqual(c.items.map((i) => i.client_msg_id), ["a2"]);
+  // C sends a2: A forgets it at its next read (tombstone) instead of writing it back.
   c.remove("a2");
   assert.equal(a.sync(), true);
   assert.deepEqual(a.items, []);
@@ -203,10 +210,87 @@ test("a released item is adopted by a live tab's sync; own new items survive a f
   const merged = outboxMerge(
     [{ client_msg_id: "o", thread: "t", body: "o", owner: "other" }, { client_msg_id: "r", thread: "t", body: "r", owner: "me" }],
     [{ client_msg_id: "r", thread: "t", body: "r" }, { client_msg_id: "n", thread: "t", body: "n" }, { client_msg_id: "gone", thread: "t", body: "g" }],
-    { owner: "me", synced: new Set(["o", "r", "gone"]), removed: new Set(["r"]) },
+    { owner: "me", removed: new Set(["r"]), sent: new Set(["gone"]) },
   );
   assert.deepEqual(merged.write.map((i) => [i.client_msg_id, i.owner]), [["o", "other"], ["n", "me"]]);
   assert.deepEqual(merged.items.map((i) => i.client_msg_id), ["n"]);
+});
+
+test("a new tab leaves a live tab's unsent items alone; it adopts them once the heartbeat is stale", () => {
+  const storage = new MemoryStorage();
+  let t = 1000000;
+  const now = () => t;
+  const ids = (o) => o.items.map((i) => i.client_msg_id);
+  const owners = () => outboxParse(storage.getItem("k")).map((i) => i.owner);
+  const a = new Outbox(storage, "k", { now, heartbeat: 0 }); // 0: no timer (beats on writes)
+  a.add({ client_msg_id: "x", thread: "t", body: "from A" });
+  const b = new Outbox(storage, "k", { now, heartbeat: 0 });
+  assert.deepEqual(ids(b), [], "A lives: x stays A's, only A sends it");
+  assert.deepEqual(owners(), [a.owner]);
+  assert.deepEqual(ids(a), ["x"]);
+  t += 10000;
+  a.beat();
+  t += 10000;
+  assert.equal(b.sync(), false, "A's heartbeat is fresh");
+  assert.deepEqual(owners(), [a.owner]);
+  t += 6000; // A's last beat is 16 s old (3 periods of 5 s): A crashed or froze
+  assert.equal(b.sync(), true);
+  assert.deepEqual(ids(b), ["x"]);
+  assert.deepEqual(owners(), [b.owner]);
+  // A wakes up: it gives x up to the live B instead of sending it too.
+  a.beat();
+  assert.equal(a.sync(), true);
+  assert.deepEqual(ids(a), []);
+  a.save();
+  assert.deepEqual(owners(), [b.owner]);
+  // pagehide clears the heartbeat: a page opened next takes over at once.
+  b.release();
+  assert.equal(storage.getItem(b.aliveKey), null);
+  assert.deepEqual(owners(), [null]);
+  assert.deepEqual(ids(new Outbox(storage, "k", { now, heartbeat: 0 })), ["x"]);
+});
+
+test("an item missing from storage after another tab's stale write is kept and written back", () => {
+  const storage = new MemoryStorage();
+  const ids = (o) => o.items.map((i) => i.client_msg_id);
+  const stored = () => outboxParse(storage.getItem("k")).map((i) => i.client_msg_id).sort();
+  // A storage whose reads of some keys return old copies (another process's view).
+  const staleView = (copies) => ({
+    getItem: (k) => (k in copies ? copies[k] : storage.getItem(k)),
+    setItem: (k, v) => storage.setItem(k, v),
+    removeItem: (k) => storage.removeItem(k),
+  });
+  const a = new Outbox(storage, "k");
+  a.add({ client_msg_id: "x", thread: "t", body: "from A" });
+  const old = storage.getItem("k");
+  const b = new Outbox(storage, "k");
+  b.add({ client_msg_id: "y", thread: "t", body: "from B" });
+  assert.equal(b.sync(), false);
+  assert.deepEqual(stored(), ["x", "y"]);
+  // A writes from the copy it read before B queued y: y is gone from storage.
+  a.storage = staleView({ k: old });
+  a.add({ client_msg_id: "z", thread: "t", body: "from A again" });
+  a.storage = storage;
+  assert.deepEqual(stored(), ["x", "z"]);
+  // B was not told y was sent (no tombstone): it keeps y and puts it back.
+  b.sync();
+  assert.deepEqual(ids(b), ["y"]);
+  assert.deepEqual(stored(), ["x", "y", "z"]);
+  // A sends x; B writes from a copy that still has it: the tombstone keeps x out.
+  const before = { k: storage.getItem("k"), [a.sentKey]: storage.getItem(a.sentKey) };
+  a.remove("x");
+  assert.deepEqual(stored(), ["y", "z"]);
+  assert.ok(JSON.parse(storage.getItem(a.sentKey)).x > 0, "tombstone stored");
+  b.storage = staleView(before);
+  b.attempt("y");
+  b.storage = storage;
+  assert.deepEqual(stored(), ["x", "y", "z"], "x written back from the stale copy");
+  assert.equal(a.sync(), false);
+  assert.deepEqual(stored(), ["y", "z"], "the tombstoned x purged");
+  assert.deepEqual(ids(a), ["z"]);
+  a.release();
+  b.release();
+  assert.deepEqual(ids(new Outbox(storage, "k")).sort(), ["y", "z"]);
 });
 
 test("reconnect delays by close code: 4029 starts from a larger base, 1011/4008 never from 0", () => {

@@ -191,7 +191,9 @@ test("a live tab sends what a closed tab left (storage event), and forgets what 
   const other = client(down, storage);
   other.connect();
   other.send("t1", "left behind");
-  const live = client(s, storage); // a page opened now takes over what is stored
+  // The other tab stops beating (crashed or frozen): a page opened now takes its items over.
+  storage.removeItem(other.outbox.aliveKey);
+  const live = client(s, storage);
   try {
     assert.equal(live.pending().length, 1, "adopted when the page was opened");
     await live.connect();
@@ -213,6 +215,32 @@ test("a live tab sends what a closed tab left (storage event), and forgets what 
   } finally {
     other.close();
     live.close();
+  }
+});
+
+test("a tab opened next to a live one leaves its unsent message alone: only one tab sends it", async () => {
+  const s = new FakeServer();
+  const down = new FakeServer(); // tab A's network is down: its message waits
+  down.refuse = true;
+  const storage = new MemoryStorage();
+  const a = client(down, storage);
+  a.connect();
+  a.send("t1", "from A");
+  const b = client(s, storage);
+  try {
+    await b.connect();
+    await pause(30);
+    assert.equal(b.pending().length, 0, "A lives: its message stays A's");
+    assert.equal(s.sends.length, 0, "B does not send it");
+    assert.equal(a.pending().length, 1);
+    assert.deepEqual(outboxParse(storage.getItem(a.outbox.key)).map((i) => i.owner), [a.outbox.owner]);
+    a.close(); // pagehide/close: released, B takes it over
+    b._onStorage({ key: b.outbox.key, storageArea: storage });
+    await until(() => b.pending().length === 0 && s.sends.length === 1, 3000, "sent by B");
+    assert.deepEqual(bodies(s), ["from A"]);
+  } finally {
+    a.close();
+    b.close();
   }
 });
 
