@@ -5,11 +5,12 @@ Theory of operation:
 * A delivery row (``notify_deliveries``) is created by the scheduler in the same transaction
   as its notice, ``queued`` with ``next_at`` (now, or the end of the user's quiet hours).
 * :meth:`DeliveryWorker.tick` claims due rows in a short transaction (``sending`` with a
-  lease owned by this claim, long enough for the whole batch and renewed while it is sent;
-  ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), checks each copy again (:meth:`_recheck`: read
-  in-app, overtaken by the contract's state, chat thread read; the target still registered
-  to the user), merges chat alerts of one user, thread and target due together into one
-  digest, sends the rest concurrently outside any transaction, then records each outcome
+  short lease owned by this claim, renewed while the batch is worked on and released on a
+  graceful stop; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), checks each copy again
+  (:meth:`_recheck`: read in-app, overtaken by the contract's state, chat thread read; the
+  target still registered to the user; a malformed row alone is dead-lettered), merges chat
+  alerts of one user, thread and target due together into one digest (its count kept on
+  the row), sends the rest concurrently outside any transaction, then records each outcome
   (only for rows it still leases): ``sent``; ``skipped`` with the reason; ``retry`` with
   exponential backoff and full jitter (not sooner than a Retry-After); ``dead`` after the
   last attempt or a permanent refusal (the dead-letter record); ``gone`` removes the Web
@@ -43,6 +44,14 @@ from .texts import notice_text
 log = logging.getLogger("tsunagu.notify.delivery")
 
 
+def _digest_of(r: _Row) -> tuple[int, list[list[str]]]:
+    """How many messages a chat alert stands for, and the deliveries it already covers."""
+    if r.coalesced is None:
+        return int(r.payload.get("count", 1)), []
+    members = [[str(x[0]), str(x[1])] for x in r.coalesced.get("members", [])]
+    return int(r.coalesced["count"]), members
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryConfig:
     batch: int = 200
@@ -59,8 +68,22 @@ class DeliveryConfig:
 # A Retry-After from a push service is honoured up to this long (a bad or hostile value must
 # not park a delivery for days).
 RETRY_AFTER_MAX_S = 3600.0
-# One send may take up to this many timeouts (FCM: token, send, send again after a 401).
-SEND_TIMEOUTS = 3
+# Held chat alerts of this many (user, channel, target, thread) groups are claimed by one
+# statement (4 parameters each).
+GROUPS_PER_QUERY = 200
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    if not text:
+        return None
+    value = orjson.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _why(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {exc}"[:300]
 
 
 @dataclass(slots=True)
@@ -87,13 +110,15 @@ class _Row:
     job_state: str | None
     payload: dict[str, Any]
     created_at: int
+    coalesced: dict[str, Any] | None  # a digest's stored count and members (``coalesced``)
     skip: str | None = None  # why it is not sent, decided before sending
+    fail: str | None = None  # why it cannot be sent at all (a malformed row): dead-lettered
 
 
 _CLAIM_COLS = (
     "d.id, d.notice_id, d.user_id, d.channel, d.target, d.attempts, n.kind, n.category, "
     "n.thread_id, n.title, n.body, n.urgent, n.read_at, w.p256dh, w.auth, w.user_id, "
-    "v.user_id, j.state, j.payload, n.created_at")
+    "v.user_id, j.state, j.payload, n.created_at, d.coalesced")
 _CLAIM_FROM = (
     f"{DELIVERIES} d JOIN {INBOX} n ON n.id = d.notice_id "
     f"LEFT JOIN {JOBS} j ON j.id = n.job_id "
@@ -114,14 +139,13 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._sem = asyncio.Semaphore(cfg.concurrency)
         self.lost_leases = 0
+        self._leases: dict[str, list[str]] = {}  # owner -> delivery ids of batches in hand
 
-    def lease_us(self, n: int) -> int:
-        """A lease long enough for ``n`` sends at ``concurrency`` at a time, each of which may
-        take SEND_TIMEOUTS timeouts (and never shorter than ``lease_s``); it is renewed while
-        the batch is being sent, so a slow batch is never taken over by another node."""
-        rounds = -(-n // max(1, self.cfg.concurrency))
-        cover = rounds * self.cfg.send_timeout_s * SEND_TIMEOUTS + 30.0
-        return int(max(self.cfg.lease_s, cover) * 1_000_000)
+    def lease_us(self) -> int:
+        """A claim is leased for ``lease_s`` only, however large the batch: a node that dies
+        or is stopped mid-batch holds its rows that long at most. While the batch is being
+        worked on the lease is renewed every third of it (:meth:`renew_leases`)."""
+        return int(self.cfg.lease_s * 1_000_000)
 
     async def _claim(self, now: int, owner: str) -> list[_Row]:
         sql = (f"SELECT id FROM {DELIVERIES} WHERE (state IN ('queued', 'retry') AND "
@@ -137,20 +161,30 @@ class DeliveryWorker:
             rows = await self._fetch(tx, ids)
             # Held copies of chat alerts for the same user, thread and target that are due
             # too (quiet hours, retries) go out as ONE digest: claim them all.
-            groups = {(r.user, r.thread, r.channel, r.target) for r in rows if r.kind == "chat"}
+            # One statement for (up to GROUPS_PER_QUERY of) the batch's groups, served by
+            # the (user_id, channel, target, state, next_at) index.
+            groups = sorted({(r.user, r.channel, r.target, r.thread) for r in rows
+                             if r.kind == "chat"})
+            seen = set(ids)
             more: list[str] = []
-            for user, thread, channel, target in sorted(groups):
+            for i in range(0, len(groups), GROUPS_PER_QUERY):
+                part_g = groups[i:i + GROUPS_PER_QUERY]
                 extra = await tx.fetch(
-                    f"SELECT d.id FROM {DELIVERIES} d JOIN {INBOX} n ON n.id = d.notice_id "
-                    "WHERE d.user_id = ? AND d.channel = ? AND d.target = ? AND "
-                    "n.kind = 'chat' AND n.thread_id = ? AND d.state IN ('queued', 'retry') "
-                    "AND d.next_at <= ?" + (" FOR UPDATE OF d SKIP LOCKED" if pg else ""),
-                    user, channel, target, thread, now)
-                more.extend(r[0] for r in extra if r[0] not in ids and r[0] not in more)
+                    f"SELECT d.id FROM (VALUES {', '.join('(?, ?, ?, ?)' for _ in part_g)}) g "
+                    f"JOIN {DELIVERIES} d ON d.user_id = g.column1 AND d.channel = g.column2 "
+                    f"AND d.target = g.column3 JOIN {INBOX} n ON n.id = d.notice_id "
+                    "AND n.thread_id = g.column4 WHERE n.kind = 'chat' "
+                    "AND d.state IN ('queued', 'retry') AND d.next_at <= ?"
+                    + (" FOR UPDATE OF d SKIP LOCKED" if pg else ""),
+                    *(v for grp in part_g for v in grp), now)
+                for x in extra:
+                    if x[0] not in seen:
+                        seen.add(x[0])
+                        more.append(x[0])
             if more:
                 ids.extend(more)
                 rows.extend(await self._fetch(tx, more))
-            lease = now + self.lease_us(len(ids))
+            lease = now + self.lease_us()
             for i in range(0, len(ids), 500):
                 part = ids[i:i + 500]
                 await tx.execute(
@@ -168,9 +202,20 @@ class DeliveryWorker:
             part = ids[i:i + 500]
             for r in await tx.fetch(f"SELECT {_CLAIM_COLS} FROM {_CLAIM_FROM} "
                                     f"WHERE d.id IN ({', '.join('?' for _ in part)})", *part):
+                # A malformed row is dead-lettered with the reason; the batch goes on.
+                fail = None
+                try:
+                    payload = _json_object(r[18]) or {}
+                except Exception as exc:
+                    payload, fail = {}, f"failed: malformed notice payload ({_why(exc)})"
+                try:
+                    coalesced = _json_object(r[20])
+                except Exception as exc:
+                    coalesced = None
+                    fail = fail or f"failed: malformed digest record ({_why(exc)})"
                 out.append(_Row(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8],
                                 r[9], r[10], bool(r[11]), r[12], r[13], r[14], r[15], r[16],
-                                r[17], orjson.loads(r[18]) if r[18] else {}, int(r[19])))
+                                r[17], payload, int(r[19]), coalesced, fail=fail))
         return out
 
     async def tick(self) -> int:
@@ -180,37 +225,84 @@ class DeliveryWorker:
         rows = await self._claim(now, owner)
         if not rows:
             return 0
-        users = sorted({r.user for r in rows})
-        profiles = await repo.profiles(self.db, users, tz=self.cfg.default_tz,
-                                       quiet=("00:00", "00:00"))
-        await self._recheck(rows, now)
-        self._coalesce(rows, profiles)
-        renew = asyncio.create_task(self._renew(owner, [r.id for r in rows], len(rows)))
+        self._leases[owner] = [r.id for r in rows]
+        renew = asyncio.create_task(self._renew(owner))
+        done: dict[str, Result] = {}
+
+        async def one(r: _Row, locale: str) -> Result:
+            res = await self._one(r, locale)
+            done[r.id] = res
+            return res
+
         try:
-            results = await asyncio.gather(*(self._one(r, profiles[r.user].locale)
-                                             for r in rows))
+            users = sorted({r.user for r in rows})
+            profiles = await repo.profiles(self.db, users, tz=self.cfg.default_tz,
+                                           quiet=("00:00", "00:00"))
+            await self._recheck(rows, now)
+            self._coalesce(rows, profiles)
+            results = await asyncio.gather(*(one(r, profiles[r.user].locale) for r in rows))
+        except asyncio.CancelledError:  # stopping: record what was sent, release the rest
+            renew.cancel()
+            await self._release(rows, done, owner)
+            raise
         finally:
+            self._leases.pop(owner, None)
             renew.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renew
         await self._record(rows, results, owner)
         return len(rows)
 
-    async def _renew(self, owner: str, ids: list[str], n: int) -> None:
-        """Keep the batch's lease while it is being sent."""
-        every = max(1.0, self.lease_us(n) / 1_000_000 / 3)
+    async def _renew(self, owner: str) -> None:
+        """Keep the batch's lease while it is being worked on."""
+        every = max(0.05, self.cfg.lease_s / 3)
         while True:
             await asyncio.sleep(every)
-            until = self.clock.now_us() + self.lease_us(n)
+            await self.renew_leases(owner)
+
+    async def renew_leases(self, owner: str | None = None) -> int:
+        """Extend the leases of the batches in hand (or of ``owner``'s) by ``lease_s`` from
+        now; return how many rows are still this worker's."""
+        until = self.clock.now_us() + self.lease_us()
+        n = 0
+        for own, ids in list(self._leases.items()):
+            if owner is not None and own != owner:
+                continue
             try:
                 for i in range(0, len(ids), 500):
                     part = ids[i:i + 500]
-                    await self.db.execute(
+                    n += await self.db.execute(
                         f"UPDATE {DELIVERIES} SET lease_until = ? WHERE lease_owner = ? AND "
                         f"state = 'sending' AND id IN ({', '.join('?' for _ in part)})",
-                        until, owner, *part)
-            except Exception:  # the next renewal (or the covering lease) will do
+                        until, own, *part)
+            except Exception:  # the next renewal will do
                 log.warning("could not renew a delivery lease", exc_info=True)
+        return n
+
+    async def _release(self, rows: list[_Row], done: Mapping[str, Result], owner: str
+                       ) -> None:
+        """A batch interrupted by a graceful stop: the outcomes already known are recorded;
+        the rows not sent yet are queued again, due now, their attempt not counted, so
+        another node (or this one after its restart) sends them at once."""
+        try:
+            sent = [r for r in rows if r.id in done]
+            if sent:
+                await self._record(sent, [done[r.id] for r in sent], owner)
+            rest = [r for r in rows if r.id not in done]
+            now = self.clock.now_us()
+            async with self.db.transaction() as tx:
+                for i in range(0, len(rest), 500):
+                    part = [r.id for r in rest[i:i + 500]]
+                    await tx.execute(
+                        f"UPDATE {DELIVERIES} SET state = 'queued', next_at = ?, "
+                        "lease_until = NULL, lease_owner = NULL, attempts = attempts - 1, "
+                        f"updated_at = ? WHERE lease_owner = ? AND state = 'sending' AND id IN "
+                        f"({', '.join('?' for _ in part)})", now, now, owner, *part)
+                await repo.log_delivery(tx, [(r.id, r.notice, r.channel, "queued",
+                                              "released: the worker stopped before sending",
+                                              now) for r in rest])
+        except Exception:  # the leases run out on their own
+            log.warning("could not release the leases of an interrupted batch", exc_info=True)
 
     async def _recheck(self, rows: list[_Row], now: int) -> None:
         """Does each notice still apply now? A copy held for quiet hours or retried can be
@@ -221,39 +313,70 @@ class DeliveryWorker:
         seqs = await repo.read_seqs(self.db, sorted({(r.thread, r.user) for r in rows
                                                      if r.kind == "chat"}))
         for r in rows:
-            if r.read_at is not None:
-                r.skip = "skipped: already read in-app"
-            elif r.job_state == "cancelled":
-                r.skip = "skipped: the notice was cancelled"
-            elif r.kind == "chat":
-                if seqs.get((r.thread, r.user), 0) >= int(r.payload.get("last_seq", 0)):
-                    r.skip = "skipped: read in-app"
-            else:
-                why = still_applies(r.kind, r.payload, contracts.get(r.thread), now)
-                if why is not None:
-                    r.skip = f"skipped: no longer applies ({why})"
+            if r.fail is not None:
+                continue
+            try:
+                self._recheck_one(r, contracts, seqs, now)
+            except Exception as exc:  # one malformed row fails alone
+                log.warning("delivery %s cannot be checked", r.id, exc_info=True)
+                r.fail = f"failed: cannot be checked ({_why(exc)})"
+
+    @staticmethod
+    def _recheck_one(r: _Row, contracts: Mapping[str, Any],
+                     seqs: Mapping[tuple[str, str], int], now: int) -> None:
+        if r.read_at is not None:
+            r.skip = "skipped: already read in-app"
+        elif r.job_state == "cancelled":
+            r.skip = "skipped: the notice was cancelled"
+        elif r.kind == "chat":
+            if seqs.get((r.thread, r.user), 0) >= int(r.payload.get("last_seq", 0)):
+                r.skip = "skipped: read in-app"
+        else:
+            why = still_applies(r.kind, r.payload, contracts.get(r.thread), now)
+            if why is not None:
+                r.skip = f"skipped: no longer applies ({why})"
 
     def _coalesce(self, rows: list[_Row], profiles: Mapping[str, Any]) -> None:
         """Chat alerts for one user, thread and target due together become one digest: the
         newest is sent, counting the unread messages of all of them; the others are
-        skipped."""
+        skipped. The digest's count and the deliveries it covers are stored on the kept
+        row (``coalesced``, written with its outcome), so a retry sends the same digest and
+        a dead-lettered digest names the alerts it stood for."""
         groups: dict[tuple[str, str, str, str], list[_Row]] = {}
         for r in rows:
-            if r.kind == "chat" and r.skip is None:
+            if r.kind == "chat" and r.skip is None and r.fail is None:
                 groups.setdefault((r.user, r.thread, r.channel, r.target), []).append(r)
-        for members in groups.values():
-            if len(members) < 2:
+        for group in groups.values():
+            members: list[tuple[tuple[int, int], int, list[list[str]], _Row]] = []
+            for m in group:
+                try:
+                    members.append(((m.created_at, int(m.payload.get("last_seq", 0))),
+                                    *_digest_of(m), m))
+                except Exception as exc:  # one malformed row fails alone
+                    m.fail = f"failed: cannot be coalesced ({_why(exc)})"
+            if not members or (len(members) < 2 and members[0][3].coalesced is None):
                 continue
-            members.sort(key=lambda r: (r.created_at, int(r.payload.get("last_seq", 0))))
-            keep = members[-1]
-            count = sum(int(m.payload.get("count", 1)) for m in members)
-            for m in members[:-1]:
-                m.skip = f"skipped: coalesced into digest delivery {keep.id}"
+            members.sort(key=lambda x: x[0])
+            keep = members[-1][3]
+            count = sum(x[1] for x in members)
+            covered = [*members[-1][2]]
+            for _, _, sub, m in members[:-1]:
+                covered.append([m.id, m.notice])
+                covered.extend(sub)
             prof = profiles[keep.user]
-            keep.title, keep.body = notice_text("chat", {**keep.payload, "count": count},
-                                                locale=prof.locale, tz=prof.tz)
+            try:
+                keep.title, keep.body = notice_text("chat", {**keep.payload, "count": count},
+                                                    locale=prof.locale, tz=prof.tz)
+            except Exception as exc:  # the others then go out on their own
+                keep.fail = f"failed: cannot be rendered ({_why(exc)})"
+                continue
+            keep.coalesced = {"count": count, "members": covered}
+            for _, _, _, m in members[:-1]:
+                m.skip = f"skipped: coalesced into digest delivery {keep.id}"
 
     async def _one(self, r: _Row, locale: str) -> Result:
+        if r.fail is not None:
+            return Result(False, r.fail)
         if r.skip is not None:
             return Result(False, r.skip)
         channel = r.channel
@@ -284,6 +407,7 @@ class DeliveryWorker:
         log_rows: list[tuple[str, str, str, str, str | None, int]] = []
         gone_push: list[tuple[str, str]] = []
         gone_devices: list[tuple[str, str, str]] = []
+        covered: list[tuple[str, int, str, str]] = []  # (why, now, member id, digest id)
         for r, res in zip(rows, results, strict=True):
             if res.ok:
                 state, next_at = "sent", now
@@ -302,10 +426,23 @@ class DeliveryWorker:
                     gone_push.append((r.target, r.user))
                 elif r.channel in ("fcm", "apns"):
                     gone_devices.append((r.channel, r.target, r.user))
-            updates.append((state, next_at, res.detail[:500], now, r.id, owner))
+            digest = None if r.coalesced is None or state == "skipped" else \
+                repo.dumps(r.coalesced)
+            updates.append((state, next_at, res.detail[:500], digest, now, r.id, owner))
             detail = res.detail[:500] if state != "retry" else \
                 f"{res.detail[:400]}; retry at {next_at}"
             log_rows.append((r.id, r.notice, r.channel, state, detail, now))
+            if state == "dead" and r.coalesced is not None:
+                # The alerts this digest stood for were not delivered either.
+                why = f"covered by digest delivery {r.id}, which was dead-lettered: " \
+                    f"{res.detail[:300]}"
+                try:
+                    stood_for = _digest_of(r)[1]
+                except Exception:  # a malformed record: nothing to name
+                    stood_for = []
+                for mid, mnotice in stood_for:
+                    log_rows.append((mid, mnotice, r.channel, "dead", why, now))
+                    covered.append((why, now, mid, r.id))
         async with self.db.transaction() as tx:
             # Only rows this node still leases: one whose lease ran out and that another
             # node took over is that node's to record.
@@ -323,10 +460,17 @@ class DeliveryWorker:
                             "outcome was recorded", lost)
             await tx.executemany(
                 f"UPDATE {DELIVERIES} SET state = ?, next_at = ?, last_error = ?, "
-                "lease_until = NULL, lease_owner = NULL, updated_at = ? "
-                "WHERE id = ? AND lease_owner = ? AND state = 'sending'",
-                [u for u in updates if u[4] in held])
-            await repo.log_delivery(tx, [lr for lr in log_rows if lr[0] in held])
+                "coalesced = coalesce(?, coalesced), lease_until = NULL, lease_owner = NULL, "
+                "updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'sending'",
+                [u for u in updates if u[5] in held])
+            cov = [c for c in covered if c[3] in held]
+            members = {c[2] for c in cov}
+            await repo.log_delivery(tx, [lr for lr in log_rows
+                                         if lr[0] in held or lr[0] in members])
+            if cov:
+                await tx.executemany(
+                    f"UPDATE {DELIVERIES} SET last_error = ?, updated_at = ? "
+                    "WHERE id = ? AND state = 'skipped'", [c[:3] for c in cov])
             for endpoint, user in gone_push:
                 await tx.execute(f"DELETE FROM {WEBPUSH} WHERE endpoint = ? AND user_id = ?",
                                  endpoint, user)

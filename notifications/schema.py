@@ -157,4 +157,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the node (claim) that leases a delivery",
         (f"ALTER TABLE {DELIVERIES} ADD COLUMN lease_owner TEXT",),
     ),
+    Migration(
+        "notifications",
+        3,
+        "held chat alerts claimed together by user, channel and target; a digest's count "
+        "and members kept on its delivery",
+        (f"CREATE INDEX {DELIVERIES}_group ON {DELIVERIES} "
+         "(user_id, channel, target, state, next_at)",
+         f"ALTER TABLE {DELIVERIES} ADD COLUMN coalesced TEXT"),
+    ),
 )

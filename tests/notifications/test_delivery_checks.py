@@ -188,25 +188,6 @@ def worker(node: NotifyNode, sender: FakeSender) -> DeliveryWorker:
         batch=500, lease_s=60, concurrency=2, send_timeout_s=10))
 
 
-async def test_the_lease_covers_a_slow_batch(node: NotifyNode) -> None:
-    """Six sends, two at a time, each allowed 10 s: a 60 s lease ran out before the batch
-    was done and another node sent the same rows again."""
-    await six_deliveries(node)
-    other = FakeSender(SENT)
-    b = worker(node, other)
-
-    async def later() -> None:
-        node.clock.advance(100)  # the batch is slow: 100 s in, another node looks
-        assert await b.tick() == 0
-
-    first = FakeSender(SENT, later)
-    assert await worker(node, first).tick() == 6
-    assert other.sent == [] and len(first.sent) == 6
-    states = await node.n.store.db.fetch("SELECT state, count(*) FROM notify_deliveries "
-                                         "GROUP BY state")
-    assert states == [("sent", 6)]
-
-
 async def test_an_outcome_is_recorded_only_by_the_node_that_holds_the_lease(
         node: NotifyNode) -> None:
     """A node whose lease ran out (it hung) must not overwrite what the node that took the
