@@ -93,6 +93,12 @@ def _purge(args: argparse.Namespace) -> int:
     return purge_main(_settings(args), dry_run=args.dry_run)
 
 
+def _accept_restore(args: argparse.Namespace) -> int:
+    from .evidence.cli import accept_restore_main
+
+    return accept_restore_main(_settings(args), staff=args.staff, reason=args.reason)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tsunagu", description=__doc__)
     parser.add_argument("--config", help="TOML settings file (also TSUNAGU_CONFIG)")
@@ -134,6 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("purge", help="purge content past retention (docs/disputes.md)")
     p.add_argument("--dry-run", action="store_true", help="list what would be purged")
     p.set_defaults(func=_purge)
+
+    p = sub.add_parser("evidence", help="evidence operations (docs/operations.md)")
+    esub = p.add_subparsers(dest="evidence_command", required=True)
+    e = esub.add_parser("accept-restore", help="after a database restore: accept that the "
+                        "database is behind this node's last signed checkpoint (audited)")
+    e.add_argument("--staff", required=True, help="who accepts (recorded in the access audit)")
+    e.add_argument("--reason", required=True, help="why, e.g. the restore's ticket")
+    e.set_defaults(func=_accept_restore)
 
     args = parser.parse_args(argv)
     try:

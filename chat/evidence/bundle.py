@@ -11,13 +11,18 @@ checkpoint.json     the signed checkpoint ``{"checkpoint": {...}, "signature": b
 proof.json          RFC 9162 inclusion proofs of each committed head of the thread
 consistency.json    RFC 9162 consistency proofs from each checkpoint handed to the parties
 keys.json           the service's public keys (PEM), current and retired
-transcript.html     a readable transcript, Japanese and English labels (rendered from
-                    entries.jsonl; the verifier re-renders it and compares)
+transcript.html     a readable transcript, Japanese and English labels: a rendering of
+                    entries.jsonl, covered by the signed manifest's digest (the
+                    verifier does not re-render it: labels may change between versions)
 ==================  ==============================================================
 
 The manifest's fields are checked against the content: entry count, head (the last entry,
 whose inclusion in the checkpoint must be proved), checkpoint, dispute (its
-``dispute_opened`` entry), exporter and time (through the re-rendered transcript).
+``dispute_opened`` entry).
+
+Format ``/1`` (bundles exported before 2026-12-07) is verified with the /1 rules: its
+manifest is not signed (a note says so), so only the file digests, the chain, the signed
+checkpoint and the inclusion proofs bind its content.
 
 :func:`verify_bundle` needs nothing else but the published public key; it does no I/O.
 """
@@ -36,12 +41,16 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import merkle, transcript
+from . import merkle
 from .chain import GENESIS, LogEntry, Problem, time_warnings, verify_chain
 from .keys import Signer, key_id, load_public_key, verify_signature
-from .tree import leaf_data
+from .tree import RETIRED_GRACE_US, leaf_data
 
 FORMAT = "tsunagu-evidence-bundle/2"
+FORMAT_1 = "tsunagu-evidence-bundle/1"
+NOTE_FORMAT_1 = ("format /1 (before 2026-12-07): manifest.json is not signed; the entries "
+                 "are bound by the chain, the signed checkpoint and the inclusion proofs, "
+                 "the exporter, export time and transcript only by the unsigned manifest")
 FILES = ("entries.jsonl", "chain.json", "checkpoint.json", "proof.json", "consistency.json",
          "keys.json", "transcript.html")
 
@@ -147,7 +156,10 @@ def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | Non
         bad(Problem("format", f"unreadable bundle: {exc}"))
         return rep
     rep.thread = thread
-    if manifest.get("format") != FORMAT:
+    v1 = manifest.get("format") == FORMAT_1
+    if v1:
+        rep.notes.append(NOTE_FORMAT_1)
+    elif manifest.get("format") != FORMAT:
         bad(Problem("format", f"unknown format {manifest.get('format')!r}"))
     for name, digest in manifest.get("files", {}).items():
         data = files.get(name)
@@ -168,8 +180,7 @@ def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | Non
     rep.problems.extend(verify_chain(entries, thread=thread))
     rep.notes.extend(f"warning: {w}" for w in time_warnings(entries))
     try:
-        _check_manifest(rep, manifest, entries, body, proof, keys, public_key,
-                        files.get("transcript.html"))
+        _check_manifest(rep, manifest, entries, body, proof, keys, public_key, signed=not v1)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         bad(Problem("manifest", f"unreadable manifest fields: {exc!r}"))
 
@@ -187,13 +198,16 @@ def verify_bundle(files: Mapping[str, bytes], public_key: Ed25519PublicKey | Non
 
 
 def _check_manifest(rep: Report, manifest: Any, entries: list[LogEntry], body: Any,
-                    proof: Any, keys: Any, given: Ed25519PublicKey | None,
-                    html: bytes | None) -> None:
-    """The manifest's signature, and its fields against the bundle's content."""
+                    proof: Any, keys: Any, given: Ed25519PublicKey | None, *,
+                    signed: bool = True) -> None:
+    """The manifest's signature (``signed``: not format /1), and its fields against the
+    bundle's content."""
     bad = rep.problems.append
     unsigned = {k: v for k, v in manifest.items() if k != "signature"}
     kid = manifest.get("key_id")
-    if not isinstance(manifest.get("signature"), str) or kid is None:
+    if not signed:
+        pass
+    elif not isinstance(manifest.get("signature"), str) or kid is None:
         bad(Problem("signature", "manifest.json is not signed"))
     else:
         key, why = _resolve_key(kid, keys, given, manifest.get("exported_at"))
@@ -226,14 +240,8 @@ def _check_manifest(rep: Report, manifest: Any, entries: list[LogEntry], body: A
             e.kind == "dispute_opened" and (e.payload or {}).get("dispute") == dispute
             for e in entries):
         bad(Problem("manifest", f"no entry opens the dispute {dispute!r} of manifest.json"))
-    if html is not None:
-        exported_at, exported_by = manifest.get("exported_at"), manifest.get("exported_by")
-        if not isinstance(exported_at, int) or not isinstance(exported_by, str) \
-                or transcript.render(manifest.get("thread", ""), entries, checkpoint=body,
-                                     exported_at=exported_at,
-                                     exported_by=exported_by).encode() != html:
-            bad(Problem("manifest", "transcript.html is not the rendering of entries.jsonl "
-                                    "(and the manifest's exporter and time)"))
+    if "transcript.html" not in (manifest.get("files") or {}):
+        bad(Problem("manifest", "manifest.json does not list transcript.html's digest"))
 
 
 def _resolve_key(kid: Any, keys: Any, given: Ed25519PublicKey | None, at: Any
@@ -259,7 +267,8 @@ def _resolve_key(kid: Any, keys: Any, given: Ed25519PublicKey | None, at: Any
         if key is None:
             return None, ("not in keys.json" if not listed else
                           "keys.json's key under that id has another id (SHA-256 prefix)")
-    if retired is not None and isinstance(at, int) and at > retired:
+    if retired is not None and isinstance(at, int) and at > retired + RETIRED_GRACE_US:
+        # (within the grace: clock skew between the nodes, see tree.RETIRED_GRACE_US)
         return None, f"signed at {at}, after the key was retired at {retired}"
     return key, ""
 

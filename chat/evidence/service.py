@@ -32,7 +32,14 @@ def key_path(settings: Settings) -> Path:
 
 
 def witness_path(settings: Settings) -> Path:
-    """Where a node keeps the last checkpoint it signed: beside its signing key."""
+    """Where a node keeps the last checkpoint it signed (and its frontier): in its data
+    directory, ``<data_dir>/evidence-last-checkpoint.json`` - writable in the reference
+    deployment, unlike the key's directory (docs/operations.md)."""
+    return Path(settings.data_dir) / "evidence-last-checkpoint.json"
+
+
+def legacy_witness_path(settings: Settings) -> Path:
+    """Where versions before 2026-12-07's fix kept it: beside the key (read, never written)."""
     path = key_path(settings)
     return path.with_name(path.name + ".last-checkpoint.json")
 
@@ -93,9 +100,10 @@ class EvidenceService:
         self.store = store
         self.fanout = fanout
         self._signer = signer
-        # This node's last signed checkpoint, beside the key file (none for a given signer).
+        # This node's last signed checkpoint, in its data dir (none for a given signer).
         self.tree_state = tree.TreeState.load(
-            None if signer is not None else witness_path(settings))
+            None if signer is not None else witness_path(settings),
+            *(() if signer is not None else (legacy_witness_path(settings),)))
 
     @property
     def signer(self) -> Signer:
@@ -111,11 +119,11 @@ class EvidenceService:
         """Load (or create) the signing key and record it; call once the store is open."""
         if self._signer is None:
             warn_node_local_key(self.settings)
-        if await tree.register_key(self.db, self.signer, now_us()):
+        if await tree.register_key(self.db, self.signer):
             log.info("evidence signing key %s registered", self.signer.key_id)
 
     async def checkpoint(self) -> tree.Checkpoint:
-        return await tree.commit(self.db, self.signer, now_us(), self.tree_state)
+        return await tree.commit(self.db, self.signer, None, self.tree_state)
 
     async def _audit(self, staff: str, action: str, thread: str, dispute: str | None,
                      reason: str) -> None:
@@ -186,9 +194,10 @@ class EvidenceService:
         await self._audit(staff, "close", d.thread, d.id, reason)
         return await self.get(dispute_id)
 
-    async def entries(self, thread_id: str, through: int | None = None) -> list[LogEntry]:
+    async def entries(self, thread_id: str, through: int | None = None,
+                      db: Any = None) -> list[LogEntry]:
         hi = 2**62 if through is None else through
-        rows = await self.db.fetch(
+        rows = await (db or self.db).fetch(
             f"SELECT {LOG_COLUMNS} FROM {LOG} WHERE thread_id = ? AND log_seq <= ? "
             "ORDER BY log_seq", thread_id, hi)
         return [LogEntry.from_row(r) for r in rows]
@@ -198,24 +207,38 @@ class EvidenceService:
         reason = check_reason(reason)
         d = await self.get(dispute_id)
         await self._audit(staff, "read_log", d.thread, d.id, reason)
-        entries = await self.entries(d.thread)
-        problems = verify_chain(entries, thread=d.thread)
-        problems += await self.check_heads(d.thread, entries)
+        notes: list[str] = []
+        # What this node signed, taken before the snapshot: never newer than what it sees.
+        st = self.tree_state
+        mine = tree.TreeState(None, st.witness, st.size, list(st.frontier), st.verified,
+                              st.base)
+        # entries, tree and leaves in one snapshot: a concurrent commit is no false alarm
+        async with tree.read_snapshot(self.db) as snap:
+            entries = await self.entries(d.thread, db=snap)
+            problems = verify_chain(entries, thread=d.thread)
+            problems += await self.check_heads(d.thread, entries, db=snap, state=mine,
+                                               notes=notes)
+        warnings = [w.to_json() for w in time_warnings(entries)]
+        warnings += [Problem("key", n).to_json() for n in notes]
         return {"dispute": d.to_json(), "entries": [e.to_json() for e in entries],
                 "chain_ok": not problems, "problems": [p.to_json() for p in problems],
-                "warnings": [w.to_json() for w in time_warnings(entries)]}
+                "warnings": warnings}
 
-    async def check_heads(self, thread_id: str, entries: list[LogEntry]) -> list[Problem]:
+    async def check_heads(self, thread_id: str, entries: list[LogEntry], *, db: Any = None,
+                          state: tree.TreeState | None = None,
+                          notes: list[str] | None = None) -> list[Problem]:
         """The stored tree against what was signed, and the thread's committed heads against
-        its entries: what ``read_log`` adds to the chain check so staff see a forgery."""
+        its entries: what ``read_log`` adds to the chain check so staff see a forgery.
+        ``db``: the snapshot ``entries`` were read in."""
+        db = db or self.db
         problems: list[Problem] = []
         try:
-            await tree.verify_stored(self.db, self.signer, self.tree_state)
+            await tree.verify_stored(db, self.signer, state or self.tree_state, notes=notes)
         except tree.TreeTampered as exc:
             log.error("evidence: the stored tree fails verification: %s", exc.message)
             problems.append(Problem("consistency", exc.message))
         by_seq = {e.seq: e for e in entries}
-        for seq, head, lh in await self.db.fetch(
+        for seq, head, lh in await db.fetch(
                 f"SELECT log_seq, head, leaf_hash FROM {LEAVES} WHERE thread_id = ? "
                 "ORDER BY idx", thread_id):
             entry = by_seq.get(int(seq))

@@ -10,17 +10,27 @@ its mark.
 
 Before signing, :func:`commit` checks that the stored tree extends what was signed before -
 the latest stored checkpoint (its signature checked with a known key) and this node's own
-last signed checkpoint (:class:`TreeState`, kept in memory and in a file beside the signing
-key, out of the database's reach): the stored leaves must reproduce their roots and the
-stored frontier. Otherwise it refuses to sign, logs an error and raises
-:class:`TreeTampered` - an insider who rewrote already-checkpointed rows cannot get the
-service to sign the rewritten history. A retired key never signs.
+last signed checkpoint (:class:`TreeState`, kept in memory and in
+``<data_dir>/evidence-last-checkpoint.json``, out of the database's reach): the stored leaves
+must reproduce their roots and the stored frontier. Otherwise it refuses to sign, logs an
+error and raises :class:`TreeTampered` - an insider who rewrote already-checkpointed rows
+cannot get the service to sign the rewritten history. The check is incremental: it starts
+from the tree this node last verified or signed (its frontier is kept with the checkpoint)
+and streams the leaves added since in chunks.
+
+A retired key never signs: the checkpoint's ``at`` is taken, and the signer's key row checked
+(locked), in the transaction that stores the checkpoint; :func:`register_key` takes the
+retirement time after locking the same rows. A stored checkpoint signed after its key's
+retirement is accepted within :data:`RETIRED_GRACE_US` (clock skew between nodes); beyond
+it, it is reported (logged, ``read_log`` warning) but does not stop signing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +39,8 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from chat.errors import ChatError
-from chat.store.db import Db, Executor
+from chat.models import now_us
+from chat.store.db import Db, Executor, _PgExec, pg_errors
 
 from . import merkle
 from .canonical import canonical
@@ -56,6 +67,12 @@ class Checkpoint:
 
 log = logging.getLogger("tsunagu.evidence")
 
+#: A stored checkpoint signed up to this long after its key's retirement (clock skew between
+#: nodes) is valid; later ones are reported but do not stop signing (docs/disputes.md).
+RETIRED_GRACE_US = 5 * 60 * 1_000_000
+#: Leaves read per query when verifying the stored tree.
+VERIFY_CHUNK = 5000
+
 
 class TreeTampered(ChatError):
     """The stored tree does not extend what was signed before: the service refuses to sign.
@@ -71,8 +88,9 @@ class KeyRetired(ChatError):
 class TreeState:
     """What this node last signed and verified, kept outside the database.
 
-    ``witness``: this node's last signed checkpoint (also written to ``path``, beside the
-    signing key, so a restart keeps it). ``size``/``frontier``: the tree this node last
+    ``witness``: this node's last signed checkpoint (also written to ``path``, in the node's
+    data directory, so a restart keeps it), with ``base``: its frontier, so verification
+    after a restart or a refusal starts there. ``size``/``frontier``: the tree this node last
     verified, so a commit only re-reads the leaves added since.
     """
 
@@ -81,27 +99,45 @@ class TreeState:
     size: int = 0
     frontier: merkle.Frontier = field(default_factory=list)
     verified: bool = False
+    base: merkle.Frontier | None = None
 
     @classmethod
-    def load(cls, path: Path | None) -> TreeState:
+    def load(cls, path: Path | None, *fallbacks: Path) -> TreeState:
+        """The state saved at ``path`` (else at the first existing ``fallbacks``: where an
+        earlier version kept it); it is written to ``path`` from then on."""
         state = cls(path)
-        if path is not None and path.exists():
+        src = next((p for p in (path, *fallbacks) if p is not None and p.exists()), None)
+        if src is not None:
             try:
-                doc = orjson.loads(path.read_bytes())
+                doc = orjson.loads(src.read_bytes())
                 state.witness = Checkpoint(doc["checkpoint"], doc["signature"])
             except (OSError, ValueError, KeyError, TypeError):
-                log.error("evidence: cannot read the last signed checkpoint %s", path)
+                log.error("evidence: cannot read the last signed checkpoint %s", src)
+                return state
+            try:
+                base = [(int(h), bytes.fromhex(x)) for h, x in doc.get("frontier") or []]
+            except (ValueError, TypeError):
+                base = []
+            if base and sum(1 << h for h, _ in base) == state.witness.size \
+                    and merkle.frontier_root(base).hex() == state.witness.root:
+                state.base = base
         return state
+
+    def to_json(self) -> dict[str, Any]:
+        assert self.witness is not None
+        return {**self.witness.to_json(),
+                "frontier": [[h, x.hex()] for h, x in self.base or []]}
 
     def signed(self, cp: Checkpoint, frontier: merkle.Frontier) -> None:
         self.witness, self.size, self.frontier, self.verified = cp, cp.size, frontier, True
+        self.base = list(frontier)
         if self.path is not None:
-            # own temporary name: nodes sharing the key's directory must not interleave
+            # own temporary name: nodes sharing a directory must not interleave
             tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
             try:
-                tmp.write_bytes(orjson.dumps(cp.to_json()))
+                tmp.write_bytes(orjson.dumps(self.to_json()))
                 os.replace(tmp, self.path)
-            except OSError as exc:  # e.g. a read-only key mount: memory only, say so once
+            except OSError as exc:  # e.g. a read-only data dir: memory only, say so once
                 log.error("evidence: cannot keep the last signed checkpoint in %s (%s); it is "
                           "kept in memory only, so a restart trusts the database", self.path,
                           exc)
@@ -112,11 +148,18 @@ def leaf_data(thread: str, seq: int, head: str) -> bytes:
     return canonical({"thread": thread, "seq": seq, "head": head})
 
 
-async def register_key(db: Db, signer: Signer, at: int) -> bool:
-    """Record ``signer``'s public key; a new key retires the previous one. True if new."""
+async def register_key(db: Db, signer: Signer, at: int | None = None) -> bool:
+    """Record ``signer``'s public key; a new key retires the previous one. True if new.
+
+    The retirement time (``at``, default now) is taken after locking the unretired keys'
+    rows, which a commit signing with one of them holds: the retirement is after every
+    checkpoint that key signed on this clock."""
     async with db.transaction() as tx:
+        lock = " FOR UPDATE" if db.dialect == "postgres" else ""
+        await tx.fetch(f"SELECT key_id FROM {KEYS} WHERE retired_at IS NULL{lock}")
         row = await tx.fetchrow(f"SELECT retired_at FROM {KEYS} WHERE key_id = ?",
                                 signer.key_id)
+        at = now_us() if at is None else at
         if row is not None:
             if row[0] is not None:
                 log.error("evidence: this node's signing key %s was retired at %s; it will "
@@ -143,9 +186,10 @@ async def latest(db: Executor) -> Checkpoint | None:
 
 
 async def _key(db: Executor, kid: Any, signer: Signer | None, at: Any
-               ) -> Ed25519PublicKey | None:
-    """The key ``kid`` (this node's, or a registered one whose id matches its public key),
-    if it was not retired before ``at``."""
+               ) -> tuple[Ed25519PublicKey | None, str]:
+    """The key ``kid`` (this node's, or a registered one whose id matches its public key);
+    and, if ``at`` is more than :data:`RETIRED_GRACE_US` after its retirement, why that is
+    wrong (else "")."""
     if signer is not None and kid == signer.key_id:
         pub: Ed25519PublicKey | None = signer.public
         row = await db.fetchrow(f"SELECT retired_at FROM {KEYS} WHERE key_id = ?", kid)
@@ -154,73 +198,111 @@ async def _key(db: Executor, kid: Any, signer: Signer | None, at: Any
         row = await db.fetchrow(f"SELECT public_key, retired_at FROM {KEYS} WHERE key_id = ?",
                                 kid)
         if row is None:
-            return None
+            return None, ""
         try:
             pub = load_public_key(str(row[0]).encode())
         except ValueError:
-            return None
+            return None, ""
         if key_id(pub) != kid:
-            return None
+            return None, ""
         retired = row[1]
-    if retired is not None and isinstance(at, int) and at > int(retired):
-        return None
-    return pub
+    if retired is not None and isinstance(at, int) and at > int(retired) + RETIRED_GRACE_US:
+        return pub, (f"signed at {at}, {(at - int(retired)) / 1e6:.0f} s after its key {kid} "
+                     f"was retired at {retired} (more than the "
+                     f"{RETIRED_GRACE_US // 60_000_000} min allowed for clock skew)")
+    return pub, ""
+
+
+@contextlib.asynccontextmanager
+async def read_snapshot(db: Db) -> AsyncIterator[Executor]:
+    """One consistent view of the database for several reads: a read-only REPEATABLE READ
+    transaction on PostgreSQL; on SQLite, the single writer's transaction (no commit can
+    interleave)."""
+    if db.dialect == "postgres":
+        with pg_errors():
+            async with db._pool().acquire() as conn, conn.transaction(  # type: ignore[attr-defined]
+                    isolation="repeatable_read", readonly=True):
+                yield _PgExec(conn)
+    else:
+        async with db.transaction() as tx:
+            yield tx
 
 
 async def verify_stored(db: Executor, signer: Signer | None, state: TreeState | None = None,
-                        *, size: int | None = None, frontier_json: str | None = None
-                        ) -> merkle.Frontier:
+                        *, size: int | None = None, frontier_json: str | None = None,
+                        notes: list[str] | None = None) -> merkle.Frontier:
     """Check the stored tree against every checkpoint signed before; return its frontier.
 
     Raise :class:`TreeTampered` naming what is wrong: the latest stored checkpoint or this
     node's last signed one is not validly signed by a known key, is larger than the stored
     tree, or its root is not the root of the stored leaves' prefix of its size; or the
-    stored frontier is not the one of the stored leaves.
+    stored frontier is not the one of the stored leaves. A checkpoint signed too long after
+    its key's retirement is logged and added to ``notes``, not raised.
+
+    Reads (in this order, so a concurrent commit cannot look like a removal): this node's
+    witness, the latest stored checkpoint, the tree row (unless given), then the leaves from
+    where this node last verified or signed, ``VERIFY_CHUNK`` at a time.
     """
+    witness = state.witness if state is not None else None
+    stored = await latest(db)
     if size is None or frontier_json is None:
         row = await db.fetchrow(f"SELECT size, frontier FROM {TREE} WHERE id = 1")
         assert row is not None
         size, frontier_json = int(row[0]), str(row[1])
     anchors: list[tuple[str, Checkpoint]] = []
-    stored = await latest(db)
     if stored is not None:
         anchors.append(("the latest stored checkpoint", stored))
-    if state is not None and state.witness is not None:
-        anchors.append(("this node's last signed checkpoint", state.witness))
+    if witness is not None:
+        anchors.append(("this node's last signed checkpoint", witness))
     for name, cp in anchors:
-        key = await _key(db, cp.body.get("key_id"), signer, cp.body.get("at"))
+        key, late = await _key(db, cp.body.get("key_id"), signer, cp.body.get("at"))
         if key is None or not verify_signature(key, cp.body, cp.signature):
-            raise TreeTampered(f"{name} (size {cp.size}) is not validly signed by a known, "
-                               "unretired key")
+            raise TreeTampered(f"{name} (size {cp.size}) is not validly signed by a known "
+                               "key")
+        if late:
+            log.error("evidence: %s (size %s) was %s; signing goes on", name, cp.size, late)
+            if notes is not None:
+                notes.append(f"{name} (size {cp.size}) was {late}")
         if cp.size > size:
             raise TreeTampered(f"the stored tree (size {size}) is smaller than {name} "
                                f"(size {cp.size}): leaves were removed")
-    if stored is not None and state is not None and state.witness is not None \
-            and stored.size < state.witness.size:
+    if stored is not None and witness is not None and stored.size < witness.size:
         raise TreeTampered(f"the latest stored checkpoint (size {stored.size}) is older than "
-                           f"this node's last signed one (size {state.witness.size}): signed "
+                           f"this node's last signed one (size {witness.size}): signed "
                            "checkpoints were removed")
     start, frontier = 0, []
-    if state is not None and state.verified and state.size <= size and all(
-            cp.size >= state.size for _, cp in anchors):
-        start, frontier = state.size, list(state.frontier)
+    starts: list[tuple[int, merkle.Frontier]] = []
+    if state is not None and state.verified:
+        starts.append((state.size, state.frontier))
+    if witness is not None and state is not None and state.base is not None:
+        starts.append((witness.size, state.base))  # this node's own, signed, frontier
+    for s, f in sorted(starts, key=lambda x: -x[0]):
+        if s <= size and all(cp.size >= s for _, cp in anchors):
+            start, frontier = s, list(f)
+            break
     roots = {cp.size: (name, cp.root) for name, cp in anchors}
     if start in roots and merkle.frontier_root(frontier).hex() != roots[start][1]:
         raise TreeTampered(f"{roots[start][0]} (size {start}) is not the root of the stored "
                            "leaves: history was rewritten")
-    rows = await db.fetch(f"SELECT idx, leaf_hash FROM {LEAVES} WHERE idx >= ? AND idx < ? "
-                          "ORDER BY idx", start, size)
-    if [int(r[0]) for r in rows] != list(range(start, size)):
-        raise TreeTampered(f"the stored leaves {start}..{size - 1} are not all present")
-    for i, r in enumerate(rows, start + 1):
-        frontier = merkle.frontier_append(frontier, bytes.fromhex(r[1]))
-        if i in roots and merkle.frontier_root(frontier).hex() != roots[i][1]:
-            raise TreeTampered(f"{roots[i][0]} (size {i}) is not the root of the stored "
-                               "leaves: history was rewritten")
+    i = start
+    while i < size:
+        rows = await db.fetch(f"SELECT idx, leaf_hash FROM {LEAVES} WHERE idx >= ? AND idx < ? "
+                              "ORDER BY idx LIMIT ?", i, size, VERIFY_CHUNK)
+        if not rows:
+            raise TreeTampered(f"the stored leaves {i}..{size - 1} are not all present")
+        for r in rows:
+            if int(r[0]) != i:
+                raise TreeTampered(f"the stored leaves {start}..{size - 1} are not all "
+                                   "present")
+            frontier = merkle.frontier_append(frontier, bytes.fromhex(r[1]))
+            i += 1
+            if i in roots and merkle.frontier_root(frontier).hex() != roots[i][1]:
+                raise TreeTampered(f"{roots[i][0]} (size {i}) is not the root of the stored "
+                                   "leaves: history was rewritten")
     if frontier != [(h, bytes.fromhex(x)) for h, x in orjson.loads(frontier_json)]:
         raise TreeTampered("the stored frontier is not the one of the stored leaves")
-    if state is not None:
-        state.size, state.frontier, state.verified = size, frontier, True
+    if state is not None and (not state.verified or size >= state.size):
+        state.size, state.frontier, state.verified = size, list(frontier), True
     return frontier
 
 
@@ -245,11 +327,12 @@ async def _check_extends_committed(db: Executor, threads: list[str]) -> None:
                                    "changed or removed: history was rewritten")
 
 
-async def commit(db: Db, signer: Signer, at: int, state: TreeState | None = None
+async def commit(db: Db, signer: Signer, at: int | None = None, state: TreeState | None = None
                  ) -> Checkpoint:
     """Commit every moved thread head; return the (new or unchanged) latest checkpoint.
 
-    Refuses (:class:`TreeTampered`, :class:`KeyRetired`) to sign a tree that does not extend
+    ``at`` (the checkpoint's time) defaults to now, taken inside the transaction once the
+    tree row and the signer's key row are locked. Refuses (:class:`TreeTampered`, :class:`KeyRetired`) to sign a tree that does not extend
     the checkpoints signed before, or with a retired key; the error is logged.
     """
     try:
@@ -264,18 +347,20 @@ async def commit(db: Db, signer: Signer, at: int, state: TreeState | None = None
     return cp
 
 
-async def _commit(db: Db, signer: Signer, at: int, state: TreeState | None
+async def _commit(db: Db, signer: Signer, at: int | None, state: TreeState | None
                   ) -> tuple[Checkpoint, merkle.Frontier | None]:
     async with db.transaction() as tx:
         lock = " FOR UPDATE" if db.dialect == "postgres" else ""
         size, frontier_json = await tx.fetchrow(  # type: ignore[misc]
             f"SELECT size, frontier FROM {TREE} WHERE id = 1{lock}")
         size = int(size)
-        retired = await tx.fetchrow(f"SELECT retired_at FROM {KEYS} WHERE key_id = ?",
+        # locked: a key registered meanwhile retires this one only after this commit
+        retired = await tx.fetchrow(f"SELECT retired_at FROM {KEYS} WHERE key_id = ?{lock}",
                                     signer.key_id)
         if retired is not None and retired[0] is not None:
             raise KeyRetired(f"the signing key {signer.key_id} was retired; this node must "
                              "be given the current key (docs/disputes.md)")
+        at = now_us() if at is None else at
         frontier = await verify_stored(tx, signer, state, size=size,
                                        frontier_json=frontier_json)
         marked = await tx.fetch(

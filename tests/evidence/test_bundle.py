@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from chat.evidence import bundle, merkle, transcript
 from chat.evidence.chain import Pending, extend
 from chat.evidence.keys import Signer, checkpoint_body, public_pem
-from chat.evidence.tree import leaf_data
+from chat.evidence.tree import RETIRED_GRACE_US, leaf_data
 
 SIGNER = Signer(Ed25519PrivateKey.generate())
 
@@ -138,13 +138,13 @@ def test_manifest_fields_and_transcript_are_checked_against_the_content() -> Non
         return {**fs, "manifest.json": orjson.dumps({**m, "signature": SIGNER.sign(m)})}
 
     assert bundle.verify_bundle(resign(files), SIGNER.public).ok
+    # The transcript is covered by the signed manifest's digest (not re-rendered).
     doctored = files["transcript.html"].replace("本文 2".encode(), "支払い済み".encode())
-    rep = bundle.verify_bundle(resign({**files, "transcript.html": doctored}), SIGNER.public)
+    rep = bundle.verify_bundle({**files, "transcript.html": doctored}, SIGNER.public)
     assert [p.kind for p in rep.problems] == ["manifest"]
     assert "transcript.html" in rep.problems[0].detail
     for fields in ({"entries": 4}, {"head": {"seq": 4, "hash": entries[3].hash}},
-                   {"dispute": "d_other"}, {"checkpoint": {"size": 1, "root": "00"}},
-                   {"exported_by": "someone else"}):
+                   {"dispute": "d_other"}, {"checkpoint": {"size": 1, "root": "00"}}):
         rep = bundle.verify_bundle(resign(files, **fields), SIGNER.public)
         assert rep.kinds() == {"manifest"}, (fields, rep.problems)
 
@@ -160,7 +160,7 @@ def test_key_ids_are_derived_and_retirement_is_enforced() -> None:
         redigest({**files, "keys.json": orjson.dumps({"keys": lying})}), None)
     assert "key" in rep.kinds()
     # A checkpoint signed after its key's retirement (keys.json says so) fails.
-    retired = [{**parts["keys"][0], "retired_at": 0}]
+    retired = [{**parts["keys"][0], "retired_at": 1 - RETIRED_GRACE_US - 1}]
     fs = {**files, "keys.json": orjson.dumps({"keys": retired})}
     import hashlib
 
@@ -171,3 +171,49 @@ def test_key_ids_are_derived_and_retirement_is_enforced() -> None:
     rep = bundle.verify_bundle(fs, SIGNER.public)
     assert "key" in rep.kinds()
     assert any("retired" in p.detail for p in rep.problems)
+
+
+def test_a_checkpoint_signed_within_the_grace_after_retirement_verifies() -> None:
+    """Clock skew between nodes: signed a little after the key's retirement still verifies."""
+    import hashlib
+
+    import orjson
+
+    files, _, parts = two_head_bundle()
+    fs = {**files, "keys.json": orjson.dumps({"keys": [{**parts["keys"][0], "retired_at": 0}]})}
+    m = orjson.loads(fs["manifest.json"])
+    del m["signature"]
+    m["files"] = {n: hashlib.sha256(fs[n]).hexdigest() for n in m["files"]}
+    fs["manifest.json"] = orjson.dumps({**m, "signature": SIGNER.sign(m)})
+    assert bundle.verify_bundle(fs, SIGNER.public).ok
+
+
+def test_transcript_labels_may_change_without_breaking_bundles(monkeypatch: Any) -> None:
+    """The verifier does not re-render transcript.html: a later renderer is no failure."""
+    files, _, _ = two_head_bundle()
+    real = transcript.render
+    monkeypatch.setattr(transcript, "render",
+                        lambda *a, **k: real(*a, **k).replace("Exported by", "Exporter"))
+    rep = bundle.verify_bundle(files, SIGNER.public)
+    assert rep.ok, rep.problems
+
+
+def test_format_1_bundles_verify_with_a_note() -> None:
+    """Bundles exported before 2026-12-07 (format /1: unsigned manifest) still verify."""
+    import hashlib
+
+    import orjson
+
+    files, _, _ = two_head_bundle()
+    m = orjson.loads(files["manifest.json"])
+    del m["signature"], m["key_id"]
+    m["format"] = "tsunagu-evidence-bundle/1"
+    old = {**files, "manifest.json": orjson.dumps(m)}
+    rep = bundle.verify_bundle(old, SIGNER.public)
+    assert rep.ok, rep.problems
+    assert any("format /1" in n and "not signed" in n for n in rep.notes)
+    # /1 rules still bind the content: a changed entry fails.
+    bad = {**old, "entries.jsonl": old["entries.jsonl"].replace(b"2", b"3", 1)}
+    m["files"] = {n: hashlib.sha256(bad[n]).hexdigest() for n in m["files"]}
+    assert not bundle.verify_bundle({**bad, "manifest.json": orjson.dumps(m)},
+                                    SIGNER.public).ok

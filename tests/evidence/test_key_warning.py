@@ -26,7 +26,7 @@ async def _start(settings: Settings, monkeypatch: pytest.MonkeyPatch,
                  signer: Signer | None = None) -> EvidenceService:
     registered: list[str] = []
 
-    async def register_key(db: Any, signer: Signer, at: int) -> bool:
+    async def register_key(db: Any, signer: Signer, at: int | None = None) -> bool:
         registered.append(signer.key_id)
         return True
 
