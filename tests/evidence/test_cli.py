@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from chat.cli import main as tsunagu
 from chat.evidence.cli import purge_main
@@ -88,3 +89,18 @@ async def test_purge_dry_run_lists_and_keeps(
         assert [m.body for m in await again.history("t_old")] == [""]
     finally:
         await again.close()
+
+
+def test_evidence_accept_restore_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``tsunagu evidence accept-restore`` needs --staff and --reason; with no saved
+    checkpoint there is nothing to accept."""
+    from chat import cli
+    from chat.config import Settings
+
+    with pytest.raises(SystemExit):
+        cli.main(["evidence", "accept-restore", "--staff", "ops1"])
+    monkeypatch.setattr(cli, "_settings", lambda args: Settings(data_dir=str(tmp_path)))
+    assert cli.main(["evidence", "accept-restore", "--staff", "ops1", "--reason", " "]) == 2
+    assert cli.main(["evidence", "accept-restore", "--staff", "ops1", "--reason", "t42"]) == 0
+    assert "nothing to accept" in capsys.readouterr().out
