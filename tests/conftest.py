@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from chat.config import Secret, Settings, load_settings
+from chat.store import Store, open_store
 
 PG_ADMIN_DSN = os.environ.get("TSUNAGU_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TSUNAGU_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -118,3 +119,16 @@ def settings_factory(backend: Backend, tmp_path: Path) -> Any:
         return make_settings(backend, tmp_path, **overrides)
 
     return make
+
+
+@pytest.fixture
+async def store(settings_factory: Any) -> AsyncIterator[Store]:
+    """An open, migrated store on the test's back end (a module may extend it: a fixture
+    named ``store`` that takes ``store``)."""
+    s = open_store(settings_factory())
+    await s.open()
+    await s.migrate()
+    try:
+        yield s
+    finally:
+        await s.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,16 +16,11 @@ T0 = 1_700_000_000_000_000
 
 
 @pytest.fixture
-async def store(settings_factory: Any) -> AsyncIterator[Store]:
-    s = open_store(settings_factory())
-    await s.open()
-    await s.migrate()
-    await s.create_thread(id="t1", kind="team", title="t", stage="inquiry", ref={},
-                          participants=[("alice", "member")], at=T0)
-    try:
-        yield s
-    finally:
-        await s.close()
+async def store(store: Store) -> Store:
+    """The shared store (tests/conftest.py) with the thread t1."""
+    await store.create_thread(id="t1", kind="team", title="t", stage="inquiry", ref={},
+                              participants=[("alice", "member")], at=T0)
+    return store
 
 
 def req(thread: str = "t1", cmid: str | None = None) -> NewMessage:

@@ -5,31 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 
 from chat.fanout import Event, role_channel
 from tests.support import Client, Node
-from tests.test_gateway import Env, pair, ping, wait_until
-
-Start = Callable[..., Awaitable[Env]]
-
-
-@pytest.fixture
-async def start(settings_factory: Any) -> AsyncIterator[Start]:
-    envs: list[Env] = []
-
-    async def make(**overrides: Any) -> Env:
-        env = Env(await Node(settings_factory(**overrides)).start())
-        envs.append(env)
-        return env
-
-    yield make
-    for env in envs:
-        await env.close()
-
+from tests.test_gateway import Start, pair, ping, wait_until
+from tests.test_gateway import start as start  # the fixture: nodes on the test's back end
 
 # --- C: an idempotent retry costs no rate budget ------------------------------------------
 

@@ -3,41 +3,14 @@ allowed methods, and ``GET /v1/threads`` pages with a cursor."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from chat.store import Store, open_store
-from tests.support import Node
+from chat.store import Store
 from tests.test_http_api import Start, assert_error, call, svc
+from tests.test_http_api import start as start  # the fixture: nodes on the test's back end
 from tests.test_store_conformance import T0, append, make_thread, msg
-
-
-@pytest.fixture
-async def start(settings_factory: Any) -> AsyncIterator[Start]:
-    nodes: list[Node] = []
-
-    async def make(**overrides: Any) -> Node:
-        node = await Node(settings_factory(**overrides)).start()
-        nodes.append(node)
-        return node
-
-    yield make
-    for node in nodes:
-        await node.stop()
-
-
-@pytest.fixture
-async def store(settings_factory: Any) -> AsyncIterator[Store]:
-    s = open_store(settings_factory())
-    await s.open()
-    await s.migrate()
-    try:
-        yield s
-    finally:
-        await s.close()
-
 
 # --- F: path ids --------------------------------------------------------------------------
 

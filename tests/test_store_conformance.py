@@ -24,17 +24,6 @@ from tests.conftest import Backend, create_pg_database, drop_pg_database, requir
 T0 = 1_700_000_000_000_000  # a fixed time, in microseconds
 
 
-@pytest.fixture
-async def store(settings_factory: Any) -> AsyncIterator[Store]:
-    s = open_store(settings_factory())
-    await s.open()
-    await s.migrate()
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
 async def make_thread(store: Store, tid: str = "t1", *, at: int = T0,
                       members: tuple[tuple[str, str], ...] = (("alice", "client"),
                                                               ("bob", "worker"))) -> Thread:

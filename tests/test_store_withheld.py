@@ -4,30 +4,22 @@ state and the path that reads or locks)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import orjson
 import pytest
 
 from chat.models import Appended, NewMessage
-from chat.store import Store, open_store
+from chat.store import Store
 from chat.store.base import WITHHELD_TABLE, ScreenedMessage, Withheld
 
 T0 = 1_700_000_000_000_000
 
 
 @pytest.fixture
-async def store(settings_factory: Any) -> AsyncIterator[Store]:
-    s = open_store(settings_factory())
-    await s.open()
-    await s.migrate()
-    await s.create_thread(id="t1", kind="contract", title="ロゴ", stage="inquiry", ref={},
-                          participants=[("alice", "client"), ("bob", "worker")], at=T0)
-    try:
-        yield s
-    finally:
-        await s.close()
+async def store(store: Store) -> Store:
+    """The shared store (tests/conftest.py) with the thread t1."""
+    await store.create_thread(id="t1", kind="contract", title="ロゴ", stage="inquiry", ref={},
+                              participants=[("alice", "client"), ("bob", "worker")], at=T0)
+    return store
 
 
 def screened(cmid: str, body: str = "hi") -> ScreenedMessage:

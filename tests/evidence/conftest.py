@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from chat.evidence.service import EvidenceService
 from chat.fanout import LocalFanOut
-from chat.store import Store, open_store
-
-
-@pytest.fixture
-async def store(settings_factory: Any) -> AsyncIterator[Store]:
-    s = open_store(settings_factory())
-    await s.open()
-    await s.migrate()
-    try:
-        yield s
-    finally:
-        await s.close()
+from chat.store import Store
 
 
 @pytest.fixture
