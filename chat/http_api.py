@@ -96,13 +96,8 @@ class Body:
             return None
         if not isinstance(value, str):
             raise BadRequest(f"field '{name}' must be a string")
-        if not value and not allow_empty:
-            raise BadRequest(f"field '{name}' must not be empty")
-        if len(value) > max_chars:
-            raise BadRequest(f"field '{name}' is longer than {max_chars} characters")
-        if "\x00" in value:  # PostgreSQL text cannot hold NUL
-            raise BadRequest(f"field '{name}' must not contain NUL characters")
-        return value
+        return checked_text(value, f"field '{name}'", max_chars=max_chars,
+                            allow_empty=allow_empty)
 
     def req_str(self, name: str, *, max_chars: int = 128) -> str:
         value = self.text(name, max_chars=max_chars)
@@ -134,17 +129,23 @@ def query_int(request: web.Request, name: str, *, default: int | None = None,
     return value
 
 
+def checked_text(value: str, what: str, *, max_chars: int, allow_empty: bool = False) -> str:
+    """``value`` if it is a text the storage takes (non-empty unless allowed, at most
+    ``max_chars`` characters, no NUL), else 400 ``bad_request`` naming ``what``."""
+    if not value and not allow_empty:
+        raise BadRequest(f"{what} must not be empty")
+    if len(value) > max_chars:
+        raise BadRequest(f"{what} is longer than {max_chars} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
+        raise BadRequest(f"{what} must not contain NUL characters")
+    return value
+
+
 def path_id(request: web.Request, name: str = "id") -> str:
     """A path parameter that is an id (thread, message, user): the rules of ids in frames
     and bodies (non-empty, at most 128 characters, no NUL), else 400 ``bad_request``."""
-    value = request.match_info[name]
-    if not value:
-        raise BadRequest(f"path parameter '{name}' must not be empty")
-    if len(value) > MAX_ID_CHARS:
-        raise BadRequest(f"path parameter '{name}' is longer than {MAX_ID_CHARS} characters")
-    if "\x00" in value:  # PostgreSQL text cannot hold NUL
-        raise BadRequest(f"path parameter '{name}' must not contain NUL characters")
-    return value
+    return checked_text(request.match_info[name], f"path parameter '{name}'",
+                        max_chars=MAX_ID_CHARS)
 
 
 # ``GET /v1/threads`` pages with an opaque cursor: the sort key ``(updated_at, id)`` of the

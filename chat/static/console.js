@@ -8,7 +8,7 @@
 // /v1/moderation/restrictions/{user} {note}; `review` frames over the WebSocket refresh the queue.
 // Times are shown in the token's `tz` (an IANA zone), else Asia/Tokyo.
 
-import { h, keyed, reconcile, validTimeZone } from "./dom.js";
+import { errorDetail, errorTextFrom, h, keyed, reconcile, validTimeZone } from "./dom.js";
 import { TsunaguClient, tokenClaims } from "./tsunagu.js";
 
 export const DECISIONS = ["dismiss", "warn", "restrict", "release", "reject", "escalate"];
@@ -384,35 +384,16 @@ export function pickText(value, locale) {
 }
 
 // An HTTP status without a tsunagu error body (a proxy's page, say) as the nearest code.
-const HTTP_STATUS_CODES = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large", 429: "rate_limited" };
-
 /**
  * The moderator's text for an error of the review API or the SDK (`{code, message,
  * retry_after?, status?}`), by its `code`, in the console's language; never the server's
  * English `message` (see `errorDetail`). Unknown codes get a generic text.
  */
 export function errorText(err, locale) {
-  const texts = (TEXTS[locale] || TEXTS.ja).errors;
-  let code = typeof err?.code === "string" ? err.code : "";
-  const http = /^http_(\d{3})$/.exec(code);
-  if (http) {
-    const status = Number(http[1]);
-    code = HTTP_STATUS_CODES[status] || (status >= 500 ? "unavailable" : "generic");
-  }
-  if (code === "rate_limited") {
-    const s = Number(err.retry_after);
-    return texts.rate_limited(Number.isFinite(s) && s > 0 ? Math.ceil(s) : null);
-  }
-  const text = Object.hasOwn(texts, code) ? texts[code] : texts.generic;
-  return typeof text === "function" ? text() : text;
+  return errorTextFrom((TEXTS[locale] || TEXTS.ja).errors, err);
 }
 
-/** The error as support needs it (`code: message`), or "". */
-export function errorDetail(err) {
-  if (!err) return "";
-  const message = err.message || String(err);
-  return err.code ? `${err.code}: ${message}` : message;
-}
+export { errorDetail };
 
 /** The time zone of a moderator's token (`tz` claim) when it is valid, else Asia/Tokyo. */
 export function consoleTimeZone(token) {

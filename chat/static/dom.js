@@ -101,3 +101,37 @@ export function validTimeZone(tz, fallback = "Asia/Tokyo") {
     return fallback;
   }
 }
+
+// HTTP statuses of answers that carry no error code, as the protocol's codes.
+const HTTP_STATUS_CODES = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large", 429: "rate_limited" };
+
+/** The protocol code of an error of the server or the SDK (`http_<status>` mapped to one). */
+export function errorCode(err) {
+  const code = typeof err?.code === "string" ? err.code : "";
+  const http = /^http_(\d{3})$/.exec(code);
+  if (!http) return code;
+  const status = Number(http[1]);
+  return HTTP_STATUS_CODES[status] || (status >= 500 ? "unavailable" : "generic");
+}
+
+/**
+ * The text for `err` from an `errors` table of one language, by its code (lower snake case,
+ * as the protocol's codes; other keys of the table are not codes); `rate_limited` with its
+ * `retry_after`; unknown codes get the table's `generic`. Never the English `message`.
+ */
+export function errorTextFrom(texts, err) {
+  const code = errorCode(err);
+  if (code === "rate_limited") {
+    const s = Number(err.retry_after);
+    return texts.rate_limited(Number.isFinite(s) && s > 0 ? Math.ceil(s) : null);
+  }
+  const text = /^[a-z0-9_]+$/.test(code) && Object.hasOwn(texts, code) ? texts[code] : texts.generic;
+  return typeof text === "function" ? text() : text;
+}
+
+/** The error as support needs it (`code: message`), or "". */
+export function errorDetail(err) {
+  if (!err) return "";
+  const message = err.message || String(err);
+  return err.code ? `${err.code}: ${message}` : message;
+}

@@ -8,7 +8,7 @@
 // The SDK client is `element.client`.
 // The DOM is built with createElement/textContent only (no innerHTML with message text).
 
-import { h, keyed, reconcile, validTimeZone } from "./dom.js";
+import { errorCode, errorDetail, errorTextFrom, h, keyed, reconcile, validTimeZone } from "./dom.js";
 import { TsunaguClient, mergeMessage, tokenClaims } from "./tsunagu.js";
 
 export const TEXTS = {
@@ -193,8 +193,6 @@ export function pickText(value, locale) {
 }
 
 // An HTTP status without a tsunagu error body (a proxy's page, say) as the nearest code.
-const HTTP_STATUS_CODES = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large", 429: "rate_limited" };
-
 /**
  * The user-facing text for an error of the server or the SDK (`{code, message, retry_after?,
  * status?}`), chosen by its `code` in the widget's language; never the English `message`.
@@ -202,31 +200,14 @@ const HTTP_STATUS_CODES = { 400: "bad_request", 401: "unauthorized", 403: "forbi
  */
 export function errorText(err, locale, { body, maxBodyChars } = {}) {
   const texts = (TEXTS[locale] || TEXTS.ja).errors;
-  let code = typeof err?.code === "string" ? err.code : "";
-  const http = /^http_(\d{3})$/.exec(code);
-  if (http) {
-    const status = Number(http[1]);
-    code = HTTP_STATUS_CODES[status] || (status >= 500 ? "unavailable" : "generic");
-  }
-  if (code === "bad_frame" && typeof body === "string" && maxBodyChars > 0 && [...body].length > maxBodyChars) {
+  if (errorCode(err) === "bad_frame" && typeof body === "string" && maxBodyChars > 0
+      && [...body].length > maxBodyChars) {
     return texts.tooLong(maxBodyChars);
   }
-  if (code === "rate_limited") {
-    const s = Number(err.retry_after);
-    return texts.rate_limited(Number.isFinite(s) && s > 0 ? Math.ceil(s) : null);
-  }
-  const text = Object.hasOwn(texts, code) && code !== "tooLong" ? texts[code] : texts.generic;
-  return typeof text === "function" ? text() : text;
+  return errorTextFrom(texts, err);
 }
 
-/** The error as support needs it (code and the server's or SDK's own message), or "". */
-export function errorDetail(err) {
-  if (!err) return "";
-  const message = err.message || String(err);
-  return err.code ? `${err.code}: ${message}` : message;
-}
-
-export { validTimeZone };
+export { errorDetail, validTimeZone };
 
 /** The product's default time zone, used when a token's `tz` is missing or not a zone. */
 export const DEFAULT_TZ = "Asia/Tokyo";
