@@ -51,6 +51,20 @@ def queue_items(thread: str) -> list[dict[str, Any]]:
     ]
 
 
+async def open_console(browser: Any, node: Node, token: str, locale: str = "ja", *,
+                       api: Any = None, height: int = 900) -> Any:
+    """The console in a new page (its script errors in ``page.errors``); ``api``: a route
+    handler standing in for the review API."""
+    page = await browser.new_page(viewport={"width": 1200, "height": height}, locale="ja-JP")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    if api is not None:
+        await page.route("**/v1/moderation/**", api)
+    await page.goto(f"{node.url}/static/console.html#locale={locale}&token={token}")
+    return page
+
+
 async def test_console_queue_findings_decision_and_precision(
     browser: Any, node: Node, screenshots: Path
 ) -> None:
@@ -93,12 +107,9 @@ async def test_console_queue_findings_decision_and_precision(
             body = {"error": {"code": "not_found", "message": path}}
         await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
-    page = await browser.new_page(viewport={"width": 1200, "height": 860}, locale="ja-JP")
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.route("**/v1/moderation/**", api)
     token = node.token("yamamoto", "moderator", name="山本")
-    await page.goto(f"{node.url}/static/console.html#locale=ja&token={token}")
+    page = await open_console(browser, node, token, api=api, height=860)
+    errors = page.errors
     await expect(page.locator("#conn")).to_have_text("接続中")  # the WebSocket is real
     queue = page.locator("#queue li")
     await expect(queue).to_have_count(2)
@@ -212,12 +223,9 @@ async def test_console_asks_for_a_decision_ignores_stale_queues_and_says_errors_
             body = {"error": {"code": "not_found", "message": path}}
         await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
-    page = await browser.new_page(viewport={"width": 1200, "height": 860}, locale="ja-JP")
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.route("**/v1/moderation/**", api)
     token = node.token("yamamoto", "moderator", tz="America/New_York")
-    await page.goto(f"{node.url}/static/console.html#locale=ja&token={token}")
+    page = await open_console(browser, node, token, api=api)
+    errors = page.errors
     queue = page.locator("#queue li")
     await expect(queue).to_have_count(2)
 
@@ -270,12 +278,9 @@ async def test_console_time_zone_falls_back_to_tokyo(browser: Any, node: Node) -
         body = {"items": items} if "/queue" in route.request.url else {"messages": []}
         await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
-    page = await browser.new_page(locale="ja-JP")
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.route("**/v1/moderation/**", api)
     token = node.token("yamamoto", "moderator", tz="UTC+9")
-    await page.goto(f"{node.url}/static/console.html#locale=ja&token={token}")
+    page = await open_console(browser, node, token, api=api)
+    errors = page.errors
     queue = page.locator("#queue li")
     await expect(queue).to_have_count(2)
     want = await page.evaluate(
@@ -317,12 +322,9 @@ async def test_console_pages_the_thread_log_back_to_the_flagged_message(
             body = {"thread": {"id": tid}, "messages": older[-limit:]}
         await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
-    page = await browser.new_page(viewport={"width": 1200, "height": 860}, locale="ja-JP")
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.route("**/v1/moderation/**", api)
     token = node.token("yamamoto", "moderator")
-    await page.goto(f"{node.url}/static/console.html#locale=ja&token={token}")
+    page = await open_console(browser, node, token, api=api)
+    errors = page.errors
     await page.locator("#queue li").first.click()
     await expect(page.locator(".log .m.focus")).to_contain_text("メッセージ 5")
     assert asked == ["limit=200", "before_seq=251&limit=200", "before_seq=51&limit=200"]
@@ -372,12 +374,9 @@ async def test_console_shows_earlier_pieces_of_a_split_finding_with_their_own_sp
         body = {"items": [item]} if "/queue" in route.request.url else {"messages": []}
         await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
-    page = await browser.new_page(viewport={"width": 1200, "height": 860}, locale="ja-JP")
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.route("**/v1/moderation/**", api)
     token = node.token("yamamoto", "moderator")
-    await page.goto(f"{node.url}/static/console.html#locale=ja&token={token}")
+    page = await open_console(browser, node, token, api=api)
+    errors = page.errors
     await page.locator("#queue li").first.click()
     await expect(page.locator("#item-text mark")).to_have_text(["-5678"])
     pieces = page.locator("#earlier-messages .earlier-piece")
@@ -418,13 +417,6 @@ async def held_item(node: Node) -> tuple[str, str, str, dict[str, Any]]:
     return tid, text, mod, item
 
 
-async def open_console(browser: Any, node: Node, token: str, locale: str = "ja") -> Any:
-    page = await browser.new_page(viewport={"width": 1200, "height": 900}, locale="ja-JP")
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors
-    await page.goto(f"{node.url}/static/console.html#locale={locale}&token={token}")
-    return page
 
 
 async def withheld_status(node: Node, tid: str) -> str:
