@@ -8,7 +8,9 @@ Theory of operation:
   short lease owned by this claim, renewed while the batch is worked on and released on a
   graceful stop; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), checks each copy again
   (:meth:`_recheck`: read in-app, overtaken by the contract's state, chat thread read; the
-  target still registered to the user; a malformed row alone is dead-lettered), merges chat
+  target still registered to the user; a malformed row alone is dead-lettered; a deadline
+  reminder sent late - held for quiet hours, retried - is worded with the time left now,
+  or skipped as stale when the next reminder is due too), merges chat
   alerts of one user, thread and target due together into one digest (its count kept on
   the row), sends the rest concurrently outside any transaction, then records each outcome
   (only for rows it still leases): ``sent``; ``skipped`` with the reason; ``retry`` with
@@ -36,7 +38,8 @@ from chat.store.db import Db
 
 from . import repo
 from .channels import Outgoing, Result, Sender
-from .rules import retry_delay_s, still_applies
+from .prefs import UserProfile
+from .rules import ContractState, fire_payload, retry_delay_s, still_applies
 from .scheduler import Clock
 from .schema import DELIVERIES, DEVICES, INBOX, JOBS, WEBPUSH
 from .texts import notice_text
@@ -238,7 +241,7 @@ class DeliveryWorker:
             users = sorted({r.user for r in rows})
             profiles = await repo.profiles(self.db, users, tz=self.cfg.default_tz,
                                            quiet=("00:00", "00:00"))
-            await self._recheck(rows, now)
+            await self._recheck(rows, now, profiles)
             self._coalesce(rows, profiles)
             results = await asyncio.gather(*(one(r, profiles[r.user].locale) for r in rows))
         except asyncio.CancelledError:  # stopping: record what was sent, release the rest
@@ -304,10 +307,14 @@ class DeliveryWorker:
         except Exception:  # the leases run out on their own
             log.warning("could not release the leases of an interrupted batch", exc_info=True)
 
-    async def _recheck(self, rows: list[_Row], now: int) -> None:
+    async def _recheck(self, rows: list[_Row], now: int,
+                       profiles: Mapping[str, UserProfile]) -> None:
         """Does each notice still apply now? A copy held for quiet hours or retried can be
-        overtaken: the deposit paid, the contract cancelled, the deadline changed or passed,
-        the chat thread read in-app. Such a copy is skipped, with the reason."""
+        overtaken: the deposit paid, the contract cancelled, the deadline changed or passed
+        (or, for a deadline reminder sent late, the next shorter reminder is due too), the
+        chat thread read in-app. Such a copy is skipped, with the reason. A deadline reminder
+        that is still sent but late (held for quiet hours, retried) is worded again with
+        the time really left now (:func:`rules.fire_payload`), not its lead time."""
         threads = sorted({r.thread for r in rows if r.kind != "chat"})
         contracts = await repo.load_contracts(self.db, threads)
         seqs = await repo.read_seqs(self.db, sorted({(r.thread, r.user) for r in rows
@@ -316,14 +323,15 @@ class DeliveryWorker:
             if r.fail is not None:
                 continue
             try:
-                self._recheck_one(r, contracts, seqs, now)
+                self._recheck_one(r, contracts, seqs, now, profiles.get(r.user))
             except Exception as exc:  # one malformed row fails alone
                 log.warning("delivery %s cannot be checked", r.id, exc_info=True)
                 r.fail = f"failed: cannot be checked ({_why(exc)})"
 
     @staticmethod
-    def _recheck_one(r: _Row, contracts: Mapping[str, Any],
-                     seqs: Mapping[tuple[str, str], int], now: int) -> None:
+    def _recheck_one(r: _Row, contracts: Mapping[str, ContractState],
+                     seqs: Mapping[tuple[str, str], int], now: int,
+                     prof: UserProfile | None) -> None:
         if r.read_at is not None:
             r.skip = "skipped: already read in-app"
         elif r.job_state == "cancelled":
@@ -332,9 +340,16 @@ class DeliveryWorker:
             if seqs.get((r.thread, r.user), 0) >= int(r.payload.get("last_seq", 0)):
                 r.skip = "skipped: read in-app"
         else:
-            why = still_applies(r.kind, r.payload, contracts.get(r.thread), now)
+            state = contracts.get(r.thread)
+            why = still_applies(r.kind, r.payload, state, now)
             if why is not None:
                 r.skip = f"skipped: no longer applies ({why})"
+            elif r.kind == "deadline_reminder" and state is not None and prof is not None:
+                # Held (quiet hours) or retried: "72 h left" is no longer true at 08:00.
+                payload = fire_payload(r.kind, r.payload, state, now)
+                if payload is not r.payload:
+                    r.title, r.body = notice_text(r.kind, {**state.params(), **payload},
+                                                  locale=prof.locale, tz=prof.tz)
 
     def _coalesce(self, rows: list[_Row], profiles: Mapping[str, Any]) -> None:
         """Chat alerts for one user, thread and target due together become one digest: the

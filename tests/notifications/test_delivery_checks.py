@@ -4,6 +4,7 @@ to the user, the lease is still this node's; held chat alerts coalesce into one 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from notifications.channels import SENT, Outgoing, Result
@@ -211,3 +212,91 @@ async def test_an_outcome_is_recorded_only_by_the_node_that_holds_the_lease(
         "SELECT state FROM notify_delivery_log")}
     assert log_states == {"queued", "sent"}
     assert a.lost_leases == 6
+
+
+async def _mails_to(peers: dict[str, Any], rcpt: str) -> list[tuple[str, str]]:
+    """(subject, text body) of the mails ``rcpt`` got so far (the SMTP server is async)."""
+    from email import message_from_bytes
+    from email.header import decode_header, make_header
+
+    for _ in range(50):
+        if any(rcpt in m.rcpt_tos for m in peers["mails"]):
+            break
+        await asyncio.sleep(0.05)
+    out = []
+    for m in peers["mails"]:
+        if rcpt in m.rcpt_tos:
+            msg = message_from_bytes(m.content)
+            part = msg.get_body(("plain",)) if msg.is_multipart() else msg
+            assert part is not None
+            out.append((str(make_header(decode_header(msg["Subject"]))),
+                        part.get_payload(decode=True).decode("utf-8")))
+    return out
+
+
+async def test_a_held_deadline_reminder_says_the_time_left_when_it_is_sent(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """The 72 h reminder fires at 23:30 in Tokyo (quiet hours): its push and e-mail copies
+    are held until 08:00, when 63.5 hours are left. They say "63", not "72", in the user's
+    language, with the deadline in the user's zone; the in-app copy (stored at 23:30, when
+    72 h were left) keeps its words."""
+    await quiet_bob(pnode, peers)
+    status, _ = await pnode.http("PUT", "/v1/notifications/preferences", pnode.token("carol"), {
+        "locale": "en", "email": "carol@example.com",
+        "quiet_hours": {"start": "22:00", "end": "08:00"}})
+    assert status == 200
+    pnode.clock.set(NIGHT)
+    await contract(pnode, deadline_h=72.5)  # deadline 2026-06-04 23:30 JST
+    await contract(pnode, deadline_h=72.5, worker="carol")
+    await pnode.tick()
+    await pnode.at(NIGHT + H // 2)  # the 72 h reminders fire
+    assert await pnode.n.delivery.run_until_idle() == 0  # all held until 08:00
+    status, body = await pnode.http("GET", "/v1/notifications", pnode.token("bob"))
+    [stored] = [n for n in body["notifications"] if n["kind"] == "deadline_reminder"]
+    assert stored["title"] == "納期まであと72時間: ロゴ制作" and stored["data"]["hours"] == 72
+
+    pnode.clock.set(MORNING)
+    await deliver(pnode)
+    [fcm] = [m for m in peers["fcm"].sent if m["data"]["kind"] == "deadline_reminder"]
+    assert fcm["notification"]["title"] == "納期まであと63時間: ロゴ制作", fcm
+    assert "6月4日 23:30" in fcm["notification"]["body"]
+    [push] = [p["payload"] for p in peers["push"].received
+              if p["payload"]["kind"] == "deadline_reminder"]
+    assert push["title"] == "納期まであと63時間: ロゴ制作"
+    [apns] = [a for a in peers["apns"].received if a["payload"]["kind"] == "deadline_reminder"]
+    assert apns["payload"]["aps"]["alert"]["title"] == "納期まであと63時間: ロゴ制作"
+    mails = [m for m in await _mails_to(peers, "bob@example.com") if "納期" in m[0]]
+    assert [s for s, _ in mails] == ["納期まであと63時間: ロゴ制作"]
+    [(subject, text)] = [m for m in await _mails_to(peers, "carol@example.com")
+                         if "deadline" in m[0]]
+    assert subject == "63 h to the deadline: ロゴ制作"
+    assert "2026-06-04 23:30 (Asia/Tokyo)" in text
+    assert "72" not in subject + text
+
+
+async def test_a_held_deadline_reminder_that_the_next_one_overtook_is_dropped(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """Quiet hours of 23.5 h (22:00-21:30): the 24 h reminder fires at 22:00 and is held
+    until 21:30 next day, 30 min before the deadline, when the 1 h reminder (urgent, not
+    held) has been sent: the held copy is stale and skipped, not sent as "24 h" or as a
+    second reminder."""
+    await register_all(pnode, peers, "bob", "bob-browser")
+    status, _ = await pnode.http("PUT", "/v1/notifications/preferences", pnode.token("bob"),
+                                 {"quiet_hours": {"start": "22:00", "end": "21:30"}})
+    assert status == 200
+    await contract(pnode, deadline_h=37)  # T0 = 09:00 JST; deadline 22:00 JST next day
+    await pnode.tick()
+    await pnode.at(T0 + 13 * H)  # 22:00 JST: the 24 h reminder fires, its copies held
+    await pnode.n.delivery.run_until_idle()  # (the contract notices, held since 09:00)
+    assert [m for m in peers["fcm"].sent if m["data"]["kind"] == "deadline_reminder"] == []
+    await pnode.at(T0 + 36 * H)  # 21:00 JST next day: the 1 h reminder, urgent, sent
+    await pnode.n.delivery.run_until_idle()
+    pnode.clock.set(T0 + 36 * H + 30 * 60 * S)  # 21:30: quiet hours end
+    await deliver(pnode)
+    titles = [m["notification"]["title"] for m in peers["fcm"].sent
+              if m["data"]["kind"] == "deadline_reminder"]
+    assert titles == ["納期まであと1時間: ロゴ制作"]
+    states = await log_of(pnode, "deadline_reminder")
+    skipped = [d for s, d in states if s == "skipped"]
+    assert len(skipped) == 4 and all("stale" in d and "1 h one is due" in d
+                                     for d in skipped), states
