@@ -212,7 +212,8 @@ class EvidenceService:
         st = self.tree_state
         mine = tree.TreeState(None, st.witness, st.size, list(st.frontier), st.verified,
                               st.base)
-        # entries, tree and leaves in one snapshot: a concurrent commit is no false alarm
+        # entries, tree and leaves in one snapshot (a concurrent commit is no false alarm),
+        # which holds no writer: chat writes go on while a large log is read
         async with tree.read_snapshot(self.db) as snap:
             entries = await self.entries(d.thread, db=snap)
             problems = verify_chain(entries, thread=d.thread)
@@ -270,14 +271,17 @@ class EvidenceService:
     async def bundle_files(self, thread_id: str, *, dispute: str | None, exported_by: str
                            ) -> dict[str, bytes]:
         cp = await self.checkpoint()
-        proofs = await tree.thread_proofs(self.db, thread_id, cp)
-        through = max((p["seq"] for p in proofs), default=0)
-        entries = await self.entries(thread_id, through)
+        # the reads in one snapshot, which holds no writer: chat goes on during an export
+        async with tree.read_snapshot(self.db) as snap:
+            proofs = await tree.thread_proofs(snap, thread_id, cp)
+            through = max((p["seq"] for p in proofs), default=0)
+            entries = await self.entries(thread_id, through, db=snap)
+            consistency = await tree.consistency(snap, thread_id, cp)
+            keys = await tree.public_keys(snap)
         at = now_us()
         html = transcript.render(thread_id, entries, checkpoint=cp.body, exported_at=at,
                                  exported_by=exported_by)
         return bundle.build(thread=thread_id, dispute=dispute, entries=entries,
-                            checkpoint=cp.to_json(), proofs=proofs,
-                            consistency=await tree.consistency(self.db, thread_id, cp),
-                            keys=await tree.public_keys(self.db), transcript=html,
+                            checkpoint=cp.to_json(), proofs=proofs, consistency=consistency,
+                            keys=keys, transcript=html,
                             exported_by=exported_by, exported_at=at, signer=self.signer)

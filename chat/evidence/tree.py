@@ -30,7 +30,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from chat.errors import ChatError
 from chat.models import now_us
-from chat.store.db import Db, Executor, _PgExec, pg_errors
+from chat.store.db import Db, Executor, Row, SqliteDb, _PgExec, pg_errors
 
 from . import merkle
 from .canonical import canonical
@@ -215,17 +217,69 @@ async def _key(db: Executor, kid: Any, signer: Signer | None, at: Any
 
 @contextlib.asynccontextmanager
 async def read_snapshot(db: Db) -> AsyncIterator[Executor]:
-    """One consistent view of the database for several reads: a read-only REPEATABLE READ
-    transaction on PostgreSQL; on SQLite, the single writer's transaction (no commit can
-    interleave)."""
+    """One consistent view of the database for several reads, which never holds a writer:
+    a read-only REPEATABLE READ transaction on PostgreSQL; on SQLite, one read transaction
+    (WAL: a snapshot, writes go on meanwhile) on a connection of its own for the duration -
+    not the store's shared reader connection, whose other readers (chat history, resume)
+    would otherwise read inside the staff snapshot and miss newer messages. An in-memory
+    SQLite database has no second connection: there, the writer's transaction."""
     if db.dialect == "postgres":
         with pg_errors():
             async with db._pool().acquire() as conn, conn.transaction(  # type: ignore[attr-defined]
                     isolation="repeatable_read", readonly=True):
                 yield _PgExec(conn)
-    else:
+        return
+    path = await _sqlite_file(db) if isinstance(db, SqliteDb) else ""
+    if not path:
         async with db.transaction() as tx:
             yield tx
+        return
+    assert isinstance(db, SqliteDb)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-snap")
+    try:
+        conn = await db.call(pool, lambda: _snapshot_conn(path))
+        try:
+            await db.call(pool, lambda: conn.execute("BEGIN"))
+            try:
+                yield _SqliteSnapshot(db, pool, conn)
+            finally:
+                await db.call(pool, lambda: conn.execute("COMMIT"))
+        finally:
+            await db.call(pool, conn.close)
+    finally:
+        pool.shutdown(wait=False)
+
+
+async def _sqlite_file(db: SqliteDb) -> str:
+    """The main database's file ('' for an in-memory or temporary database)."""
+    rows = await db.run_read(lambda c: c.execute("PRAGMA database_list").fetchall())
+    return next((str(r[2] or "") for r in rows if r[1] == "main"), "")
+
+
+def _snapshot_conn(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+class _SqliteSnapshot(Executor):
+    """Reads inside the snapshot's read transaction; writing through it is an error."""
+
+    def __init__(self, db: SqliteDb, pool: ThreadPoolExecutor, conn: sqlite3.Connection
+                 ) -> None:
+        self.db = db
+        self.pool = pool
+        self.conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self.db.call(self.pool, lambda: self.conn.execute(sql, args).fetchall())
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        raise TypeError("a read snapshot does not write")
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise TypeError("a read snapshot does not write")
 
 
 async def verify_stored(db: Executor, signer: Signer | None, state: TreeState | None = None,
