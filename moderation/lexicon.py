@@ -105,6 +105,31 @@ APP_ID_NEXT: Final = (
     r"(?P<id>" + _ID + r")(?![a-z0-9._\-@])"
 )
 
+# An ID given (or promised) after the app name in a later sentence of the same message,
+# where the app name's own sentence has no cue: "LINEならできます。IDは tanaka_1988 です",
+# "LINE works. My ID is tanaka88", "Discordならいけます。IDは後ほどお伝えします", "I'll send
+# my ID". The ID word must start its phrase: not "チケットIDは PRJ_123", "the order id is
+# abc_123". A handle has a letter and a digit or "_" (not "ID: 12345", not "ID is here").
+_FOLLOW_HANDLE: Final = (
+    r"@?(?=[a-z0-9._\-]*[a-z])(?=[a-z0-9._\-]*[0-9_])[a-z0-9][a-z0-9._\-]{2,}(?:#[0-9]{4})?"
+)
+_ID_WORD: Final = (
+    r"(?:(?<![a-z0-9])(?:my|our)\s+|(?:私|僕|わたし|自分|こちら)の"
+    r"|(?<![a-z0-9ァ-ヺー一-龯々])(?<![a-z]\s))"
+    r"(?:id|ｉｄ|handle|user ?name|ユーザー名|アカウント名?)"
+)
+APP_ID_FOLLOWS: Final = (
+    _ID_WORD
+    + r"(?:\s*(?:は|:|：|→|=|is)\s*[「『\"'(（]?\s*(?P<id>" + _FOLLOW_HANDLE + r")"
+    r"(?![a-z0-9._\-@])"
+    r"|\s*(?:は|を)?\s*(?:後で|あとで|後ほど|のちほど|すぐ|今から|これから)?\s*"
+    r"(?:お?送り(?:ます|しま)|送ります|送るね|送信しま|お伝えしま|伝えま|お知らせしま|"
+    r"教えま|教えるね|貼りま|貼っておきま|載せま|dmしま|dmで送))"
+    r"|(?<![a-z0-9])(?:i'?ll|i will|let me|i can|i'?m going to|gonna)\s+"
+    r"(?:send|give|share|drop|dm|text|message)\s+(?:(?:it|you|them)\s+)?(?:to you\s+)?"
+    r"(?:my|the)\s+(?:id|handle|user ?name)(?![a-z])"
+)
+
 # Words around an app name that show the sender wants to connect there.
 APP_INTENT: Final = (
     word(

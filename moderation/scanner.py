@@ -35,6 +35,10 @@ _MARK: Final = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20f
 _MARK_RUN: Final = re.compile(_MARK.pattern + "*")
 _QUOTED: Final = Prefiltered(re.compile(lx.QUOTED))
 _ID_NEXT: Final = re.compile(lx.APP_ID_NEXT)
+_ID_FOLLOWS: Final = re.compile(lx.APP_ID_FOLLOWS)
+FOLLOW_REACH: Final = 60  # an ID in a later sentence: at most this far after the app name
+# Any app name (keyword view), LINE in any case: another app between a name and an ID.
+_ANY_APP: Final = lx.compile_lower(r"(?<![a-z0-9])(?:" + lx.APPS + r"|l[il]ne(?![a-z0-9\-]))")
 # A handle right after the app name (spaces or a newline between): a letter and a digit/_.
 _HANDLE_NEXT: Final = re.compile(
     r"\s+@?(?P<id>(?=[a-z0-9._\-]*[a-z])(?=[a-z0-9._\-]*[0-9_])[a-z0-9][a-z0-9._\-]{2,})"
@@ -325,6 +329,15 @@ def _word_start(text: str, a: int) -> bool:
     return not (first.isascii() and first.isalnum() and before.isascii() and before.isalnum())
 
 
+def _id_limit(text: str, b: int, window: int) -> int:
+    """Where an ID shared with the app name ending at ``b`` may end: within ``window``
+    characters, in the app name's line or the next one (the sender's next message)."""
+    line_end = text.find("\n", b)
+    if line_end >= 0:
+        line_end = text.find("\n", line_end + 1)
+    return min(b + window, len(text) if line_end < 0 else line_end)
+
+
 def _cue_hits(
     st: ScanText, index: int, found: list[re.Match[str]], checks: _Checks, hits: list[Hit]
 ) -> None:
@@ -341,19 +354,25 @@ def _cue_hits(
             continue
         lo, hi = bounds(a, b)
         id_before: re.Match[str] | None = None
+        id_follows: re.Match[str] | None = None
         if cue is not None:
             c_lo, c_hi = (0, len(text)) if rule.cross_sentence else (lo, hi)
             c_lo, c_hi = max(c_lo, a - rule.window), min(c_hi, b + rule.window)
             if not cue.exists(text, c_lo, c_hi, plain_lower=plain):
                 # A handle given with the app name is intent enough: "LINE kota_77" (also
-                # split over two messages), "kota_77 is my LINE".
+                # split over two messages), "kota_77 is my LINE"; so is an ID given or
+                # promised in a later sentence: "LINEならできます。IDは tanaka_1988 です",
+                # "LINE works. I'll send my ID".
                 if rule.id_pattern is None:
                     continue
                 id_before = _ID_BEFORE.search(text, max(0, a - rule.window), a)
                 if id_before is None and not _HANDLE_NEXT.match(
                     text, b, min(len(text), b + rule.window)
                 ):
-                    continue
+                    id_follows = _ID_FOLLOWS.search(text, hi, _id_limit(text, b, FOLLOW_REACH))
+                    # the ID is the nearest app's ("no Skype, but LINE works. My ID is ...")
+                    if id_follows is None or _ANY_APP.search(text, b, id_follows.start()):
+                        continue
         if block is not None and block.exists(text, lo, hi, plain_lower=plain):
             continue
         if rule.wide_block is not None and checks.wide_blocked(rule.wide_block, text, plain):
@@ -368,13 +387,14 @@ def _cue_hits(
             # right after the name, or behind a marker (":", "ID は", "is") further on in
             # the line, within the rule's window.
             # (The line after the app name's line too: the sender's next message.)
-            line_end = text.find("\n", b)
-            if line_end >= 0:
-                line_end = text.find("\n", line_end + 1)
-            limit = min(b + rule.window, len(text) if line_end < 0 else line_end)
-            id_found = id_before or _ID_NEXT.match(text, b, limit) or rule.id_pattern.search(
-                text, b, limit
-            )
+            limit = _id_limit(text, b, rule.window)
+            id_found: re.Match[str] | None
+            if id_follows is not None:  # the ID given later (None when only promised)
+                id_found = id_follows if id_follows.group("id") else None
+            else:
+                id_found = id_before or _ID_NEXT.match(text, b, limit) or rule.id_pattern.search(
+                    text, b, limit
+                )
             if id_found is not None:
                 group = "id" if id_found.group("id") else "handle"
                 hits.append(
