@@ -15,22 +15,36 @@
     POST   /v1/notifications/devices            register an FCM or APNs token
     DELETE /v1/notifications/devices            remove one ({"platform", "token"})
     GET|POST /v1/notifications/unsubscribe      e-mail one-click unsubscribe (signed link)
+    GET    /v1/notifications/dead-letters       dead-lettered deliveries (service, admin)
+    POST   /v1/notifications/dead-letters/{id}/requeue   send one again (idempotent)
 """
 
 from __future__ import annotations
 
 import hmac
 import html
+import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from chat.auth import Identity
 from chat.config import Settings
-from chat.errors import BadRequest, Forbidden, NotFound, TooLarge
-from chat.http_api import Body, Identify, json_response, path_id, query_int
-from chat.models import now_us
+from chat.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from chat.frames import MAX_ID_CHARS
+from chat.http_api import (
+    Body,
+    Identify,
+    checked_text,
+    json_response,
+    parse_thread_cursor,
+    path_id,
+    query_int,
+    thread_cursor,
+)
+from chat.models import now_us, rfc3339
 from chat.store.db import Db
 
 from . import repo
@@ -39,22 +53,32 @@ from .events import parse_event, verify_signature
 from .intake import Intake
 from .prefs import CHANNELS, check_tz, enabled, parse_hhmm
 from .rules import CATEGORIES
-from .schema import DELIVERY_LOG, DEVICES, INBOX, WEBPUSH
+from .schema import DELIVERIES, DELIVERY_LOG, DEVICES, INBOX, WEBPUSH
+
+log = logging.getLogger("tsunagu.notify.http")
 
 MAX_EVENT_BYTES = 65536
 ACTIONS = {"read": ("read_at", True), "unread": ("read_at", False),
            "archive": ("archived_at", True), "unarchive": ("archived_at", False)}
+DELIVERY_CHANNELS = ("webpush", "fcm", "apns", "email")
+# A dead letter as the operators' routes show it.
+_DEAD_COLS = ("d.id, d.notice_id, d.user_id, d.channel, d.target, d.state, d.attempts, "
+              "d.last_error, d.next_at, d.created_at, d.updated_at, n.kind, n.category, "
+              "n.thread_id, n.title")
+_DEAD_FROM = f"{DELIVERIES} d LEFT JOIN {INBOX} n ON n.id = d.notice_id"
 
 
 class NotificationsApi:
     def __init__(self, settings: Settings, db: Db, identify: Identify, intake: Intake,
-                 *, vapid_public_key: str | None, clock: Any, on_event: Any = None) -> None:
+                 *, vapid_public_key: str | None, clock: Any, on_event: Any = None,
+                 on_requeue: Any = None) -> None:
         self.s = settings
         self.db = db
         self.identify = identify  # the node's bearer-token check and HTTP rate limit
         self.intake = intake
         self.vapid_public_key = vapid_public_key
         self.on_event = on_event
+        self.on_requeue = on_requeue  # wakes the delivery worker
         self.clock = clock  # notify.scheduler.Clock: events are stamped with its time
 
     def routes(self) -> list[web.RouteDef]:
@@ -73,6 +97,8 @@ class NotificationsApi:
             web.delete("/v1/notifications/devices", self.del_device),
             web.get("/v1/notifications/unsubscribe", self.unsubscribe),
             web.post("/v1/notifications/unsubscribe", self.unsubscribe),
+            web.get("/v1/notifications/dead-letters", self.dead_letters),
+            web.post("/v1/notifications/dead-letters/{id}/requeue", self.requeue),
             web.get("/v1/notifications/{id}/deliveries", self.deliveries),
             web.post("/v1/notifications/{id}/{action}", self.act),
         ]
@@ -180,10 +206,84 @@ class NotificationsApi:
         rows = await self.db.fetch(
             f"SELECT delivery_id, channel, state, detail, at FROM {DELIVERY_LOG} "
             "WHERE notice_id = ? ORDER BY at, id", nid)
-        from chat.models import rfc3339
-
         return json_response({"log": [{"delivery": r[0], "channel": r[1], "state": r[2],
                                        "detail": r[3], "at": rfc3339(r[4])} for r in rows]})
+
+    # --- dead letters (operators)
+    def operator(self, request: web.Request) -> Identity:
+        who = self.identify(request)
+        if not who.has("service", "admin"):
+            raise Forbidden("this call needs the service or admin role")
+        return who
+
+    async def dead_letters(self, request: web.Request) -> web.Response:
+        """Dead-lettered deliveries (the last attempt failed, a permanent refusal, a
+        malformed row), most recent first; ``user`` and ``channel`` filter, ``limit`` and
+        ``before`` (the ``next`` of the previous page) page."""
+        self.operator(request)
+        limit = query_int(request, "limit", default=50, lo=1, hi=200)
+        assert limit is not None
+        where: list[str] = ["d.state = 'dead'"]
+        args: list[Any] = []
+        user = request.query.get("user")
+        if user is not None:
+            where.append("d.user_id = ?")
+            args.append(checked_text(user, "query parameter 'user'", max_chars=MAX_ID_CHARS))
+        channel = request.query.get("channel")
+        if channel is not None:
+            if channel not in DELIVERY_CHANNELS:
+                raise BadRequest("query parameter 'channel' must be one of "
+                                 f"{', '.join(DELIVERY_CHANNELS)}")
+            where.append("d.channel = ?")
+            args.append(channel)
+        raw = request.query.get("before")
+        if raw is not None:
+            at, did = parse_thread_cursor(raw)
+            where.append("(d.next_at < ? OR (d.next_at = ? AND d.id < ?))")
+            args.extend((at, at, did))
+        # A dead row's next_at is when it died: served by the (state, next_at) index.
+        rows = await self.db.fetch(
+            f"SELECT {_DEAD_COLS} FROM {_DEAD_FROM} WHERE {' AND '.join(where)} "
+            "ORDER BY d.next_at DESC, d.id DESC LIMIT ?", *args, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = thread_cursor(int(rows[-1][8]), rows[-1][0]) if more else None
+        return json_response({"dead_letters": [_dead_json(r) for r in rows], "next": nxt})
+
+    async def requeue(self, request: web.Request) -> web.Response:
+        """Send a dead-lettered delivery again: ``queued``, due now, with a fresh budget of
+        attempts; it is checked again before sending like any held copy. Idempotent: a
+        delivery re-queued already (and not dead again) is left as it is (``requeued``
+        false); one that was never dead-lettered is 409."""
+        who = self.operator(request)
+        did = path_id(request)
+        now = self.clock.now_us()
+        lock = " FOR UPDATE OF d" if self.db.dialect == "postgres" else ""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(f"SELECT {_DEAD_COLS} FROM {_DEAD_FROM} WHERE d.id = ?"
+                                    f"{lock}", did)
+            if row is None:
+                raise NotFound("no such delivery")
+            requeued = row[5] == "dead"
+            if requeued:
+                await tx.execute(
+                    f"UPDATE {DELIVERIES} SET state = 'queued', attempts = 0, next_at = ?, "
+                    "lease_until = NULL, lease_owner = NULL, updated_at = ? "
+                    "WHERE id = ? AND state = 'dead'", now, now, did)
+                await repo.log_delivery(tx, [(did, row[1], row[3], "requeued",
+                                              "re-queued by an operator", now)])
+            elif not await tx.fetchval(
+                    f"SELECT count(*) FROM {DELIVERY_LOG} WHERE notice_id = ? AND "
+                    "delivery_id = ? AND state = 'requeued'", row[1], did):
+                raise Conflict(f"delivery {did} is not dead-lettered (it is {row[5]})")
+            row = await tx.fetchrow(f"SELECT {_DEAD_COLS} FROM {_DEAD_FROM} WHERE d.id = ?",
+                                    did)
+            assert row is not None
+        if requeued:
+            log.info("delivery %s re-queued by %s", did, who.user_id)
+            if self.on_requeue is not None:
+                self.on_requeue()
+        return json_response({"delivery": _dead_json(row), "requeued": requeued})
 
     # --- preferences
     async def _prefs_doc(self, user: str) -> dict[str, Any]:
@@ -311,6 +411,29 @@ class NotificationsApi:
         if confirmed:
             return _html(_unsubscribe_page(cat, done=True))
         return json_response({"ok": True, "user": user, "category": cat, "email": False})
+
+
+def _target_hint(channel: str, target: str) -> str:
+    """Enough of a delivery's target to tell targets apart, not the target itself (a push
+    endpoint or device token lets anyone who holds it push to the device)."""
+    if channel == "webpush":
+        try:
+            parts = urlsplit(target)
+            return f"{parts.scheme}://{parts.hostname or '?'}/…"
+        except ValueError:
+            return "…"
+    if channel == "email":
+        local, at, domain = target.rpartition("@")
+        return f"{local[:1]}…@{domain}" if at else "…"
+    return f"…{target[-6:]}" if len(target) > 12 else "…"
+
+
+def _dead_json(r: Any) -> dict[str, Any]:
+    return {"id": r[0], "notice": r[1], "user": r[2], "channel": r[3],
+            "target": _target_hint(r[3], r[4]), "state": r[5], "attempts": int(r[6]),
+            "error": r[7], "dead_at": rfc3339(int(r[8])) if r[5] == "dead" else None,
+            "created_at": rfc3339(int(r[9])), "updated_at": rfc3339(int(r[10])),
+            "kind": r[11], "category": r[12], "thread": r[13], "title": r[14]}
 
 
 _CATEGORY_LABELS = {

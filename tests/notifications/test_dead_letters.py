@@ -1,0 +1,155 @@
+"""Dead letters over HTTP, both back ends: operators (service, admin) list the deliveries
+that were dead-lettered (filters, pages) and re-queue one; a re-queue is idempotent, is
+checked again before sending like any held copy, and every input is validated."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from tests.notifications.conftest import NotifyNode, contract, deliver, register_all
+
+DEAD = "/v1/notifications/dead-letters"
+
+
+async def kill_webpush(node: NotifyNode, peers: dict[str, Any], contracts: int) -> list[str]:
+    """``contracts`` contracts for bob whose Web Push copies fail until dead-lettered (3
+    attempts); the other channels deliver. The dead deliveries' ids."""
+    await register_all(node, peers, "bob", "bob-browser")
+    peers["push"].status["bob-browser"] = [503] * (3 * contracts)
+    for _ in range(contracts):
+        await contract(node)
+    await deliver(node)
+    for _ in range(3):
+        node.clock.advance(3600)
+        await node.n.delivery.run_until_idle()
+    rows = await node.n.store.db.fetch(
+        "SELECT id FROM notify_deliveries WHERE state = 'dead' ORDER BY id")
+    assert len(rows) == contracts
+    return [r[0] for r in rows]
+
+
+async def test_operators_list_dead_letters_with_filters_and_pages(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    dead = await kill_webpush(pnode, peers, 3)
+    admin, service = pnode.token("ops", "admin"), pnode.token("platform", "service")
+    status, body = await pnode.http("GET", DEAD, admin)
+    assert status == 200, body
+    assert sorted(d["id"] for d in body["dead_letters"]) == dead and body["next"] is None
+    first = body["dead_letters"][0]
+    assert first["user"] == "bob" and first["channel"] == "webpush"
+    assert first["kind"] == "contract_concluded_worker" and first["title"].startswith("契約成立")
+    assert first["state"] == "dead" and first["attempts"] == 3 and "503" in first["error"]
+    assert first["dead_at"] and first["thread"]
+    assert first["target"] == "http://127.0.0.1/…"  # not the endpoint (a capability)
+    # filters
+    for query, n in (("user=bob", 3), ("user=alice", 0), ("channel=webpush", 3),
+                     ("channel=email", 0), ("user=bob&channel=fcm", 0)):
+        status, body = await pnode.http("GET", f"{DEAD}?{query}", service)
+        assert status == 200 and len(body["dead_letters"]) == n, (query, body)
+    # pages: newest first, each once
+    seen: list[str] = []
+    cursor = ""
+    for _ in range(3):
+        status, body = await pnode.http("GET", f"{DEAD}?limit=2{cursor}", admin)
+        assert status == 200, body
+        seen.extend(d["id"] for d in body["dead_letters"])
+        if body["next"] is None:
+            break
+        cursor = f"&before={quote(body['next'])}"
+    assert sorted(seen) == dead and len(seen) == 3
+
+
+async def test_dead_letters_are_for_operators_and_inputs_are_checked(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    [did] = await kill_webpush(pnode, peers, 1)
+    status, body = await pnode.http("GET", DEAD)
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    for who in (pnode.token("bob", "worker"), pnode.token("mod", "moderator")):
+        status, body = await pnode.http("GET", DEAD, who)
+        assert status == 403 and body["error"]["code"] == "forbidden"
+        status, body = await pnode.http("POST", f"{DEAD}/{did}/requeue", who)
+        assert status == 403 and body["error"]["code"] == "forbidden"
+    admin = pnode.token("ops", "admin")
+    for query, word in (("limit=0", "limit"), ("limit=201", "limit"), ("limit=x", "limit"),
+                        ("channel=sms", "channel"), ("channel=", "channel"),
+                        ("user=", "user"), ("user=" + "u" * 129, "user"),
+                        ("user=a%00b", "user"), ("before=nonsense", "before"),
+                        ("before=", "before"), ("before=12.", "before")):
+        status, body = await pnode.http("GET", f"{DEAD}?{query}", admin)
+        assert status == 400, (query, body)
+        assert body["error"]["code"] == "bad_request" and word in body["error"]["message"]
+    for bad in ("x" * 129, "a%00b"):
+        status, body = await pnode.http("POST", f"{DEAD}/{bad}/requeue", admin)
+        assert status == 400 and body["error"]["code"] == "bad_request", body
+    status, body = await pnode.http("POST", f"{DEAD}/d_nope/requeue", admin)
+    assert status == 404 and body["error"]["code"] == "not_found"
+    # a delivery that was sent, never dead-lettered: nothing to re-queue
+    sent = await pnode.n.store.db.fetchval(
+        "SELECT id FROM notify_deliveries WHERE state = 'sent' AND channel = 'fcm'")
+    status, body = await pnode.http("POST", f"{DEAD}/{sent}/requeue", admin)
+    assert status == 409 and body["error"]["code"] == "conflict"
+    assert await pnode.n.store.db.fetchval(
+        "SELECT state FROM notify_deliveries WHERE id = ?", sent) == "sent"
+    # nothing that was refused changed anything
+    assert await pnode.n.store.db.fetchval(
+        "SELECT state FROM notify_deliveries WHERE id = ?", did) == "dead"
+    assert await pnode.n.store.db.fetchval(
+        "SELECT count(*) FROM notify_delivery_log WHERE state = 'requeued'") == 0
+
+
+async def test_a_requeue_sends_once_and_a_repeat_does_nothing_new(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    [did] = await kill_webpush(pnode, peers, 1)
+    push = peers["push"]
+    before = len(push.received)
+    service = pnode.token("platform", "service")
+    status, body = await pnode.http("POST", f"{DEAD}/{did}/requeue", service)
+    assert status == 200, body
+    assert body["requeued"] is True
+    assert body["delivery"]["state"] == "queued" and body["delivery"]["attempts"] == 0
+    assert body["delivery"]["dead_at"] is None
+    # a retry of the call (the answer was lost, a double click): nothing new
+    status, again = await pnode.http("POST", f"{DEAD}/{did}/requeue", service)
+    assert status == 200 and again["requeued"] is False
+    assert again["delivery"]["state"] == "queued"
+    db = pnode.n.store.db
+    assert await db.fetchval("SELECT count(*) FROM notify_delivery_log WHERE "
+                             "delivery_id = ? AND state = 'requeued'", did) == 1
+    status, body = await pnode.http("GET", DEAD, service)
+    assert status == 200 and body["dead_letters"] == []
+    # the worker sends it (once), the delivery log tells the story
+    assert await pnode.n.delivery.run_until_idle() == 1
+    assert len(push.received) == before + 1
+    assert push.received[-1]["payload"]["kind"] == "contract_concluded_worker"
+    assert await db.fetchval("SELECT state FROM notify_deliveries WHERE id = ?", did) == "sent"
+    status, again = await pnode.http("POST", f"{DEAD}/{did}/requeue", service)
+    assert status == 200 and again["requeued"] is False and again["delivery"]["state"] == "sent"
+    assert await pnode.n.delivery.run_until_idle() == 0
+    assert len(push.received) == before + 1
+    notice = await db.fetchval("SELECT notice_id FROM notify_deliveries WHERE id = ?", did)
+    status, body = await pnode.http("GET", f"/v1/notifications/{notice}/deliveries",
+                                    pnode.token("bob"))
+    assert status == 200
+    states = [e["state"] for e in body["log"] if e["delivery"] == did]
+    assert states == ["queued", "retry", "retry", "dead", "requeued", "sent"]
+
+
+async def test_a_requeued_copy_that_no_longer_applies_is_skipped(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """Re-queued after the deposit was paid: the "do not start yet" copy is checked again
+    and skipped, not sent late."""
+    [did] = await kill_webpush(pnode, peers, 1)
+    thread = await pnode.n.store.db.fetchval("SELECT thread_id FROM notify_contracts")
+    status, _ = await pnode.event("deposit.paid", thread)
+    assert status == 200
+    await deliver(pnode)
+    before = len(peers["push"].received)
+    status, body = await pnode.http("POST", f"{DEAD}/{did}/requeue",
+                                    pnode.token("ops", "admin"))
+    assert status == 200 and body["requeued"] is True
+    await pnode.n.delivery.run_until_idle()
+    assert len(peers["push"].received) == before
+    row = await pnode.n.store.db.fetchrow(
+        "SELECT state, last_error FROM notify_deliveries WHERE id = ?", did)
+    assert row is not None and row[0] == "skipped" and "deposit is paid" in row[1]
