@@ -10,6 +10,11 @@ loop, SQLite's writer), of every other process by name (the generator's ``python
 A/B of two commits, run it from two checkouts in turn (see BENCHMARKS.md): at a rate the
 node is not saturated at, the CPU difference is what a change saves; p99 on this VM is too
 noisy for that.
+
+``--cprofile FILE`` runs the node under cProfile instead (its CPU figures are then inflated,
+about twice for Python code) and prints, per message of the step, the event loop's top
+functions by own time with their calls: where the loop's Python work goes, and how often
+each step of the path runs. The writer thread is not profiled.
 """
 
 from __future__ import annotations
@@ -80,13 +85,14 @@ def main() -> None:
                    help="NAME=value, a setting without the TSUNAGU_ prefix (repeatable)")
     p.add_argument("--server-cpu", type=int, default=1)
     p.add_argument("--gen-cpus", default="0")
+    p.add_argument("--cprofile", metavar="FILE", help="profile the event loop into FILE")
     a = p.parse_args()
     extra = {"TSUNAGU_MODERATION_ENABLED": "true" if a.moderation == "on" else "false"}
     for kv in a.server_env:
         name, _, value = kv.partition("=")
         extra["TSUNAGU_" + name.strip().upper()] = value.strip()
     report: dict[str, Any] = {}
-    with running(a.target, cpu=a.server_cpu, extra_env=extra) as srv:
+    with running(a.target, cpu=a.server_cpu, extra_env=extra, cprofile=a.cprofile) as srv:
         def start() -> None:  # the steady state only, not the connection phase
             def measure() -> None:
                 time.sleep(2)
@@ -113,6 +119,26 @@ def main() -> None:
     print(json.dumps(report, ensure_ascii=False, indent=1))
     print(f"node CPU {node:.3f} ({node / a.rate * 1e6:.0f} µs per message); "
           f"{gc_['messages'] / max(1, gc_['batches']):.2f} messages per commit")
+    if a.cprofile:
+        print_profile(a.cprofile, gc_["messages"])
+
+
+def print_profile(path: str, messages: int, top: int = 40) -> None:
+    """The top functions of a cProfile file by own time, per message (idle time left out:
+    the event loop's wait is charged to the call that runs it)."""
+    import pstats
+
+    stats = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    idle = ("run_forever", "run_until_complete", "_on_cleanup", "select", "run_app")
+    rows = sorted(((tt, calls, cum, f"{file.rsplit('site-packages/', 1)[-1]}:{line}:{name}")
+                   for (file, line, name), (_cc, calls, tt, cum, _callers) in stats.items()
+                   if not any(word in name for word in idle)), reverse=True)
+    total = sum(r[0] for r in rows)
+    n = max(1, messages)
+    print(f"\nevent loop, profiled: {total / n * 1e6:.1f} µs of own time per message")
+    print("| own µs/msg | calls/msg | cumulative µs/msg | function |\n|---|---|---|---|")
+    for tt, calls, cum, where in rows[:top]:
+        print(f"| {tt / n * 1e6:.2f} | {calls / n:.2f} | {cum / n * 1e6:.1f} | `{where}` |")
 
 
 if __name__ == "__main__":

@@ -111,8 +111,9 @@ def _raise_nofile() -> None:
 
 @contextlib.contextmanager
 def running(kind: str, *, cpu: int | None = 1, extra_env: dict[str, str] | None = None,
-            log_dir: Path | None = None) -> Iterator[Server]:
-    """Run one server for the duration of the ``with`` block."""
+            log_dir: Path | None = None, cprofile: str | None = None) -> Iterator[Server]:
+    """Run one server for the duration of the ``with`` block; ``cprofile``: under cProfile,
+    which writes its statistics (the event loop's thread only) to that file at exit."""
     secret = secrets.token_urlsafe(36)
     port = free_port()
     pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
@@ -139,6 +140,8 @@ def running(kind: str, *, cpu: int | None = 1, extra_env: dict[str, str] | None 
             env["TSUNAGU_DATABASE_URL"] = f"sqlite:///{tmp}/tsunagu.db"
         variant = env.pop("TSUNAGU_BENCH_EVIDENCE", "on")  # see bench/serve_variant.py
         entry = ["-m", "chat.cli"] if variant == "on" else ["-m", "bench.serve_variant", variant]
+        if cprofile:
+            entry = ["-m", "cProfile", "-o", cprofile, *entry]
         cmd = [*pin, sys.executable, *entry, "serve", "--port", str(port)]
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,

@@ -43,7 +43,7 @@ REDIS_POOL_WAIT_S = 5.0  # how long a command waits for a free connection
 BATCH_MAX_BYTES = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see chat.models.Message
 class Event:
     """Something to push to the subscribers of ``channel``.
 
@@ -339,13 +339,13 @@ class RedisFanOut(FanOut):
                     self._on_data(msg["data"])
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
                 raise
             except Exception as exc:
                 self._subscribed.clear()
                 log.warning("redis fan-out subscription lost (%s); retrying in %.1fs", exc, backoff)
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 5.0)
 

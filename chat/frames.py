@@ -25,7 +25,7 @@ class Hello:
     resume: dict[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see chat.models.Message
 class Send:
     id: str | None
     thread: str

@@ -35,7 +35,7 @@ log = logging.getLogger("tsunagu.service")
 SYSTEM_SENDER = "system"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see chat.models.Message
 class Verdict:
     """What moderation decided about a body (see :mod:`moderation`)."""
 
@@ -106,7 +106,7 @@ def sender_withheld_view(row: dict[str, Any], locale: str) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see chat.models.Message
 class SendOutcome:
     appended: Appended | None  # None when moderation withheld the message
     verdict: Verdict | None

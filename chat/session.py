@@ -2,11 +2,18 @@
 
 Theory of operation:
 
-* Everything sent to the client goes through one bounded queue and one writer task (started
-  when the queue gets an item, ended when it is empty, so an idle connection holds none), so
-  answers (``ok``/``error``) and pushes keep their order. :meth:`Connection.deliver` never
-  blocks: when the queue is full the client is too slow, and it is disconnected (close
-  4008) instead of letting memory grow.
+* Everything sent to the client goes out in the order it was put: answers (``ok``/``error``)
+  and pushes keep their order. The common case takes the *direct lane*: while no writer task
+  runs, a frame (or an event that needs no storage read) is encoded at once into the
+  connection's list of ready frames, and one callback at the end of the event loop's step
+  writes the list to the transport (the ``ok`` of a send and its push to the sender's own
+  connection, or the pushes of one group-committed batch, in one write) - no task per
+  delivery. Anything that must wait (a gap or a resume read from storage, a ping, a client
+  that reads too slowly) goes through one bounded queue and one writer task (started when
+  the queue gets an item, ended when it is empty, so an idle connection holds none), which
+  first writes the ready frames; while it runs, everything queues behind it.
+  :meth:`Connection.deliver` never blocks: when the queue is full the client is too slow,
+  and it is disconnected (close 4008) instead of letting memory grow.
 * ``cursors[thread]`` is the last seq pushed to this client. The writer drops a ``message``
   event at or below the cursor (a duplicate) and, for one above ``cursor + 1`` (a gap: a
   fan-out fault, two nodes publishing out of order), first pushes the missing range from
@@ -31,7 +38,7 @@ from .fanout import Event
 from .frames import encode
 from .models import Message, ThreadBrief
 from .store.base import Store
-from .wswrite import send_frames
+from .wswrite import drain, fast_writer, send_frames, write_now
 
 log = logging.getLogger("tsunagu.session")
 
@@ -62,10 +69,17 @@ class _Ping:
     __slots__ = ()
 
 
+class _Drain:
+    """Wait until the client reads again (the direct lane found the transport paused)."""
+
+    __slots__ = ()
+
+
 PING = _Ping()
+DRAIN = _Drain()
 _NOT_FOLLOWED: frozenset[str] = frozenset()  # shared until a thread is joined after hello
 
-Outbound = str | Event | Sync | _Ping
+Outbound = str | Event | Sync | _Ping | _Drain
 
 
 class Outbox:
@@ -115,6 +129,7 @@ class Connection:
         "_abort",
         "_broken",
         "_close_timeout",
+        "_direct",
         "_on_close",
         "_out",
         "_started",
@@ -173,7 +188,10 @@ class Connection:
         self.role_channels: tuple[str, ...] = ()
         self.last_seen = 0.0  # loop time of the last frame (or pong) from the client
         self._writer: asyncio.Task[None] | None = None
-        self._out: list[str] | None = None  # frames ready to write (while the writer runs)
+        # frames ready to write: the writer task's, or the direct lane's until the end of the
+        # loop's step (then written by _write_out); None when there are none
+        self._out: list[str] | None = None
+        self._direct: Any = None  # aiohttp's frame writer, if the direct lane can use it
         self._started = False
         self._broken = False  # a write failed: the socket is gone
 
@@ -181,15 +199,39 @@ class Connection:
     def start(self) -> None:
         """Start writing (what was queued before is written first, in order)."""
         self._started = True
+        self._direct = fast_writer(self.socket)
         self._kick()
 
     def _kick(self) -> None:
         # One writer at a time, alive only while the queue has items: an idle connection
-        # holds no task. A writer that finds the queue empty returns in the same step of
-        # the event loop, so an item put after that check always finds it done.
+        # holds no task. A writer that finds the queue empty returns (and clears _writer)
+        # in the same step of the event loop, so an item put after that check finds none.
         if (self._started and not self._broken and not self.queue.empty()
-                and (self._writer is None or self._writer.done())):
+                and self._writer is None):
             self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.user}")
+
+    def _write_out(self) -> None:
+        """End of the loop's step: write the direct lane's frames (unless a writer task
+        took them over)."""
+        out = self._out
+        if self._writer is not None:
+            return
+        self._out = None
+        if not out:
+            return
+        direct = self._direct
+        if (self._broken or direct._closing or direct.transport is None
+                or direct.transport.is_closing()):
+            return  # the socket is closing or gone; its handler ends the connection
+        try:
+            paused = write_now(direct, out)
+        except Exception as exc:  # the transport failed under us
+            log.debug("direct write for %s failed: %s", self.user, exc)
+            self._broken = True
+            self.close_soon(CLOSE_INTERNAL_ERROR, "server error; reconnect and resume")
+            return
+        if paused:  # the client reads too slowly: queue behind a drain until it catches up
+            self._put_queued(DRAIN)
 
     def deliver(self, event: Event) -> None:
         """Hub callback: queue the event, or disconnect a client that cannot keep up.
@@ -225,6 +267,23 @@ class Connection:
     def _put(self, item: Outbound) -> None:
         if self.closed:
             return
+        if (self._direct is not None and self._writer is None and not self._broken
+                and self.queue.empty() and not isinstance(item, (Sync, _Ping))):
+            # The direct lane (see the module's docstring): no writer task runs and nothing
+            # waits in the queue, so this item is next; encode it now, write at step end.
+            out = self._out
+            if out is None:
+                out = self._out = []
+                asyncio.get_running_loop().call_soon(self._write_out)
+            if isinstance(item, str):
+                out.append(item)
+                return
+            if isinstance(item, Event) and item.kind != "thread" and self._apply(item) is None:
+                return
+            # it needs a storage read first: the writer task takes it (and ``out`` first)
+        self._put_queued(item)
+
+    def _put_queued(self, item: Outbound) -> None:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -252,6 +311,7 @@ class Connection:
         A client that stopped reading (TCP window full) never takes the close frame; without
         the abort its socket, handler and presence would stay forever.
         """
+        self._write_out()  # what the direct lane holds goes before the close frame
         try:
             async with asyncio.timeout(self._close_timeout):
                 await self.socket.close(code=code, message=reason.encode()[:120])
@@ -273,10 +333,11 @@ class Connection:
             self._on_close(self)
 
     async def flush(self, timeout: float) -> None:
-        """Wait until the queue is empty (graceful drain)."""
+        """Wait until everything put is written (graceful drain)."""
+        self._write_out()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while not self.queue.empty() and self._writer and not self._writer.done():
+                while self._writer is not None and not self._writer.done():
                     await asyncio.sleep(0.01)
 
     # --- writer side
@@ -285,7 +346,8 @@ class Connection:
         # and the push of the same message, or for several pushes of one batch): before
         # anything that waits (a storage read, a ping), every FLUSH_FRAMES frames, and when
         # the queue is empty. The loop ends only when both are empty in the same step.
-        out = self._out = []
+        # The direct lane's frames of this step (if any) come first: they were put first.
+        out = self._out = self._out or []
         try:
             while True:
                 while not self.queue.empty():
@@ -297,6 +359,10 @@ class Connection:
                     elif isinstance(item, _Ping):
                         await self._flush()
                         await self.socket.ping()
+                    elif isinstance(item, _Drain):
+                        await self._flush()
+                        if self._direct is not None:
+                            await drain(self._direct)
                     else:
                         await self._event(item)
                     if len(out) >= FLUSH_FRAMES:
@@ -314,6 +380,7 @@ class Connection:
             self.close_soon(CLOSE_INTERNAL_ERROR, "server error; reconnect and resume")
         finally:
             self._out = None
+            self._writer = None
 
     async def _flush(self) -> None:
         out = self._out
@@ -323,7 +390,7 @@ class Connection:
             await send_frames(self.socket, frames)
 
     def _emit(self, frame: str) -> None:
-        assert self._out is not None, "frames are emitted by the writer task only"
+        assert self._out is not None, "frames are emitted by the writer task or direct lane"
         self._out.append(frame)
 
     def _push_message(self, msg: Message) -> None:
@@ -353,45 +420,54 @@ class Connection:
                 return
 
     async def _event(self, event: Event) -> None:
+        if event.kind == "thread":
+            payload = event.payload
+            if self._joined(payload["thread"]):
+                self._emit(encode({"type": "thread", **payload}))
+                await self._sync(payload["thread"]["id"], None)
+            return
+        need = self._apply(event)
+        if need is not None:
+            await self._sync(*need)
+            self._apply(event, synced=True)
+
+    def _apply(self, event: Event, *, synced: bool = False) -> tuple[str, int] | None:
+        """Emit what ``event`` (not ``thread``) makes this client see; or, if it first needs
+        the messages before it from storage, emit nothing and return the read to make
+        (thread, up to seq); ``synced``: that read was made."""
         kind = event.kind
         if kind == "message":
             msg = event.message
             assert msg is not None
             if msg.thread not in self.threads:
-                return
+                return None
             cursor = self.cursors.get(msg.thread, 0)
             if msg.seq <= cursor:
-                return
-            if msg.seq > cursor + 1:
-                await self._sync(msg.thread, msg.seq)
-            if msg.seq > self.cursors.get(msg.thread, 0):
-                self._push_message(msg)
-            return
+                return None
+            if msg.seq > cursor + 1 and not synced:
+                return msg.thread, msg.seq
+            self._push_message(msg)
+            return None
         payload = event.payload
         if kind == "update":
             msg = event.message
             assert msg is not None
             if msg.thread not in self.threads:
-                return
-            if msg.seq > self.cursors.get(msg.thread, 0):
+                return None
+            if msg.seq > self.cursors.get(msg.thread, 0) and not synced:
                 # Not pushed yet: push it (and anything before it) from storage first, so an
                 # older copy still in flight is dropped as a duplicate.
-                await self._sync(msg.thread, msg.seq + 1)
+                return msg.thread, msg.seq + 1
             self._emit(
                 encode({"type": "update", **payload, "message": msg.view(self.user, locale=self.identity.locale)})
             )
-            return
+            return None
         if kind in ("typing", "presence") and payload.get("user") == self.user:
-            return
+            return None
         if kind == "presence":
             if self.presence.get(payload["user"]) == payload["status"]:
-                return
+                return None
             self.presence[payload["user"]] = payload["status"]
-        elif kind == "thread":
-            if self._joined(payload["thread"]):
-                self._emit(encode({"type": kind, **payload}))
-                await self._sync(payload["thread"]["id"], None)
-                return
         elif kind == "participant":
             brief = self.threads.get(payload["thread"])
             if brief is not None:
@@ -401,6 +477,7 @@ class Connection:
             if brief is not None:
                 brief.stage = payload["stage"]
         self._emit(encode({"type": kind, **payload}))
+        return None
 
     def _joined(self, thread: dict[str, Any]) -> bool:
         """The user was added to a thread: follow it from where it was when they were added.

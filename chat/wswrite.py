@@ -53,21 +53,41 @@ def _writer(socket: Any) -> Any:
     return writer
 
 
+def fast_writer(socket: Any) -> Any:
+    """aiohttp's frame writer behind ``socket`` if frames can be written to its transport
+    directly (:func:`write_now`), else None (another aiohttp, a test double, compression)."""
+    return _writer(socket)
+
+
+def write_now(writer: Any, frames: list[str]) -> bool:
+    """Write ``frames`` to ``writer``'s transport at once, without waiting; True if the
+    client reads too slowly and the caller must wait for :func:`drain` before writing more.
+
+    aiohttp's own flow control (WebSocketWriter.send_frame): past the writer's limit, a
+    sender waits while the transport is paused."""
+    global fast_writes
+    data = b"".join([frame(text.encode()) for text in frames])
+    writer.transport.write(data)
+    fast_writes += 1
+    writer._output_size += len(data)
+    if writer._output_size > writer._limit:
+        writer._output_size = 0
+        return bool(writer.protocol._paused)
+    return False
+
+
+async def drain(writer: Any) -> None:
+    """Wait until the transport behind ``writer`` takes data again."""
+    if writer.protocol._paused:
+        await writer.protocol._drain_helper()
+
+
 async def send_frames(socket: TextSocket, frames: list[str]) -> None:
     """Send ``frames`` (JSON texts) in order, in one transport write when possible."""
-    global fast_writes
     writer = _writer(socket) if len(frames) > 1 else None
     if writer is None or writer.transport.is_closing():
         for text in frames:
             await socket.send_str(text)
         return
-    data = b"".join([frame(text.encode()) for text in frames])
-    writer.transport.write(data)
-    fast_writes += 1
-    # aiohttp's own flow control (WebSocketWriter.send_frame): past the limit, wait while
-    # the transport is paused (the client reads too slowly).
-    writer._output_size += len(data)
-    if writer._output_size > writer._limit:
-        writer._output_size = 0
-        if writer.protocol._paused:
-            await writer.protocol._drain_helper()
+    if write_now(writer, frames):
+        await drain(writer)

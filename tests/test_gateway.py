@@ -682,7 +682,7 @@ async def test_slow_consumer_that_never_reads_is_released(start: Start) -> None:
 
 
 async def test_server_heartbeat_pings_and_drops_a_silent_peer(start: Start) -> None:
-    env = await start(heartbeat_s=0.2)
+    env = await start(heartbeat_s=0.5)  # not shorter: a busy machine must not miss a pong
     ws = await env.raw("alice", autoping=False)
 
     async def next_ping() -> aiohttp.WSMessage:

@@ -365,9 +365,21 @@ async def test_sqlite_fast_path_falls_back_whenever_the_thread_changed_elsewhere
         await b.set_read("t1", "alice", 9)  # b appends a log entry: a's head is stale
         [r9] = await append(a, msg(cmid="m9"))
         assert r9.message.seq == 10 and (a.fast_batches, a.slow_batches) == (4, 4)
-        assert [m.seq for m in await b.history("t1")] == list(range(1, 11))
+        # the fast path looks up only the keys a stored lately: a retry of a message a did
+        # not store (b did; or a before a restart) fails the insert on the key's unique
+        # index, the savepoint rolls back and the reading path answers it from storage
+        await append(a, msg(cmid="m10"))
+        assert (a.fast_batches, a.slow_batches) == (5, 4)
+        old, r11 = await append(a, msg(sender="bob", cmid="m4"), msg(cmid="m11"))
+        assert (old.created, old.message.seq, r11.created, r11.message.seq) == (
+            False, 4, True, 12)
+        assert (a.fast_batches, a.slow_batches) == (5, 5)
+        [again] = await append(a, msg(cmid="m11"))  # stored lately: found on the fast path
+        assert (again.created, again.message.seq) == (False, 12)
+        assert (a.fast_batches, a.slow_batches) == (6, 5)
+        assert [m.seq for m in await b.history("t1")] == list(range(1, 13))
         entries = await thread_log(a, "t1")
-        assert [e.kind for e in entries].count("message") == 10
+        assert [e.kind for e in entries].count("message") == 12
         assert verify_chain(entries, thread="t1") == []
     finally:
         await b.close()

@@ -73,7 +73,7 @@ def entry_hash(*, thread: str, seq: int, kind: str, actor: str, at: int, content
                                     "prev": prev}, option=_HEADER_OPTS))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see chat.models.Message
 class Pending:
     """An entry to append: the log assigns its log_seq and hashes."""
 
@@ -84,7 +84,7 @@ class Pending:
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see chat.models.Message
 class LogEntry:
     thread: str
     seq: int

@@ -50,7 +50,7 @@ IdemKey = tuple[str, str, str]  # (thread, sender, client_msg_id)
 WITHHELD_TABLE = "mod_withheld"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see chat.models.Message
 class ScreenedMessage(NewMessage):
     """A user's send that moderation let through (allow, flag or mask). If moderation
     withheld an earlier attempt with the same key, :meth:`Store.append_batch` answers it

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -74,8 +75,11 @@ _FIND_KEYS = (
 )
 
 
-def _stored_keys(c: Conn, batch: Sequence[NewMessage]) -> dict[IdemKey, Message]:
-    keys = [[m.thread, m.sender, m.client_msg_id] for m in batch if m.client_msg_id is not None]
+def _batch_keys(batch: Sequence[NewMessage]) -> list[IdemKey]:
+    return [(m.thread, m.sender, m.client_msg_id) for m in batch if m.client_msg_id is not None]
+
+
+def _stored_keys(c: Conn, keys: Sequence[IdemKey]) -> dict[IdemKey, Message]:
     if not keys:
         return {}
     out: dict[IdemKey, Message] = {}
@@ -104,6 +108,7 @@ def _withheld_keys(c: Conn, keys: list[IdemKey]) -> dict[IdemKey, Withheld]:
 
 
 _STATE_MAX = 100_000  # threads whose state the writer remembers (see append_batch)
+_RECENT_KEYS_MAX = 20_000  # idempotency keys of messages stored lately (see append_batch)
 
 
 class _Stale(Exception):
@@ -129,6 +134,7 @@ class SQLiteStore(Store):
         # Each thread's state as the writer last left it: the fast path's guess, used and
         # changed on the writer thread only.
         self._state: dict[str, ThreadState] = {}
+        self._recent_keys: OrderedDict[IdemKey, None] = OrderedDict()
         self.fast_batches = 0  # batches written from remembered state (no reads)
         self.slow_batches = 0  # batches that read their threads' state first
 
@@ -396,22 +402,24 @@ class SQLiteStore(Store):
     async def append_batch(self, batch: Sequence[NewMessage]) -> list[BatchResult]:
         """Append a group-committed batch in one transaction on the writer thread.
 
-        Both paths look up the batch's idempotency keys in one statement (a retry is
-        answered with the stored message), and the keys of its screened requests that are
-        not stored in moderation's withheld table (a retry of a withheld send is answered
-        with its record: see chat.store.base). Fast path: when the writer remembers the state
-        of every thread of the batch (it wrote them last), it reads neither last_seq nor the
-        log heads, and writes under a savepoint with every thread update conditional on the
-        remembered state. A taken seq fails the insert, a thread changed by another
-        connection fails a condition: the savepoint is rolled back and the batch takes the
-        reading path.
+        A retry is answered with the stored message: the batch's idempotency keys are looked
+        up in one statement. The keys of its screened requests that are not stored are
+        looked up in moderation's withheld table (a retry of a withheld send is answered with
+        its record: see chat.store.base). Fast path: when the writer remembers the state of
+        every thread of the batch (it wrote them last), it reads neither last_seq nor the log
+        heads, and writes under a savepoint with every thread update conditional on the
+        remembered state; it looks up only the keys it stored lately (``_recent_keys``, a
+        retry soon after its send) or that are withheld, since the key's unique index fails
+        the insert of any other stored key. A taken seq or key fails the insert, a thread
+        changed by another connection fails a condition: the savepoint is rolled back and the
+        batch takes the reading path, which looks every key up.
         """
         def run(c: Conn) -> list[BatchResult]:
             state = self._state
             if all(m.thread in state for m in batch):
                 c.execute("SAVEPOINT fast")
                 try:
-                    results = self._append_known(c, batch, state)
+                    results = self._append_known(c, batch, state, every_key=False)
                 except (sqlite3.IntegrityError, _Stale):
                     c.execute("ROLLBACK TO fast")
                     c.execute("RELEASE fast")
@@ -429,20 +437,34 @@ class SQLiteStore(Store):
             if len(state) + len(known) > _STATE_MAX:
                 state.clear()
             state.update(known)
-            return self._append_known(c, batch, state)
+            return self._append_known(c, batch, state, every_key=True)
 
-        return await self._write(run)
+        results = await self._write(run)
+        recent = self._recent_keys  # committed: a retry of these looks its key up
+        for r in results:
+            if isinstance(r, Appended) and r.created and (cmid := r.message.client_msg_id):
+                recent[(r.message.thread, r.message.sender, cmid)] = None
+        while len(recent) > _RECENT_KEYS_MAX:
+            recent.popitem(last=False)
+        return results
 
     def _append_known(self, c: Conn, batch: Sequence[NewMessage],
-                      state: dict[str, ThreadState]) -> list[BatchResult]:
+                      state: dict[str, ThreadState], *, every_key: bool) -> list[BatchResult]:
         """Write ``batch`` given its threads' stored ``state`` (a thread missing from it does
         not exist). Every thread update (last_seq and log head, one statement) is
         conditional on that state: :class:`_Stale` if it no longer holds (only a remembered
-        state can be stale; read under the write lock it holds)."""
-        existing = _stored_keys(c, batch)
+        state can be stale; read under the write lock it holds). ``every_key``: look up
+        every idempotency key of the batch, else only the recent and the withheld ones (an
+        older stored key then fails the insert: see append_batch)."""
+        keys = _batch_keys(batch)
+        if not every_key:
+            keys = [k for k in keys if k in self._recent_keys]
+        existing = _stored_keys(c, keys)
+        withheld = _withheld_keys(c, screened_keys(batch, existing))
+        if withheld and not every_key:  # released since? then it is stored: that answers
+            existing.update(_stored_keys(c, [k for k in withheld if k not in existing]))
         plan = plan_batch(batch, {m.thread: state[m.thread][0] for m in batch
-                                  if m.thread in state}, existing,
-                          _withheld_keys(c, screened_keys(batch, existing)))
+                                  if m.thread in state}, existing, withheld)
         if plan.rows:
             c.executemany(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", plan.rows)
