@@ -226,9 +226,7 @@ class Connection:
         try:
             paused = write_now(direct, out)
         except Exception as exc:  # the transport failed under us
-            log.debug("direct write for %s failed: %s", self.user, exc)
-            self._broken = True
-            self.close_soon(CLOSE_INTERNAL_ERROR, "server error; reconnect and resume")
+            self._fail(exc)
             return
         if paused:  # the client reads too slowly: queue behind a drain until it catches up
             self._put_queued(DRAIN)
@@ -278,10 +276,24 @@ class Connection:
             if isinstance(item, str):
                 out.append(item)
                 return
-            if isinstance(item, Event) and item.kind != "thread" and self._apply(item) is None:
-                return
+            if isinstance(item, Event) and item.kind != "thread":
+                try:
+                    if self._apply(item) is None:
+                        return
+                except Exception as exc:  # this client's rendering failed, not the others'
+                    self._fail(exc)
+                    return
             # it needs a storage read first: the writer task takes it (and ``out`` first)
         self._put_queued(item)
+
+    def _fail(self, exc: Exception) -> None:
+        """Writing to this client failed (the socket went away, a storage read or a push's
+        rendering failed): never leave an open socket that no longer gets what it is owed -
+        the client would wait for answers forever. Closing makes it reconnect and resume
+        from its cursor."""
+        log.debug("writing to %s failed: %s", self.user, exc)
+        self._broken = True
+        self.close_soon(CLOSE_INTERNAL_ERROR, "server error; reconnect and resume")
 
     def _put_queued(self, item: Outbound) -> None:
         try:
@@ -373,11 +385,7 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket went away mid-send, or storage failed mid-sync
-            log.debug("writer for %s ended: %s", self.user, exc)
-            self._broken = True
-            # Never leave an open socket whose writer is gone: the client would wait for
-            # answers forever. Closing makes it reconnect and resume from its cursor.
-            self.close_soon(CLOSE_INTERNAL_ERROR, "server error; reconnect and resume")
+            self._fail(exc)
         finally:
             self._out = None
             self._writer = None

@@ -163,3 +163,14 @@ async def test_closing_writes_what_the_lane_holds_before_the_close_frame(
     assert got[0]["n"] == "last words"
     close = await ws.receive(timeout=5)
     assert close.type == aiohttp.WSMsgType.CLOSE and close.data == 4001
+
+
+async def test_a_push_that_cannot_be_rendered_closes_only_that_connection(
+        served: Callable[..., Any]) -> None:
+    """Rendering happens in ``deliver`` on the direct lane: a failure there must not reach
+    the fan-out that delivers to everyone else; the client is closed (1011) to resume."""
+    conn, ws, _ = await served()
+    conn.deliver(Event(thread_channel(T), "receipt", {"thread": T, "x": object()}))  # no raise
+    close = await ws.receive(timeout=5)
+    assert close.type == aiohttp.WSMsgType.CLOSE and close.data == 1011
+    assert conn.closed
