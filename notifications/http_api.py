@@ -17,6 +17,8 @@
     GET|POST /v1/notifications/unsubscribe      e-mail one-click unsubscribe (signed link)
     GET    /v1/notifications/dead-letters       dead-lettered deliveries (service, admin)
     POST   /v1/notifications/dead-letters/{id}/requeue   send one again (idempotent)
+    GET    /v1/notifications/failed-jobs        scheduler jobs that failed (service, admin)
+    POST   /v1/notifications/failed-jobs/{id}/retry      fire one again (idempotent)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,7 +56,7 @@ from .events import parse_event, verify_signature
 from .intake import Intake
 from .prefs import CHANNELS, check_tz, enabled, parse_hhmm
 from .rules import CATEGORIES
-from .schema import DELIVERIES, DELIVERY_LOG, DEVICES, INBOX, WEBPUSH
+from .schema import DELIVERIES, DELIVERY_LOG, DEVICES, INBOX, JOBS, WEBPUSH
 
 log = logging.getLogger("tsunagu.notify.http")
 
@@ -66,12 +69,16 @@ _DEAD_COLS = ("d.id, d.notice_id, d.user_id, d.channel, d.target, d.state, d.att
               "d.last_error, d.next_at, d.created_at, d.updated_at, n.kind, n.category, "
               "n.thread_id, n.title")
 _DEAD_FROM = f"{DELIVERIES} d LEFT JOIN {INBOX} n ON n.id = d.notice_id"
+# A scheduler job as the operators' routes show it (never its payload).
+_JOB_COLS = ("id, kind, thread_id, user_id, due_at, state, attempts, outcome, fired_at, "
+             "created_at, retried_at")
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class NotificationsApi:
     def __init__(self, settings: Settings, db: Db, identify: Identify, intake: Intake,
                  *, vapid_public_key: str | None, clock: Any, on_event: Any = None,
-                 on_requeue: Any = None) -> None:
+                 on_requeue: Any = None, on_retry: Any = None) -> None:
         self.s = settings
         self.db = db
         self.identify = identify  # the node's bearer-token check and HTTP rate limit
@@ -79,6 +86,7 @@ class NotificationsApi:
         self.vapid_public_key = vapid_public_key
         self.on_event = on_event
         self.on_requeue = on_requeue  # wakes the delivery worker
+        self.on_retry = on_retry  # wakes the scheduler
         self.clock = clock  # notify.scheduler.Clock: events are stamped with its time
 
     def routes(self) -> list[web.RouteDef]:
@@ -99,6 +107,8 @@ class NotificationsApi:
             web.post("/v1/notifications/unsubscribe", self.unsubscribe),
             web.get("/v1/notifications/dead-letters", self.dead_letters),
             web.post("/v1/notifications/dead-letters/{id}/requeue", self.requeue),
+            web.get("/v1/notifications/failed-jobs", self.failed_jobs),
+            web.post("/v1/notifications/failed-jobs/{id}/retry", self.retry_job),
             web.get("/v1/notifications/{id}/deliveries", self.deliveries),
             web.post("/v1/notifications/{id}/{action}", self.act),
         ]
@@ -285,6 +295,74 @@ class NotificationsApi:
                 self.on_requeue()
         return json_response({"delivery": _dead_json(row), "requeued": requeued})
 
+    # --- failed scheduler jobs (operators)
+    async def failed_jobs(self, request: web.Request) -> web.Response:
+        """Scheduler jobs marked ``failed`` (they could not be rendered or written), most
+        recently failed first; ``kind`` and ``thread`` filter, ``limit`` and ``before`` (the
+        ``next`` of the previous page) page."""
+        self.operator(request)
+        limit = query_int(request, "limit", default=50, lo=1, hi=200)
+        assert limit is not None
+        where: list[str] = ["state = 'failed'"]
+        args: list[Any] = []
+        kind = request.query.get("kind")
+        if kind is not None:
+            if not _KIND.fullmatch(kind):
+                raise BadRequest("query parameter 'kind' must be a job kind (lowercase "
+                                 "letters, digits and '_', at most 64 characters)")
+            where.append("kind = ?")
+            args.append(kind)
+        thread = request.query.get("thread")
+        if thread is not None:
+            where.append("thread_id = ?")
+            args.append(checked_text(thread, "query parameter 'thread'",
+                                     max_chars=MAX_ID_CHARS))
+        raw = request.query.get("before")
+        if raw is not None:
+            at, jid = parse_thread_cursor(raw)
+            where.append("(fired_at < ? OR (fired_at = ? AND id < ?))")
+            args.extend((at, at, jid))
+        # A failed job's fired_at is when it failed: served by the partial index
+        # notify_jobs_failed (or notify_jobs_thread with a thread).
+        rows = await self.db.fetch(
+            f"SELECT {_JOB_COLS} FROM {JOBS} WHERE {' AND '.join(where)} "
+            "ORDER BY fired_at DESC, id DESC LIMIT ?", *args, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = thread_cursor(int(rows[-1][8] or 0), rows[-1][0]) if more else None
+        return json_response({"failed_jobs": [_job_json(r) for r in rows], "next": nxt})
+
+    async def retry_job(self, request: web.Request) -> web.Response:
+        """Fire a failed job again: ``pending``, due now, its attempts reset; the scheduler
+        checks it like any job (a stale or cancelled one is dropped). Idempotent: a job
+        retried already (and not failed again) is left as it is (``retried`` false); one
+        that never failed is 409."""
+        who = self.operator(request)
+        jid = path_id(request)
+        now = self.clock.now_us()
+        lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(f"SELECT {_JOB_COLS} FROM {JOBS} WHERE id = ?{lock}", jid)
+            if row is None:
+                raise NotFound("no such job")
+            retried = row[5] == "failed"
+            if retried:
+                # outcome keeps the last error until the job is fired (or fails) again
+                await tx.execute(
+                    f"UPDATE {JOBS} SET state = 'pending', due_at = ?, attempts = 0, "
+                    "fired_at = NULL, retried_at = ? WHERE id = ? AND state = 'failed'",
+                    now, now, jid)
+                row = await tx.fetchrow(f"SELECT {_JOB_COLS} FROM {JOBS} WHERE id = ?", jid)
+                assert row is not None
+            elif row[10] is None:
+                raise Conflict(f"job {jid} has not failed (it is {row[5]})")
+        if retried:
+            log.info("notification job %s (%s, thread %s) retried by %s", jid, row[1], row[2],
+                     who.user_id)
+            if self.on_retry is not None:
+                self.on_retry()
+        return json_response({"job": _job_json(row), "retried": retried})
+
     # --- preferences
     async def _prefs_doc(self, user: str) -> dict[str, Any]:
         prof = (await repo.profiles(self.db, [user], tz=self.s.notify_default_tz,
@@ -434,6 +512,37 @@ def _dead_json(r: Any) -> dict[str, Any]:
             "error": r[7], "dead_at": rfc3339(int(r[8])) if r[5] == "dead" else None,
             "created_at": rfc3339(int(r[9])), "updated_at": rfc3339(int(r[10])),
             "kind": r[11], "category": r[12], "thread": r[13], "title": r[14]}
+
+
+# What an error text may carry that must not be shown: a URL's path (a push endpoint is a
+# capability), an e-mail address, a long token (a device token, a key).
+_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://(?:[^/\s'\"@]*@)?([^/?#\s'\"]+)"
+                  r"[^\s'\"]*")
+_EMAIL = re.compile(r"[^\s'\"<>(),;:@]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_TOKEN = re.compile(r"[A-Za-z0-9_+/=:-]{40,}")
+
+
+def _scrub(text: str | None) -> str | None:
+    """An error text without the secrets it may quote (see above)."""
+    if text is None:
+        return None
+    text = _URL.sub(lambda m: f"{m.group(1)}://{m.group(2)}/…", text)
+    text = _EMAIL.sub(lambda m: f"{m.group(0)[:1]}…@{m.group(1)}", text)
+    return _TOKEN.sub("…", text)
+
+
+def _job_json(r: Any) -> dict[str, Any]:
+    state, outcome = r[5], r[7]
+    # a failed or pending job's outcome is its last error; a finished one's says what it did
+    last_error = outcome if state in ("failed", "pending") else None
+    return {"id": r[0], "kind": r[1], "thread": r[2], "user": r[3],
+            "due_at": rfc3339(int(r[4])), "state": state,
+            "attempts": None if r[6] is None else int(r[6]), "error": _scrub(last_error),
+            "outcome": None if last_error is not None else _scrub(outcome),
+            "failed_at": rfc3339(int(r[8])) if state == "failed" and r[8] is not None
+            else None,
+            "created_at": rfc3339(int(r[9])),
+            "retried_at": None if r[10] is None else rfc3339(int(r[10]))}
 
 
 _CATEGORY_LABELS = {

@@ -150,15 +150,20 @@ async def claim_due(tx: Executor, now: int, limit: int, dialect: str,
 
 
 async def finish_jobs(tx: Executor, outcomes: Sequence[tuple[str, str, int, str]]) -> None:
-    """(state, outcome, fired_at, id) for each job."""
+    """(state, outcome, fired_at, id) for each job; a ``failed`` one counts one attempt."""
     if outcomes:
         await tx.executemany(
             f"UPDATE {JOBS} SET state = ?, outcome = ?, fired_at = ? WHERE id = ?", outcomes)
+        failed = [o[3] for o in outcomes if o[0] == "failed"]
+        for i in range(0, len(failed), 500):
+            part = failed[i:i + 500]
+            await tx.execute(f"UPDATE {JOBS} SET attempts = COALESCE(attempts, 0) + 1 "
+                             f"WHERE id IN ({_in(part)})", *part)
 
 
 async def job_error(db: Executor, job_id: str, why: str, now: int, *, give_up_after: int
                     ) -> bool:
-    """Count one failed attempt to fire a pending job (in ``outcome``); after
+    """Count one failed attempt to fire a pending job (in ``outcome`` and ``attempts``); after
     ``give_up_after`` of them the job is ``failed``. True when it was marked failed."""
     prior = await db.fetchval(f"SELECT outcome FROM {JOBS} WHERE id = ? AND state = 'pending'",
                               job_id)
@@ -170,11 +175,13 @@ async def job_error(db: Executor, job_id: str, why: str, now: int, *, give_up_af
         head = prior[len("attempt "):].split(" ", 1)[0]
         tries = int(head) + 1 if head.isdigit() else 1
     if tries >= give_up_after:
-        await db.execute(f"UPDATE {JOBS} SET state = 'failed', fired_at = ?, outcome = ? "
-                         "WHERE id = ? AND state = 'pending'", now, why, job_id)
+        await db.execute(f"UPDATE {JOBS} SET state = 'failed', fired_at = ?, outcome = ?, "
+                         "attempts = ? WHERE id = ? AND state = 'pending'",
+                         now, why, tries, job_id)
         return True
-    await db.execute(f"UPDATE {JOBS} SET outcome = ? WHERE id = ? AND state = 'pending'",
-                     f"attempt {tries} failed: {why}"[:500], job_id)
+    await db.execute(f"UPDATE {JOBS} SET outcome = ?, attempts = ? "
+                     "WHERE id = ? AND state = 'pending'",
+                     f"attempt {tries} failed: {why}"[:500], tries, job_id)
     return False
 
 

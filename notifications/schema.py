@@ -5,6 +5,7 @@
     notify_users        locale, time zone, e-mail address, quiet hours, display name
     notify_prefs        per user, category and channel: on or off
     notify_jobs         the durable schedule: one row per notice to decide at ``due_at``
+                        (``failed`` ones can be retried by an operator)
     notify_inbox        the in-app inbox (seen / read / archived)
     notify_deliveries   one row per notice, channel and target; retried, then dead-lettered
     notify_delivery_log what happened to each delivery (queued, sent, failed, dead, skipped)
@@ -165,5 +166,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         (f"CREATE INDEX {DELIVERIES}_group ON {DELIVERIES} "
          "(user_id, channel, target, state, next_at)",
          f"ALTER TABLE {DELIVERIES} ADD COLUMN coalesced TEXT"),
+    ),
+    Migration(
+        "notifications",
+        4,
+        "failed jobs for operators: a job's failed attempts, when an operator last retried "
+        "it, and the failed jobs by when they failed",
+        # attempts is NULL (unknown) for the jobs that failed before it was counted
+        (f"ALTER TABLE {JOBS} ADD COLUMN attempts INTEGER DEFAULT 0",
+         f"UPDATE {JOBS} SET attempts = NULL WHERE state = 'failed'",
+         f"ALTER TABLE {JOBS} ADD COLUMN retried_at BIGINT",
+         f"CREATE INDEX {JOBS}_failed ON {JOBS} (fired_at, id) WHERE state = 'failed'"),
     ),
 )

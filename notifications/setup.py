@@ -75,7 +75,8 @@ class Notifications:
         self.api = NotificationsApi(s, store.db, identify, self.intake,
                                     vapid_public_key=self.webpush_key, clock=self.clock,
                                     on_event=self.scheduler.wake.set,
-                                    on_requeue=self.delivery.wake.set)
+                                    on_requeue=self.delivery.wake.set,
+                                    on_retry=self.scheduler.wake.set)
 
     def _open_senders(self, base_url: str) -> None:
         s = self.settings
