@@ -347,6 +347,14 @@ class NotificationsApi:
                 raise NotFound("no such job")
             retried = row[5] == "failed"
             if retried:
+                # A chat digest is one pending job per conversation (see the watcher): while
+                # a newer one is pending, it alerts the user; a second would alert twice.
+                newer = await tx.fetchrow(
+                    f"SELECT j.id FROM {JOBS} AS j JOIN {JOBS} AS f ON j.group_key = "
+                    "f.group_key WHERE f.id = ? AND j.state = 'pending' AND j.id <> f.id", jid)
+                if newer is not None:
+                    raise Conflict(f"job {jid} is a chat digest whose conversation has a "
+                                   f"newer pending digest ({newer[0]}); that one alerts")
                 # outcome keeps the last error until the job is fired (or fails) again
                 await tx.execute(
                     f"UPDATE {JOBS} SET state = 'pending', due_at = ?, attempts = 0, "
@@ -509,7 +517,7 @@ def _target_hint(channel: str, target: str) -> str:
 def _dead_json(r: Any) -> dict[str, Any]:
     return {"id": r[0], "notice": r[1], "user": r[2], "channel": r[3],
             "target": _target_hint(r[3], r[4]), "state": r[5], "attempts": int(r[6]),
-            "error": r[7], "dead_at": rfc3339(int(r[8])) if r[5] == "dead" else None,
+            "error": _scrub(r[7]), "dead_at": rfc3339(int(r[8])) if r[5] == "dead" else None,
             "created_at": rfc3339(int(r[9])), "updated_at": rfc3339(int(r[10])),
             "kind": r[11], "category": r[12], "thread": r[13], "title": r[14]}
 

@@ -58,6 +58,15 @@ async def test_operators_list_dead_letters_with_filters_and_pages(
             break
         cursor = f"&before={quote(body['next'])}"
     assert sorted(seen) == dead and len(seen) == 3
+    # an error text that quotes the target (a push service's answer, a driver's message)
+    # is shown without it
+    endpoint = "https://push.example.net/wpush/v2/" + "gAAAAABk" * 8
+    await pnode.n.store.db.execute(
+        "UPDATE notify_deliveries SET last_error = ? WHERE id = ?",
+        f"410 from {endpoint} (token {'x' * 48}) for b.sato@example.jp", dead[0])
+    status, body = await pnode.http("GET", DEAD, admin)
+    [shown] = [d for d in body["dead_letters"] if d["id"] == dead[0]]
+    assert shown["error"] == "410 from https://push.example.net/… (token …) for b…@example.jp"
 
 
 async def test_dead_letters_are_for_operators_and_inputs_are_checked(

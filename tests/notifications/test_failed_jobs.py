@@ -264,3 +264,29 @@ async def test_a_retried_job_still_goes_through_the_schedulers_checks(
     status, body = await node.http("POST", f"{FAILED}/{concluded}/retry", admin)
     assert status == 200 and body["retried"] is False
     assert body["job"]["outcome"] == "contract is cancelled"
+
+
+async def test_a_failed_chat_digest_is_not_retried_beside_a_newer_one(node: NotifyNode) -> None:
+    """A conversation has one pending chat digest at a time (the watcher adds to it): a
+    failed digest whose conversation has a newer pending one is refused (409; the newer one
+    alerts the user), so the user is not alerted twice; once none is pending, it may be."""
+    thread = await contract(node)
+    group = f"chat:{thread}:bob"
+    async with node.n.store.db.transaction() as tx:
+        await repo.add_chat_job(tx, group, thread, "bob", T0 + HOUR, {"messages": []}, T0)
+    [old] = await node.n.store.db.fetch("SELECT id FROM notify_jobs WHERE group_key = ?", group)
+    await node.n.store.db.execute(
+        "UPDATE notify_jobs SET state = 'failed', fired_at = ?, outcome = 'boom' WHERE id = ?",
+        T0, old[0])
+    async with node.n.store.db.transaction() as tx:
+        await repo.add_chat_job(tx, group, thread, "bob", T0 + HOUR, {"messages": []}, T0)
+    service = node.token("platform", "service")
+    before = await jobs_table(node)
+    status, body = await node.http("POST", f"{FAILED}/{old[0]}/retry", service)
+    assert status == 409 and body["error"]["code"] == "conflict", body
+    assert "newer pending digest" in body["error"]["message"]
+    assert await jobs_table(node) == before
+    await node.n.store.db.execute(
+        "UPDATE notify_jobs SET state = 'done' WHERE group_key = ? AND state = 'pending'", group)
+    status, body = await node.http("POST", f"{FAILED}/{old[0]}/retry", service)
+    assert status == 200 and body["retried"] is True, body
