@@ -28,6 +28,7 @@ import html
 import logging
 import re
 import time
+from collections.abc import Callable, MutableSequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -231,8 +232,6 @@ class NotificationsApi:
         malformed row), most recent first; ``user`` and ``channel`` filter, ``limit`` and
         ``before`` (the ``next`` of the previous page) page."""
         self.operator(request)
-        limit = query_int(request, "limit", default=50, lo=1, hi=200)
-        assert limit is not None
         where: list[str] = ["d.state = 'dead'"]
         args: list[Any] = []
         user = request.query.get("user")
@@ -246,19 +245,31 @@ class NotificationsApi:
                                  f"{', '.join(DELIVERY_CHANNELS)}")
             where.append("d.channel = ?")
             args.append(channel)
+        # A dead row's next_at is when it died: served by the (state, next_at) index.
+        return await self._page(request, f"SELECT {_DEAD_COLS} FROM {_DEAD_FROM}", where, args,
+                                ("d.next_at", "d.id", 8), "dead_letters", _dead_json)
+
+    async def _page(self, request: web.Request, select: str, where: MutableSequence[str],
+                    args: MutableSequence[Any], order: tuple[str, str, int], key: str,
+                    render: Callable[[Any], dict[str, Any]]) -> web.Response:
+        """One page of an operator listing, newest first by ``order`` (time column, id
+        column, the time's index in a row): ``limit``, and ``before`` = the previous page's
+        ``next``."""
+        limit = query_int(request, "limit", default=50, lo=1, hi=200)
+        assert limit is not None
+        at_col, id_col, at_index = order
         raw = request.query.get("before")
         if raw is not None:
-            at, did = parse_thread_cursor(raw)
-            where.append("(d.next_at < ? OR (d.next_at = ? AND d.id < ?))")
-            args.extend((at, at, did))
-        # A dead row's next_at is when it died: served by the (state, next_at) index.
+            at, last = parse_thread_cursor(raw)
+            where.append(f"({at_col} < ? OR ({at_col} = ? AND {id_col} < ?))")
+            args.extend((at, at, last))
         rows = await self.db.fetch(
-            f"SELECT {_DEAD_COLS} FROM {_DEAD_FROM} WHERE {' AND '.join(where)} "
-            "ORDER BY d.next_at DESC, d.id DESC LIMIT ?", *args, limit + 1)
+            f"{select} WHERE {' AND '.join(where)} ORDER BY {at_col} DESC, {id_col} DESC "
+            "LIMIT ?", *args, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        nxt = thread_cursor(int(rows[-1][8]), rows[-1][0]) if more else None
-        return json_response({"dead_letters": [_dead_json(r) for r in rows], "next": nxt})
+        nxt = thread_cursor(int(rows[-1][at_index] or 0), rows[-1][0]) if more else None
+        return json_response({key: [render(r) for r in rows], "next": nxt})
 
     async def requeue(self, request: web.Request) -> web.Response:
         """Send a dead-lettered delivery again: ``queued``, due now, with a fresh budget of
@@ -301,8 +312,6 @@ class NotificationsApi:
         recently failed first; ``kind`` and ``thread`` filter, ``limit`` and ``before`` (the
         ``next`` of the previous page) page."""
         self.operator(request)
-        limit = query_int(request, "limit", default=50, lo=1, hi=200)
-        assert limit is not None
         where: list[str] = ["state = 'failed'"]
         args: list[Any] = []
         kind = request.query.get("kind")
@@ -317,20 +326,10 @@ class NotificationsApi:
             where.append("thread_id = ?")
             args.append(checked_text(thread, "query parameter 'thread'",
                                      max_chars=MAX_ID_CHARS))
-        raw = request.query.get("before")
-        if raw is not None:
-            at, jid = parse_thread_cursor(raw)
-            where.append("(fired_at < ? OR (fired_at = ? AND id < ?))")
-            args.extend((at, at, jid))
         # A failed job's fired_at is when it failed: served by the partial index
         # notify_jobs_failed (or notify_jobs_thread with a thread).
-        rows = await self.db.fetch(
-            f"SELECT {_JOB_COLS} FROM {JOBS} WHERE {' AND '.join(where)} "
-            "ORDER BY fired_at DESC, id DESC LIMIT ?", *args, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        nxt = thread_cursor(int(rows[-1][8] or 0), rows[-1][0]) if more else None
-        return json_response({"failed_jobs": [_job_json(r) for r in rows], "next": nxt})
+        return await self._page(request, f"SELECT {_JOB_COLS} FROM {JOBS}", where, args,
+                                ("fired_at", "id", 8), "failed_jobs", _job_json)
 
     async def retry_job(self, request: web.Request) -> web.Response:
         """Fire a failed job again: ``pending``, due now, its attempts reset; the scheduler

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -43,6 +44,21 @@ class NotifyNode(Node):
     def __init__(self, settings: Any, clock: ManualClock) -> None:
         super().__init__(settings)
         self.clock = clock
+
+    async def pages(self, path: str, key: str, token: str, *, limit: int = 2,
+                    most: int = 10) -> list[str]:
+        """Walk an operator listing ``limit`` rows at a time through its ``next`` cursors
+        (at most ``most`` pages); the ids of its ``key`` rows, in the order served."""
+        seen: list[str] = []
+        cursor = ""
+        for _ in range(most):
+            status, body = await self.http("GET", f"{path}?limit={limit}{cursor}", token)
+            assert status == 200, body
+            seen.extend(row["id"] for row in body[key])
+            if body["next"] is None:
+                return seen
+            cursor = f"&before={quote(body['next'])}"
+        raise AssertionError(f"{path}: more than {most} pages")
 
     async def start(self) -> NotifyNode:
         if not self.settings.is_embedded:

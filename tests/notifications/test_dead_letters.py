@@ -5,7 +5,6 @@ checked again before sending like any held copy, and every input is validated.""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from tests.notifications.conftest import NotifyNode, contract, deliver, register_all
 
@@ -48,15 +47,7 @@ async def test_operators_list_dead_letters_with_filters_and_pages(
         status, body = await pnode.http("GET", f"{DEAD}?{query}", service)
         assert status == 200 and len(body["dead_letters"]) == n, (query, body)
     # pages: newest first, each once
-    seen: list[str] = []
-    cursor = ""
-    for _ in range(3):
-        status, body = await pnode.http("GET", f"{DEAD}?limit=2{cursor}", admin)
-        assert status == 200, body
-        seen.extend(d["id"] for d in body["dead_letters"])
-        if body["next"] is None:
-            break
-        cursor = f"&before={quote(body['next'])}"
+    seen = await pnode.pages(DEAD, "dead_letters", admin)
     assert sorted(seen) == dead and len(seen) == 3
     # an error text that quotes the target (a push service's answer, a driver's message)
     # is shown without it
