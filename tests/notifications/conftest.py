@@ -60,6 +60,16 @@ class NotifyNode(Node):
             cursor = f"&before={quote(body['next'])}"
         raise AssertionError(f"{path}: more than {most} pages")
 
+    async def refuses_non_operators(self, listing: str, action: str) -> None:
+        """``GET listing`` and ``POST action`` answer 401 without a token and 403 to a
+        worker and to a moderator (they are for the service and admin roles)."""
+        for method, path in (("GET", listing), ("POST", action)):
+            status, body = await self.http(method, path)
+            assert status == 401 and body["error"]["code"] == "unauthorized", (path, body)
+            for who in (self.token("bob", "worker"), self.token("mod", "moderator")):
+                status, body = await self.http(method, path, who)
+                assert status == 403 and body["error"]["code"] == "forbidden", (path, body)
+
     async def start(self) -> NotifyNode:
         if not self.settings.is_embedded:
             await migrate(self.settings)
