@@ -70,6 +70,25 @@ class NotifyNode(Node):
                 status, body = await self.http(method, path, who)
                 assert status == 403 and body["error"]["code"] == "forbidden", (path, body)
 
+    async def refuses_bad_input(self, listing: str, queries: list[tuple[str, str]],
+                                action: str, unknown: str) -> None:
+        """As an admin: every ``(query, word)`` of ``listing`` is a 400 naming ``word``;
+        ``action`` (with ``{}`` for the id) is a 400 for malformed ids (too long, NUL) and a
+        404 for the ``unknown`` one. Common limit and cursor mistakes are added."""
+        admin = self.token("ops", "admin")
+        common = [("limit=0", "limit"), ("limit=201", "limit"), ("limit=x", "limit"),
+                  ("before=nonsense", "before"), ("before=", "before"),
+                  ("before=12.", "before")]
+        for query, word in [*common, *queries]:
+            status, body = await self.http("GET", f"{listing}?{query}", admin)
+            assert status == 400, (query, body)
+            assert body["error"]["code"] == "bad_request" and word in body["error"]["message"]
+        for bad in ("x" * 129, "a%00b"):
+            status, body = await self.http("POST", action.format(bad), admin)
+            assert status == 400 and body["error"]["code"] == "bad_request", body
+        status, body = await self.http("POST", action.format(unknown), admin)
+        assert status == 404 and body["error"]["code"] == "not_found", body
+
     async def start(self) -> NotifyNode:
         if not self.settings.is_embedded:
             await migrate(self.settings)
