@@ -4,8 +4,9 @@ Without a path the dev set is found like ``python -m moderation.score`` finds it
 (`moderation.score.devset_path`: ``TSUNAGU_MODERATION_DEVSET``, then
 ``../shared/moderation/dev.jsonl`` beside the repository, then the vendored copy).
 
-Measures single-core messages/s over the dev set's messages and p50/p99 latency for a
-2,000-character message (50 texts made of dev-set messages, each scanned several times);
+Measures single-core messages/s over the dev set's messages (alone, and each with the
+five messages before it in the list as its history, as on the send path) and p50/p99
+latency for a 2,000-character message (50 texts made of dev-set messages, each scanned several times);
 prints a markdown table.
 
 The machine this runs on is shared, so every figure is measured in ``--rounds`` rounds
@@ -65,6 +66,21 @@ def _throughput(scanner: Scanner, messages: list[str], seconds: float) -> dict[s
     return {"wall": n / (time.perf_counter() - w0), "cpu": n / (time.process_time() - c0)}
 
 
+def _throughput_history(
+    scanner: Scanner, messages: list[str], seconds: float, depth: int = 5
+) -> dict[str, float]:
+    """Like `_throughput`, each message scanned with the ``depth`` messages before it in
+    the list as its history (the send path scans a message with the sender's recent ones)."""
+    pairs = [(m, messages[max(0, i - depth):i]) for i, m in enumerate(messages)]
+    n = 0
+    w0, c0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - w0 < seconds:
+        for m, history in pairs:
+            scanner.scan(m, history)
+        n += len(pairs)
+    return {"wall": n / (time.perf_counter() - w0), "cpu": n / (time.process_time() - c0)}
+
+
 def _latencies(scanner: Scanner, texts: list[str], clock: Callable[[], float]) -> list[float]:
     times = []
     for _ in range(4):
@@ -98,11 +114,14 @@ def main() -> int:
         scanner.scan(t)
 
     rates: dict[str, list[float]] = {"cpu": [], "wall": []}
+    with_history: dict[str, list[float]] = {"cpu": [], "wall": []}
     p50: dict[str, list[float]] = {"cpu": [], "wall": []}
     p99: dict[str, list[float]] = {"cpu": [], "wall": []}
     for _ in range(args.rounds):
         for clock, rate in _throughput(scanner, messages, args.seconds).items():
             rates[clock].append(rate)
+        for clock, rate in _throughput_history(scanner, messages, args.seconds).items():
+            with_history[clock].append(rate)
         for clock, fn in CLOCKS.items():
             ms = _latencies(scanner, long_texts, fn)
             p50[clock].append(_p(ms, 0.5))
@@ -121,6 +140,9 @@ def main() -> int:
     print("|---|---|---|")
     for clock in ("cpu", "wall"):
         print(row(f"throughput, one core ({clock} time), msgs/s", rates[clock], ",.0f", max))
+    for clock in ("cpu", "wall"):
+        print(row(f"throughput with 5 messages of history ({clock} time), msgs/s",
+                  with_history[clock], ",.0f", max))
     for clock in ("cpu", "wall"):
         print(row(f"2,000-char message p50 ({clock} time), ms", p50[clock], ".2f", min))
         print(row(f"2,000-char message p99 ({clock} time), ms", p99[clock], ".2f", min))

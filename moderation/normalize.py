@@ -152,9 +152,19 @@ def rewrite(
 def left_bounded(words: Iterable[str], before: str) -> str:
     """``(?<!BEFORE)(?:w1|w2|...)`` for literal words, written so the pattern starts with
     the words (the regex engine then skips ahead to their first letters): the one-character
-    lookbehind moves after each word's first letter."""
+    lookbehind moves after each word's first letter.
+
+    Words with the same first letter share it and its lookbehind (``o(?<!…o)(?:h|ne)``),
+    in their given order: at any place only one first letter can match, so the engine
+    tries the same words in the same order and finds the same matches, with fewer tries.
+    """
+    groups: dict[str, list[str]] = {}
+    for w in words:
+        groups.setdefault(w[0], []).append(re.escape(w[1:]))
     return "(?:" + "|".join(
-        re.escape(w[0]) + "(?<!" + before + re.escape(w[0]) + ")" + re.escape(w[1:]) for w in words
+        re.escape(c) + "(?<!" + before + re.escape(c) + ")"
+        + (rests[0] if len(rests) == 1 else "(?:" + "|".join(rests) + ")")
+        for c, rests in groups.items()
     ) + ")"
 
 

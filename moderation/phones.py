@@ -26,7 +26,7 @@ import phonenumbers
 from moderation.context import Hit, ScanText
 from moderation.gate import Prefiltered
 from moderation.lexicon import word
-from moderation.normalize import left_bounded
+from moderation.normalize import _EN_HINT, left_bounded
 
 # A run of digit groups: ``(?<![A-Za-z0-9/#=_.\-])(\+\s?)?\(?\d+(?:SEP{1,3}\(?\d+\)?)*``
 # then no letter or digit; written to start with its first character (+, ( or a digit)
@@ -191,6 +191,31 @@ def _ascii_digits(text: str) -> int:
     return len(data) - len(data.translate(None, b"0123456789"))
 
 
+# A maximal run of letters that are all O's: only those O's can become zeros
+# (`normalize.digits`: an O-as-zero run is bounded by non-letters and holds no other letter).
+_O_WORD: Final = re.compile(r"[oO](?<![A-Za-z][oO])[oO]*(?![A-Za-z])")
+
+
+def _too_few_digits(text: str, low: str) -> bool:
+    """Whether the digits view of a pure-ASCII ``text`` (its own squeezed view) surely holds
+    fewer than `MIN_DIGITS` digits, so `find_phones` finds nothing (``low``: its lower case).
+
+    `normalize.digits` makes a digit of an ASCII digit, of each number word of a rewritten
+    English run (each a match of `normalize._EN_HINT`, not preceded or followed by a
+    letter), and of an O in an O-as-zero run (a letter run of O's only): their counts bound
+    the digits of the view.  Nothing else makes digits in ASCII text.
+    """
+    bound = _ascii_digits(text)
+    if bound >= MIN_DIGITS:
+        return False
+    bound += len(_EN_HINT.findall(low))
+    if bound >= MIN_DIGITS:
+        return False
+    if "o" in low:
+        bound += sum(map(len, _O_WORD.findall(text)))
+    return bound < MIN_DIGITS
+
+
 def _alone_on_lines(src: str, start: int, end: int) -> bool:
     """A number across lines (messages) counts without a phone word only when nothing but
     the digits is on its first and last line: "Chapter 03" + "1234 5678 words total" is
@@ -204,7 +229,16 @@ def _alone_on_lines(src: str, start: int, end: int) -> bool:
 
 
 def find_phones(text: ScanText) -> list[Hit]:
-    if not _digitish(text.base.text, text.base_lower):
+    plain = text.base.text
+    low = text.base_lower
+    if not _digitish(plain, low):
+        return []
+    # A number word ("one more thing") passes `_digitish`; building the digits view costs
+    # more than bounding its digit count (pure ASCII, no spaced-out letters joined).
+    if (
+        low is not None and text.squeezed is text.base and plain.isascii()
+        and _too_few_digits(plain, low)
+    ):
         return []
     view = text.digits
     src = view.text

@@ -34,6 +34,10 @@ class Decision:
     risk: int
 
 
+# The decision for no findings (immutable: one instance serves every call).
+_ALLOW_NOTHING: Final = Decision("allow", (), None, None, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     actions: Mapping[tuple[str, str], str]  # (category, stage) -> action
@@ -160,7 +164,7 @@ class Policy:
             raise ValueError(f"unknown stage {stage!r}")
         # Roles without overrides (team "member", "observer") get the stage defaults.
         if not findings:
-            return Decision("allow", (), None, None, 0)
+            return _ALLOW_NOTHING
         level = 0
         top_category: str | None = None
         for category in CATEGORIES:

@@ -127,6 +127,9 @@ class Scanner:
                 pos += len(message) + 1
             st = ScanText("\n".join(window))
         current_start = offsets[-1]
+        # Hits that end before the current message are dropped below; cue checks are
+        # skipped for those anchors (see `_cue_hits`).
+        before = current_start if len(window) > 1 else 0
 
         hits = find_emails(st, self._allow_domains)
         if "/" in st.base.text:
@@ -141,7 +144,7 @@ class Scanner:
             if found:
                 if checks is None:
                     checks = _Checks(st)
-                _cue_hits(st, i, found, checks, hits)
+                _cue_hits(st, i, found, checks, hits, before)
         # Each rule's anchor is tried only where one of its literal prefixes starts, in
         # order, skipping places inside its previous match (`gate.first_matches`).
         current = -1
@@ -154,7 +157,7 @@ class Scanner:
                 if found:
                     if checks is None:
                         checks = _Checks(st)
-                    _cue_hits(st, current, found, checks, hits)
+                    _cue_hits(st, current, found, checks, hits, before)
                     found = []
                 current = i
                 rule = CUE_RULES[i]
@@ -169,7 +172,7 @@ class Scanner:
         if found:
             if checks is None:
                 checks = _Checks(st)
-            _cue_hits(st, current, found, checks, hits)
+            _cue_hits(st, current, found, checks, hits, before)
         if not hits:
             return []
 
@@ -339,17 +342,31 @@ def _id_limit(text: str, b: int, window: int) -> int:
 
 
 def _cue_hits(
-    st: ScanText, index: int, found: list[re.Match[str]], checks: _Checks, hits: list[Hit]
+    st: ScanText, index: int, found: list[re.Match[str]], checks: _Checks, hits: list[Hit],
+    before: int = 0,
 ) -> None:
-    """Append to ``hits`` the anchor matches ``found`` of rule ``index`` that pass its checks."""
+    """Append to ``hits`` the anchor matches ``found`` of rule ``index`` that pass its checks.
+
+    ``before``: the original offset where the current message starts in a window of
+    several messages (0 for one message).  When every hit a match can give (the anchor's,
+    and an ID's up to `_id_limit`) ends, in the original, before ``before``, `Scanner.scan`
+    drops them all (combining marks after a hit do not reach past the ``\\n`` ahead of the
+    current message; a view maps offsets in order), so the match's checks, which have no
+    effect but their memo, are skipped.
+    """
     rule = CUE_RULES[index]
     cue, block = _CUES[index], _BLOCKS[index]
     plain = checks.plain_lower
     view = st.kw
     text = view.text
     bounds = checks.sentences.bounds
+    # How far a hit of this rule can reach past its anchor: an ID is looked for up to
+    # `_id_limit` (within the window or FOLLOW_REACH, and the next line).
+    reach = -1 if rule.id_pattern is None else max(rule.window, FOLLOW_REACH)
     for m in found:
         a, b = m.span()
+        if before and view.span(a, b if reach < 0 else _id_limit(text, b, reach))[1] < before:
+            continue
         if not _word_start(text, a):
             continue
         lo, hi = bounds(a, b)

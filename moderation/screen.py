@@ -140,10 +140,24 @@ class ModerationScreener:
         self, *, thread: str, stage: str, sender: Identity, sender_role: str, body: str,
         client_msg_id: str | None = None,
     ) -> Verdict:
-        recent = await self._history(thread, sender.user_id)
+        user = sender.user_id
+        # The cached history and the fresh restrictions without a coroutine each (the
+        # common case; the same as awaiting `_history` and `_is_restricted`).
+        key = (thread, user)
+        recent = self._recent.get(key)
+        if recent is not None:
+            self._recent.move_to_end(key)
+        else:
+            recent = await self._history(thread, user)
         # A retry is scanned with the history its first attempt had (not with itself), and
         # is not remembered twice (a split number would count its digits twice).
-        if client_msg_id is not None and any(e.key == client_msg_id for e in recent):
+        retry = False
+        if client_msg_id is not None:
+            for e in recent:
+                if e.key == client_msg_id:
+                    retry = True
+                    break
+        if retry:
             entries = [e for e in recent if e.key != client_msg_id]
         else:
             entries = list(recent)
@@ -152,7 +166,10 @@ class ModerationScreener:
         findings = self.scanner.scan(body, history)
         decision = self.policy.decide(findings, stage=stage, sender_role=sender_role)
         action = decision.action
-        restricted = await self._is_restricted(sender.user_id)
+        if time.monotonic() - self._restricted_at > RESTRICTIONS_TTL_S:
+            restricted = await self._is_restricted(user)
+        else:
+            restricted = user in self._restricted
         if restricted and _ORDER.index(action) < _ORDER.index("hold"):
             action = "hold"
         if action == "allow" and not findings:
