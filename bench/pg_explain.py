@@ -1,12 +1,16 @@
-"""PostgreSQL's own work for one fast-path batch: ``EXPLAIN (ANALYZE, BUFFERS)`` of it.
+"""PostgreSQL's own work for one fast-path batch: ``EXPLAIN (ANALYZE, BUFFERS, WAL)`` of it.
 
     python -m bench.pg_explain --batch 70 --stored 3000
+    python -m bench.pg_explain --batch 13 --stored 3000 --generic
 
 Creates a fresh database (``TSUNAGU_BENCH_PG`` or the local server) with 500 threads and
 ``--stored`` messages, captures the one statement ``PostgresStore.append_batch`` sends for
 the next batch of ``--batch`` messages, and prints its plan with actual times - run inside a
 transaction that is rolled back, so nothing is written. Shows where the statement's time
 goes (row decoding, each insert, the foreign-key trigger), which the node cannot see.
+``--generic`` shows the plan the fast path's connections use instead (one generic plan per
+statement, made under ``_FAST_SETTINGS``: see chat.store.postgres), planned when the tables
+hold what ``--stored`` put there, and analysed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from bench.pg_batch import THREADS, batches, bench_store
+from chat.store.postgres import _FAST_SETTINGS
 
 
 class _Captured(Exception):
@@ -26,7 +31,13 @@ class _Captured(Exception):
         self.query, self.args = query, args
 
 
-async def run(batch: int, stored: int) -> None:
+def _literal(value: Any) -> str:
+    """``value`` (a JSON text parameter) as an SQL literal: EXPLAIN EXECUTE takes no $n."""
+    assert isinstance(value, str)
+    return "'" + value.replace("'", "''") + "'"
+
+
+async def run(batch: int, stored: int, generic: bool) -> None:
     async with bench_store("pg_explain") as (store, dsn):
         gen = batches(batch)
         for _ in range(max(stored // batch, THREADS // batch + 1)):
@@ -44,15 +55,20 @@ async def run(batch: int, stored: int) -> None:
             query, args = got.query, got.args
         finally:
             asyncpg.connection.Connection.fetch = fetch  # type: ignore[method-assign]
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(dsn, server_settings=_FAST_SETTINGS if generic else None)
         try:
             await conn.execute("ANALYZE")
+            explain = "EXPLAIN (ANALYZE, BUFFERS, WAL) "
+            if generic:  # a prepared statement: its generic plan, as the fast path runs it
+                await conn.execute(f"PREPARE fast AS {query}")
+                query = "EXECUTE fast (" + ", ".join(_literal(a) for a in args) + ")"
+                args = ()
             rows: list[Any] = []
             for _ in range(3):  # warm the caches; print the last (each run rolled back)
                 tx = conn.transaction()
                 await tx.start()
                 try:
-                    rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + query, *args)
+                    rows = await conn.fetch(explain + query, *args)
                 finally:
                     await tx.rollback()
             print("\n".join(r[0] for r in rows))
@@ -64,8 +80,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=70)
     p.add_argument("--stored", type=int, default=3000)
+    p.add_argument("--generic", action="store_true",
+                   help="the fast path's generic plan (see above), not a custom plan")
     a = p.parse_args()
-    asyncio.run(run(a.batch, a.stored))
+    asyncio.run(run(a.batch, a.stored, a.generic))
 
 
 if __name__ == "__main__":

@@ -590,6 +590,50 @@ async def test_pg_batch_key_lookup_probes_the_index_on_a_new_database(pg_dsn: st
         await store.close()
 
 
+async def test_pg_fast_path_generic_plan_reads_only_through_indexes(pg_dsn: str) -> None:
+    """The fast path's statements run on connections of their own with one generic plan
+    each (planning them for every batch cost a third of PostgreSQL's CPU per message). That
+    plan is made once, perhaps while the tables are empty or small, and kept as they grow:
+    whatever the statistics, it must read no table whole - every table through an index."""
+    store = pg_store(pg_dsn)
+    await store.open()
+    try:
+        await store.migrate()
+        assert isinstance(store, postgres_store.PostgresStore)
+        async with store._conn(fast=True) as c:
+            assert await c.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+            assert await c.fetchval("SHOW enable_seqscan") == "off"
+        async with store._conn() as c:  # every other statement: planned for its parameters
+            assert await c.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+            assert await c.fetchval("SHOW enable_seqscan") == "on"
+        statements = {"plain": (postgres_store._APPEND_IF_CURRENT_SQL, 4),
+                      "held": (postgres_store._APPEND_IF_CURRENT_HELD_SQL, 5)}
+        for state in ("new", "analysed"):  # never analysed; then small and analysed
+            if state == "analysed":
+                await make_thread(store)
+                await make_thread(store, "t2")
+                await append(store, msg(cmid="c1"), msg("t2", cmid="c2"))
+                await store.db.execute("ANALYZE")
+            conn = await asyncpg.connect(pg_dsn, server_settings=postgres_store._FAST_SETTINGS)
+            try:
+                for name, (sql, params) in statements.items():
+                    await conn.execute(f"PREPARE {name} AS {sql}")
+                    plan = "\n".join(r[0] for r in await conn.fetch(
+                        f"EXPLAIN EXECUTE {name} (" + ", ".join(["'[]'"] * params) + ")"))
+                    assert "Seq Scan" not in plan, (state, name, plan)
+                    assert "Index Cond: (id = ANY" in plan, (state, name, plan)  # threads
+                    assert "messages_thread_id_fkey" not in plan  # (the check is a trigger)
+            finally:
+                await conn.close()
+        # and the fast path still writes, on its own connections
+        before = store.fast_batches
+        [r] = await append(store, msg(cmid="c3"))
+        assert isinstance(r, Appended) and r.created and r.message.seq == 2
+        assert store.fast_batches == before + 1
+    finally:
+        await store.close()
+
+
 async def test_sqlite_checkpoints_run_off_the_commit_path(tmp_path: Path) -> None:
     """With the background checkpointer on, the writer's own checkpoints start only at
     WRITER_AUTOCHECKPOINT pages, and a connection of its own copies the WAL into the
