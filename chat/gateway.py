@@ -311,9 +311,14 @@ class Gateway:
             self._publish_presence(conn, "offline")
 
     async def _heartbeat_loop(self) -> None:
-        """Every ``heartbeat_s``: ping each connection that sent nothing for that long, and
-        close one that sent nothing (not even a pong) for twice that long.
+        """Every ``heartbeat_s``: ping each connection that sent nothing for half that long
+        or more, and close one that sent nothing (not even a pong) for twice that long.
 
+        Half: a ping goes out at a sweep and its pong comes back a round trip later, so at
+        the next sweep the connection has been idle a little less than one period; had it to
+        be idle a whole period to be pinged, the sweep after that (idle two periods plus the
+        timer's lateness, which on a fast network exceeds the round trip) would close a
+        peer that answers every ping. So an idle live peer is pinged once per period.
         One task for the node instead of a timer per socket (less memory per idle
         connection, no timer reset per frame). A dead peer is dropped within 3 periods.
         """
@@ -327,7 +332,7 @@ class Gateway:
                 if idle > 2 * period:
                     log.info("closing %s: no answer to the heartbeat", conn.user)
                     conn.close_soon(CLOSE_GOING_AWAY, "no answer to the heartbeat")
-                elif idle >= period:
+                elif idle >= period / 2:
                     conn.ping()
 
     async def _loop(self, ws: web.WebSocketResponse, conn: Connection) -> None:

@@ -682,7 +682,7 @@ async def test_slow_consumer_that_never_reads_is_released(start: Start) -> None:
 
 
 async def test_server_heartbeat_pings_and_drops_a_silent_peer(start: Start) -> None:
-    env = await start(heartbeat_s=0.5)  # not shorter: a busy machine must not miss a pong
+    env = await start(heartbeat_s=0.2)
     ws = await env.raw("alice", autoping=False)
 
     async def next_ping() -> aiohttp.WSMessage:
@@ -698,6 +698,29 @@ async def test_server_heartbeat_pings_and_drops_a_silent_peer(start: Start) -> N
     await next_ping()  # the pong kept the connection: the server pings again
     # No pong this time: the server gives up on the connection.
     await wait_until(lambda: not env.node.gateway.connections)
+
+
+async def test_a_peer_that_answers_every_ping_is_never_dropped(start: Start) -> None:
+    """An idle client whose only frames are pongs: its pong comes back a round trip after
+    the sweep that pinged it, so every later sweep must still ping it before its silence
+    reaches the close threshold (on localhost the round trip is far below the timer's
+    lateness). Over eight periods it gets pings and stays."""
+    env = await start(heartbeat_s=0.2)
+    ws = await env.raw("alice", autoping=False)
+    pings = 0
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 8 * 0.2
+    while loop.time() < until:
+        try:
+            msg = await ws.receive(timeout=max(0.01, until - loop.time()))
+        except TimeoutError:
+            break
+        assert msg.type != aiohttp.WSMsgType.CLOSE, msg
+        if msg.type == aiohttp.WSMsgType.PING:
+            pings += 1
+            await ws.pong(msg.data)
+    assert pings >= 4 and len(env.node.gateway.connections) == 1
+    await ws.close()
 
 
 async def test_client_pings_are_answered_before_and_after_hello(start: Start) -> None:
