@@ -48,7 +48,11 @@ MEANINGS: dict[str, str] = {
     "log_level": "`DEBUG`, `INFO`, `WARNING` or `ERROR`.",
     "pg_pool_min": "Connections the asyncpg pool keeps open.",
     "pg_pool_max": "Most connections the asyncpg pool opens (per node); at least "
-                   "`pg_pool_min`.",
+                   "`pg_pool_min`. The group commit's fast path has a second pool of its "
+                   "own (its statement planned once per connection, see "
+                   "docs/operations.md) with the same limit; it opens one connection per "
+                   "batch in flight (`group_commit_in_flight`, 1 by default), so a node "
+                   "holds at most `pg_pool_max` + `group_commit_in_flight` connections.",
     "jwt_secret": "HS256 key shared with the platform; at least 32 characters. Never "
                   "printed. Required with PostgreSQL unless `jwt_public_key` is set; the "
                   "embedded default generates one in `data_dir`.",
