@@ -281,18 +281,19 @@ class Connection:
                     if self._apply(item) is None:
                         return
                 except Exception as exc:  # this client's rendering failed, not the others'
-                    self._fail(exc)
+                    self._fail(exc, broken=False)  # its socket is fine: what it holds goes
                     return
             # it needs a storage read first: the writer task takes it (and ``out`` first)
         self._put_queued(item)
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, exc: Exception, *, broken: bool = True) -> None:
         """Writing to this client failed (the socket went away, a storage read or a push's
         rendering failed): never leave an open socket that no longer gets what it is owed -
         the client would wait for answers forever. Closing makes it reconnect and resume
-        from its cursor."""
+        from its cursor. ``broken``: the socket itself failed (nothing more is written to
+        it); otherwise the frames put before the failure still go out before the close."""
         log.debug("writing to %s failed: %s", self.user, exc)
-        self._broken = True
+        self._broken = self._broken or broken
         self.close_soon(CLOSE_INTERNAL_ERROR, "server error; reconnect and resume")
 
     def _put_queued(self, item: Outbound) -> None:

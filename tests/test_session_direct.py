@@ -170,7 +170,11 @@ async def test_a_push_that_cannot_be_rendered_closes_only_that_connection(
     """Rendering happens in ``deliver`` on the direct lane: a failure there must not reach
     the fan-out that delivers to everyone else; the client is closed (1011) to resume."""
     conn, ws, _ = await served()
+    conn.send({"type": "ok", "n": "ok-1"})
+    conn.deliver(Event(thread_channel(T), "message", {}, msg(1)))
     conn.deliver(Event(thread_channel(T), "receipt", {"thread": T, "x": object()}))  # no raise
+    # what was put before the failure still goes out, before the close
+    assert [label(f) for f in await read(ws, 2)] == ["ok-1", 1]
     close = await ws.receive(timeout=5)
     assert close.type == aiohttp.WSMsgType.CLOSE and close.data == 1011
     assert conn.closed
