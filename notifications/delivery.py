@@ -7,8 +7,10 @@ Theory of operation:
 * :meth:`DeliveryWorker.tick` claims due rows in a short transaction (``sending`` with a
   short lease owned by this claim, renewed while the batch is worked on and released on a
   graceful stop; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), checks each copy again
-  (:meth:`_recheck`: read in-app, overtaken by the contract's state, chat thread read; the
-  target still registered to the user; a malformed row alone is dead-lettered; a deadline
+  (:meth:`_recheck`: its category still on for its channel in the user's preferences, an
+  e-mail copy's address still the user's, read in-app, overtaken by the contract's state,
+  chat thread read; the target still registered to the user; a malformed row alone is
+  dead-lettered; a deadline
   reminder sent late - held for quiet hours, retried - is worded with the time left now,
   or skipped as stale when the next reminder is due too), merges chat
   alerts of one user, thread and target due together into one digest (its count kept on
@@ -38,8 +40,8 @@ from chat.store.db import Db
 
 from . import repo
 from .channels import Outgoing, Result, Sender
-from .prefs import UserProfile
-from .rules import ContractState, fire_payload, retry_delay_s, still_applies
+from .prefs import UserProfile, enabled
+from .rules import HOUR_US, ContractState, fire_payload, retry_delay_s, still_applies
 from .scheduler import Clock
 from .schema import DELIVERIES, DEVICES, INBOX, JOBS, WEBPUSH
 from .texts import notice_text
@@ -83,6 +85,20 @@ def _json_object(text: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value
+
+
+# Delivery channel -> the channel a preference names (``prefs.CHANNELS``). The in-app copy
+# is not a delivery (the inbox row is stored when the notice fires).
+_PREF_CHANNEL = {"webpush": "webpush", "fcm": "mobile", "apns": "mobile", "email": "email"}
+MINUTE_US = 60_000_000
+
+
+def _same_address(current: str, target: str) -> bool:
+    """Is ``target`` (an e-mail copy's address when queued) still ``current``? The domain
+    is compared without regard to case (RFC 5321), the local part exactly."""
+    a_local, _, a_domain = current.rpartition("@")
+    b_local, _, b_domain = target.rpartition("@")
+    return a_local == b_local and a_domain.casefold() == b_domain.casefold()
 
 
 def _why(exc: BaseException) -> str:
@@ -241,7 +257,8 @@ class DeliveryWorker:
             users = sorted({r.user for r in rows})
             profiles = await repo.profiles(self.db, users, tz=self.cfg.default_tz,
                                            quiet=("00:00", "00:00"))
-            await self._recheck(rows, now, profiles)
+            prefs = await repo.user_prefs(self.db, users)
+            await self._recheck(rows, now, profiles, prefs)
             self._coalesce(rows, profiles)
             results = await asyncio.gather(*(one(r, profiles[r.user].locale) for r in rows))
         except asyncio.CancelledError:  # stopping: record what was sent, release the rest
@@ -308,13 +325,18 @@ class DeliveryWorker:
             log.warning("could not release the leases of an interrupted batch", exc_info=True)
 
     async def _recheck(self, rows: list[_Row], now: int,
-                       profiles: Mapping[str, UserProfile]) -> None:
+                       profiles: Mapping[str, UserProfile],
+                       prefs: Mapping[str, Mapping[tuple[str, str], bool]] | None = None
+                       ) -> None:
         """Does each notice still apply now? A copy held for quiet hours or retried can be
-        overtaken: the deposit paid, the contract cancelled, the deadline changed or passed
-        (or, for a deadline reminder sent late, the next shorter reminder is due too), the
-        chat thread read in-app. Such a copy is skipped, with the reason. A deadline reminder
-        that is still sent but late (held for quiet hours, retried) is worded again with
-        the time really left now (:func:`rules.fire_payload`), not its lead time."""
+        overtaken: the user turned its category off on its channel since (preferences,
+        one-click unsubscribe), an e-mail copy's address is no longer the user's (changed
+        or removed), the deposit paid, the contract cancelled, the deadline changed or
+        passed (or, for a deadline reminder sent late, the next shorter reminder is due
+        too), the chat thread read in-app. Such a copy is skipped, with the reason. A
+        deadline reminder that is still sent but late (held for quiet hours, retried) is
+        worded again with the time really left now (:func:`rules.fire_payload`), not its
+        lead time."""
         threads = sorted({r.thread for r in rows if r.kind != "chat"})
         contracts = await repo.load_contracts(self.db, threads)
         seqs = await repo.read_seqs(self.db, sorted({(r.thread, r.user) for r in rows
@@ -323,7 +345,8 @@ class DeliveryWorker:
             if r.fail is not None:
                 continue
             try:
-                self._recheck_one(r, contracts, seqs, now, profiles.get(r.user))
+                self._recheck_one(r, contracts, seqs, now, profiles.get(r.user),
+                                  None if prefs is None else prefs.get(r.user, {}))
             except Exception as exc:  # one malformed row fails alone
                 log.warning("delivery %s cannot be checked", r.id, exc_info=True)
                 r.fail = f"failed: cannot be checked ({_why(exc)})"
@@ -331,8 +354,18 @@ class DeliveryWorker:
     @staticmethod
     def _recheck_one(r: _Row, contracts: Mapping[str, ContractState],
                      seqs: Mapping[tuple[str, str], int], now: int,
-                     prof: UserProfile | None) -> None:
-        if r.read_at is not None:
+                     prof: UserProfile | None,
+                     prefs: Mapping[tuple[str, str], bool] | None = None) -> None:
+        if prefs is not None and r.channel in _PREF_CHANNEL and \
+                not enabled(prefs, r.category, _PREF_CHANNEL[r.channel]):
+            r.skip = (f"skipped: the user turned {r.category} notifications off for "
+                      f"{_PREF_CHANNEL[r.channel]} since the copy was queued")
+        elif r.channel == "email" and prof is not None and not prof.email:
+            r.skip = "skipped: the user no longer has an e-mail address"
+        elif r.channel == "email" and prof is not None and \
+                not _same_address(prof.email or "", r.target):
+            r.skip = "skipped: the user's e-mail address changed since the copy was queued"
+        elif r.read_at is not None:
             r.skip = "skipped: already read in-app"
         elif r.job_state == "cancelled":
             r.skip = "skipped: the notice was cancelled"
@@ -348,7 +381,10 @@ class DeliveryWorker:
                 # Held (quiet hours) or retried: "72 h left" is no longer true at 08:00.
                 payload = fire_payload(r.kind, r.payload, state, now)
                 if payload is not r.payload:
-                    r.title, r.body = notice_text(r.kind, {**state.params(), **payload},
+                    params = {**state.params(), **payload}
+                    if 0 < state.deadline - now < HOUR_US:  # "36 min", not "0.6 h"
+                        params["minutes"] = max(1, (state.deadline - now) // MINUTE_US)
+                    r.title, r.body = notice_text(r.kind, params,
                                                   locale=prof.locale, tz=prof.tz)
 
     def _coalesce(self, rows: list[_Row], profiles: Mapping[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """User-facing texts in Japanese and English: system messages and notices. No I/O.
 
 Templates use ``str.format`` fields: ``title`` (the contract's title), ``amount``,
-``currency``, ``deadline`` (rendered in the reader's time zone), ``hours``, ``count``,
-``sender``, ``reason``.
+``currency``, ``deadline`` (rendered in the reader's time zone, which is named unless it is
+Japan's), ``hours`` (``minutes`` for a deadline reminder with less than an hour left),
+``count``, ``sender``, ``reason``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 LOCALES = ("ja", "en")
+# Zones a Japanese date is shown in without naming the zone.
+JAPAN_ZONES = frozenset({"Asia/Tokyo", "Japan"})
 
 # event type -> (ja, en) body of the system message posted into the contract thread
 SYSTEM: dict[str, tuple[str, str]] = {
@@ -63,6 +66,10 @@ NOTICES: dict[str, dict[str, tuple[str, str]]] = {
     "deadline_reminder": {
         "ja": ("納期まであと{hours}時間: {title}", "納期は {deadline} です。間に合わない場合は早めにクライアントに相談してください。"),
         "en": ("{hours} h to the deadline: {title}", "The deadline is {deadline}. If you might miss it, tell the client early."),
+    },
+    "deadline_reminder_minutes": {  # a late reminder with less than an hour left
+        "ja": ("納期まであと{minutes}分: {title}", "納期は {deadline} です。間に合わない場合は早めにクライアントに相談してください。"),
+        "en": ("{minutes} min to the deadline: {title}", "The deadline is {deadline}. If you might miss it, tell the client early."),
     },
     "overdue": {
         "ja": ("納期を過ぎました: {title}", "納期（{deadline}）を過ぎています。メッセージで状況を共有してください。"),
@@ -123,7 +130,9 @@ def fmt_time(us: int, tz: str, locale: str) -> str:
         except (OverflowError, ValueError, OSError):
             return "?"
     if locale == "ja":
-        return f"{local.month}月{local.day}日 {local:%H:%M}"
+        # Japan's own time needs no zone; any other zone is named, as in English.
+        zone = "" if tz in JAPAN_ZONES else f" ({tz})"
+        return f"{local.month}月{local.day}日 {local:%H:%M}{zone}"
     return f"{local:%Y-%m-%d %H:%M} ({tz})"
 
 
@@ -142,9 +151,25 @@ def notice_text(kind: str, params: dict[str, Any], *, locale: str, tz: str) -> t
     locale = locale if locale in LOCALES else "ja"
     if kind == "chat" and int(params.get("count", 1)) == 1:
         kind = "chat_one"
+    elif kind == "deadline_reminder":
+        minutes = _minutes_left(params)
+        if minutes is not None:  # "36 min to the deadline", not "0.6 h"
+            kind, params = "deadline_reminder_minutes", {**params, "minutes": minutes}
     title, body = NOTICES[kind][locale]
     p = _params(params, tz, locale)
     return title.format_map(_Missing(p)), body.format_map(_Missing(p))
+
+
+def _minutes_left(params: dict[str, Any]) -> int | None:
+    """A deadline reminder with less than an hour left: the minutes left (``minutes`` if
+    given, else from a fractional ``hours``); None to word it in hours."""
+    minutes = params.get("minutes")
+    if isinstance(minutes, int) and not isinstance(minutes, bool) and minutes > 0:
+        return minutes
+    hours = params.get("hours")
+    if isinstance(hours, (int, float)) and not isinstance(hours, bool) and 0 < hours < 1:
+        return max(1, round(hours * 60))
+    return None
 
 
 def system_text(event_type: str, params: dict[str, Any], *, tz: str) -> dict[str, str]:
