@@ -339,8 +339,20 @@ class NotificationsApi:
         who = self.operator(request)
         jid = path_id(request)
         now = self.clock.now_us()
-        lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
+        postgres = self.db.dialect == "postgres"
+        lock = " FOR UPDATE" if postgres else ""
         async with self.db.transaction() as tx:
+            if postgres:
+                # The chat watcher adds to (or inserts) a conversation's pending digest under
+                # pg_advisory_xact_lock(hashtext(group_key)). Take the same lock before the
+                # check for a newer pending digest below, so a digest the watcher is inserting
+                # meanwhile is either committed before the check (and seen: 409) or inserted
+                # after this retry commits (and the watcher then adds to the retried job,
+                # which is pending again). Taken before the row lock, as the watcher takes it
+                # before touching job rows. (SQLite has one writer: no race there.)
+                group = await tx.fetchval(f"SELECT group_key FROM {JOBS} WHERE id = ?", jid)
+                if group:
+                    await tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", group)
             row = await tx.fetchrow(f"SELECT {_JOB_COLS} FROM {JOBS} WHERE id = ?{lock}", jid)
             if row is None:
                 raise NotFound("no such job")
@@ -516,25 +528,42 @@ def _target_hint(channel: str, target: str) -> str:
 def _dead_json(r: Any) -> dict[str, Any]:
     return {"id": r[0], "notice": r[1], "user": r[2], "channel": r[3],
             "target": _target_hint(r[3], r[4]), "state": r[5], "attempts": int(r[6]),
-            "error": _scrub(r[7]), "dead_at": rfc3339(int(r[8])) if r[5] == "dead" else None,
+            "error": _scrub(r[7], r[3], r[4]),
+            "dead_at": rfc3339(int(r[8])) if r[5] == "dead" else None,
             "created_at": rfc3339(int(r[9])), "updated_at": rfc3339(int(r[10])),
             "kind": r[11], "category": r[12], "thread": r[13], "title": r[14]}
 
 
 # What an error text may carry that must not be shown: a URL's path (a push endpoint is a
-# capability), an e-mail address, a long token (a device token, a key).
+# capability), with or without its scheme (``host.example/path``: the host stays), an e-mail
+# address (any run of characters around an ``@``: IDN, ``bob@localhost``, ``bob@[192.0.2.1]``;
+# the first character and the domain stay), a long token (a device token, a key).
 _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://(?:[^/\s'\"@]*@)?([^/?#\s'\"]+)"
                   r"[^\s'\"]*")
-_EMAIL = re.compile(r"[^\s'\"<>(),;:@]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_HOST_PATH = re.compile(r"(?<![\w.:/@%-])([\w-]+(?:\.[\w-]+)+(?::\d+)?)/[^\s'\"]*")
+_EMAIL = re.compile(r"[^\s'\"<>()\[\],;:@]+@(\[[^\]\s'\"]*\]|[^\s'\"<>()\[\],;:@]+)")
 _TOKEN = re.compile(r"[A-Za-z0-9_+/=:-]{40,}")
 
 
-def _scrub(text: str | None) -> str | None:
-    """An error text without the secrets it may quote (see above)."""
+def _email_hint(m: re.Match[str]) -> str:
+    domain, end = m.group(1), ""
+    if not domain.startswith("["):  # a full stop after the address is the sentence's
+        stripped = domain.rstrip(".")
+        domain, end = stripped, domain[len(stripped):]
+    return f"{m.group(0)[:1]}…@{domain}{end}"
+
+
+def _scrub(text: str | None, channel: str | None = None, target: str | None = None
+           ) -> str | None:
+    """An error text without the secrets it may quote (see above); a dead letter's own
+    ``target`` is first replaced, wherever it appears verbatim, by its hint."""
     if text is None:
         return None
+    if channel is not None and target:
+        text = text.replace(target, _target_hint(channel, target))
     text = _URL.sub(lambda m: f"{m.group(1)}://{m.group(2)}/…", text)
-    text = _EMAIL.sub(lambda m: f"{m.group(0)[:1]}…@{m.group(1)}", text)
+    text = _HOST_PATH.sub(lambda m: f"{m.group(1)}/…", text)
+    text = _EMAIL.sub(_email_hint, text)
     return _TOKEN.sub("…", text)
 
 

@@ -11,8 +11,11 @@ Theory of operation:
   delivery per enabled push/e-mail target (deferred past quiet hours unless urgent), and marks
   the job ``done`` (or ``dropped`` with the reason; ``failed`` with the error when it cannot
   be rendered or written, without holding back the rest of the batch; a deadline reminder
-  firing late is worded with the time really left). The job, its notice and its deliveries
-  commit together: each job fires exactly once, whatever the number of nodes.
+  firing late is worded with the time really left). A job an operator retried is checked
+  with the delivery worker's stricter :func:`rules.still_applies` instead: it may have been
+  overtaken while it lay failed (deposit paid since, deadline changed again). The job, its
+  notice and its deliveries commit together: each job fires exactly once, whatever the
+  number of nodes.
 * After the commit, each new notice is pushed live as a ``notification`` frame on the user's
   channel, and the delivery worker is woken. A tick that found a full batch runs again at
   once, so work missed during downtime is caught up in due order.
@@ -35,8 +38,15 @@ from chat.store.db import Db
 
 from . import repo
 from .prefs import enabled, quiet_until
-from .rules import CATEGORY, check_due, fire_payload, is_urgent
-from .schema import INBOX
+from .rules import (
+    CATEGORY,
+    OVERTAKEN_KINDS,
+    check_due,
+    fire_payload,
+    is_urgent,
+    still_applies,
+)
+from .schema import INBOX, JOBS
 from .texts import notice_text
 
 log = logging.getLogger("tsunagu.notify.scheduler")
@@ -190,6 +200,7 @@ class Scheduler:
         profiles = await repo.profiles(tx, users, tz=self.cfg.default_tz, quiet=self.cfg.quiet)
         prefs = await repo.user_prefs(tx, users)
         targets = await repo.targets(tx, users)
+        retried = await _retried(tx, [j.id for j in jobs if j.kind in OVERTAKEN_KINDS])
         outcomes: list[tuple[str, str, int, str]] = []
         inbox_rows: list[tuple[Any, ...]] = []
         deliveries: list[tuple[Any, ...]] = []
@@ -199,6 +210,12 @@ class Scheduler:
                     last = int(job.payload.get("last_seq", 0))
                     reason = "read in-app" if seqs.get((job.thread, job.user), 0) >= last \
                         else None
+                elif job.id in retried:
+                    # The full send-time check: a job retried by an operator may have been
+                    # overtaken since it failed (deposit paid, deadline changed again,
+                    # the contract moved on).
+                    reason = still_applies(job.kind, job.payload, contracts.get(job.thread),
+                                           now)
                 else:
                     reason = check_due(job.kind, job.payload, contracts.get(job.thread), now)
                 if reason is not None:
@@ -310,6 +327,20 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+async def _retried(tx: Any, ids: list[str]) -> set[str]:
+    """Which of these jobs an operator retried (``retried_at`` set). Only jobs of a kind
+    :func:`rules.still_applies` checks more strictly than :func:`rules.check_due` are asked
+    about, so a batch of chat digests costs no query."""
+    out: set[str] = set()
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        rows = await tx.fetch(
+            f"SELECT id FROM {JOBS} WHERE id IN ({', '.join('?' for _ in part)}) "
+            "AND retried_at IS NOT NULL", *part)
+        out.update(r[0] for r in rows)
+    return out
 
 
 async def _unread_counts(tx: Any, users: list[str]) -> dict[str, int]:
