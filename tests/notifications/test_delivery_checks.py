@@ -33,6 +33,23 @@ async def quiet_bob(node: NotifyNode, peers: dict[str, Any]) -> None:
     assert status == 200
 
 
+async def chat_at_night(node: NotifyNode, messages: int) -> str:
+    """A contract thread; at NIGHT alice sends ``messages`` messages two minutes apart,
+    each firing one chat digest for bob (held: quiet hours). The thread."""
+    node.clock.set(NIGHT)
+    thread = await contract(node, client_name="田中")
+    await node.tick()
+    alice = await Client(node.ws_url, node.token("alice", "client")).connect()
+    try:
+        for i in range(messages):
+            await alice.send(thread, f"メッセージ {i}")
+            await node.n.watcher.flush()
+            assert await node.at(NIGHT + (i + 1) * 120 * S) == 1
+    finally:
+        await alice.close()
+    return thread
+
+
 async def log_of(node: NotifyNode, kind: str, user: str = "bob") -> list[tuple[str, str]]:
     rows = await node.n.store.db.fetch(
         "SELECT l.state, l.detail FROM notify_delivery_log l JOIN notify_inbox n "
@@ -101,17 +118,7 @@ async def test_held_chat_alerts_coalesce_into_one_digest(pnode: NotifyNode,
     """Three messages a few minutes apart at night: three digests fire (each after the
     previous one), their held copies go out at 08:00 as ONE "3 new messages"."""
     await quiet_bob(pnode, peers)
-    pnode.clock.set(NIGHT)
-    thread = await contract(pnode, client_name="田中")
-    await pnode.tick()
-    alice = await Client(pnode.ws_url, pnode.token("alice", "client")).connect()
-    try:
-        for i in range(3):
-            await alice.send(thread, f"メッセージ {i}")
-            await pnode.n.watcher.flush()
-            assert await pnode.at(NIGHT + (i + 1) * 120 * S) == 1
-    finally:
-        await alice.close()
+    await chat_at_night(pnode, 3)
     pnode.clock.set(MORNING)
     await deliver(pnode)
     chats = [m for m in peers["fcm"].sent if m["data"]["kind"] == "chat"]

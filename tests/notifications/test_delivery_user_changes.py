@@ -19,8 +19,14 @@ from tests.notifications.conftest import (
     deliver,
     register_all,
 )
-from tests.notifications.test_delivery_checks import MORNING, NIGHT, S, _mails_to, quiet_bob
-from tests.support import Client
+from tests.notifications.test_delivery_checks import (
+    MORNING,
+    NIGHT,
+    S,
+    _mails_to,
+    chat_at_night,
+    quiet_bob,
+)
 
 H = HOUR * 1_000_000
 DEAD = "/v1/notifications/dead-letters"
@@ -151,17 +157,7 @@ async def test_held_chat_alerts_follow_an_opt_out_and_form_no_digest(
     status, _ = await pnode.http("PUT", "/v1/notifications/preferences", pnode.token("bob"),
                                  {"channels": {"chat": {"email": True}}})
     assert status == 200
-    pnode.clock.set(NIGHT)
-    thread = await contract(pnode, client_name="田中")
-    await pnode.tick()
-    alice = await Client(pnode.ws_url, pnode.token("alice", "client")).connect()
-    try:
-        for i in range(2):
-            await alice.send(thread, f"メッセージ {i}")
-            await pnode.n.watcher.flush()
-            assert await pnode.at(NIGHT + (i + 1) * 120 * S) == 1
-    finally:
-        await alice.close()
+    await chat_at_night(pnode, 2)
     status, _ = await pnode.http("PUT", "/v1/notifications/preferences", pnode.token("bob"),
                                  {"channels": {"chat": {"email": False, "webpush": False}}})
     assert status == 200
