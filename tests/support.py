@@ -204,5 +204,18 @@ class Client:
             await self.session.close()
 
 
+class NoHistoryStore:
+    """The part of a store a moderation screener reads, empty: no recent messages of the
+    sender, no stored copy of an earlier piece (for screener unit tests)."""
+
+    class db:  # stands for the store's ``db`` attribute
+        @staticmethod
+        async def fetchrow(*args: Any) -> None:
+            return None
+
+    async def history(self, thread: str, limit: int) -> list[Any]:
+        return []
+
+
 def with_settings(settings: Settings, **changes: Any) -> Settings:
     return replace(settings, **changes)

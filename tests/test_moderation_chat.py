@@ -397,15 +397,22 @@ async def _worker_bodies(node: Any, tid: str) -> list[str]:
     return [m["body"] for m in hist["messages"]]
 
 
+async def first_two_pieces(world: dict[str, Any]) -> str:
+    """A new contract thread in progress where tanaka sent the first two pieces of a phone
+    number ("090", "5555"), each harmless alone; the thread's id."""
+    thread = await world["node"].create_thread(("tanaka", "client"), ("sato", "worker"),
+                                               stage="in_progress")
+    tid: str = thread["id"]
+    await world["client"].send(tid, "090")
+    await world["client"].send(tid, "5555")
+    return tid
+
+
 async def test_a_retried_last_piece_masks_nothing_again(world: dict[str, Any]) -> None:
     """The earlier pieces are masked when the last one is stored, not when it is screened:
     a retry of it (lost ack) after a moderator dismissed the item leaves them in clear."""
     node, mod_token = world["node"], world["mod_token"]
-    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
-                                      stage="in_progress")
-    tid = thread["id"]
-    await world["client"].send(tid, "090")
-    await world["client"].send(tid, "5555")
+    tid = await first_two_pieces(world)
     third = await world["client"].send(tid, "1234", cmid="last-piece")
     assert third["moderation"]["action"] == "mask"
     assert await _worker_bodies(node, tid) == ["●●●", "●●●●", "●●●●"]
@@ -442,11 +449,7 @@ async def test_a_last_piece_never_stored_masks_nothing_until_its_retry_is(
         return await real(req)
 
     monkeypatch.setattr(committer, "append_screened", fail_once)
-    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"),
-                                      stage="in_progress")
-    tid = thread["id"]
-    await world["client"].send(tid, "090")
-    await world["client"].send(tid, "5555")
+    tid = await first_two_pieces(world)
     lost = await world["client"].send(tid, "1234", cmid="never-stored")
     assert failed == ["never-stored"] and lost["type"] == "error", lost
     assert await _worker_bodies(node, tid) == ["090", "5555"]

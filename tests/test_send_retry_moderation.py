@@ -19,7 +19,7 @@ from chat.auth import Identity
 from chat.config import Secret, Settings
 from moderation.schema import WITHHELD
 from moderation.screen import ModerationScreener
-from tests.support import Client, Node
+from tests.support import Client, Node, NoHistoryStore
 
 HELLO = "こんにちは、よろしくお願いします"
 
@@ -132,17 +132,8 @@ async def test_a_retry_is_not_added_to_the_senders_history_again() -> None:
     """The screener keeps the sender's recent bodies to catch a number split over several
     messages: a retried body is neither remembered twice nor scanned with its own copy."""
 
-    class History:
-        class db:  # the store's database: no stored copy of a held piece
-            @staticmethod
-            async def fetchrow(*args: Any) -> None:
-                return None
-
-        async def history(self, thread: str, limit: int) -> list[Any]:
-            return []
-
     settings = Settings(jwt_secret=Secret("x" * 40))
-    screener = ModerationScreener(settings, store=History(), fanout=Any,  # type: ignore[arg-type]
+    screener = ModerationScreener(settings, store=NoHistoryStore(), fanout=Any,  # type: ignore[arg-type]
                                   queue=Any)  # type: ignore[arg-type]
     screener._restricted_at = float("inf")  # no restriction look-ups
     who = Identity("tanaka", frozenset({"client"}), "田中", "ja", "Asia/Tokyo", 0.0)

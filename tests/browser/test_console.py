@@ -172,6 +172,15 @@ async def test_console_says_when_the_review_api_is_missing(browser: Any, node: N
         await expect(page.locator("#notice")).to_be_hidden()
 
 
+async def local_time(page: Any, at: str, zone: str) -> str:
+    """How the browser writes ``at`` in ``zone`` the way the console lists times (ja)."""
+    text: str = await page.evaluate(
+        """([at, zone]) => new Intl.DateTimeFormat('ja-JP', {month: 'short', day: 'numeric',
+              hour: '2-digit', minute: '2-digit', timeZone: zone}).format(new Date(at))""",
+        [at, zone])
+    return text
+
+
 async def until(ok: Any, timeout: float = 5) -> None:
     import asyncio
 
@@ -230,10 +239,7 @@ async def test_console_asks_for_a_decision_ignores_stale_queues_and_says_errors_
     await expect(queue).to_have_count(2)
 
     # Times in the token's zone (America/New_York), not Tokyo.
-    want = await page.evaluate(
-        """at => new Intl.DateTimeFormat('ja-JP', {month: 'short', day: 'numeric', hour: '2-digit',
-              minute: '2-digit', timeZone: 'America/New_York'}).format(new Date(at))""",
-        "2026-11-23T02:00:00Z")
+    want = await local_time(page, "2026-11-23T02:00:00Z", "America/New_York")
     await expect(queue.first.locator(".top").first).to_contain_text(want)
 
     # A slow answer (one item) comes back after a newer one (two items): it is ignored.
@@ -283,10 +289,7 @@ async def test_console_time_zone_falls_back_to_tokyo(browser: Any, node: Node) -
     errors = page.errors
     queue = page.locator("#queue li")
     await expect(queue).to_have_count(2)
-    want = await page.evaluate(
-        """at => new Intl.DateTimeFormat('ja-JP', {month: 'short', day: 'numeric', hour: '2-digit',
-              minute: '2-digit', timeZone: 'Asia/Tokyo'}).format(new Date(at))""",
-        "2026-11-23T02:00:00Z")
+    want = await local_time(page, "2026-11-23T02:00:00Z", "Asia/Tokyo")
     await expect(queue.first.locator(".top").first).to_contain_text(want)
     await queue.first.click()
     await expect(page.locator("#detail table").first).to_contain_text("2026")

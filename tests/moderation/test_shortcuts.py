@@ -22,6 +22,7 @@ from moderation.scanner import Scanner
 from moderation.score import load
 from moderation.screen import ModerationScreener
 from tests.moderation.devset import devset_path
+from tests.support import NoHistoryStore
 
 
 def _random_texts(alphabet: list[str], n: int, most: int, seed: int) -> list[str]:
@@ -157,19 +158,9 @@ class _Queue:
         return ["mallory"]
 
 
-class _Store:
-    class db:  # the store's database: no stored copy of an earlier piece
-        @staticmethod
-        async def fetchrow(*args: Any) -> None:
-            return None
-
-    async def history(self, thread: str, limit: int) -> list[Any]:
-        return []
-
-
 async def test_screen_send_holds_a_restricted_sender_fresh_or_stale() -> None:
     queue = _Queue()
-    screener = ModerationScreener(Settings(jwt_secret=Secret("x" * 40)), store=_Store(),  # type: ignore[arg-type]
+    screener = ModerationScreener(Settings(jwt_secret=Secret("x" * 40)), store=NoHistoryStore(),  # type: ignore[arg-type]
                                   fanout=Any, queue=queue)  # type: ignore[arg-type]
     mallory = Identity("mallory", frozenset({"client"}), "M", "ja", "Asia/Tokyo", 0.0)
     alice = Identity("alice", frozenset({"client"}), "A", "ja", "Asia/Tokyo", 0.0)

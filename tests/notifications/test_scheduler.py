@@ -316,20 +316,22 @@ async def test_a_batch_whose_write_fails_is_fired_job_by_job(node: NotifyNode,
     poison = await node.n.store.db.fetchval(
         "SELECT id FROM notify_jobs WHERE dedupe_key LIKE 'w:deposit_requested%'")
     monkeypatch.setattr(repo, "insert_notices", refuse_poison)
+
+    async def states() -> tuple[dict[str, str], str]:
+        """The test's jobs' states by kind, and the poisoned job's outcome."""
+        db = node.n.store.db
+        state = dict(await db.fetch(
+            "SELECT kind, state FROM notify_jobs WHERE dedupe_key LIKE 'w:%'"))
+        return state, await db.fetchval("SELECT outcome FROM notify_jobs WHERE id = ?", poison)
+
     await node.tick()
-    state = dict(await node.n.store.db.fetch(
-        "SELECT kind, state FROM notify_jobs WHERE dedupe_key LIKE 'w:%'"))
+    state, outcome = await states()
     assert state == {"deposit_requested": "pending", "rating_request": "done"}
-    outcome = await node.n.store.db.fetchval("SELECT outcome FROM notify_jobs WHERE id = ?",
-                                             poison)
     assert outcome.startswith("attempt 1 failed")  # a passing database error gets retries
     await node.tick()
     await node.tick()
-    state = dict(await node.n.store.db.fetch(
-        "SELECT kind, state FROM notify_jobs WHERE dedupe_key LIKE 'w:%'"))
+    state, outcome = await states()
     assert state == {"deposit_requested": "failed", "rating_request": "done"}
-    outcome = await node.n.store.db.fetchval("SELECT outcome FROM notify_jobs WHERE id = ?",
-                                             poison)
     assert "refused" in outcome
 
 
