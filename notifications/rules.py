@@ -315,12 +315,6 @@ def fire_payload(kind: str, payload: dict[str, Any], state: ContractState | None
 _BEFORE_DEPOSIT = ("contract_concluded_client", "contract_concluded_worker", "deposit_requested")
 
 
-# The kinds still_applies checks more strictly than check_due (the scheduler asks it for a
-# job an operator retried only when the job is of one of these).
-OVERTAKEN_KINDS = (*_BEFORE_DEPOSIT, "deadline_changed", "review_request",
-                   "correction_requested")
-
-
 def still_applies(kind: str, payload: dict[str, Any], state: ContractState | None,
                   now: int) -> str | None:
     """At send time (a push or e-mail copy held for quiet hours or a retry): None to send,

@@ -38,15 +38,8 @@ from chat.store.db import Db
 
 from . import repo
 from .prefs import enabled, quiet_until
-from .rules import (
-    CATEGORY,
-    OVERTAKEN_KINDS,
-    check_due,
-    fire_payload,
-    is_urgent,
-    still_applies,
-)
-from .schema import INBOX, JOBS
+from .rules import CATEGORY, check_due, fire_payload, is_urgent, still_applies
+from .schema import INBOX
 from .texts import notice_text
 
 log = logging.getLogger("tsunagu.notify.scheduler")
@@ -200,7 +193,6 @@ class Scheduler:
         profiles = await repo.profiles(tx, users, tz=self.cfg.default_tz, quiet=self.cfg.quiet)
         prefs = await repo.user_prefs(tx, users)
         targets = await repo.targets(tx, users)
-        retried = await _retried(tx, [j.id for j in jobs if j.kind in OVERTAKEN_KINDS])
         outcomes: list[tuple[str, str, int, str]] = []
         inbox_rows: list[tuple[Any, ...]] = []
         deliveries: list[tuple[Any, ...]] = []
@@ -210,7 +202,7 @@ class Scheduler:
                     last = int(job.payload.get("last_seq", 0))
                     reason = "read in-app" if seqs.get((job.thread, job.user), 0) >= last \
                         else None
-                elif job.id in retried:
+                elif job.retried:
                     # The full send-time check: a job retried by an operator may have been
                     # overtaken since it failed (deposit paid, deadline changed again,
                     # the contract moved on).
@@ -327,20 +319,6 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-
-async def _retried(tx: Any, ids: list[str]) -> set[str]:
-    """Which of these jobs an operator retried (``retried_at`` set). Only jobs of a kind
-    :func:`rules.still_applies` checks more strictly than :func:`rules.check_due` are asked
-    about, so a batch of chat digests costs no query."""
-    out: set[str] = set()
-    for i in range(0, len(ids), 500):
-        part = ids[i:i + 500]
-        rows = await tx.fetch(
-            f"SELECT id FROM {JOBS} WHERE id IN ({', '.join('?' for _ in part)}) "
-            "AND retried_at IS NOT NULL", *part)
-        out.update(r[0] for r in rows)
-    return out
 
 
 async def _unread_counts(tx: Any, users: list[str]) -> dict[str, int]:
