@@ -40,8 +40,8 @@ from chat.store.db import Db
 
 from . import repo
 from .channels import Outgoing, Result, Sender
-from .prefs import UserProfile, enabled
-from .rules import HOUR_US, ContractState, fire_payload, retry_delay_s, still_applies
+from .prefs import UserProfile, enabled, pref_channel
+from .rules import HOUR_US, MINUTE_US, ContractState, fire_payload, retry_delay_s, still_applies
 from .scheduler import Clock
 from .schema import DELIVERIES, DEVICES, INBOX, JOBS, WEBPUSH
 from .texts import notice_text
@@ -87,10 +87,6 @@ def _json_object(text: Any) -> dict[str, Any] | None:
     return value
 
 
-# Delivery channel -> the channel a preference names (``prefs.CHANNELS``). The in-app copy
-# is not a delivery (the inbox row is stored when the notice fires).
-_PREF_CHANNEL = {"webpush": "webpush", "fcm": "mobile", "apns": "mobile", "email": "email"}
-MINUTE_US = 60_000_000
 
 
 def _same_address(current: str, target: str) -> bool:
@@ -356,10 +352,10 @@ class DeliveryWorker:
                      seqs: Mapping[tuple[str, str], int], now: int,
                      prof: UserProfile | None,
                      prefs: Mapping[tuple[str, str], bool] | None = None) -> None:
-        if prefs is not None and r.channel in _PREF_CHANNEL and \
-                not enabled(prefs, r.category, _PREF_CHANNEL[r.channel]):
+        # (the in-app copy is not a delivery: its inbox row is stored when the notice fires)
+        if prefs is not None and not enabled(prefs, r.category, pref_channel(r.channel)):
             r.skip = (f"skipped: the user turned {r.category} notifications off for "
-                      f"{_PREF_CHANNEL[r.channel]} since the copy was queued")
+                      f"{pref_channel(r.channel)} since the copy was queued")
         elif r.channel == "email" and prof is not None and not prof.email:
             r.skip = "skipped: the user no longer has an e-mail address"
         elif r.channel == "email" and prof is not None and \

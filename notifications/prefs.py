@@ -40,6 +40,12 @@ def enabled(prefs: Mapping[tuple[str, str], bool], category: str, channel: str) 
     return value
 
 
+def pref_channel(delivery_channel: str) -> str:
+    """The channel a preference names (:data:`CHANNELS`) for a delivery's channel: FCM and
+    APNs are both ``mobile``."""
+    return "mobile" if delivery_channel in ("fcm", "apns") else delivery_channel
+
+
 def check_tz(tz: str) -> str:
     try:
         ZoneInfo(tz)

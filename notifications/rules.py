@@ -45,6 +45,7 @@ from chat.errors import Conflict
 from .events import ContractEvent
 
 HOUR_US = 3_600_000_000
+MINUTE_US = 60_000_000
 DAY_US = 24 * HOUR_US
 
 CATEGORIES = ("contract", "deadline", "review", "chat")

@@ -37,7 +37,7 @@ from chat.models import new_id
 from chat.store.db import Db
 
 from . import repo
-from .prefs import enabled, quiet_until
+from .prefs import enabled, pref_channel, quiet_until
 from .rules import CATEGORY, check_due, fire_payload, is_urgent, still_applies
 from .schema import INBOX
 from .texts import notice_text
@@ -266,8 +266,7 @@ class Scheduler:
             chans.append(("email", prof.email))
         deliveries = []
         for channel, target in chans:
-            pref_channel = "mobile" if channel in ("fcm", "apns") else channel
-            if enabled(user_prefs, category, pref_channel):
+            if enabled(user_prefs, category, pref_channel(channel)):
                 deliveries.append((new_id("d"), nid, job.user, channel, target, due))
         return notice, row, deliveries
 
