@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,8 @@ from hypothesis import strategies as st
 
 from tests.support import Client, Node
 
+# More examples for a deeper run: TSUNAGU_PROPERTY_EXAMPLES=500 scripts/test tests/test_property.py
+EXAMPLES = int(os.environ.get("TSUNAGU_PROPERTY_EXAMPLES", "25"))
 DEVICES = ("a1", "a2", "w")
 USER_OF = {"a1": "client", "a2": "client", "w": "worker"}
 _n = itertools.count()
@@ -240,7 +243,7 @@ class World:
 
 
 def _program_test(node: Node, loop: asyncio.AbstractEventLoop) -> Any:
-    @settings(max_examples=25, deadline=None,
+    @settings(max_examples=EXAMPLES, deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture,
                                      HealthCheck.too_slow])
     @given(program=programs)
