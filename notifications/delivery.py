@@ -41,7 +41,7 @@ from chat.store.db import Db
 from . import repo
 from .channels import Outgoing, Result, Sender
 from .prefs import UserProfile, enabled, pref_channel
-from .rules import HOUR_US, MINUTE_US, ContractState, fire_payload, retry_delay_s, still_applies
+from .rules import ContractState, fire_payload, retry_delay_s, still_applies
 from .scheduler import Clock
 from .schema import DELIVERIES, DEVICES, INBOX, JOBS, WEBPUSH
 from .texts import notice_text
@@ -377,10 +377,7 @@ class DeliveryWorker:
                 # Held (quiet hours) or retried: "72 h left" is no longer true at 08:00.
                 payload = fire_payload(r.kind, r.payload, state, now)
                 if payload is not r.payload:
-                    params = {**state.params(), **payload}
-                    if 0 < state.deadline - now < HOUR_US:  # "36 min", not "0.6 h"
-                        params["minutes"] = max(1, (state.deadline - now) // MINUTE_US)
-                    r.title, r.body = notice_text(r.kind, params,
+                    r.title, r.body = notice_text(r.kind, {**state.params(), **payload},
                                                   locale=prof.locale, tz=prof.tz)
 
     def _coalesce(self, rows: list[_Row], profiles: Mapping[str, Any]) -> None:

@@ -307,9 +307,11 @@ def fire_payload(kind: str, payload: dict[str, Any], state: ContractState | None
             not _late(payload, state.deadline, now):
         return payload
     left = state.deadline - now
-    hours: int | float = int(left // HOUR_US) if left >= HOUR_US else \
-        max(0.1, round(left / HOUR_US, 1))
-    return {**payload, "hours": hours, "late": True}
+    if left >= HOUR_US:
+        return {**payload, "hours": int(left // HOUR_US), "late": True}
+    # Under an hour: worded in whole minutes ("37 min"), which a tenth of an hour is not.
+    return {**payload, "hours": max(0.1, round(left / HOUR_US, 1)),
+            "minutes": max(1, left // MINUTE_US), "late": True}
 
 
 # Notices that only make sense while the deposit is still awaited.

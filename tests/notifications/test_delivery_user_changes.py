@@ -204,6 +204,23 @@ async def test_a_late_last_reminder_says_minutes_and_names_the_zone(
     assert "0.6" not in subject + text
 
 
+async def test_a_reminder_the_scheduler_fires_late_says_the_exact_minutes(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """The node was down when the 1 h reminder was due; it fires 23 minutes late, when 37
+    minutes are left: the inbox and the phone say 37, not 36 (a tenth of an hour)."""
+    await register_all(pnode, peers, "bob", "bob-browser")
+    await contract(pnode, deadline_h=10)
+    await deliver(pnode)
+    await pnode.at(T0 + 9 * H + 23 * 60 * S)  # the scheduler catches up after downtime
+    await pnode.n.delivery.run_until_idle()
+    status, body = await pnode.http("GET", "/v1/notifications", pnode.token("bob"))
+    assert status == 200, body
+    [notice] = [n for n in body["notifications"] if n["kind"] == "deadline_reminder"]
+    assert notice["title"] == "納期まであと37分: ロゴ制作", notice
+    [fcm] = [m for m in peers["fcm"].sent if m["data"]["kind"] == "deadline_reminder"]
+    assert fcm["notification"]["title"] == "納期まであと37分: ロゴ制作", fcm
+
+
 def test_reminder_wording_under_an_hour_and_the_zone_in_japanese() -> None:
     deadline = T0 + 10 * H  # 2026-06-01 10:00 UTC = 19:00 in Tokyo, 06:00 in New York
     p = {"title": "Logo", "deadline": deadline}
