@@ -94,8 +94,12 @@ _STRONG_PHONE: Final = re.compile(
 # Fast path: without digits or number words there is no phone number to find.  Each
 # pattern starts with a character class or literals so the regex engine skips ahead fast.
 _SIX_ASCII_DIGITS: Final = re.compile(r"[0-9](?:[^0-9]{0,4}[0-9]){5}")  # in ASCII text
-_SIX_DIGITS: Final = re.compile(r"\d(?:\D{0,4}\d){5}")
-_KANJI_PAIR: Final = re.compile(r"[〇零一壱二弐三参四五伍六七八九][〇零一壱二弐三参四五伍六七八九]")
+# Six digits close together (``\d(?:\D{0,4}\d){5}``) or a pair of kanji digits, in one
+# pass: both start with a character of one class (rare in text: the engine skips ahead).
+_SIX_DIGITS_OR_KANJI_PAIR: Final = re.compile(
+    r"[\d〇零一壱二弐三参四五伍六七八九]"
+    r"(?:(?<=\d)(?:\D{0,4}\d){5}|(?<=[〇零一壱二弐三参四五伍六七八九])[〇零一壱二弐三参四五伍六七八九])"
+)
 _KANA_NUMBER: Final = re.compile(
     r"ぜろ|ゼロ|れい|いち|イチ|きゅう|キュウ|キュー|はち|ハチ|なな|ナナ|ろく|ロク|よん|ヨン|ごー|ゴー"
 )
@@ -171,18 +175,21 @@ def _digitish(text: str, low: str | None) -> bool:
     if text.isascii():
         if _ascii_digits(text) >= 6 and _SIX_ASCII_DIGITS.search(text):
             return True
-        lowered = text.lower() if low is None else low  # (never None for ASCII)
-        # Substring tests first (most texts hold no number word at all).
-        for number in _EN_NUMBER_WORDS:
-            if number in lowered:
-                return _EN_NUMBER.search(lowered) is not None
-        return False
-    if _SIX_DIGITS.search(text) or _KANJI_PAIR.search(text) or _KANA_NUMBER.search(text):
+        return _en_number(text.lower() if low is None else low)  # (never None for ASCII)
+    if _SIX_DIGITS_OR_KANJI_PAIR.search(text) or _KANA_NUMBER.search(text):
         return True
     if low is None:  # a character folds oddly under IGNORECASE: let the digits view decide
         return True
-    # In other text the regex skips fast to the few Latin letters.
-    return _EN_NUMBER.search(low) is not None
+    return _en_number(low)
+
+
+def _en_number(lowered: str) -> bool:
+    """Whether `_EN_NUMBER` matches ``lowered``: substring tests first (most texts hold no
+    number word at all; the regex tries every e, f, n, o, s, t and z of English text)."""
+    for number in _EN_NUMBER_WORDS:
+        if number in lowered:
+            return _EN_NUMBER.search(lowered) is not None
+    return False
 
 
 def _ascii_digits(text: str) -> int:
