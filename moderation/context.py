@@ -80,6 +80,7 @@ class ScanText:
     __slots__ = (
         "_digits",
         "_sentences",
+        "ascii_digits",
         "base",
         "base_lower",
         "cased",
@@ -91,8 +92,10 @@ class ScanText:
 
     def __init__(self, original: str) -> None:
         self.original = original
-        base = nz.base(nz.View(original))
+        base, safe = nz.base_checked(nz.View(original))
         self.base: nz.View = base
+        # Whether the base text's only digits are 0-9 (cheaper to look for than ``\d``).
+        self.ascii_digits: bool = safe
         # `normalize.hint_lower` of the base text: for cheap necessary-condition checks.
         low = nz.hint_lower(base.text)
         self.base_lower: str | None = low

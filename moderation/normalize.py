@@ -250,12 +250,19 @@ _one_to_one: dict[str, str] = {}
 
 def base(view: View) -> View:
     """NFKC, digit forms, zero-width removal, dashes and homoglyphs."""
+    return base_checked(view)[0]
+
+
+def base_checked(view: View) -> tuple[View, bool]:
+    """`base`, and whether every character of ``view.text`` is in the ranges `_UNSAFE`
+    leaves alone (the view is then ``view`` itself, and its only digits are 0-9: no other
+    decimal digit is in those ranges)."""
     text = view.text
     if text.isascii() and text.isprintable():  # nothing outside ASCII, no control character
-        return view
+        return view, True
     clusters = _UNSAFE.findall(text)
     if not clusters:
-        return view
+        return view, True
     # Fast path: when every cluster is one character folding to one character (full-width
     # punctuation and letters, dashes, homoglyphs), the fold keeps every offset, so
     # `str.replace` per distinct character and a one-piece offset map give the same view
@@ -266,16 +273,16 @@ def base(view: View) -> View:
         out = table.get(cluster)
         if out is None:
             if len(cluster) != 1:
-                return rewrite(view, _UNSAFE, _fold_cluster)
+                return rewrite(view, _UNSAFE, _fold_cluster), False
             out = _fold_cluster_text(cluster)
             if len(out) != 1 or len(table) >= 4096:
-                return rewrite(view, _UNSAFE, _fold_cluster)
+                return rewrite(view, _UNSAFE, _fold_cluster), False
             table[cluster] = out
         if out != cluster:
             folded = folded.replace(cluster, out)
     if folded is text:
-        return view
-    return View(folded, view, (0,), (0,), (len(text),), (True,))
+        return view, False
+    return View(folded, view, (0,), (0,), (len(text),), (True,)), False
 
 
 # --------------------------------------------------------------------------- squeeze

@@ -100,6 +100,12 @@ _SIX_DIGITS_OR_KANJI_PAIR: Final = re.compile(
     r"[\d〇零一壱二弐三参四五伍六七八九]"
     r"(?:(?<=\d)(?:\D{0,4}\d){5}|(?<=[〇零一壱二弐三参四五伍六七八九])[〇零一壱二弐三参四五伍六七八九])"
 )
+# The same for a text whose only digits are 0-9 (a class of ASCII digits is much cheaper
+# for the regex engine to test at each character than ``\d``).
+_SIX_ASCII_DIGITS_OR_KANJI_PAIR: Final = re.compile(
+    r"[0-9〇零一壱二弐三参四五伍六七八九]"
+    r"(?:(?<=[0-9])(?:[^0-9]{0,4}[0-9]){5}|(?<=[〇零一壱二弐三参四五伍六七八九])[〇零一壱二弐三参四五伍六七八九])"
+)
 _KANA_NUMBER: Final = re.compile(
     r"ぜろ|ゼロ|れい|いち|イチ|きゅう|キュウ|キュー|はち|ハチ|なな|ナナ|ろく|ロク|よん|ヨン|ごー|ゴー"
 )
@@ -167,16 +173,17 @@ def _denied(src: str, lo: int, hi: int, base: int, end: int) -> bool:
     return after is not None and not _STRONG_PHONE.search(src, end, after.start())
 
 
-def _digitish(text: str, low: str | None) -> bool:
+def _digitish(text: str, low: str | None, ascii_digits: bool = False) -> bool:
     """Six digits close together, or a kanji, kana or English number word.
 
-    ``low``: `hint_lower` of ``text``.
+    ``low``: `hint_lower` of ``text``; ``ascii_digits``: its only digits are 0-9.
     """
     if text.isascii():
         if _ascii_digits(text) >= 6 and _SIX_ASCII_DIGITS.search(text):
             return True
         return _en_number(text.lower() if low is None else low)  # (never None for ASCII)
-    if _SIX_DIGITS_OR_KANJI_PAIR.search(text) or _KANA_NUMBER.search(text):
+    six = _SIX_ASCII_DIGITS_OR_KANJI_PAIR if ascii_digits else _SIX_DIGITS_OR_KANJI_PAIR
+    if six.search(text) or _KANA_NUMBER.search(text):
         return True
     if low is None:  # a character folds oddly under IGNORECASE: let the digits view decide
         return True
@@ -238,7 +245,7 @@ def _alone_on_lines(src: str, start: int, end: int) -> bool:
 def find_phones(text: ScanText) -> list[Hit]:
     plain = text.base.text
     low = text.base_lower
-    if not _digitish(plain, low):
+    if not _digitish(plain, low, text.ascii_digits):
         return []
     # A number word ("one more thing") passes `_digitish`; building the digits view costs
     # more than bounding its digit count (pure ASCII, no spaced-out letters joined).

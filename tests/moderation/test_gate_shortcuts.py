@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import re
 
+from moderation import normalize as nz
 from moderation import phones as ph
 from moderation import scanner as sc
 from moderation.gate import Gate, Prefiltered, digit_led_prefixes, literal_prefixes
@@ -67,3 +68,18 @@ def test_merged_digit_check_agrees_with_the_two_patterns() -> None:
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
         expected = six.search(text) is not None or pair.search(text) is not None
         assert (ph._SIX_DIGITS_OR_KANJI_PAIR.search(text) is not None) == expected, text
+
+
+def test_ascii_digit_check_where_the_only_digits_are_ascii() -> None:
+    rng = random.Random(5)
+    alphabet = "0123456789٣१〇零一二三九ab あ-・ \n"
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
+        view, safe = nz.base_checked(nz.View(text))
+        assert view.text == nz.base(nz.View(text)).text
+        if "٣" in text or "१" in text:
+            assert not safe
+            continue
+        assert safe and view.text == text
+        expected = ph._SIX_DIGITS_OR_KANJI_PAIR.search(text) is not None
+        assert (ph._SIX_ASCII_DIGITS_OR_KANJI_PAIR.search(text) is not None) == expected, text
