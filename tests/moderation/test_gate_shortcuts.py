@@ -23,7 +23,7 @@ _PRICES = [
 
 
 def test_digit_led_prefilter_agrees_with_search() -> None:
-    cue = sc.CUE_RULES[21].cue
+    [cue] = [r.cue for r in sc.CUE_RULES if r.rule == "expense.upfront_fee"]
     assert cue is not None and literal_prefixes(cue.pattern) is None
     pre = Prefiltered(cue)
     for text in _PRICES:
