@@ -23,7 +23,8 @@ _PRICES = [
 
 
 def test_digit_led_prefilter_agrees_with_search() -> None:
-    [cue] = [r.cue for r in sc.CUE_RULES if r.rule == "expense.upfront_fee"]
+    # the price cue of the upfront-fee rules (they share it)
+    cue = next(r.cue for r in sc.CUE_RULES if r.rule == "expense.upfront_fee")
     assert cue is not None and literal_prefixes(cue.pattern) is None
     pre = Prefiltered(cue)
     for text in _PRICES:
