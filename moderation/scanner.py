@@ -49,6 +49,15 @@ _ID_BEFORE: Final = re.compile(
     r"(?<![a-z0-9._\-@])@?(?P<id>(?=[a-z0-9._\-]*[a-z])(?=[a-z0-9._\-]*[0-9_])"
     r"[a-z0-9][a-z0-9._\-]{2,})\s+(?:is|=)\s+(?:my|our)\s+$"
 )
+# The label of an ID that names something else than the app's account (keyword view, so
+# "ｉｄ" is "id"): "注文ID: 12345", "チケットIDは PRJ_123", "order id: abc_123" after an app
+# name is an order's, a ticket's, not a messenger ID.
+_QUALIFIED_ID: Final = re.compile(
+    r"(?:注文|案件|取引|契約|請求|商品|会員|予約|伝票|チケット|問い?合わ?せ|発注|見積|"
+    r"(?<![a-z])(?:order|ticket|invoice|project|job|transaction|booking|tracking|item|"
+    r"product|customer|contract|reference|ref))"
+    r"\s*(?:id|番号|no\.?|#)\s*(?:は|:|：|=|is)?\s*[「『\"'(（]?\s*$"
+)
 _REFUSAL: Final = Prefiltered(re.compile(lx.REFUSAL, re.IGNORECASE))
 _GATE: Final = Gate([r.anchor.pattern for r in CUE_RULES], [r.cased for r in CUE_RULES])
 
@@ -412,8 +421,10 @@ def _cue_hits(
                 id_found = id_before or _ID_NEXT.match(text, b, limit) or rule.id_pattern.search(
                     text, b, limit
                 )
-            if id_found is not None:
-                group = "id" if id_found.group("id") else "handle"
+            group = "id" if id_found is not None and id_found.group("id") else "handle"
+            if id_found is not None and not _QUALIFIED_ID.search(
+                text, max(0, id_found.start() - 24), id_found.start(group)
+            ):
                 hits.append(
                     Hit("contact.messenger_id", view, id_found.start(group), id_found.end(group))
                 )
