@@ -94,18 +94,21 @@ _STRONG_PHONE: Final = re.compile(
 # Fast path: without digits or number words there is no phone number to find.  Each
 # pattern starts with a character class or literals so the regex engine skips ahead fast.
 _SIX_ASCII_DIGITS: Final = re.compile(r"[0-9](?:[^0-9]{0,4}[0-9]){5}")  # in ASCII text
-# Six digits close together (``\d(?:\D{0,4}\d){5}``) or a pair of kanji digits, in one
-# pass: both start with a character of one class (rare in text: the engine skips ahead).
-_SIX_DIGITS_OR_KANJI_PAIR: Final = re.compile(
-    r"[\d〇零一壱二弐三参四五伍六七八九]"
-    r"(?:(?<=\d)(?:\D{0,4}\d){5}|(?<=[〇零一壱二弐三参四五伍六七八九])[〇零一壱二弐三参四五伍六七八九])"
-)
+_KANJI_DIGIT: Final = "〇零一壱二弐三参四五伍六七八九"
+
+
+def _six_digits_or_kanji_pair(digits: str) -> re.Pattern[str]:
+    """Six digits close together (``\\d(?:\\D{0,4}\\d){5}``) or a pair of kanji digits, in
+    one pass: both start with a character of one class (rare in text: the engine skips
+    ahead). ``digits``: the class of the digits to count (``\\d`` or ``0-9``)."""
+    d, k = f"[{digits}]", f"[{_KANJI_DIGIT}]"
+    return re.compile(f"[{digits}{_KANJI_DIGIT}](?:(?<={d})(?:[^{digits}]{{0,4}}{d}){{5}}|(?<={k}){k})")
+
+
+_SIX_DIGITS_OR_KANJI_PAIR: Final = _six_digits_or_kanji_pair(r"\d")
 # The same for a text whose only digits are 0-9 (a class of ASCII digits is much cheaper
 # for the regex engine to test at each character than ``\d``).
-_SIX_ASCII_DIGITS_OR_KANJI_PAIR: Final = re.compile(
-    r"[0-9〇零一壱二弐三参四五伍六七八九]"
-    r"(?:(?<=[0-9])(?:[^0-9]{0,4}[0-9]){5}|(?<=[〇零一壱二弐三参四五伍六七八九])[〇零一壱二弐三参四五伍六七八九])"
-)
+_SIX_ASCII_DIGITS_OR_KANJI_PAIR: Final = _six_digits_or_kanji_pair("0-9")
 _KANA_NUMBER: Final = re.compile(
     r"ぜろ|ゼロ|れい|いち|イチ|きゅう|キュウ|キュー|はち|ハチ|なな|ナナ|ろく|ロク|よん|ヨン|ごー|ゴー"
 )
