@@ -296,7 +296,7 @@ class Gateway:
             # gone, or the client sent a fresh ``token`` meanwhile (its entry is later)
             if conn is None or conn.closed or conn.identity.exp > now:
                 continue
-            conn.close_soon(CLOSE_UNAUTHORIZED, "token expired")
+            conn.close_after_frame(CLOSE_UNAUTHORIZED, "token expired")
         self._arm_expiry()
 
     async def _close(self, conn: Connection) -> None:
@@ -351,6 +351,11 @@ class Gateway:
                 finally:
                     conn.busy = False
                     self._inflight -= 1
+                if conn.ending is not None:  # e.g. the token ran out meanwhile: answered, now close
+                    if not conn.closed:
+                        await conn.flush(self.settings.close_timeout_s)
+                        await conn.close_now(*conn.ending)
+                    break
                 if self.draining:
                     await conn.flush(self.settings.drain_timeout_s)
                     await ws.close(code=CLOSE_GOING_AWAY, message=b"server draining")

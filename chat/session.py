@@ -139,6 +139,7 @@ class Connection:
         "counted",
         "cursors",
         "dropped_ephemeral",
+        "ending",
         "followed",
         "identity",
         "last_seen",
@@ -174,6 +175,8 @@ class Connection:
         self.queue = Outbox(queue_depth)
         self.closed = False
         self.busy = False
+        # (code, reason) of a close that waits for the frame being handled to be answered
+        self.ending: tuple[int, str] | None = None
         self.pushed = 0
         self.dropped_ephemeral = 0
         self._on_close = on_close
@@ -312,6 +315,23 @@ class Connection:
         task = asyncio.create_task(self._close(code, reason))
         _background.add(task)
         task.add_done_callback(_background.discard)
+
+    def close_after_frame(self, code: int, reason: str) -> None:
+        """Close with ``code`` once the frame being handled (if any) has been answered.
+
+        A token that runs out while a ``send`` waits for its commit: the message will be
+        stored, so its ``ok`` goes out before the close frame rather than being dropped
+        (the client would learn the outcome only by retrying after it reconnects). The
+        gateway's loop closes right after the frame (``Gateway._loop``) and reads no further
+        frame; a frame that takes longer than the close timeout is not waited for.
+        """
+        if self.closed or self.ending is not None:
+            return
+        if not self.busy:
+            self.close_soon(code, reason)
+            return
+        self.ending = (code, reason)
+        asyncio.get_running_loop().call_later(self._close_timeout, self.close_soon, code, reason)
 
     async def close_now(self, code: int, reason: str) -> None:
         """Close with ``code`` and wait for it (at most the close timeout, then abort)."""

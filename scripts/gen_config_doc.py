@@ -144,7 +144,8 @@ MEANINGS: dict[str, str] = {
             "worker, moderator) to **anybody who opens it**. Also `serve --demo`. "
             "deploy/nginx.conf blocks `/demo` anyway.",
     "close_timeout_s": "Seconds a socket gets to take its close frame (slow consumer, expiry) "
-    "before it is aborted.",
+    "before it is aborted; also the longest a token's expiry waits for the answer to the "
+    "frame being handled before closing (4001).",
     "notify_enabled": "Turn the notifications component (events, scheduler, delivery) on or off.",
     "notify_event_secret": "HMAC-SHA256 key for signed `POST /v1/events` requests. Empty: only "
     "service tokens are accepted. Never printed.",
