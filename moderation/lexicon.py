@@ -76,13 +76,66 @@ APPS: Final = (
 # LINE and X are ordinary words unless capitalised; matched on the case-preserving view.
 APPS_CASED: Final = r"(?<![A-Za-z0-9])(?:L[Iil]NE|Line|X)(?![A-Za-z0-9\-])"
 
+# Ordinary English words that are never an ID, even where an ID could stand ("LINE is
+# fine", "Slack as usual", "the LINE ID is required", "Slack: done"): determiners,
+# pronouns, prepositions, and the adjectives, adverbs, participles and time words that
+# follow "<app> is/as" in work talk; also any word of six letters or more ending in -ing
+# or -ed ("is working", "is blocked", "as discussed").  Compact on purpose (CI has no word
+# list): a pure-letter word after a bare "is"/"as" counts as an ID only right after the
+# app name (see `APP_ID_NEXT`), so the list need only cover what is said of an app.
+ORDINARY_WORDS: Final = (
+    # determiners, pronouns, prepositions, conjunctions
+    r"the|a|an|my|your|our|their|his|her|its|this|that|these|those|here|there|not|also|on|"
+    r"in|at|to|of|for|with|by|from|about|into|over|under|just|still|it|we|you|they|he|she|"
+    r"me|us|them|what|where|when|how|why|which|who|whatever|all|any|some|no|none|more|most|"
+    r"less|least|only|so|too|very|much|many|both|each|every|either|neither|same|other|"
+    r"another|such|and|or|but|if|then|than|yet|mine|yours|ours|theirs|one|"
+    # adverbs
+    r"now|always|usually|never|often|sometimes|rarely|really|actually|probably|definitely|"
+    r"totally|pretty|quite|currently|mostly|mainly|generally|already|again|well|usual|"
+    r"before|ever|likely|unlikely|perhaps|maybe|fully|completely|basically|obviously|"
+    r"honestly|personally|literally|kind|sort|"
+    # adjectives
+    r"fine|okay|alright|good|great|better|best|bad|worse|worst|nice|cool|perfect|awesome|"
+    r"excellent|easy|easier|easiest|simple|simpler|fast|faster|fastest|quick|quicker|slow|"
+    r"slower|free|cheap|cheaper|expensive|paid|popular|common|standard|default|official|"
+    r"available|unavailable|possible|impossible|enough|broken|down|up|off|out|busy|full|"
+    r"open|new|old|newer|older|latest|outdated|preferable|mandatory|optional|"
+    r"necessary|required|fun|convenient|inconvenient|handy|useful|useless|reliable|"
+    r"unreliable|stable|unstable|laggy|buggy|annoying|tricky|hard|harder|difficult|"
+    r"complicated|different|similar|important|essential|ready|back|gone|dead|safe|unsafe|"
+    r"secure|private|public|separate|main|primary|secondary|backup|internal|external|"
+    r"temporary|permanent|real|true|false|correct|wrong|right|sure|clear|"
+    r"unclear|big|small|huge|heavy|light|bigger|smaller|cleaner|simplest|nicer|"
+    r"blocked|banned|paused|used|done|set|shut|fixed|known|given|taken|"
+    r"japanese|english|global|local|international|domestic|"
+    # time words
+    r"today|tomorrow|tonight|yesterday|later|soon|sooner|earlier|noon|night|morning|"
+    r"afternoon|evening|weekend|weekday|weekly|daily|monthly|monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday|january|february|march|april|may|june|july|august|"
+    r"september|october|november|december|"
+    # participles
+    r"[a-z]{4,}(?:ing|ed)"
+)
+
+# Where an ID ends: not inside a longer word; a sentence's full stop may follow ("LINE:
+# kota_77.", "my LINE is kotaro.").
+_ID_END: Final = r"(?![a-z0-9_\-@]|\.[a-z0-9])"
+
 # A messenger ID (on the keyword view): letters, digits, "." "_" "-", at least three long;
 # Skype's "live:" prefix is part of it.
 # Not an ordinary word ("my handle is the same as ..."); Discord's "#1234" is part of it.
 _ID: Final = (
-    r"@?(?!(?:the|same|my|your|here|there|this|that|not|also|a|an|on|in|at|just|still)"
-    r"(?![a-z0-9._\-]))"
+    r"@?(?!(?:" + ORDINARY_WORDS + r")" + _ID_END + ")"
     r"(?:live:(?:\.cid\.)?)?[a-z0-9][a-z0-9._\-]*[a-z0-9_](?<=[a-z0-9_.\-]{3})(?:#[0-9]{4})?"
+)
+
+# What a bare "is"/"as"/"at" must be followed by to mark an ID further on in the line:
+# "@", Skype's "live:", or a handle with a letter and a digit, "_" or an inner "."
+# ("is tanaka_88", "as kotaro123", "at @kenji_dev"; not "is fine.", "at 3pm", "is 3.5").
+_MARKED_HANDLE: Final = (
+    r"(?=[「『\"'(（]?\s*(?:@|live:|(?!\d{1,2}(?:[:.]\d\d)?(?:am|pm|h)(?![a-z0-9]))"
+    r"(?=[a-z0-9.\-]*[a-z])[a-z0-9.\-]*(?:[0-9_]|\.[a-z0-9])))"
 )
 
 # A messenger ID written after the app name, searched for within a short window: "ID は
@@ -91,18 +144,32 @@ _ID: Final = (
 # (see `APP_ID_NEXT`).
 APP_ID: Final = (
     r"(?<![a-z0-9])(?:(?:id|handle|user ?name|ユーザー名)\s*(?:は|:|：|→|=|is)?\s*|"
-    r"[:：→=]\s*|(?:is|as|at)\s+)[「『\"'(（]?\s*(?P<id>" + _ID + ")"
+    r"[:：→=]\s*|(?:is|as|at)\s+" + _MARKED_HANDLE + r")[「『\"'(（]?\s*(?P<id>" + _ID + ")"
     r"|(?P<handle>(?<![a-z0-9._])@[a-z0-9_][a-z0-9._]{2,})"
 )
 
 # An ID right after the app name (tried there only): after ":", "→", "=" or は ("LINE:
-# kota_77", "WeChat: tnk88", "LINEはkota_77", "Skype: live:tanaka"), or after spaces only
-# when it looks like a handle, with a letter and a digit, "_" or "." ("LINE kota_77"; not
-# "LINE 42", not "LINE tomorrow").
+# kota_77", "WeChat: tnk88", "LINEはkota_77", "Skype: live:tanaka"), after "is"/"as" (also
+# "account is", "name is") when no ordinary word ("my LINE is kotaro", "on LINE as
+# kotaro123"; not "LINE is fine"), or after spaces only when it looks like a handle, with
+# a letter and a digit, "_" or "." ("LINE kota_77"; not "LINE 42", not "LINE tomorrow").
+_NEXT_IS: Final = (
+    r"\s+(?:(?:account|name)\s+)?(?:is|as)\s+[「『\"'(（]?\s*(?=@?[a-z0-9._\-]*[a-z])"
+)
 APP_ID_NEXT: Final = (
-    r"(?:\s*[:：→=は]\s*[「『\"'(（]?\s*"
-    r"|\s+(?=[a-z0-9._\-]*[a-z])(?=[a-z0-9._\-]*[0-9_.][a-z0-9_]))"
-    r"(?P<id>" + _ID + r")(?![a-z0-9._\-@])"
+    r"(?:\s*[:：→=は]\s*[「『\"'(（]?\s*|" + _NEXT_IS + "|"
+    r"\s+(?=[a-z0-9._\-]*[a-z])(?=[a-z0-9._\-]*[0-9_.][a-z0-9_]))"
+    r"(?P<id>" + _ID + r")" + _ID_END
+)
+
+# An ID right after the app name that shows intent by itself (with no other cue), like a
+# handle next to the name: a word that is no ordinary one (`ORDINARY_WORDS`) after "is"/
+# "as" ("my LINE is kotaro", "LINE as kotaro") or after は ending the phrase
+# ("LINEはkotaroです"; not "Slackはfreeプランです", "LINEはjapanで人気").
+APP_WORD_ID_NEXT: Final = (
+    r"(?:" + _NEXT_IS + r"|\s*は\s*[「『\"'(（]?\s*(?=@?[a-z0-9._\-]*[a-z]))"
+    + _ID + _ID_END
+    + r"(?!\s*(?:[ァ-ヺー一-龯々]|(?!です|だ)[ぁ-ゖ]))"
 )
 
 # An ID given (or promised) after the app name in a later sentence of the same message,
@@ -141,8 +208,13 @@ APP_INTENT: Final = (
         r"are you on|you on|i'?m on|on \S+ as|easier|quicker|faster|reply|icon|qr|"
         r"friend request|scan|same (?:user ?name|name|handle|id)|connect"
     )
-    + r"|[:：→=]\s*@?[A-Za-z0-9_.]{3,}|@[A-Za-z0-9_]{3,}"
-    r"|(?:is|as)\s+@?[A-Za-z0-9.]*[_\d.][A-Za-z0-9_.]*"
+    # ":" and a word that is no ordinary one ("Slack: kota_77"; not "Slack: done")
+    + r"|[:：→=]\s*@?(?!(?:" + ORDINARY_WORDS + r"|please|thanks|sorry|todo|tbd)" + _ID_END
+    + r")[A-Za-z0-9_.]{3,}|@[A-Za-z0-9_]{3,}"
+    # "is"/"as" and a handle: a letter and a digit, "_" or an inner "." (not "is fine.",
+    # "is 3.5", "is 3pm")
+    r"|(?<![A-Za-z])(?:is|as)\s+@?(?!\d{1,2}(?:[:.]\d\d)?(?:am|pm|h)(?![A-Za-z0-9]))"
+    r"(?=[A-Za-z0-9_.]*[A-Za-z])[A-Za-z0-9]*(?:[_\d]|\.[A-Za-z0-9])[A-Za-z0-9_.]*"
     r"|ＩＤ|アカウント|追加|友だち|友達|検索|連絡|やり取り|やりとり|話し|話せ|招待|参加|"
     r"ＤＭ|ＱＲ|お使い|使って|やって(?:ます|い)|持って|お持ち|申請|出てきます|交換|"
     r"教えて|ユーザー名|表示名|同じ|でお送り|スムーズ|繋が|つなが|通話|フォロー"
@@ -154,11 +226,25 @@ APP_SUBJECT: Final = (
         r"bots?|api|sdk|webhooks?|integrations?|notifications?|stickers?|official|"
         r"business|mini-?programs?|templates?|carousel|brand|posts?|posting|recording|"
         r"webinars?|translat\w*|flyers?|buttons?|lp|banners?|ads|campaign|rich menu|"
-        r"article|plugin|widget|embed|app store|feature|password|login|log in"
+        r"article|plugin|widget|embed|app store|feature|password|login|log in|"
+        # parts of a page or of a server the worker builds ("the Skype icon in the
+        # footer", "Twitter cards", "the Discord role is admin_2024")
+        r"footer|header|sidebar|navbar|cards?|og|meta tags?|roles?"
     )
     + r"|連携|通知|スタンプ|公式|ミニプログラム|テンプレ|カルーセル|投稿|配信|録画|"
     r"ウェビナー|翻訳|英訳|和訳|チラシ|ボタン|バナー|広告|記事|リッチメニュー|"
-    r"ボット|開発|実装|パスワード|ログイン"
+    r"ボット|開発|実装|パスワード|ログイン|フッター|ヘッダー|サイドバー|ロール"
+)
+
+# The sender goes on answering here ("My LINE is broken, I'll reply here", "Slackは別案件で
+# 使っていますが、こちらでお返事します"): the app is mentioned, not proposed.
+APP_HERE: Final = (
+    word(
+        r"(?:i'?ll|i will|let me|we'?ll|we will) (?:reply|answer|respond)(?: to you)? "
+        r"(?:here|in this (?:chat|thread)|on (?:this|the) platform)"
+    )
+    + r"|こちら(?:の(?:チャット|メッセージ|スレッド))?で(?:お?返事|返信|回答|お答え)"
+    r"(?:します|いたします|致します)"
 )
 
 # Quoted text (a phrase to translate, a button label) is content, not a message.

@@ -104,7 +104,9 @@ _PAY_FEATURE = (
     W(r"(?:shop|store|site|app|checkout|cart)s? (?:should|must|will|to|can) (?:accept|support|offer)|"
       r"payment (?:methods?|options)|customers?|buyers?|end[- ]users?")
     + r"|決済(?:方法|手段|機能|画面|システム)|お?支払い?方法|お客様|ユーザー|購入者|"
-    r"マーケットプレイス|画面|機能|開発|に対応して|を追加して"
+    r"マーケットプレイス|画面|機能|開発|に対応して|を追加して|"
+    # a form the worker builds ("振込先の入力フォームを作成します")
+    + W(r"(?:input |form )fields?") + r"|入力(?:フォーム|欄)"
 )
 _PAY_BLOCK = _c(lx.ON_PLATFORM + "|" + lx.PAYMENT_SUBJECT + "|" + _PAY_FEATURE)
 _MY = r"(?:your|ur|ご|あなたの|お)"
@@ -119,10 +121,12 @@ _EXPENSE_BLOCK = _c(
         r"(?:do|would) you (?:need|want|require) (?:a |the )?deposit|"
         r"deposit (?:is|has been|was) (?:paid|made|funded|sent)|"
         r"(?:sales|landing|product) page|page (?:for|you build|you make)|"
-        r"included in (?:your|the|our) (?:quote|price|estimate|budget|fee)"
+        r"included in (?:your|the|our) (?:quote|price|estimate|budget|fee)|"
+        # the prices are content: a pricing table the worker builds or edits
+        r"pricing (?:table|section|page|grid)|price (?:list|table)|rate card"
     )
     + r"|購入済み|当方で|こちらで(?:購入|用意|負担|お支払)|弊社で|弊社が負担|無料|不要|"
-    r"必要はありません|表示|掲載|記事|LP|ＬＰ|仮払い|ページ(?:を|に|の)|見積もり?に含"
+    r"必要はありません|表示|掲載|記事|LP|ＬＰ|仮払い|ページ(?:を|に|の)|見積もり?に含|料金表|価格表"
 )
 
 # The fee is content of a page the worker builds (in any sentence of the message).
@@ -137,7 +141,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         "contact.messenger",
         _c(lx.APPS),
         cue=_c(lx.APP_INTENT),
-        block=_c(lx.APP_SUBJECT),
+        block=_c(lx.APP_SUBJECT + "|" + lx.APP_HERE),
         window=45,
         skip_quoted=True,
         id_pattern=_APP_ID,
@@ -146,7 +150,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         "contact.messenger",
         re.compile(lx.APPS_CASED),
         cue=_c(lx.APP_INTENT),
-        block=_c(lx.APP_SUBJECT),
+        block=_c(lx.APP_SUBJECT + "|" + lx.APP_HERE),
         window=45,
         skip_quoted=True,
         cased=True,

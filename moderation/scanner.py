@@ -36,6 +36,9 @@ _MARK_RUN: Final = re.compile(_MARK.pattern + "*")
 _QUOTED: Final = Prefiltered(re.compile(lx.QUOTED))
 _ID_NEXT: Final = re.compile(lx.APP_ID_NEXT)
 _ID_FOLLOWS: Final = re.compile(lx.APP_ID_FOLLOWS)
+# A word that is no ordinary one right after the app name ("my LINE is kotaro",
+# "LINEはkotaroです"): intent, like a handle.
+_WORD_ID_NEXT: Final = re.compile(lx.APP_WORD_ID_NEXT)
 FOLLOW_REACH: Final = 60  # an ID in a later sentence: at most this far after the app name
 # Any app name (keyword view), LINE in any case: another app between a name and an ID.
 _ANY_APP: Final = lx.compile_lower(r"(?<![a-z0-9])(?:" + lx.APPS + r"|l[il]ne(?![a-z0-9\-]))")
@@ -386,14 +389,18 @@ def _cue_hits(
             c_lo, c_hi = max(c_lo, a - rule.window), min(c_hi, b + rule.window)
             if not cue.exists(text, c_lo, c_hi, plain_lower=plain):
                 # A handle given with the app name is intent enough: "LINE kota_77" (also
-                # split over two messages), "kota_77 is my LINE"; so is an ID given or
+                # split over two messages), "kota_77 is my LINE", "my LINE is kotaro",
+                # "LINEはkotaroです"; so is an ID given or
                 # promised in a later sentence: "LINEならできます。IDは tanaka_1988 です",
                 # "LINE works. I'll send my ID".
                 if rule.id_pattern is None:
                     continue
                 id_before = _ID_BEFORE.search(text, max(0, a - rule.window), a)
-                if id_before is None and not _HANDLE_NEXT.match(
-                    text, b, min(len(text), b + rule.window)
+                next_end = min(len(text), b + rule.window)
+                if (
+                    id_before is None
+                    and not _HANDLE_NEXT.match(text, b, next_end)
+                    and not _WORD_ID_NEXT.match(text, b, next_end)
                 ):
                     id_follows = _ID_FOLLOWS.search(text, hi, _id_limit(text, b, FOLLOW_REACH))
                     # the ID is the nearest app's ("no Skype, but LINE works. My ID is ...")

@@ -1,0 +1,353 @@
+"""Ordinary client-worker work talk (Japanese and English) must not be reported.
+
+Scheduling, prices, dates and times, version, order and ticket numbers, file names, tool
+names used as the subject of the work (an SDK, a bot, a webhook, an embed), the platform's
+own addresses, percentages and quantities.  One sentence that reads like a misfire was
+found for each group of fixes in the scanner (see docs/moderation.md): "LINE is fine."
+reported "fine" as a messenger ID; "is fine." counted as an "is <handle>" cue; "Slack:
+done" counted as a ":" handle; a footer icon, Twitter cards, a Discord role, a form for
+bank details, a pricing table and "I'll reply here" were taken for contact or fees.
+
+The second half checks that the handle forms stay caught.
+"""
+
+import pytest
+
+from moderation.policy import mask
+from moderation.scanner import Scanner
+
+SCANNER = Scanner(allow_domains=["example-platform.jp"])
+
+
+def _id(text: str) -> str:
+    """A readable test id: the message itself, shortened."""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+JAPANESE = [
+    'お世話になっております。12月7日 15:00からの打ち合わせで問題ありません。',
+    '見積もりは5,000円でいかがでしょうか。',
+    '修正版を design_v2.zip としてアップロードしました。',
+    '納期は12月15日（金）18時でお願いできますか。',
+    'バージョン2.3.1で不具合が再現しました。',
+    '注文番号 A-20231207-0042 の件でご連絡しました。',
+    'チケット #4521 を対応済みにしました。',
+    'LINE Messaging APIのボットを開発中です。',
+    'Zoomの録画機能を実装しました。',
+    'Slackのwebhookで通知を送る仕組みを作ります。',
+    'PayPal SDKの組み込みは明日までに終わらせます。',
+    'Googleマップの埋め込みをトップページに追加しました。',
+    '進捗は70%です。残りは明日対応します。',
+    '画像を30枚納品しました。ご確認ください。',
+    '商品コード 150-0001 のページを修正しました。',
+    'ラフ案を3パターン作成しました。',
+    '来週の月曜日は祝日なので、火曜日に納品します。',
+    '単価は1件あたり300円で、合計100件です。',
+    '請求書はプラットフォーム上で発行されますか？',
+    '仮払いありがとうございます。作業を開始します。',
+    'ファイル名は report_2023_final.pdf です。',
+    'ロゴのカラーコードは #FF5733 でお願いします。',
+    'フォントサイズは16pxにしました。',
+    'LINEスタンプのイラストを40個制作します。',
+    'インスタグラムの投稿用画像を10枚作成します。',
+    'Chatworkの通知ボットの仕様書を拝見しました。',
+    'WordPressのプラグインを最新版3.2に更新しました。',
+    '申し訳ありません、本日は体調不良のため、作業が遅れます。',
+    'ご提示の条件で了解しました。よろしくお願いいたします。',
+    'テスト環境のURLはプラットフォームのメッセージに添付します。',
+    '修正は2回まで無料で対応いたします。',
+    '追加の修正は1回につき2,000円となります。',
+    '納品データはzip形式でお送りします。',
+    '動画の長さは3分30秒程度を想定しています。',
+    'ヒアリングシートの質問7について補足します。',
+    'お支払いはプラットフォームの仮払いでお願いします。',
+    '検収は3営業日以内に行います。',
+    'Excelの関数でVLOOKUPを使っています。',
+    'サーバーのメモリは16GBで十分です。',
+    'Python 3.11で動作確認しました。',
+    '締め切りを1日延ばしていただけますか。',
+    '写真の解像度は300dpi以上でお願いします。',
+    '記事は1本3,000文字で、5本お願いします。',
+    'このスレッドで引き続きやり取りさせてください。',
+    '評価ありがとうございました。またの機会によろしくお願いします。',
+    'LINEは使っていないので、このメッセージでお願いします。',
+    'ガイドラインに沿って修正しました。',
+    'オンラインミーティングの議事録を共有します。',
+    'デザインの方向性はAパターンで進めます。',
+    'カンプのPSDファイルは1.2GBあります。',
+    '郵便番号の入力欄にバリデーションを追加しました。',
+    '第3章の修正点をまとめました。',
+    '初回納品は12/10、最終納品は12/20の予定です。',
+    '稼働時間は平日10時〜18時です。',
+    'Slackは普段から業務で使っているので、連携の開発は得意です。',
+    'ZoomのAPIで会議を自動作成する機能を作ります。',
+    '税込11,000円でお見積もりいたします。',
+    '今回の修正で全体の80%が完了しました。',
+    'ログイン画面のボタン色を変更しました。',
+    'エラーコード 0x80070005 が出ています。',
+    'サンプル画像をプロフィールのポートフォリオにも掲載しています。',
+    'Discordボットのコマンドを5つ追加しました。',
+    '明日の14:30に進捗を報告します。',
+    '料金表には月額プラン980円、年額プラン9,800円と記載してください。',
+    '料金表のプラン名と価格（980円／1,980円）を差し替えてください。',
+    '@tanaka_san 修正版を確認お願いします。',
+    'LINE連携: 完了、Slack通知: 対応中',
+    'LINEのリッチメニューを6分割で作成します。',
+    'LINE公式アカウントのメッセージ配信を月4回予約します。',
+    'ラインナップページの画像を差し替えました。',
+    'Slackアプリのスラッシュコマンドを実装します。',
+    'Zoomミーティングの自動録画をオンにする機能を実装します。',
+    'Discordのサーバー構築を依頼したいです。',
+    'Instagramの投稿を週3回代行します。',
+    'WeChat Payの決済導入を検討しています。',
+    'PayPalの決済ボタンをカートページに設置してください。',
+    '振込先の入力フォームを作成します。',
+    '銀行振込の案内メールのテンプレートを作成しました。',
+    '電話番号の入力欄は11桁までにしています。',
+    'Chatworkの通知が来ない件、APIトークンを再発行しました。',
+    'LINEのアカウント連携のテストをお願いします。',
+    'Slackのチャンネル名は #design-review です。',
+    'Discordのロール名は admin_2024 にしました。',
+    'LINE ID連携のテストアカウントは test_user01 です。',
+    'Telegramのボット名は order_notify_bot にしました。',
+    'LINEが壊れているので、こちらで返信します。',
+    'Slackは別案件で一日中使っていますが、こちらでお返事します。',
+    'LINEで通知が来るボットの件、こちらで確認します。',
+    'Skypeのアイコンをフッターから削除してください。',
+    'Twitterカードの画像サイズは1200x630です。',
+    'Discordのロールは admin_2024 です。',
+    '受講料の表示を料金表に追加してください。',
+]
+
+ENGLISH = [
+    'The meeting on Dec 7 at 3pm works for me.',
+    'My quote is $300 for the full landing page.',
+    'I uploaded design_v2.zip with the revised mockups.',
+    'Version 2.3.1 fixes the login bug.',
+    'Regarding order #A-20231207-0042, the files are attached.',
+    'Ticket 4521 is now resolved.',
+    "We are building the LINE Messaging API bot for the client's store.",
+    'The PayPal SDK integration is done in the sandbox.',
+    'I can embed Google Maps on the contact page.',
+    'The Slack webhook posts a message when a build fails.',
+    "Progress is at 70%, I'll finish the rest tomorrow.",
+    'I delivered 30 images, please review them.',
+    'LINE is fine.',
+    'LINE is fine for me.',
+    "Slack is better for the team, but let's keep our chat here.",
+    'Zoom is ok with me.',
+    'Chatwork is down today, so the notifications bot is failing.',
+    'Telegram is fine.',
+    'The deadline is Friday, December 15.',
+    'The price is $45 per hour.',
+    'Each article is 1,500 words.',
+    'The total is 12 items at $25 each.',
+    'The file is report_2023_final.pdf.',
+    'The color is #FF5733.',
+    'The logo is 512x512 px.',
+    'The server is at 10.0.0.12 on the staging network.',
+    'Revision 3 is ready for review.',
+    'The build is at 98% coverage.',
+    'The font size is 16px.',
+    "I'll send the invoice through the platform.",
+    "Thanks for funding the escrow, I'll start today.",
+    'Could you share the brand guidelines PDF?',
+    'The API returns a 404 for /users/42.',
+    'I fixed the bug on line 42 of main.py.',
+    "Let's keep all communication on this platform.",
+    "I'm available Monday to Friday, 9am to 6pm JST.",
+    'Shipping takes 3-5 business days.',
+    'The discount code SUMMER20 should give 20% off.',
+    'The SKU is AB-1234-56.',
+    'The product code is 150-0001.',
+    'Python 3.11 is required.',
+    'Node 20 is the minimum version.',
+    'The repo is on version 1.4.0.',
+    'Please use the platform chat for questions.',
+    "Discord is blocked at my office, so I can't test the bot there.",
+    'The Instagram feed widget is ready.',
+    'The recording feature for Zoom is implemented.',
+    'I can work 20 hours per week.',
+    'The budget is 50,000 yen.',
+    'The second milestone is 40% of the total.',
+    'Can we move the call to 4:30pm?',
+    'The logo is in the attached zip.',
+    'The WhatsApp share button is on the product page.',
+    'The X share button needs a new icon.',
+    'The Facebook pixel is installed.',
+    "Slack is where the client's team talks internally, so the bot posts there.",
+    "I'll deliver the final files by 12/20.",
+    'The CSV has 2,500 rows and 12 columns.',
+    'The app is at 4.2 stars on the store.',
+    'Skype is outdated, the client uses Teams internally.',
+    'Telegram is popular in that market, so the bot makes sense.',
+    'The LINE login button is on the checkout page.',
+    'My rate is 3,000 yen per hour.',
+    'The mockup is 1440px wide.',
+    'Thanks, the payment through escrow arrived.',
+    'Invoice INV-2023-0098 is attached.',
+    "I'll push the fix as v2.0.1 tonight.",
+    'The postal code field accepts 123-4567.',
+    'The pricing table should list the Pro plan at $12/month.',
+    'Please update the pricing section: Basic plan $9, Pro plan $19.',
+    '@kotaro please check the latest mockup.',
+    'Slack: done. Zoom: done. Notion: in progress.',
+    'The meeting is at 3pm on Zoom.',
+    'The call is on Zoom at 15:00 JST.',
+    "Let's do the review at 10:30 tomorrow.",
+    'Our team uses Slack as the main channel internally.',
+    'The bot uses Telegram as a notification channel.',
+    'The client uses LINE as their customer support channel, and the bot replies there.',
+    'LINE is the most popular messenger in Japan, so the campaign targets it.',
+    'Telegram as a channel for alerts is a good idea for the ops team.',
+    'The tracking number is 1234-5678-9012.',
+    'Invoice total: ¥55,000 (tax included).',
+    'The JAN code is 4901234567894.',
+    'The ISBN is 978-4-12-345678-9.',
+    'The zip code in the sample data is 100-0001.',
+    'Release 2024.12.07 is tagged.',
+    'Please compress to under 10MB.',
+    'Reply by 12/7 18:00 if possible.',
+    'Twitter cards need og:image of 1200x630.',
+    'The X API v2 endpoint returns 429 when rate limited.',
+    'Add a WhatsApp click-to-chat button on the store page.',
+    'Discord webhook URL goes in the .env file as DISCORD_WEBHOOK_URL.',
+    'Instagram Graph API token expires in 60 days.',
+    "LINE Login v2.1 is deprecated, we should move to v2.1's successor.",
+    'We use Skype for Business internally at the client; the bot integrates with it.',
+    'Line 12 of config.yaml has a typo.',
+    'The line height is 1.5.',
+    "PayPal IPN is configured for the shop's checkout.",
+    'The site should accept PayPal and Stripe for customers.',
+    'Please add a phone number field to the signup form.',
+    'The form validates email like name@example.com.',
+    'Contact support at support@example-platform.jp if the upload fails.',
+    'See https://example-platform.jp/help/escrow for the escrow rules.',
+    'The preview is at https://example-platform.jp/projects/1234/files.',
+    'The staging server runs on port 8080.',
+    'Please review PR #128 on the repo.',
+    'Node version is 18.17.0, npm is 9.6.7.',
+    'My working hours are 9:00-18:00 JST.',
+    "I'll be offline from 12/28 to 1/3.",
+    'The deposit for the milestone is handled by the platform escrow.',
+    'Google Meet integration for the booking app is done.',
+    'The WhatsApp Business API template was approved.',
+    'The Telegram bot token is stored in the secrets manager.',
+    'The Skype icon in the footer should be removed.',
+    'The Slack channel is #proj-alpha.',
+    'The Discord role is admin_2024.',
+    "My LINE is broken, I'll reply here.",
+    'My Slack is full of notifications, sorry for the delay.',
+    "I'm on Slack all day for another client, but I'll answer here.",
+    "The Zoom link will be generated by the platform's meeting feature.",
+    'The onboarding fee row in the pricing table should show $0.',
+    'Deposit: handled by escrow.',
+    "I'll use Slack as a reference for the UI design.",
+    'The Telegram channel is @company_news for the announcements bot.',
+    'LINE as a login option is planned for phase 2.',
+    "Is LINE ok as a notification channel for the shop's customers?",
+    "Zoom at 3pm works for me? No wait, let's keep the meeting in the platform call.",
+    'The Slack app version is 4.33.90.',
+    'Slack is 8.75 USD per user, the client pays for it.',
+]
+
+# Misfires left as they are (a policy question, not a bug): see the reasons.
+POLICY = [
+    pytest.param(
+        "月額プランは980円で、年額プランは9,800円です。",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="a plan's price told to the worker, with nothing saying it is content of "
+            "the work (a pricing table, a page): a membership fee demand reads the same",
+        ),
+        id="policy: 月額プランは980円で、年額プランは9,800円です。",
+    ),
+    pytest.param(
+        "The order number is 09012345678 and the ticket is T-100.",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="a mobile-format number after 'order number is': only a label right "
+            "before the number (separators only) exempts it, or a phone number could be "
+            "passed off as an order number",
+        ),
+        id="policy: The order number is 09012345678",
+    ),
+]
+
+
+def _findings(text: str) -> list[tuple[str, str]]:
+    return [(f.rule, text[f.start:f.end]) for f in SCANNER.scan(text)]
+
+
+def test_the_sweep_is_large_and_bilingual() -> None:
+    assert len(JAPANESE) >= 60 and len(ENGLISH) >= 60
+    assert len(set(JAPANESE + ENGLISH)) == len(JAPANESE + ENGLISH)
+
+
+@pytest.mark.parametrize("text", JAPANESE, ids=_id)
+def test_japanese_work_talk_is_not_reported(text: str) -> None:
+    assert _findings(text) == []
+
+
+@pytest.mark.parametrize("text", ENGLISH, ids=_id)
+def test_english_work_talk_is_not_reported(text: str) -> None:
+    assert _findings(text) == []
+
+
+@pytest.mark.parametrize("text", POLICY)
+def test_policy_questions_left_reported(text: str) -> None:
+    assert _findings(text) == []
+
+
+# ---- the handle forms stay caught ------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "app", "handle"),
+    [
+        ("my LINE is kotaro", "LINE", "kotaro"),
+        ("my LINE is kotaro.", "LINE", "kotaro"),
+        ("My LINE is kotaro, add me", "LINE", "kotaro"),
+        ("my LINE account is kotaro", "LINE", "kotaro"),
+        ("my LINE is @kotaro", "LINE", "@kotaro"),
+        ("LINE is tanaka_88", "LINE", "tanaka_88"),
+        ("LINE is tanaka_88.", "LINE", "tanaka_88"),
+        ("add me on LINE as kotaro123", "LINE", "kotaro123"),
+        ("add me on LINE as kotaro", "LINE", "kotaro"),
+        ("LINE ID: kotaro", "LINE", "kotaro"),
+        ("LINE: tanaka_123.", "LINE", "tanaka_123"),
+        ("add me on LINE tanaka_123.", "LINE", "tanaka_123"),
+        ("my telegram is tanaka_x", "telegram", "tanaka_x"),
+        ("My Discord is pixelfox_88", "Discord", "pixelfox_88"),
+        ("find me on Telegram at @kenji_dev", "Telegram", "@kenji_dev"),
+        ("Telegram is fine. My ID is tanaka88", "Telegram", "tanaka88"),
+        ("Slack is fine, my ID is kota_77", "Slack", "kota_77"),
+        ("LINEはkotaroです", "LINE", "kotaro"),
+        ("LINEは kotaro です", "LINE", "kotaro"),
+        ("LINEは「kotaro」です", "LINE", "kotaro"),
+        ("LINEはtanaka_88です", "LINE", "tanaka_88"),
+        ("ラインのIDはtanaka88", "ライン", "tanaka88"),
+        ("LINEのIDは kotaro です", "LINE", "kotaro"),
+        ("ＬＩＮＥはｋｏｔａｒｏです", "ＬＩＮＥ", "ｋｏｔａｒｏ"),
+    ],
+)
+def test_handles_stay_caught(text: str, app: str, handle: str) -> None:
+    found = _findings(text)
+    assert ("contact.messenger", app) in found
+    assert ("contact.messenger_id", handle) in found
+    assert handle not in mask(text, SCANNER.scan(text), 0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Slack is fine, let's use it.",  # a proposal: the app is reported, "fine" is no ID
+        "Let's talk on Slack at 3pm",  # nor is a time
+        "Slack is 3.5 times faster",  # nor a number
+        "LINE ID is required",  # nor an ordinary word after an ID label
+        "Let's move to Telegram, it is working again",
+    ],
+)
+def test_an_ordinary_word_is_no_id(text: str) -> None:
+    found = _findings(text)
+    assert "contact.messenger" in {r for r, _ in found}
+    assert "contact.messenger_id" not in {r for r, _ in found}
