@@ -135,20 +135,18 @@ class Job:
     user: str
     due_at: int
     payload: dict[str, Any]
-    retried: bool = False  # an operator retried it after it failed (see scheduler)
 
 
 async def claim_due(tx: Executor, now: int, limit: int, dialect: str,
                     exclude: Sequence[str] = ()) -> list[Job]:
     """The oldest due pending jobs, locked for this transaction (skipping others' locks)."""
     skip = f"AND id NOT IN ({_in(exclude)}) " if exclude else ""
-    sql = (f"SELECT id, kind, thread_id, user_id, due_at, payload, retried_at FROM {JOBS} "
+    sql = (f"SELECT id, kind, thread_id, user_id, due_at, payload FROM {JOBS} "
            f"WHERE state = 'pending' AND due_at <= ? {skip}ORDER BY due_at, id LIMIT ?")
     if dialect == "postgres":
         sql += " FOR UPDATE SKIP LOCKED"
     rows = await tx.fetch(sql, now, *exclude, limit)
-    return [Job(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]), r[6] is not None)
-            for r in rows]
+    return [Job(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in rows]
 
 
 async def finish_jobs(tx: Executor, outcomes: Sequence[tuple[str, str, int, str]]) -> None:

@@ -8,9 +8,11 @@ Theory of operation:
   (``cancel``) and which to schedule (``jobs``; "now" notices are jobs due now). The caller
   writes all of it in ONE transaction with the event's record, so a cancellation and the
   state change that causes it cannot be separated.
-* When a job comes due, :func:`check_due` looks at the state again (is the deposit still
-  unpaid? is this reminder for the current deadline, and is that deadline still ahead?) and
-  says fire or drop, with the reason. Stale reminders are dropped, not sent.
+* When a job comes due, :func:`still_applies` looks at the state again (is the deposit still
+  unpaid? is this reminder for the current deadline, and is that deadline still ahead? has
+  the notice been overtaken by a later event?) and says fire or drop, with the reason; the
+  scheduler asks it when a job fires (first fire or retry), the delivery worker again before
+  each push or e-mail copy is sent. Stale reminders are dropped, not sent.
 
 The default rules (each number is a setting, see docs/notifications.md):
 

@@ -6,14 +6,15 @@ Theory of operation:
   same transaction as the state change that causes them), so they survive restarts.
 * :meth:`Scheduler.tick` opens ONE transaction, claims the oldest due pending jobs (ordered by
   ``due_at``; on PostgreSQL ``FOR UPDATE SKIP LOCKED``, so two nodes take disjoint rows; on
-  SQLite the single writer), re-reads the contract state, asks :func:`rules.check_due`
-  whether each still applies, and for those that do writes the inbox notice, one queued
+  SQLite the single writer), re-reads the contract state, asks :func:`rules.still_applies`
+  (the delivery worker's own send-time check) whether each still applies, and for those
+  that do writes the inbox notice, one queued
   delivery per enabled push/e-mail target (deferred past quiet hours unless urgent), and marks
   the job ``done`` (or ``dropped`` with the reason; ``failed`` with the error when it cannot
   be rendered or written, without holding back the rest of the batch; a deadline reminder
-  firing late is worded with the time really left). A job an operator retried is checked
-  with the delivery worker's stricter :func:`rules.still_applies` instead: it may have been
-  overtaken while it lay failed (deposit paid since, deadline changed again). The job, its
+  firing late is worded with the time really left). A first fire and an operator's retry
+  get the same check: either may have been overtaken before it fires (deposit paid since,
+  deadline changed again - after downtime, or while the job lay failed). The job, its
   notice and its deliveries commit together: each job fires exactly once, whatever the
   number of nodes.
 * After the commit, each new notice is pushed live as a ``notification`` frame on the user's
@@ -38,7 +39,7 @@ from chat.store.db import Db
 
 from . import repo
 from .prefs import enabled, pref_channel, quiet_until
-from .rules import CATEGORY, check_due, fire_payload, is_urgent, still_applies
+from .rules import CATEGORY, fire_payload, is_urgent, still_applies
 from .schema import INBOX
 from .texts import notice_text
 
@@ -202,14 +203,13 @@ class Scheduler:
                     last = int(job.payload.get("last_seq", 0))
                     reason = "read in-app" if seqs.get((job.thread, job.user), 0) >= last \
                         else None
-                elif job.retried:
-                    # The full send-time check: a job retried by an operator may have been
-                    # overtaken since it failed (deposit paid, deadline changed again,
-                    # the contract moved on).
+                else:
+                    # The full send-time check, the one the delivery worker applies to every
+                    # copy, on a first fire as on an operator's retry: a job can be
+                    # overtaken before it fires (deposit paid, deadline changed again, the
+                    # contract moved on) - after downtime, or while it lay failed.
                     reason = still_applies(job.kind, job.payload, contracts.get(job.thread),
                                            now)
-                else:
-                    reason = check_due(job.kind, job.payload, contracts.get(job.thread), now)
                 if reason is not None:
                     outcomes.append(("dropped", reason, now, job.id))
                     out.dropped += 1

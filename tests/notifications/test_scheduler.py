@@ -274,9 +274,14 @@ async def test_a_job_that_cannot_be_rendered_does_not_stop_the_others(node: Noti
     assert status == 200
     thread = await contract(node)
     await node.tick()
+    year_one = -62135596800 * 10**6
     async with node.n.store.db.transaction() as tx:
+        # (the contract's deadline too: a "deadline changed" to another deadline than the
+        # contract's is superseded, and dropped before it is rendered)
+        await tx.execute("UPDATE notify_contracts SET deadline = ? WHERE thread_id = ?",
+                         year_one, thread)
         await repo.insert_jobs(tx, thread, "legacy", [
-            JobSpec("deadline_changed", "bob", T0 - 3, {"deadline": -62135596800 * 10**6}),
+            JobSpec("deadline_changed", "bob", T0 - 3, {"deadline": year_one}),
             JobSpec("chat", "bob", T0 - 2, {"count": "many", "sender": "x", "last_seq": 99}),
             JobSpec("deposit_requested", "alice", T0 - 1, {}),
         ], T0 - 10)
@@ -360,3 +365,49 @@ async def test_catch_up_sends_one_reminder_worded_with_the_real_time_left(
                            == "deadline_reminder"))["notification"]
     assert last["title"].startswith("納期まであと1時間")
     await bob.close()
+
+
+async def test_a_first_fire_gets_the_full_check_and_drops_overtaken_notices(
+        node: NotifyNode) -> None:
+    """The scheduler was down while events overtook the notices they had scheduled: when it
+    fires them for the first time (not a retry), each is checked with the same full rules as
+    a retried job or a held copy (rules.still_applies), so "please pay" / "do not start yet"
+    after the deposit was paid, a "deadline changed" superseded by a later change and a
+    "please review" once a correction was asked for are dropped with the reason, never
+    shown."""
+    thread = await contract(node, deadline_h=100)
+    for type_, eid, data in (
+            ("deposit.requested", "e0", {}),
+            ("deposit.paid", "e1", {}),
+            ("deadline.changed", "e2", {"deadline": iso(T0 + 200 * H)}),
+            ("deadline.changed", "e3", {"deadline": iso(T0 + 300 * H)}),
+            ("delivery.submitted", "e4", {}),
+            ("correction.requested", "e5", {})):
+        status, body = await node.event(type_, thread, eid, **data)
+        assert status == 200, body
+    await node.tick()
+    rows = await node.n.store.db.fetch(
+        "SELECT kind, user_id, state, outcome, payload FROM notify_jobs "
+        "WHERE state IN ('done', 'dropped')")
+    got = sorted((r[0], r[1], r[2], r[3]) for r in rows if r[0] != "deadline_changed")
+    assert got == [
+        ("contract_concluded_client", "alice", "dropped", "deposit is paid"),
+        ("contract_concluded_worker", "bob", "dropped", "deposit is paid"),
+        ("correction_requested", "bob", "done", "fired"),
+        ("deposit_paid", "bob", "done", "fired"),
+        ("deposit_requested", "alice", "dropped", "deposit is paid"),
+        ("review_request", "alice", "dropped", "contract is active"),
+    ]
+    changed = sorted((r[1], r[2], r[3], "T0 + 300" if str(T0 + 300 * H) in r[4] else "200")
+                     for r in rows if r[0] == "deadline_changed")
+    assert changed == [("alice", "done", "fired", "T0 + 300"),
+                       ("alice", "dropped", "the deadline changed again", "200"),
+                       ("bob", "done", "fired", "T0 + 300"),
+                       ("bob", "dropped", "the deadline changed again", "200")]
+    assert await kinds(node, "alice") == ["deadline_changed"]
+    assert sorted(await kinds(node, "bob")) == ["correction_requested", "deadline_changed",
+                                                "deposit_paid"]
+    # nothing dropped was stored in-app (nor queued for push or e-mail)
+    assert await node.count(
+        "SELECT count(*) FROM notify_inbox WHERE kind IN ('contract_concluded_client', "
+        "'contract_concluded_worker', 'deposit_requested', 'review_request')") == 0
