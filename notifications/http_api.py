@@ -275,7 +275,8 @@ class NotificationsApi:
         """Send a dead-lettered delivery again: ``queued``, due now, with a fresh budget of
         attempts; it is checked again before sending like any held copy. Idempotent: a
         delivery re-queued already (and not dead again) is left as it is (``requeued``
-        false); one that was never dead-lettered is 409."""
+        false); one that was never dead-lettered is 409, and so is a chat alert whose
+        thread has had a newer chat digest delivered to the user since."""
         who = self.operator(request)
         did = path_id(request)
         now = self.clock.now_us()
@@ -286,6 +287,19 @@ class NotificationsApi:
             if row is None:
                 raise NotFound("no such delivery")
             requeued = row[5] == "dead"
+            if requeued and row[11] == "chat":
+                # A chat alert re-queued after a newer digest of its thread reached the user
+                # would alert about messages that one covered (or that were read since).
+                newer = await tx.fetchval(
+                    f"SELECT d.id FROM {INBOX} AS o JOIN {INBOX} AS n ON n.user_id = o.user_id "
+                    "AND n.thread_id = o.thread_id AND n.kind = 'chat' AND n.created_at > "
+                    f"o.created_at JOIN {DELIVERIES} AS d ON d.notice_id = n.id "
+                    "WHERE o.id = ? AND d.state = 'sent' ORDER BY d.updated_at DESC, d.id "
+                    "LIMIT 1", row[1])
+                if newer is not None:
+                    raise Conflict(f"delivery {did} is a chat alert of a conversation whose "
+                                   f"newer chat digest was delivered since ({newer}); "
+                                   "that one told the user")
             if requeued:
                 await tx.execute(
                     f"UPDATE {DELIVERIES} SET state = 'queued', attempts = 0, next_at = ?, "

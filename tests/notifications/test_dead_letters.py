@@ -1,12 +1,14 @@
 """Dead letters over HTTP, both back ends: operators (service, admin) list the deliveries
 that were dead-lettered (filters, pages) and re-queue one; a re-queue is idempotent, is
-checked again before sending like any held copy, and every input is validated."""
+checked again before sending like any held copy, a dead chat alert is not re-queued once a
+newer digest of its thread reached the user, and every input is validated."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tests.notifications.conftest import NotifyNode, contract, deliver, register_all
+from tests.support import Client
 
 DEAD = "/v1/notifications/dead-letters"
 
@@ -138,3 +140,91 @@ async def test_a_requeued_copy_that_no_longer_applies_is_skipped(
     row = await pnode.n.store.db.fetchrow(
         "SELECT state, last_error FROM notify_deliveries WHERE id = ?", did)
     assert row is not None and row[0] == "skipped" and "deposit is paid" in row[1]
+
+
+async def dead_chat_alert(node: NotifyNode, peers: dict[str, Any]) -> tuple[str, str, Client]:
+    """A contract thread in which alice's message alerts bob (away): the Web Push copy of
+    that chat digest fails until dead-lettered, the other channels deliver it. The thread,
+    the dead delivery's id, and alice's connection (the caller closes it)."""
+    await register_all(node, peers, "bob", "bob-browser")
+    thread = await contract(node, client_name="田中")
+    await deliver(node)  # the contract notices
+    alice = await Client(node.ws_url, node.token("alice", "client")).connect()
+    peers["push"].status["bob-browser"] = [503] * 3
+    await alice_says(node, alice, thread, "一通目")
+    for _ in range(3):
+        node.clock.advance(3600)
+        await node.n.delivery.run_until_idle()
+    [did] = [r[0] for r in await node.n.store.db.fetch(
+        "SELECT d.id FROM notify_deliveries d JOIN notify_inbox n ON n.id = d.notice_id "
+        "WHERE d.state = 'dead' AND n.kind = 'chat'")]
+    return thread, did, alice
+
+
+async def alice_says(node: NotifyNode, alice: Client, thread: str, text: str) -> None:
+    """alice sends ``text``; bob's chat digest fires and its copies are sent."""
+    await alice.send(thread, text)
+    await node.n.watcher.flush()
+    node.clock.advance(61)
+    await deliver(node)
+
+
+async def test_a_dead_chat_alert_is_not_requeued_once_a_newer_digest_was_delivered(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """bob's push of "new message from 田中" died; a later message's digest has since reached
+    him (push, FCM, APNs). Re-queuing the old one would alert him again about messages that
+    one covers: refused (409, naming the newer delivery), nothing written, nothing sent."""
+    thread, did, alice = await dead_chat_alert(pnode, peers)
+    try:
+        await alice_says(pnode, alice, thread, "二通目")
+    finally:
+        await alice.close()
+    db = pnode.n.store.db
+    newer = {r[0] for r in await db.fetch(
+        "SELECT d.id FROM notify_deliveries d JOIN notify_inbox n ON n.id = d.notice_id "
+        "WHERE n.kind = 'chat' AND d.state = 'sent' AND n.id <> "
+        "(SELECT notice_id FROM notify_deliveries WHERE id = ?)", did)}
+    assert len(newer) == 3 and len([p for p in peers["push"].received
+                                    if p["payload"]["kind"] == "chat"]) == 1
+    before = (len(peers["push"].received), len(peers["fcm"].sent))
+    status, body = await pnode.http("POST", f"{DEAD}/{did}/requeue",
+                                    pnode.token("ops", "admin"))
+    assert status == 409 and body["error"]["code"] == "conflict", body
+    message = body["error"]["message"]
+    assert "newer chat digest" in message and any(n in message for n in newer), message
+    assert await db.fetchval("SELECT state FROM notify_deliveries WHERE id = ?", did) == "dead"
+    assert await db.fetchval("SELECT count(*) FROM notify_delivery_log WHERE "
+                             "state = 'requeued'") == 0
+    assert await pnode.n.delivery.run_until_idle() == 0
+    assert (len(peers["push"].received), len(peers["fcm"].sent)) == before
+    status, body = await pnode.http("GET", DEAD, pnode.token("ops", "admin"))
+    assert [d["id"] for d in body["dead_letters"]] == [did]
+
+
+async def test_a_dead_chat_alert_is_requeued_while_no_newer_digest_was_delivered(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """A newer digest of another thread, or one of the same thread that was not delivered
+    (it died too), does not stand in the way: the old alert is re-queued and sent."""
+    thread, did, alice = await dead_chat_alert(pnode, peers)
+    try:
+        other = await contract(pnode, client_name="田中")
+        await alice_says(pnode, alice, other, "別件です")
+        peers["push"].status["bob-browser"] = [503] * 3
+        await pnode.n.store.db.execute("DELETE FROM notify_devices WHERE user_id = 'bob'")
+        await alice_says(pnode, alice, thread, "二通目")
+    finally:
+        await alice.close()
+    for _ in range(3):
+        pnode.clock.advance(3600)
+        await pnode.n.delivery.run_until_idle()
+    db = pnode.n.store.db
+    assert await db.fetchval(
+        "SELECT count(*) FROM notify_deliveries d JOIN notify_inbox n ON n.id = d.notice_id "
+        "WHERE n.kind = 'chat' AND n.thread_id = ? AND d.state = 'sent'", thread) == 2
+    before = len(peers["push"].received)
+    status, body = await pnode.http("POST", f"{DEAD}/{did}/requeue",
+                                    pnode.token("ops", "admin"))
+    assert status == 200 and body["requeued"] is True, body
+    await pnode.n.delivery.run_until_idle()
+    assert len(peers["push"].received) == before + 1
+    assert await db.fetchval("SELECT state FROM notify_deliveries WHERE id = ?", did) == "sent"
