@@ -34,6 +34,8 @@ _PLACEHOLDER_LOCAL: Final = frozenset(
     "no-reply email mail someone somebody john.doe jane.doe jdoe xxx abc info.example".split()
 )
 _PLACEHOLDER_DOMAINS: Final = ("example.com", "example.org", "example.net", "example.jp")
+# The canonical fake address of code samples and regex tests ("foo@bar.com").
+_PLACEHOLDER_HOSTS: Final = frozenset(("bar.com", "foo.com", "foobar.com"))
 
 _LINK: Final = re.compile(
     r"(?i)(?:https?://)?(?:[\w-]+\.)*(?:zoom\.us/(?:j|my|s)/|meet\.google\.com/|discord\.gg/|"
@@ -51,12 +53,16 @@ _LINK_HINT: Final = re.compile(
 
 
 _SPACE: Final = re.compile(r"\s")
+# A Git remote in SSH form, not an address: "git@github.com:acme/shop.git".
+_SSH_REMOTE: Final = re.compile(r"git@[A-Za-z0-9.\-]+:[A-Za-z0-9_.~\-]+/")
 _MAX_TOKENS: Final = 32
 
 
 def is_placeholder(address: str) -> bool:
     local, _, domain = address.lower().partition("@")
-    return local in _PLACEHOLDER_LOCAL and domain.endswith(_PLACEHOLDER_DOMAINS)
+    return local in _PLACEHOLDER_LOCAL and (
+        domain.endswith(_PLACEHOLDER_DOMAINS) or domain in _PLACEHOLDER_HOSTS
+    )
 
 
 def _allowed(domain: str, allow_domains: frozenset[str]) -> bool:
@@ -106,6 +112,8 @@ def _emails_between(view: nz.View, lo: int, hi: int, allow: frozenset[str]) -> l
         if m.group("tld").lower() not in _COMMON_TLDS and len(m.group("tld")) > 4:
             continue
         if is_placeholder(m.group()) or _allowed(m.group("domain"), allow):
+            continue
+        if _SSH_REMOTE.match(view.text, m.start(), hi):  # git@github.com:acme/shop.git
             continue
         hits.append(Hit("contact.email", view, m.start(), m.end()))
     return hits

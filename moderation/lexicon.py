@@ -205,7 +205,9 @@ APP_INTENT: Final = (
         r"move (?:to|over|the chat)|switch to|continue (?:on|there|in)|"
         r"let'?s (?:use|move|talk|chat|continue|connect)|my (?:id|handle|username|account)|"
         r"id|handle|user ?name|search (?:for|me)|invite|join|do you (?:use|have)|"
-        r"are you on|you on|i'?m on|on \S+ as|easier|quicker|faster|reply|icon|qr|"
+        r"are you on|you on|i'?m on|on \S+ as|easier|quicker|faster|icon|qr|"
+        # not "I'll reply here"
+        r"reply(?! (?:here|in this (?:chat|thread)|on (?:this|the) platform))|"
         r"friend request|scan|same (?:user ?name|name|handle|id)|connect"
     )
     # ":" and a word that is no ordinary one ("Slack: kota_77"; not "Slack: done")
@@ -227,24 +229,35 @@ APP_SUBJECT: Final = (
         r"business|mini-?programs?|templates?|carousel|brand|posts?|posting|recording|"
         r"webinars?|translat\w*|flyers?|buttons?|lp|banners?|ads|campaign|rich menu|"
         r"article|plugin|widget|embed|app store|feature|password|login|log in|"
-        # parts of a page or of a server the worker builds ("the Skype icon in the
-        # footer", "Twitter cards", "the Discord role is admin_2024")
-        r"footer|header|sidebar|navbar|cards?|og|meta tags?|roles?"
+        # parts of a page, a server or a program the worker builds ("the Skype icon in
+        # the footer", "Twitter cards", "the Discord role is admin_2024", "a command that
+        # makes a Discord invite URL", "LINE user IDs in the DB")
+        r"footer|header|sidebar|navbar|cards?|og|meta tags?|roles?|icon (?:set|pack|font)s?|"
+        r"svg|(?:slash )?commands?|db|database|schema"
     )
     + r"|連携|通知|スタンプ|公式|ミニプログラム|テンプレ|カルーセル|投稿|配信|録画|"
     r"ウェビナー|翻訳|英訳|和訳|チラシ|ボタン|バナー|広告|記事|リッチメニュー|"
-    r"ボット|開発|実装|パスワード|ログイン|フッター|ヘッダー|サイドバー|ロール"
+    r"ボット|開発|実装|パスワード|ログイン|フッター|ヘッダー|サイドバー|ロール|"
+    r"コマンド|データベース"
 )
 
-# The sender goes on answering here ("My LINE is broken, I'll reply here", "Slackは別案件で
-# 使っていますが、こちらでお返事します"): the app is mentioned, not proposed.
-APP_HERE: Final = (
-    word(
-        r"(?:i'?ll|i will|let me|we'?ll|we will) (?:reply|answer|respond)(?: to you)? "
-        r"(?:here|in this (?:chat|thread)|on (?:this|the) platform)"
-    )
-    + r"|こちら(?:の(?:チャット|メッセージ|スレッド))?で(?:お?返事|返信|回答|お答え)"
-    r"(?:します|いたします|致します)"
+# The app is used for another job and the sender answers here ("I'm on Slack all day for
+# another client, but I'll answer here", "Slackは別案件で使っていますが、こちらでお返事します"):
+# the app is mentioned, not proposed.  Both parts are needed ("add me on LINE kota_77, I
+# use it for another client too" is a proposal).
+APP_ELSEWHERE: Final = (
+    _B + r"(?:for|with|on) (?:another|other|a different) (?:clients?|projects?|jobs?|teams?)"
+    r"[^.!?\n]*?" + _B + r"(?:reply|answer|respond|get back to you)\w*(?: to you)? "
+    r"(?:here|in this (?:chat|thread)|on (?:this|the) platform)" + _E
+    + r"|(?:別(?:の)?案件|他の案件|別のクライアント|他のクライアント)[^。\n]*?"
+    r"こちら(?:の(?:チャット|メッセージ|スレッド))?で(?:お?返事|返信|回答|お答え)"
+)
+
+# X (capitalised) as a coordinate or an axis, not the app: "X is 100px and Y is 40px",
+# "X: 120, Y: 80", "X座標".
+COORDINATES: Final = (
+    r"(?<![a-z0-9])[yz]\s*(?:[:：=]|is|to)?\s*-?\d|" + word(r"axis|axes|coordinates?")
+    + r"|座標|[xyXY]軸"
 )
 
 # Quoted text (a phrase to translate, a button label) is content, not a message.

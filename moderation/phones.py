@@ -46,15 +46,18 @@ _THOUSANDS: Final = re.compile(r"\d{1,3}(?:,\d{3})+|\d{1,3}(?:\.\d{3}){2,}")
 # (Literals first, no left boundary: the regex engine skips ahead to them.)
 _DATA: Final = re.compile(
     r"(?:test data|sample data|dummy|placeholder|fields?|from (?:the|their|its) (?:website|site)|"
-    r"company'?s|companies'?|spreadsheet|csv|database)(?![a-z])"
-    + r"|テストデータ|サンプルデータ|ダミー|入力欄|代表番号|公式サイト|スプレッドシート",
+    r"company'?s|companies'?|spreadsheet|csv|database|format)(?![a-z])"
+    + r"|テストデータ|サンプルデータ|ダミー|入力欄|代表番号|公式サイト|スプレッドシート"
+    r"|表示形式|フォーマット",
     re.IGNORECASE,
 )
 _DATA_HINTED: Final = Prefiltered(_DATA)
 _FIRST_PERSON: Final = re.compile(
     word(r"me|my|mine|i|i'm|i'll|us|our|call|text|contact|reach|ring|register|sms|whatsapp")
     + r"|私|僕|わたし|俺|弊社|当方|お電話|ご連絡|までご|連絡|登録|電話して"
-    r"|(?<!代表)(?<!各社の)(?<!会社の)(?<!企業の)電話番号",
+    r"|(?<!代表)(?<!各社の)(?<!会社の)(?<!企業の)電話番号"
+    # the field, not someone's number ("電話番号の表示形式は03-1234-5678のように")
+    r"(?!の(?:表示形式|フォーマット|入力欄))",
     re.IGNORECASE,
 )
 # The number is labelled as not a phone number: the denial right before it ("Not a phone

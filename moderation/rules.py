@@ -129,6 +129,14 @@ _EXPENSE_BLOCK = _c(
     r"必要はありません|表示|掲載|記事|LP|ＬＰ|仮払い|ページ(?:を|に|の)|見積もり?に含|料金表|価格表"
 )
 
+# The package is the work itself, priced by the worker ("$1,299 for the whole package of
+# 12 pages"), not one the worker must buy.
+_WORK_PACKAGE = W(
+    r"(?:package|bundle) (?:of|with|includes?|covers?) (?:\d+|all|the) ?(?:\w+ )?"
+    r"(?:pages?|articles?|posts?|images?|illustrations?|designs?|logos?|banners?|videos?|"
+    r"photos?|revisions?|hours?|words?|screens?|slides?)"
+)
+
 # The fee is content of a page the worker builds (in any sentence of the message).
 _WORK_PAGE = _c(
     _a(r"(?:sales|landing|event|course|product|signup|sign-up) page|page you build")
@@ -141,7 +149,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         "contact.messenger",
         _c(lx.APPS),
         cue=_c(lx.APP_INTENT),
-        block=_c(lx.APP_SUBJECT + "|" + lx.APP_HERE),
+        block=_c(lx.APP_SUBJECT + "|" + lx.APP_ELSEWHERE),
         window=45,
         skip_quoted=True,
         id_pattern=_APP_ID,
@@ -150,7 +158,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         "contact.messenger",
         re.compile(lx.APPS_CASED),
         cue=_c(lx.APP_INTENT),
-        block=_c(lx.APP_SUBJECT + "|" + lx.APP_HERE),
+        block=_c(lx.APP_SUBJECT + "|" + lx.APP_ELSEWHERE + "|" + lx.COORDINATES),
         window=45,
         skip_quoted=True,
         cased=True,
@@ -449,7 +457,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             + r"|講座|研修|会費|サロン|会員|プラン|キット|セミナー"
         ),
         cue=_c(lx.PRICE),
-        block=_EXPENSE_BLOCK,
+        block=_c(_EXPENSE_BLOCK.pattern + "|" + _WORK_PACKAGE),
         window=40,
         refusable=False,
         wide_block=_WORK_PAGE,

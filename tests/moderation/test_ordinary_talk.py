@@ -19,11 +19,6 @@ from moderation.scanner import Scanner
 SCANNER = Scanner(allow_domains=["example-platform.jp"])
 
 
-def _id(text: str) -> str:
-    """A readable test id: the message itself, shortened."""
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 JAPANESE = [
     'お世話になっております。12月7日 15:00からの打ち合わせで問題ありません。',
     '見積もりは5,000円でいかがでしょうか。',
@@ -117,6 +112,33 @@ JAPANESE = [
     'Twitterカードの画像サイズは1200x630です。',
     'Discordのロールは admin_2024 です。',
     '受講料の表示を料金表に追加してください。',
+    'インスタで見かけたような雰囲気のデザインでお願いします。',
+    'GmailのフィルタをGASで自動化したいです。',
+    'Gmailの署名テンプレートを作成します。',
+    'Outlookの予定表と連携する機能を作ります。',
+    'iCloudに保存したファイルを共有フォルダに移しました。',
+    'LINEのユーザーIDをDBに保存する処理を追加しました。',
+    'ユーザーIDは連番で採番されます。',
+    'LINEで送られてきた写真をもとにイラストを描きます。',
+    'Facebook広告のバナーを3サイズ作成します。',
+    'Twitterのヘッダー画像を1500x500で作成します。',
+    'ラインの太さは2pxでお願いします。',
+    'ライン引きの位置を調整しました。',
+    'X座標は100、Y座標は40です。',
+    '打ち合わせは12月7日（木）15:00〜16:00でいかがでしょうか。',
+    '郵便番号は〒100-0001のようにハイフン付きで表示します。',
+    '電話番号の表示形式は03-1234-5678のようにしてください。',
+    '見積書No.2023-1207を添付しました。',
+    '注文番号: 09012345678 の商品が未着とのことです。',
+    '合計金額は1,234,567円（税込）です。',
+    '作業時間は合計で約40時間を見込んでいます。',
+    '請求書の発行はプラットフォームから行います。',
+    'ZIPのパスワードは別のメッセージでお送りします。',
+    'ファイルのパスワードはこのスレッドでお伝えします。',
+    'Zoomでの打ち合わせはプラットフォームの通話機能で代替できますか？',
+    'スラックのワークスペースに招待するボットの開発をお願いします。',
+    'Slackの招待リンクを自動発行する機能を実装してください。',
+    'Discordの招待URLを生成するコマンドを作ります。',
 ]
 
 ENGLISH = [
@@ -249,6 +271,37 @@ ENGLISH = [
     "Zoom at 3pm works for me? No wait, let's keep the meeting in the platform call.",
     'The Slack app version is 4.33.90.',
     'Slack is 8.75 USD per user, the client pays for it.',
+    'X is 100px and Y is 40px in the new layout.',
+    'X: 120, Y: 80 for the logo position.',
+    'Set X to 12 and Y to 0.',
+    'The X axis shows months.',
+    'Please check LINE 12 of the CSV.',
+    'Error on LINE 42: undefined variable.',
+    'Clone it with git@github.com:acme/shop.git and run npm install.',
+    'Install react@18.2.0 and @types/node@20.',
+    'The regex should match foo@bar.com style addresses in the test.',
+    'Deploy to https://github.com/acme/shop/releases/tag/v1.2.0 when ready.',
+    'The Discord.js version is 14.13.0.',
+    'The user ID is 12345 in the DB.',
+    'Timestamp: 2023-12-07 15:00:00 JST.',
+    'Total: ¥1,234,567 (tax 10% included).',
+    'Price is $1,299.00 for the whole package of 12 pages.',
+    "Call the function at 3pm's cron job.",
+    'Free dial numbers on the company page: 0120-123-456 (sample data from the website).',
+    "We meet every Monday at 10:00 on the platform's call.",
+    "Please send the draft by Friday, I'll review it on Monday.",
+    'Can you send the files as a zip?',
+    "Please share the Figma link here when it's ready.",
+    "What's your availability next week?",
+    'Could you tell me your hourly rate for the extra pages?',
+    'Could you share your portfolio?',
+    'I need the source files (PSD and AI).',
+    'Please send your invoice through the platform.',
+    'The logo as SVG and PNG, please.',
+    "Give me a moment, I'm checking the Telegram bot logs.",
+    'Our Slack workspace has a #design channel where the bot posts.',
+    'Twitter is X now, so please update the icon set.',
+    'Facebook as a login provider is out of scope.',
 ]
 
 # Misfires left as they are (a policy question, not a bug): see the reasons.
@@ -260,7 +313,6 @@ POLICY = [
             reason="a plan's price told to the worker, with nothing saying it is content of "
             "the work (a pricing table, a page): a membership fee demand reads the same",
         ),
-        id="policy: 月額プランは980円で、年額プランは9,800円です。",
     ),
     pytest.param(
         "The order number is 09012345678 and the ticket is T-100.",
@@ -270,7 +322,10 @@ POLICY = [
             "before the number (separators only) exempts it, or a phone number could be "
             "passed off as an order number",
         ),
-        id="policy: The order number is 09012345678",
+    ),
+    pytest.param(
+        "料金プランは月額980円です。",
+        marks=pytest.mark.xfail(strict=True, reason="as the first: a plan's price, no work"),
     ),
 ]
 
@@ -284,25 +339,26 @@ def test_the_sweep_is_large_and_bilingual() -> None:
     assert len(set(JAPANESE + ENGLISH)) == len(JAPANESE + ENGLISH)
 
 
-@pytest.mark.parametrize("text", JAPANESE, ids=_id)
-def test_japanese_work_talk_is_not_reported(text: str) -> None:
-    assert _findings(text) == []
+# (The argument names below are those `conftest.py` makes readable test ids of.)
+@pytest.mark.parametrize("ja_text", JAPANESE)
+def test_japanese_work_talk_is_not_reported(ja_text: str) -> None:
+    assert _findings(ja_text) == []
 
 
-@pytest.mark.parametrize("text", ENGLISH, ids=_id)
-def test_english_work_talk_is_not_reported(text: str) -> None:
-    assert _findings(text) == []
+@pytest.mark.parametrize("en_text", ENGLISH)
+def test_english_work_talk_is_not_reported(en_text: str) -> None:
+    assert _findings(en_text) == []
 
 
-@pytest.mark.parametrize("text", POLICY)
-def test_policy_questions_left_reported(text: str) -> None:
-    assert _findings(text) == []
+@pytest.mark.parametrize("policy_text", POLICY)
+def test_policy_questions_left_reported(policy_text: str) -> None:
+    assert _findings(policy_text) == []
 
 
 # ---- the handle forms stay caught ------------------------------------------------------
 
 @pytest.mark.parametrize(
-    ("text", "app", "handle"),
+    "handle_case",
     [
         ("my LINE is kotaro", "LINE", "kotaro"),
         ("my LINE is kotaro.", "LINE", "kotaro"),
@@ -330,7 +386,8 @@ def test_policy_questions_left_reported(text: str) -> None:
         ("ＬＩＮＥはｋｏｔａｒｏです", "ＬＩＮＥ", "ｋｏｔａｒｏ"),
     ],
 )
-def test_handles_stay_caught(text: str, app: str, handle: str) -> None:
+def test_handles_stay_caught(handle_case: tuple[str, str, str]) -> None:
+    text, app, handle = handle_case
     found = _findings(text)
     assert ("contact.messenger", app) in found
     assert ("contact.messenger_id", handle) in found
@@ -338,7 +395,7 @@ def test_handles_stay_caught(text: str, app: str, handle: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    "en_text",
     [
         "Slack is fine, let's use it.",  # a proposal: the app is reported, "fine" is no ID
         "Let's talk on Slack at 3pm",  # nor is a time
@@ -347,7 +404,45 @@ def test_handles_stay_caught(text: str, app: str, handle: str) -> None:
         "Let's move to Telegram, it is working again",
     ],
 )
-def test_an_ordinary_word_is_no_id(text: str) -> None:
-    found = _findings(text)
+def test_an_ordinary_word_is_no_id(en_text: str) -> None:
+    found = _findings(en_text)
     assert "contact.messenger" in {r for r, _ in found}
     assert "contact.messenger_id" not in {r for r, _ in found}
+
+
+# ---- what the sweep's fixes must not let through ---------------------------------------
+
+@pytest.mark.parametrize(
+    "still_case",
+    [
+        # a handle after ":" still counts ("Slack: done" does not)
+        ("Slack: kota_77", "contact.messenger_id", "kota_77"),
+        # only a Git remote in SSH form is no address; foo@ only at the fake hosts
+        ("write to git@mailbox.net", "contact.email", "git@mailbox.net"),
+        ("my mail: foo@gmail.com", "contact.email", "foo@gmail.com"),
+        # X beside a Y coordinate is no app, X with a handle is
+        ("follow me on X: kota_77", "contact.messenger_id", "kota_77"),
+        ("my X handle is kota_77, Y is my friend", "contact.messenger_id", "kota_77"),
+        # a format example exempts a company number only, and not one's own
+        ("電話番号の表示形式は090-1234-5678のようにしてください。", "contact.phone", "090-1234-5678"),
+        ("私の電話番号は03-1234-5678です", "contact.phone", "03-1234-5678"),
+        # a package the worker must buy is no work package
+        ("Buy the starter package of 5 courses for $199 first", "expense.upfront_fee",
+         "starter package"),
+        ("You need the premium package ($99) before you start", "expense.upfront_fee", "package"),
+        # "reply here" is no cue, other cues still are; the app used for another job counts
+        # only with "I'll answer here", never against a handle
+        ("Don't reply here, add me on LINE: kota_77", "contact.messenger_id", "kota_77"),
+        ("Reply on LINE please, it's faster", "contact.messenger", "LINE"),
+        ("add me on LINE kota_77, I use it for another client too", "contact.messenger_id",
+         "kota_77"),
+        # a command is the work, an invitation link sent is not
+        ("Discordの招待リンクを生成して送りますね", "contact.messenger", "Discord"),
+        # a form for bank details is the work, the bank details are not
+        ("振込先はこちらです。三菱UFJ銀行 渋谷支店 普通 1234567", "deal.external_payment",
+         "振込先"),
+    ],
+)
+def test_still_reported(still_case: tuple[str, str, str]) -> None:
+    text, rule, span = still_case
+    assert (rule, span) in _findings(text)
