@@ -11,8 +11,8 @@ Theory of operation:
   e-mail copy's address still the user's, read in-app, overtaken by the contract's state,
   chat thread read; the target still registered to the user; a malformed row alone is
   dead-lettered; a deadline
-  reminder sent late - held for quiet hours, retried - is worded with the time left now,
-  or skipped as stale when the next reminder is due too), merges chat
+  reminder sent late - held for quiet hours however briefly, retried - is worded with the
+  time left now, or skipped as stale when the next reminder is due too), merges chat
   alerts of one user, thread and target due together into one digest (its count kept on
   the row), sends the rest concurrently outside any transaction, then records each outcome
   (only for rows it still leases): ``sent``; ``skipped`` with the reason; ``retry`` with
@@ -330,19 +330,22 @@ class DeliveryWorker:
         or removed), the deposit paid, the contract cancelled, the deadline changed or
         passed (or, for a deadline reminder sent late, the next shorter reminder is due
         too), the chat thread read in-app. Such a copy is skipped, with the reason. A
-        deadline reminder that is still sent but late (held for quiet hours, retried) is
-        worded again with the time really left now (:func:`rules.fire_payload`), not its
-        lead time."""
+        deadline reminder that is still sent but late (retried much later) or was held for
+        quiet hours at all, however briefly, is worded again with the time really left now
+        (:func:`rules.fire_payload`), not its lead time."""
         threads = sorted({r.thread for r in rows if r.kind != "chat"})
         contracts = await repo.load_contracts(self.db, threads)
         seqs = await repo.read_seqs(self.db, sorted({(r.thread, r.user) for r in rows
                                                      if r.kind == "chat"}))
+        held = await repo.held_deliveries(self.db, sorted(
+            {r.notice for r in rows if r.kind == "deadline_reminder" and r.fail is None}))
         for r in rows:
             if r.fail is not None:
                 continue
             try:
                 self._recheck_one(r, contracts, seqs, now, profiles.get(r.user),
-                                  None if prefs is None else prefs.get(r.user, {}))
+                                  None if prefs is None else prefs.get(r.user, {}),
+                                  held=r.id in held)
             except Exception as exc:  # one malformed row fails alone
                 log.warning("delivery %s cannot be checked", r.id, exc_info=True)
                 r.fail = f"failed: cannot be checked ({_why(exc)})"
@@ -351,7 +354,8 @@ class DeliveryWorker:
     def _recheck_one(r: _Row, contracts: Mapping[str, ContractState],
                      seqs: Mapping[tuple[str, str], int], now: int,
                      prof: UserProfile | None,
-                     prefs: Mapping[tuple[str, str], bool] | None = None) -> None:
+                     prefs: Mapping[tuple[str, str], bool] | None = None, *,
+                     held: bool = False) -> None:
         # (the in-app copy is not a delivery: its inbox row is stored when the notice fires)
         if prefs is not None and not enabled(prefs, r.category, pref_channel(r.channel)):
             r.skip = (f"skipped: the user turned {r.category} notifications off for "
@@ -374,8 +378,9 @@ class DeliveryWorker:
             if why is not None:
                 r.skip = f"skipped: no longer applies ({why})"
             elif r.kind == "deadline_reminder" and state is not None and prof is not None:
-                # Held (quiet hours) or retried: "72 h left" is no longer true at 08:00.
-                payload = fire_payload(r.kind, r.payload, state, now)
+                # Held (quiet hours) or retried: "72 h left" is no longer true at 08:00,
+                # nor "24 h left" after a hold of 30 min.
+                payload = fire_payload(r.kind, r.payload, state, now, held=held)
                 if payload is not r.payload:
                     r.title, r.body = notice_text(r.kind, {**state.params(), **payload},
                                                   locale=prof.locale, tz=prof.tz)

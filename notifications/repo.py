@@ -320,6 +320,10 @@ async def insert_notices(tx: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
             rows)
 
 
+# The detail of the ``queued`` log entry of a copy held for quiet hours (then its due time).
+HELD = "deferred until "
+
+
 async def insert_deliveries(tx: Executor, rows: Sequence[tuple[Any, ...]], now: int) -> None:
     """Rows: (id, notice_id, user, channel, target, next_at)."""
     if not rows:
@@ -330,8 +334,20 @@ async def insert_deliveries(tx: Executor, rows: Sequence[tuple[Any, ...]], now: 
         [(*r, now, now) for r in rows])
     await tx.executemany(
         f"INSERT INTO {DELIVERY_LOG} VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-        [(new_id("l"), r[0], r[1], r[3], None if r[5] <= now else f"deferred until {r[5]}",
+        [(new_id("l"), r[0], r[1], r[3], None if r[5] <= now else f"{HELD}{r[5]}",
           now) for r in rows])
+
+
+async def held_deliveries(tx: Executor, notices: Sequence[str]) -> set[str]:
+    """Which deliveries of ``notices`` were held for quiet hours when queued (their
+    ``queued`` log entry says so; served by the log's (notice_id, at) index)."""
+    out: set[str] = set()
+    for i in range(0, len(notices), 500):
+        part = notices[i:i + 500]
+        out.update(r[0] for r in await tx.fetch(
+            f"SELECT delivery_id FROM {DELIVERY_LOG} WHERE notice_id IN ({_in(part)}) "
+            "AND state = 'queued' AND detail LIKE ?", *part, f"{HELD}%"))
+    return out
 
 
 async def log_delivery(tx: Executor, rows: Sequence[tuple[str, str, str, str, str | None, int]]

@@ -302,11 +302,13 @@ def _late(payload: dict[str, Any], deadline: int, now: int) -> bool:
 
 
 def fire_payload(kind: str, payload: dict[str, Any], state: ContractState | None,
-                 now: int) -> dict[str, Any]:
+                 now: int, *, held: bool = False) -> dict[str, Any]:
     """The payload a notice is worded with when it fires: a deadline reminder firing late
-    (after downtime) says the time really left, not its own lead time."""
+    (after downtime) says the time really left, not its own lead time. So does a copy that
+    was ``held`` (deferred by quiet hours) however short the hold: it is sent later than
+    planned by design, not by a scheduler running a little behind."""
     if kind != "deadline_reminder" or state is None or now >= state.deadline or \
-            not _late(payload, state.deadline, now):
+            not (held or _late(payload, state.deadline, now)):
         return payload
     left = state.deadline - now
     if left >= HOUR_US:

@@ -307,3 +307,63 @@ async def test_a_held_deadline_reminder_that_the_next_one_overtook_is_dropped(
     skipped = [d for s, d in states if s == "skipped"]
     assert len(skipped) == 4 and all("stale" in d and "1 h one is due" in d
                                      for d in skipped), states
+
+
+async def test_a_deadline_reminder_held_briefly_says_the_time_left_when_it_is_sent(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """A short hold: the 24 h reminder fires at 07:30 in Tokyo and its push and e-mail
+    copies are held for 30 min, until 08:00 - less than the lateness a reminder may have and
+    still say its lead time. At 08:00, 23.5 hours are left: they say 23 (whole hours, as a
+    late reminder does), not 24, in Japanese and English, and so does the Web Push copy,
+    refused once at 08:00 and retried a few seconds later; the in-app copy keeps "24"."""
+    await quiet_bob(pnode, peers)
+    status, _ = await pnode.http("PUT", "/v1/notifications/preferences", pnode.token("carol"), {
+        "locale": "en", "email": "carol@example.com",
+        "quiet_hours": {"start": "22:00", "end": "08:00"}})
+    assert status == 200
+    await contract(pnode, deadline_h=46.5)  # deadline 2026-06-03 07:30 JST
+    await contract(pnode, deadline_h=46.5, worker="carol")
+    await deliver(pnode)  # the contract notices (09:00: not held)
+    await pnode.at(MORNING - H // 2)  # 07:30 JST: the 24 h reminders fire, copies held
+    assert await pnode.n.delivery.run_until_idle() == 0
+    status, body = await pnode.http("GET", "/v1/notifications", pnode.token("bob"))
+    [stored] = [n for n in body["notifications"] if n["kind"] == "deadline_reminder"]
+    assert stored["title"] == "納期まであと24時間: ロゴ制作" and stored["data"]["hours"] == 24
+
+    pnode.clock.set(MORNING)
+    peers["push"].status["bob-browser"] = [503]
+    await deliver(pnode)
+    assert [p for p in peers["push"].received
+            if p["payload"]["kind"] == "deadline_reminder"] == []
+    pnode.clock.advance(30)  # the retry (backoff: at most 10 s)
+    assert await pnode.n.delivery.run_until_idle() == 1
+    titles = [m["notification"]["title"] for m in peers["fcm"].sent
+              if m["data"]["kind"] == "deadline_reminder"]
+    assert titles == ["納期まであと23時間: ロゴ制作"], titles
+    [push] = [p["payload"] for p in peers["push"].received
+              if p["payload"]["kind"] == "deadline_reminder"]
+    assert push["title"] == "納期まであと23時間: ロゴ制作"
+    [apns] = [a for a in peers["apns"].received if a["payload"]["kind"] == "deadline_reminder"]
+    assert apns["payload"]["aps"]["alert"]["title"] == "納期まであと23時間: ロゴ制作"
+    mails = [m for m in await _mails_to(peers, "bob@example.com") if "納期まで" in m[0]]
+    assert [s for s, _ in mails] == ["納期まであと23時間: ロゴ制作"]
+    assert "6月3日 07:30" in mails[0][1]
+    [(subject, text)] = [m for m in await _mails_to(peers, "carol@example.com")
+                         if "deadline" in m[0]]
+    assert subject == "23 h to the deadline: ロゴ制作"
+    assert "2026-06-03 07:30 (Asia/Tokyo)" in text and "24" not in subject
+
+
+async def test_a_deadline_reminder_sent_at_once_keeps_its_lead_time(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """Not held (outside quiet hours): the copies go out a moment after the reminder fired
+    and say its own lead time, like the in-app copy - "24", not "23"."""
+    await register_all(pnode, peers, "bob", "bob-browser")
+    await contract(pnode, deadline_h=30)  # the 24 h reminder at 15:00 JST
+    await deliver(pnode)
+    await pnode.at(T0 + 6 * H)
+    pnode.clock.advance(2)
+    await pnode.n.delivery.run_until_idle()
+    titles = [m["notification"]["title"] for m in peers["fcm"].sent
+              if m["data"]["kind"] == "deadline_reminder"]
+    assert titles == ["納期まであと24時間: ロゴ制作"]

@@ -9,7 +9,16 @@ from hypothesis import strategies as st
 from chat.errors import BadRequest, Conflict
 from notifications.events import parse_event
 from notifications.prefs import quiet_until
-from notifications.rules import HOUR_US, RuleConfig, apply_event, check_due, retry_delay_s
+from notifications.rules import (
+    HOUR_US,
+    MINUTE_US,
+    RuleConfig,
+    apply_event,
+    check_due,
+    fire_payload,
+    retry_delay_s,
+)
+from notifications.texts import notice_text
 from tests.notifications.conftest import T0, iso
 
 
@@ -60,3 +69,31 @@ def test_random_bodies_never_crash_the_decoder(body: bytes) -> None:
         parse_event(body)
     except BadRequest:
         pass
+
+
+@pytest.mark.parametrize(("lead_h", "hold_min", "ja", "en"), [
+    (24, 30, "納期まであと23時間", "23 h to the deadline"),
+    (72, 50, "納期まであと71時間", "71 h to the deadline"),
+    (72, 7 * 60, "納期まであと65時間", "65 h to the deadline"),
+    (2, 5, "納期まであと1時間", "1 h to the deadline"),
+    (2, 84, "納期まであと36分", "36 min to the deadline"),
+])
+def test_a_held_reminder_says_the_time_left_however_short_the_hold(
+        lead_h: int, hold_min: int, ja: str, en: str) -> None:
+    """A copy held for quiet hours (``held``) is worded with the time left when it is sent,
+    rounded as a late reminder is (whole hours down; minutes under an hour), even when the
+    hold is shorter than the lateness a reminder may have and still say its lead time."""
+    e = parse_event(ev("contract.concluded", client="a", worker="b", amount=1,
+                       deadline=iso(T0 + 100 * HOUR_US)))
+    cfg = RuleConfig(deadline_offsets_us=(72 * HOUR_US, 24 * HOUR_US, 2 * HOUR_US))
+    plan = apply_event(None, e, T0, cfg)
+    [job] = [j for j in plan.jobs if j.kind == "deadline_reminder"
+             and j.payload["lead_us"] == lead_h * HOUR_US]
+    now = job.due_at + hold_min * MINUTE_US
+    assert check_due(job.kind, job.payload, plan.state, now) is None
+    # sent at once, or a scheduler a little behind: its own lead time
+    assert fire_payload(job.kind, job.payload, plan.state, job.due_at + 1) is job.payload
+    payload = fire_payload(job.kind, job.payload, plan.state, now, held=True)
+    params = {**plan.state.params(), **payload}
+    assert notice_text(job.kind, params, locale="ja", tz="Asia/Tokyo")[0].startswith(ja)
+    assert notice_text(job.kind, params, locale="en", tz="Asia/Tokyo")[0].startswith(en)
