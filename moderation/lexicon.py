@@ -44,19 +44,35 @@ _LINE_HANDLE: Final = (
     r"(?=[a-z0-9_.\-]*[a-z])(?=[a-z0-9_.\-]*[0-9_])[a-z0-9_.\-]*[a-z0-9_](?![a-z0-9_\-]|\.[a-z0-9])"
 )
 
+def _after(words: tuple[str, ...]) -> str:
+    """Lookbehinds (keyword view): right after one of ``words`` (whole) and a space."""
+    return "(?:" + "|".join(f"(?<=[^a-z]{w} )|(?<=^{w} )" for w in words) + ")"
+
+
+# Apps whose names are ordinary English words ("some slack in the schedule", "a good
+# signal", "the market outlook"): capitalised they are apps (`APPS_CASED`), in lower case
+# only in the messenger sense, after on/via/over/in/to/use/using/my/your/our ("add me on
+# slack", "dm me via signal") or before id/handle/username ("my signal id").
+_WORD_APPS: Final = r"(?:slack|signal|outlook)(?![a-z0-9])"
+
 # Messaging apps and their euphemisms.  LINE and X are matched case-sensitively; katakana
-# ライン must not be part of a longer katakana word (ガイドライン, オンライン, ラインナップ).
+# ライン must not be part of a longer katakana word (ガイドライン, オンライン, ラインナップ)
+# nor a drawn line (ラインの位置, ラインを太く, ラインを揃えて).
 APPS: Final = (
     "(?:"
     + anchor_word(
-        r"whats\s?app|telegram|te[il]egram|tg|we\s?chat|discord|disc0rd|chat\s?work|slack|signal|"
+        r"whats\s?app|telegram|te[il]egram|tg|we\s?chat|discord|disc0rd|chat\s?work|"
         r"kakao(?:\s?talk)?|instagram|insta|ig|facebook|fb|messenger|twitter|viber|"
-        r"sk[y*]pe|gmail|g-mail|yahoo\s?mail|hotmail|outlook|icloud"
+        r"sk[y*]pe|gmail|g-mail|yahoo\s?mail|hotmail|icloud"
     )
     + r"|ワッツアップ|テレグラム|微信|ウィーチャット|ディスコード|ディスコ(?![ァ-ヺー])|"
     r"チャットワーク|スラック|シグナル|カカオ(?:トーク)?|インスタ(?:グラム)?|フェイスブック|"
     r"メッセンジャー|ツイッター|スカイプ|すかいぷ|ジーメール|"
-    r"(?<![ァ-ヺー])ライン(?![ァ-ヺー])|(?<![ぁ-ゖ])らいん(?=[のではにをがもと]|[^ぁ-ゖ]|$)|"
+    r"(?<![ァ-ヺー])ライン(?![ァ-ヺー])(?![のをがは]?(?:位置|太|細|幅|色|揃|引|調整|長さ|間隔))|"
+    r"(?<![ぁ-ゖ])らいん(?=[のではにをがもと]|[^ぁ-ゖ]|$)|"
+    + _after(("on", "via", "over", "in", "to", "use", "using", "my", "your", "our", "ur"))
+    + _WORD_APPS
+    + r"|" + _WORD_APPS[:-len("(?![a-z0-9])")] + r"(?=\s*(?:id|handle|user ?name)(?![a-z]))|"
     r"green app|緑の(?:アプリ|やつ)|blue[- ]?bird|青い鳥|paper[- ]?plane|紙飛行機|"
     # Lower-case "line" is an app only as someone's "line id" given right after it ("my
     # line id is kota_77", "my line id: kota_77"; not "my line id column").
@@ -73,8 +89,15 @@ APPS: Final = (
     ")"
 )
 
-# LINE and X are ordinary words unless capitalised; matched on the case-preserving view.
-APPS_CASED: Final = r"(?<![A-Za-z0-9])(?:L[Iil]NE|Line|X)(?![A-Za-z0-9\-])"
+# LINE, X, Slack, Signal and Outlook are ordinary words unless capitalised; matched on the
+# case-preserving view.  "Line" starting a sentence is no app before a typographic or
+# chart noun ("Line height is 1.5", "Line breaks", "Line 42").
+APPS_CASED: Final = (
+    r"(?<![A-Za-z0-9])(?:L[Iil]NE|X|Slack|SLACK|Signal|SIGNAL|Outlook|OUTLOOK|"
+    r"Line(?! (?i:heights?|spacing|breaks?|items?|charts?|graphs?|art|weights?|widths?|"
+    r"thickness|colou?rs?|numbers?|lengths?|endings?|wrap\w*|feeds?|up|\d)))"
+    r"(?![A-Za-z0-9\-])"
+)
 
 # Ordinary English words that are never an ID, even where an ID could stand ("LINE is
 # fine", "Slack as usual", "the LINE ID is required", "Slack: done"): determiners,
@@ -233,12 +256,12 @@ APP_SUBJECT: Final = (
         # the footer", "Twitter cards", "the Discord role is admin_2024", "a command that
         # makes a Discord invite URL", "LINE user IDs in the DB")
         r"footer|header|sidebar|navbar|cards?|og|meta tags?|roles?|icon (?:set|pack|font)s?|"
-        r"svg|(?:slash )?commands?|db|database|schema"
+        r"svg|(?:slash )?commands?|db|database|schema|calendars?"
     )
     + r"|連携|通知|スタンプ|公式|ミニプログラム|テンプレ|カルーセル|投稿|配信|録画|"
     r"ウェビナー|翻訳|英訳|和訳|チラシ|ボタン|バナー|広告|記事|リッチメニュー|"
     r"ボット|開発|実装|パスワード|ログイン|フッター|ヘッダー|サイドバー|ロール|"
-    r"コマンド|データベース"
+    r"コマンド|データベース|カレンダー|予定表"
 )
 
 # The app is used for another job and the sender answers here ("I'm on Slack all day for
@@ -253,11 +276,16 @@ APP_ELSEWHERE: Final = (
     r"こちら(?:の(?:チャット|メッセージ|スレッド))?で(?:お?返事|返信|回答|お答え)"
 )
 
-# X (capitalised) as a coordinate or an axis, not the app: "X is 100px and Y is 40px",
-# "X: 120, Y: 80", "X座標".
-COORDINATES: Final = (
+# X (capitalised) as a coordinate, an axis or a placeholder name, not the app: "X is 100px
+# and Y is 40px", "X: 120, Y: 80", "X座標", "Option X is easier", "feature X".
+NOT_X_APP: Final = (
     r"(?<![a-z0-9])[yz]\s*(?:[:：=]|is|to)?\s*-?\d|" + word(r"axis|axes|coordinates?")
-    + r"|座標|[xyXY]軸"
+    + r"|座標|[xyXY]軸|"
+    + word(
+        r"(?:option|feature|plan|version|type|model|step|case|method|pattern|product|"
+        r"company|client|user|project|phase|size|layout|design|variant|item|point|"
+        r"scenario|brand|team|person|player|mr|ms|dr) x"
+    )
 )
 
 # Quoted text (a phrase to translate, a button label) is content, not a message.

@@ -158,7 +158,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         "contact.messenger",
         re.compile(lx.APPS_CASED),
         cue=_c(lx.APP_INTENT),
-        block=_c(lx.APP_SUBJECT + "|" + lx.APP_ELSEWHERE + "|" + lx.COORDINATES),
+        block=_c(lx.APP_SUBJECT + "|" + lx.APP_ELSEWHERE + "|" + lx.NOT_X_APP),
         window=45,
         skip_quoted=True,
         cased=True,
@@ -441,7 +441,10 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         cue=_c(
             lx.PRICE + "|" + W(r"you|your|yourself|required?|requires|have to|has to|must|need|"
                                r"before|first|upfront|up front|one-time|buy|buys|join|unlock")
-            + r"|ご自身|ご負担|負担|必要|最初|前に|いただ|頂|お振込|入会|まず|お願い"
+            # not the worker asking whether it is needed ("有料プランの機能を使う必要が
+            # ありますか？")
+            + r"|ご自身|ご負担|負担|必要(?!(?:が|は)?(?:ありますか|ですか|でしょうか|ございますか))|"
+            r"最初|前に|いただ|頂|お振込|入会|まず|お願い"
         ),
         block=_EXPENSE_BLOCK,
         window=80,

@@ -40,8 +40,11 @@ _ID_FOLLOWS: Final = re.compile(lx.APP_ID_FOLLOWS)
 # "LINEはkotaroです"): intent, like a handle.
 _WORD_ID_NEXT: Final = re.compile(lx.APP_WORD_ID_NEXT)
 FOLLOW_REACH: Final = 60  # an ID in a later sentence: at most this far after the app name
-# Any app name (keyword view), LINE in any case: another app between a name and an ID.
-_ANY_APP: Final = lx.compile_lower(r"(?<![a-z0-9])(?:" + lx.APPS + r"|l[il]ne(?![a-z0-9\-]))")
+# Any app name (keyword view), LINE, Slack, Signal, Outlook in any case: another app
+# between a name and an ID.
+_ANY_APP: Final = lx.compile_lower(
+    r"(?<![a-z0-9])(?:" + lx.APPS + r"|l[il]ne(?![a-z0-9\-])|(?:slack|signal|outlook)(?![a-z0-9]))"
+)
 # A handle right after the app name (spaces or a newline between): a letter and a digit/_.
 _HANDLE_NEXT: Final = re.compile(
     r"\s+@?(?P<id>(?=[a-z0-9._\-]*[a-z])(?=[a-z0-9._\-]*[0-9_])[a-z0-9][a-z0-9._\-]{2,})"
