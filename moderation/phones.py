@@ -83,9 +83,12 @@ _PHONE_WORDS: Final = Prefiltered(re.compile(
 _NOT_PHONE: Final = re.compile(
     "(?:" + word(r"order|orders|sku|skus|product codes?|item|invoice|tracking|serial|ref|"
                  r"reference|zip|postcode|postal|isbn|jan|ean|barcode|worker id|member id|"
-                 r"account id|ticket")
-    + r"|注文番号|商品コード|品番|型番|伝票|追跡番号|会員番号|郵便番号|請求書番号|管理番号|受付番号)"
-    r"(?:\s*(?:no\.?|nos\.?|numbers?|ids?|codes?|番号))?\s*[:：#＃=は.]?\s*[#＃]?\s*(?:no\.?\s*)?$",
+                 r"account id|ticket|build|batch")
+    + r"|注文番号|商品コード|品番|型番|伝票|追跡番号|会員番号|郵便番号|請求書番号|管理番号|受付番号"
+    r"|ビルド番号|バッチ番号)"
+    # "is" as well as は ("the order number is 0901…", "注文番号は0901…")
+    r"(?:\s*(?:no\.?|nos\.?|numbers?|ids?|codes?|番号))?\s*(?:[:：#＃=は.]|is(?![a-z]))?\s*"
+    r"[#＃]?\s*(?:no\.?\s*)?$",
     re.IGNORECASE,
 )
 _LABEL_REACH: Final = 40

@@ -123,10 +123,13 @@ _EXPENSE_BLOCK = _c(
         r"(?:sales|landing|product) page|page (?:for|you build|you make)|"
         r"included in (?:your|the|our) (?:quote|price|estimate|budget|fee)|"
         # the prices are content: a pricing table the worker builds or edits
-        r"pricing (?:table|section|page|grid)|price (?:list|table)|rate card"
+        r"pricing (?:table|section|page|grid)|price (?:list|table)|rate card|"
+        # a fee in a test payment ("the test fee in the sandbox checkout is $1")
+        r"sandbox|test mode"
     )
     + r"|購入済み|当方で|こちらで(?:購入|用意|負担|お支払)|弊社で|弊社が負担|無料|不要|"
-    r"必要はありません|表示|掲載|記事|LP|ＬＰ|仮払い|ページ(?:を|に|の)|見積もり?に含|料金表|価格表"
+    r"必要はありません|表示|掲載|記事|LP|ＬＰ|仮払い|ページ(?:を|に|の)|見積もり?に含|料金表|価格表|"
+    r"サンドボックス|テストモード"
 )
 
 # The package is the work itself, priced by the worker ("$1,299 for the whole package of
@@ -139,8 +142,11 @@ _WORK_PACKAGE = W(
 
 # The fee is content of a page the worker builds (in any sentence of the message).
 _WORK_PAGE = _c(
-    _a(r"(?:sales|landing|event|course|product|signup|sign-up) page|page you build")
+    _a(r"(?:sales|landing|event|course|product|signup|sign-up|membership|pricing) page|"
+       r"page you build")
     + r"|(?:案内|告知|紹介|募集|販売|申込|申し込み|ランディング)ページ"
+    # a page the worker makes ("講座ページのバナーを作成します。オンライン講座 4,980円")
+    r"|ページ(?:の(?:バナー|デザイン|レイアウト)|を(?:作成|制作|デザイン|更新|修正))"
 )
 
 CUE_RULES: Final[tuple[CueRule, ...]] = (

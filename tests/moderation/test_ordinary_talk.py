@@ -1,14 +1,15 @@
 """Ordinary client-worker work talk (Japanese and English) must not be reported.
 
-Scheduling, prices, dates and times, version, order and ticket numbers, file names, tool
-names used as the subject of the work (an SDK, a bot, a webhook, an embed), the platform's
-own addresses, percentages and quantities.  One sentence that reads like a misfire was
-found for each group of fixes in the scanner (see docs/moderation.md): "LINE is fine."
-reported "fine" as a messenger ID; "is fine." counted as an "is <handle>" cue; "Slack:
-done" counted as a ":" handle; a footer icon, Twitter cards, a Discord role, a form for
-bank details, a pricing table and "I'll reply here" were taken for contact or fees.
+Scheduling, prices, dates and times, version, order, ticket and build numbers, file
+names, tool names used as the subject of the work (an SDK, a bot, a webhook, an embed, a
+command, a calendar), the platform's own addresses, percentages and quantities, and the
+ordinary English words that are also app names (fine, slack, signal, outlook, Line, X).
+Each of these once misfired (the fixes are described in docs/moderation.md): "LINE is
+fine." reported "fine" as a messenger ID, "is fine." counted as an "is <handle>" cue,
+"Slack: done" as a ":" handle, "some slack in the schedule" as Slack, and so on.
 
-The second half checks that the handle forms stay caught.
+A few misfires are left as policy questions (`POLICY`, strict xfail).  The last tests
+check that the handle forms, and what the fixes sit next to, stay caught.
 """
 
 import pytest
@@ -184,6 +185,51 @@ JAPANESE = [
     '外部サイトのリンクは貼らないようにします。',
     '明日は10時から作業開始します。',
     '修正点をスプレッドシートにまとめました。',
+    '追跡番号は 1234-5678-9012 です。',
+    '注文ID 2023120700123 の発送が完了しました。',
+    'ログのタイムスタンプは20231207150000です。',
+    'JANコード4901234567894をラベルに印字します。',
+    'ビルド番号0312345678のログを確認してください。',
+    'ストック写真のライセンスは自分のアカウントで購入済みです。',
+    'フォントのライセンスはこちらで購入します。',
+    'ドメインは御社のアカウントで取得してください。設定は私が行います。',
+    'エスクローへの入金を確認しました。作業を開始します。',
+    'お支払いはいつも通りプラットフォーム経由でお願いします。',
+    'CSSを直接編集しても大丈夫です。',
+    'Figmaのファイルを直接編集してもよろしいですか？',
+    '決済ページの銀行振込アイコンを差し替えてください。',
+    'ショップの支払い方法にPayPalを追加してください。',
+    '講座ページのバナーを作成します。オンライン講座 4,980円。',
+    'スターターキットの商品写真をアップしました。',
+    '生年月日の入力欄はカレンダー形式にしてください。',
+    '住所の入力欄は100文字までです。',
+    '最終の請求書はプラットフォームから送ってください。',
+    'ステージング環境の管理者権限をいただけますか？',
+    'ご希望の納期を教えてください。',
+    'バナーのご予算を教えてください。',
+    '構成案を送っていただけますか。',
+    'ロゴをSVGで添付してください。',
+    '写真をプラットフォームの共有フォルダにアップしてください。',
+    '金曜日までにフィードバックをお願いします。',
+    'トップのキャッチコピーをいただけますか。',
+    '商品説明文をご提供いただけますか。',
+    '初稿のご感想をお聞かせください。',
+    'セミナー申込フォームに参加費の項目を追加します。',
+    '会員ページには3つのプラン（500円、1,000円、2,000円）が表示されます。',
+    'サーバー代はクライアント様のご負担でお願いします。',
+    '学習データは1万行です。',
+    'APIキーは.envに入れて、チャットには貼らないでください。',
+    'パスワードはここに貼らず、プラットフォームの保管庫を使ってください。',
+    '認証コード画面に再送ボタンを追加します。',
+    'カード番号の入力欄は下4桁以外をマスクします。',
+    'マイナンバーの項目は管理画面で非表示にします。',
+    '本人確認書類のアップロード画面を作っています。',
+    '配送先住所のフォームに郵便番号検索を付けます。',
+    '電話番号欄は+81の番号も受け付けるようにします。',
+    '研修用の資料を作成します。',
+    '教材のスライドを30枚作成します。',
+    '受講料の案内ページを更新しました。',
+    '保証金の説明文を利用規約ページに追記しました。',
 ]
 
 ENGLISH = [
@@ -371,6 +417,53 @@ ENGLISH = [
     'The ID is 12345 in the order list.',
     "Join the meeting from the platform's call button at 15:00.",
     'Telegram-style stickers are out of scope.',
+    'The tracking number is 1Z999AA10123456784.',
+    'Order 2023120700123 shipped today.',
+    'Timestamp 20231207150000 in the log file.',
+    'The JAN code 4901234567894 is printed on the label.',
+    'Batch ID 09012345 is done.',
+    'The build number is 0312345678, please check the logs.',
+    'I bought the stock photo license on my own account, no need to reimburse.',
+    'We will purchase the font license on our side.',
+    "Please buy the domain under your company's account, I'll set it up.",
+    "The deposit into escrow is confirmed, I'll start now.",
+    'Please pay through the platform as usual.',
+    'Directly editing the CSS is fine with me.',
+    'I can work directly in your Figma file.',
+    'The bank transfer option on the checkout page needs a new icon.',
+    "Add PayPal as a payment method for the shop's customers.",
+    'The course page needs a banner: online course, $49.',
+    'The starter kit photos for the product page are uploaded.',
+    'Your date of birth field should use a date picker.',
+    'The address field accepts up to 100 characters.',
+    'Could you send the final invoice through the platform?',
+    "Please share the login for the staging WordPress via the platform's secure note? Actually, just create me an account there.",
+    "I'll need admin access to the staging site.",
+    'What is your preferred deadline?',
+    "What's your budget for the banner set?",
+    'Send me the brief when you have it.',
+    'Tell me if the colors look off on your screen.',
+    'Please attach the logo in SVG.',
+    'Please upload the photos to the shared folder on the platform.',
+    'I need your feedback by Friday.',
+    'Can I get the copy text for the hero section?',
+    'Could you provide the product descriptions?',
+    'Let me know your thoughts on the first draft.',
+    "The registration form needs a fee field for the event organizer's customers.",
+    'The membership page shows three tiers: $5, $10, $20.',
+    'The seminar landing page lists the fee as 3,000 yen.',
+    'The client covers the hosting fee.',
+    'Training data for the model is 10,000 rows.',
+    'The test fee in the sandbox checkout is $1.',
+    'The API key goes in the .env file, never in the chat.',
+    "Please don't paste passwords here; use the platform's secure vault.",
+    'The one-time code screen needs a resend button.',
+    'Card number input should mask all but the last 4 digits.',
+    'My Number fields must be hidden in the admin panel.',
+    'The ID photo upload step is part of the KYC flow we are building.',
+    'The shipping address form has a postal code lookup.',
+    'The phone field should accept +81 numbers.',
+    'The order number is 09012345678 and the ticket is T-100.',
 ]
 
 # Misfires left as they are (a policy question, not a bug): see the reasons.
@@ -381,15 +474,6 @@ POLICY = [
             strict=True,
             reason="a plan's price told to the worker, with nothing saying it is content of "
             "the work (a pricing table, a page): a membership fee demand reads the same",
-        ),
-    ),
-    pytest.param(
-        "The order number is 09012345678 and the ticket is T-100.",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a mobile-format number after 'order number is': only a label right "
-            "before the number (separators only) exempts it, or a phone number could be "
-            "passed off as an order number",
         ),
     ),
     pytest.param(
@@ -517,6 +601,13 @@ def test_an_ordinary_word_is_no_id(en_text: str) -> None:
         ("Line: kota_77", "contact.messenger_id", "kota_77"),
         # a paid plan required of the worker (not the worker asking whether it is)
         ("有料プランに登録する必要があります", "expense.upfront_fee", "有料プラン"),
+        # a number behind its own label is no phone number, unless a phone word is there
+        ("my number is 09012345678", "contact.phone", "09012345678"),
+        ("the order number is 09012345678, call me", "contact.phone", "09012345678"),
+        # a fee to pay is no test fee or page content
+        ("The registration fee is $30, pay it before you start", "expense.upfront_fee",
+         "registration fee"),
+        ("受講料3万円を事前にお支払いください", "expense.upfront_fee", "受講料"),
         # a form for bank details is the work, the bank details are not
         ("振込先はこちらです。三菱UFJ銀行 渋谷支店 普通 1234567", "deal.external_payment",
          "振込先"),
