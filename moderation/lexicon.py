@@ -103,7 +103,9 @@ APPS_CASED: Final = (
 # fine", "Slack as usual", "the LINE ID is required", "Slack: done"): determiners,
 # pronouns, prepositions, and the adjectives, adverbs, participles and time words that
 # follow "<app> is/as" in work talk; also any word of six letters or more ending in -ing
-# or -ed ("is working", "is blocked", "as discussed").  Compact on purpose (CI has no word
+# or -ed ("is working", "is blocked", "as discussed"), and the adjective and adverb
+# endings -ous, -ful, -less, -able, -ible, -ical, -ive, -ly ("famous", "helpful",
+# "affordable", "typical", "intuitive", "apparently").  Compact on purpose (CI has no word
 # list): a pure-letter word after a bare "is"/"as" counts as an ID only right after the
 # app name (see `APP_ID_NEXT`), so the list need only cover what is said of an app.
 ORDINARY_WORDS: Final = (
@@ -131,14 +133,20 @@ ORDINARY_WORDS: Final = (
     r"temporary|permanent|real|true|false|correct|wrong|right|sure|clear|"
     r"unclear|big|small|huge|heavy|light|bigger|smaller|cleaner|simplest|nicer|"
     r"blocked|banned|paused|used|done|set|shut|fixed|known|given|taken|"
-    r"japanese|english|global|local|international|domestic|"
+    r"japanese|english|global|local|international|domestic|weird|everywhere|glitchy|flaky|"
+    r"offline|online|noisy|overkill|plenty|clunky|messy|obsolete|normal|key|crucial|"
+    r"premium|costly|pricey|quiet|spammy|empty|modern|heavier|lighter|safer|riskier|risky|"
+    r"ideal|fantastic|poor|solid|decent|sufficient|insufficient|efficient|unpopular|"
+    r"illegal|legal|sketchy|shady|lazy|crazy|whose|sadly|forbidden|hidden|chosen|frozen|"
+    r"written|proven|"
     # time words
     r"today|tomorrow|tonight|yesterday|later|soon|sooner|earlier|noon|night|morning|"
     r"afternoon|evening|weekend|weekday|weekly|daily|monthly|monday|tuesday|wednesday|"
     r"thursday|friday|saturday|sunday|january|february|march|april|may|june|july|august|"
     r"september|october|november|december|"
-    # participles
-    r"[a-z]{4,}(?:ing|ed)"
+    # participles, and the suffixes of adverbs and adjectives that rarely end a name
+    # (-ly from seven letters: not emily, kelly; -ive after three: not olive, clive)
+    r"[a-z]{4,}(?:ing|ed)|[a-z]{5,}ly|[a-z]{2,}(?:ous|ful|less|able|ible|ical)|[a-z]{3,}ive"
 )
 
 # Where an ID ends: not inside a longer word; a sentence's full stop may follow ("LINE:

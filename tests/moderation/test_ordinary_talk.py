@@ -464,6 +464,16 @@ ENGLISH = [
     'The shipping address form has a postal code lookup.',
     'The phone field should accept +81 numbers.',
     'The order number is 09012345678 and the ticket is T-100.',
+    "LINE is weird, but the client's customers love it, so the bot targets it.",
+    'Slack is glitchy today, sorry if my replies here are slow.',
+    'Skype is obsolete for us; the client moved to Teams internally.',
+    "My Slack is noisy, I muted everything and I'm focusing on this project.",
+    'Telegram is famous for bots, so the alert bot will use its API.',
+    "Discord is intuitive for gamers, that's why the community site embeds it.",
+    'LINE is typically the first channel Japanese shops add to their site.',
+    'WhatsApp is apparently the main channel in Brazil, so add the share button.',
+    "Slack as expected is the client's internal tool; the webhook posts there.",
+    "LINE is forbidden at the client's office, so the demo runs on the web page.",
 ]
 
 # Misfires left as they are (a policy question, not a bug): see the reasons.
@@ -536,6 +546,11 @@ def test_policy_questions_left_reported(policy_text: str) -> None:
         ("LINEはtanaka_88です", "LINE", "tanaka_88"),
         ("ラインのIDはtanaka88", "ライン", "tanaka88"),
         ("LINEのIDは kotaro です", "LINE", "kotaro"),
+        # names that look like adjectives or adverbs stay handles
+        ("my LINE is emily", "LINE", "emily"),
+        ("my LINE is kelly", "LINE", "kelly"),
+        ("my LINE is olive", "LINE", "olive"),
+        ("my LINE is crystal", "LINE", "crystal"),
         ("ＬＩＮＥはｋｏｔａｒｏです", "ＬＩＮＥ", "ｋｏｔａｒｏ"),
     ],
 )
