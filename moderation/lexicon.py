@@ -250,7 +250,9 @@ APP_INTENT: Final = (
     r"(?=[A-Za-z0-9_.]*[A-Za-z])[A-Za-z0-9]*(?:[_\d]|\.[A-Za-z0-9])[A-Za-z0-9_.]*"
     r"|ＩＤ|アカウント|追加|友だち|友達|検索|連絡|やり取り|やりとり|話し|話せ|招待|参加|"
     r"ＤＭ|ＱＲ|お使い|使って|やって(?:ます|い)|持って|お持ち|申請|出てきます|交換|"
-    r"教えて|ユーザー名|表示名|同じ|でお送り|スムーズ|繋が|つなが|通話|フォロー"
+    r"教えて|ユーザー名|表示名|でお送り|スムーズ|繋が|つなが|通話|フォロー|"
+    # "the same (name, ID)", not a look ("同じデザインに", "同じような")
+    r"同じ(?!(?:ような|ように|よう|感じ|デザイン|色|形|サイズ|レイアウト|仕様))"
 )
 
 # The app is the subject of the work, not a channel between the parties.
@@ -264,12 +266,14 @@ APP_SUBJECT: Final = (
         # the footer", "Twitter cards", "the Discord role is admin_2024", "a command that
         # makes a Discord invite URL", "LINE user IDs in the DB")
         r"footer|header|sidebar|navbar|cards?|og|meta tags?|roles?|icon (?:set|pack|font)s?|"
-        r"svg|(?:slash )?commands?|db|database|schema|calendars?"
+        r"svg|(?:slash )?commands?|db|database|schema|calendars?|fields?|columns?|inputs?|"
+        r"automat\w*|ui|ux"
     )
     + r"|連携|通知|スタンプ|公式|ミニプログラム|テンプレ|カルーセル|投稿|配信|録画|"
     r"ウェビナー|翻訳|英訳|和訳|チラシ|ボタン|バナー|広告|記事|リッチメニュー|"
     r"ボット|開発|実装|パスワード|ログイン|フッター|ヘッダー|サイドバー|ロール|"
-    r"コマンド|データベース|カレンダー|予定表"
+    r"コマンド|データベース|カレンダー|予定表|要件|運用|漫画|マンガ|シーン|スクリプト|"
+    r"スクレイパー|自動|導線|表示を(?:改善|修正|変更|調整)"
 )
 
 # The app is used for another job and the sender answers here ("I'm on Slack all day for

@@ -230,6 +230,23 @@ JAPANESE = [
     '教材のスライドを30枚作成します。',
     '受講料の案内ページを更新しました。',
     '保証金の説明文を利用規約ページに追記しました。',
+    'LINEのトーク画面に近いデザインで、フォロー導線を追加します。',
+    'Instagramのアカウント運用代行で、週3回投稿します。',
+    'インスタのフォロワー分析レポートを作成しました。',
+    'Twitterで話題の画像を参考にしました。',
+    'LINEのグループ通話機能を使ったアプリの要件定義です。',
+    'Chatworkのタスク機能を使って進捗管理する運用を提案します。',
+    'Discordのサーバーに参加するボタンをサイトに設置します。',
+    'Facebookのページを検索したときの表示を改善します。',
+    'WhatsAppのメッセージテンプレートの審査が通りました。',
+    'LINEのアカウント名の表記は「〇〇ショップ公式」です。',
+    'Zoomのやり取りを文字起こしした資料を納品します。',
+    'テレグラムのチャンネルを読み込むスクレイパーを作ります。',
+    'WeChatミニプログラムの画面を3つ作成します。',
+    'Gmailの受信箱を整理するスクリプトを作りました。',
+    'カカオトークの絵文字デザインを8個作成します。',
+    'LINEと同じような友だち追加ボタンのデザインをお願いします。',
+    'ライン交換のシーンのイラストを描きます（漫画の3ページ目）。',
 ]
 
 ENGLISH = [
@@ -474,6 +491,16 @@ ENGLISH = [
     'WhatsApp is apparently the main channel in Brazil, so add the share button.',
     "Slack as expected is the client's internal tool; the webhook posts there.",
     "LINE is forbidden at the client's office, so the demo runs on the web page.",
+    'Log in to the Slack workspace as admin_user to approve the app.',
+    'The Slack channel invite goes out automatically when a user signs up.',
+    'Our Discord server has 3 channels for the beta testers; the bot moderates them.',
+    'The Instagram account we manage gets 500 new followers a week.',
+    'Find the Telegram group link generator in the admin panel.',
+    'The WhatsApp template "order_shipped" was approved.',
+    'The LINE friend-add button goes under the hero image.',
+    'Add the Instagram handle field to the store settings page.',
+    'The Twitter username field must strip the @ sign.',
+    "The comic's chapter 3 shows two characters exchanging LINE IDs.",
 ]
 
 # Misfires left as they are (a policy question, not a bug): see the reasons.
@@ -484,6 +511,15 @@ POLICY = [
             strict=True,
             reason="a plan's price told to the worker, with nothing saying it is content of "
             "the work (a pricing table, a page): a membership fee demand reads the same",
+        ),
+    ),
+    pytest.param(
+        "Slackで使っているアイコンと同じデザインにしてください。",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="'the icon I use on Slack, the same' is also how a sender points to "
+            "their account there (使って and 同じ are intent cues); only the design request "
+            "tells it apart",
         ),
     ),
     pytest.param(
@@ -623,6 +659,9 @@ def test_an_ordinary_word_is_no_id(en_text: str) -> None:
         ("The registration fee is $30, pay it before you start", "expense.upfront_fee",
          "registration fee"),
         ("受講料3万円を事前にお支払いください", "expense.upfront_fee", "受講料"),
+        # "the same" name or handle is still a cue, a look ("同じデザイン") is not
+        ("Facebookで同じ名前で検索してください", "contact.messenger", "Facebook"),
+        ("Find me on Instagram, same handle as here", "contact.messenger", "Instagram"),
         # a form for bank details is the work, the bank details are not
         ("振込先はこちらです。三菱UFJ銀行 渋谷支店 普通 1234567", "deal.external_payment",
          "振込先"),
