@@ -82,13 +82,14 @@ async def test_one_timer_ends_each_connection_at_its_own_expiry(settings_factory
         await node.stop()
 
 
-async def _expire_now(node: Node, user: str) -> None:
+def _expire_now(node: Node, user: str) -> Any:
     """Let ``user``'s connection's token run out now (as the expiry timer would)."""
     gw = node.gateway
     [conn] = [c for c in gw.connections if c.user == user]
     conn.identity = dataclasses.replace(conn.identity, exp=time.time() - 1)
     gw._schedule_expiry(conn)
-    await asyncio.sleep(0.05)  # the timer (due at once) runs
+    gw._expire()  # what the timer, due at once, does (called here so it has run)
+    return conn
 
 
 async def test_a_send_in_flight_when_the_token_runs_out_is_answered_before_4001(
@@ -114,8 +115,10 @@ async def test_a_send_in_flight_when_the_token_runs_out_is_answered_before_4001(
         svc.send = held_send
         first = asyncio.create_task(a.send(tid, "納品しました / delivered", cmid="in-flight"))
         await asyncio.wait_for(entered.wait(), 5)
-        await _expire_now(node, "alice")
-        assert not a.closed.is_set()  # it waits for the answer
+        conn = _expire_now(node, "alice")
+        assert conn.ending == (4001, "token expired") and not conn.closed  # waits for the answer
+        await asyncio.sleep(0.05)
+        assert not a.closed.is_set()
         await a.send_raw(orjson.dumps({"type": "send", "id": "late", "thread": tid,
                                        "client_msg_id": "late", "body": "after"}).decode())
         release.set()
@@ -140,7 +143,7 @@ async def test_an_idle_connection_whose_token_runs_out_closes_at_once(
     node = await Node(settings_factory()).start()
     try:
         a = await Client(node.ws_url, node.token("alice", "client")).connect()
-        await _expire_now(node, "alice")
+        _expire_now(node, "alice")
         assert await a.wait_closed(timeout=2) == 4001
         await a.close()
     finally:
@@ -164,7 +167,7 @@ async def test_a_frame_stuck_past_the_close_timeout_does_not_keep_the_socket(
         svc.send = stuck_send
         stuck = asyncio.create_task(a.send(t["id"], "hello", cmid="stuck"))
         await asyncio.wait_for(entered.wait(), 5)
-        await _expire_now(node, "alice")
+        _expire_now(node, "alice")
         assert await a.wait_closed(timeout=3) == 4001
         with pytest.raises(ConnectionError):  # unanswered: the client retries it later
             await stuck
