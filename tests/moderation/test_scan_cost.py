@@ -1,0 +1,61 @@
+"""The scanner's work grows with the text, not with its matches times its sentence.
+
+A long message with no sentence end that repeats an app name ("my LINE is kotaro my LINE is
+kotaro ...", 10,000 characters) gave hundreds of anchor matches, and each searched the
+whole sentence again for the rule's block words, clause ends and quotations: 1.8 s of the
+event loop for one message, which any participant could send ten times a second. The
+sentence-level checks are now computed once per sentence (`scanner._Checks`). Measured
+here without a clock: the characters that the prefiltered searches are asked to look at,
+against the length of the text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from moderation.gate import Prefiltered
+from moderation.scanner import Scanner
+
+LONG = 10_000
+# the repeated unit, and whether it is reported (the cost must not be saved by missing it)
+TEXTS = {
+    "LINE handle repeated": ("my LINE is kotaro ", True),
+    "app as a word, repeated": ("Slack as x1 ", True),
+    "lower-case app repeated": ("add me on slack ", True),
+    "quoted app names": ('"LINE" と "Discord" ', False),  # names quoted as text to design
+    "Japanese, no sentence end": ("LINEでkotaroを追加してね、", True),
+}
+
+
+@pytest.mark.parametrize(("unit", "reported"), TEXTS.values(), ids=TEXTS.keys())
+def test_searched_characters_grow_with_the_text(unit: str, reported: bool,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    looked: list[int] = []
+    real = Prefiltered.exists
+
+    def counting(self: Prefiltered, text: str, lo: int = 0, hi: int | None = None,
+                 **kw: Any) -> bool:
+        looked.append((len(text) if hi is None else hi) - lo)
+        return real(self, text, lo, hi, **kw)
+
+    monkeypatch.setattr(Prefiltered, "exists", counting)
+    scanner = Scanner()
+    text = (unit * (LONG // len(unit) + 1))[:LONG]
+    findings = scanner.scan(text)
+    assert bool(findings) is reported
+    # Before: hundreds of whole-sentence searches, ≈ 500 times the text's length.
+    assert sum(looked) <= 20 * len(text), (len(findings), len(looked), sum(looked))
+
+
+def test_the_same_findings_in_a_long_message_as_in_its_pieces() -> None:
+    """Computing the checks once per sentence changes no answer: each repetition of a
+    sentence reports what that sentence reports alone, at its own offset."""
+    scanner = Scanner()
+    unit = "LINE is fine. my LINE is kotaro. 「LINE」の文字を入れてください。"
+    alone = [(f.rule, f.start, f.end) for f in scanner.scan(unit)]
+    assert alone
+    many = [(f.rule, f.start, f.end) for f in scanner.scan(unit * 50)]
+    assert many == [(r, s + k * len(unit), e + k * len(unit)) for k in range(50)
+                    for r, s, e in alone]
