@@ -18,6 +18,7 @@ first person, contact verb or bare 電話番号 in the sentence, is ignored too.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from functools import lru_cache
 from typing import Final
 
@@ -92,6 +93,10 @@ _NOT_PHONE: Final = re.compile(
     re.IGNORECASE,
 )
 _LABEL_REACH: Final = 40
+# How far from a number a denial ("this is not a phone number", "電話番号ではありません")
+# is looked for in its sentence: far beyond any real one, and a bound on the work a long
+# sentence full of numbers costs (each number looks around itself, not the whole sentence).
+_DENIAL_REACH: Final = 200
 # A phone word in the sentence: the number is a phone number whatever label it has.
 _STRONG_PHONE: Final = re.compile(
     word(r"call|phone|tel|text me|sms|whatsapp|mobile|cell") + r"|電話|携帯|ケータイ|ＴＥＬ|℡",
@@ -272,6 +277,7 @@ def find_phones(text: ScanText) -> list[Hit]:
     elif len(_DIGIT.findall(src)) < MIN_DIGITS:
         return hits
     near: bool | None = None
+    sentence_facts: dict[tuple[int, int], list[bool | None]] = {}
     for run in _GROUPS.finditer(src):
         base = run.start()
         spans = [g.span() for g in _GROUP.finditer(src, base, run.end())]
@@ -285,16 +291,26 @@ def find_phones(text: ScanText) -> list[Hit]:
         if _THOUSANDS.fullmatch(src, base, end):
             continue
         lo, hi = text.sentences(view).bounds(base, end)
-        seg = src[lo:hi].lower()
-        if ("phone" in seg or "電話番号" in seg) and _denied(src, lo, hi, base, end):
+        # What depends on the sentence only, once per sentence: a long one holding many
+        # numbers would otherwise be searched whole again for each.
+        facts = sentence_facts.get((lo, hi))
+        if facts is None:
+            seg = src[lo:hi].lower()
+            facts = sentence_facts[(lo, hi)] = [
+                "phone" in seg or "電話番号" in seg,
+                _DATA_HINTED.exists(seg, plain_lower=True)
+                and not _FIRST_PERSON.search(src, lo, hi),
+                None,  # a strong phone word in it (looked for when needed)
+            ]
+        if facts[0] and _denied(src, max(lo, base - _DENIAL_REACH),
+                                min(hi, end + _DENIAL_REACH), base, end):
             continue
-        data = _DATA_HINTED.exists(seg, plain_lower=True) and not _FIRST_PERSON.search(
-            src, lo, hi
-        )
-        if _NOT_PHONE.search(src, max(lo, base - _LABEL_REACH), base) and not (
-            _STRONG_PHONE.search(src, lo, hi)
-        ):
-            continue
+        data = facts[1]
+        if _NOT_PHONE.search(src, max(lo, base - _LABEL_REACH), base):
+            if facts[2] is None:
+                facts[2] = _STRONG_PHONE.search(src, lo, hi) is not None
+            if not facts[2]:
+                continue
         plus = src[base] == "+"
         if near is None:
             kw = text.kw.text
@@ -303,11 +319,11 @@ def find_phones(text: ScanText) -> list[Hit]:
         i = 0
         while i < n:
             found = False
-            # Longest candidate first: groups i..j-1 holding 10-15 digits.
-            for j in range(n, i, -1):
+            # Longest candidate first: groups i..j-1 holding 10-15 digits. Every group holds
+            # a digit, so ``cum`` rises: start at the last j within MAX_DIGITS (a run of
+            # thousands of one-digit groups would otherwise cost a pass per group).
+            for j in range(bisect_right(cum, cum[i] + MAX_DIGITS, i) - 1, i, -1):
                 size = cum[j] - cum[i]
-                if size > MAX_DIGITS:
-                    continue
                 if size < MIN_DIGITS:
                     break  # fewer groups hold fewer digits
                 digits = "".join([src[a:b] for a, b in spans[i:j]])
