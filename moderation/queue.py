@@ -36,7 +36,7 @@ REFUTING = frozenset({"dismiss"})
 _ITEM_COLS = (
     "id, thread_id, message_id, withheld_id, sender, sender_role, stage, action, status, risk, "
     "categories, findings, text, created_at, claimed_by, claimed_at, decision, decided_by, "
-    "decided_at, note, escalated_by, escalated_at, wrong_rules, earlier_messages"
+    "decided_at, note, escalated_by, escalated_at, wrong_rules, earlier_messages, findings_total"
 )
 _WITHHELD_COLS = (
     "id, thread_id, sender, client_msg_id, body, action, status, record, edit_of, created_at, "
@@ -45,6 +45,7 @@ _WITHHELD_COLS = (
 
 
 def _item(row: Row) -> dict[str, Any]:
+    findings = orjson.loads(row[11])
     return {
         "id": row[0],
         "thread": row[1],
@@ -57,7 +58,7 @@ def _item(row: Row) -> dict[str, Any]:
         "status": row[8],
         "risk": row[9],
         "categories": orjson.loads(row[10]),
-        "findings": orjson.loads(row[11]),
+        "findings": findings,
         "text": row[12],
         "created_at": rfc3339(row[13]),
         "claimed_by": row[14],
@@ -70,7 +71,15 @@ def _item(row: Row) -> dict[str, Any]:
         "escalated_at": rfc3339(row[21]),
         "wrong_rules": orjson.loads(row[22]) if row[22] else [],
         "earlier_messages": orjson.loads(row[23]) if row[23] else [],
+        # all of the scan's findings; more than ``findings`` lists when the record was capped
+        "findings_total": row[24] if row[24] is not None else len(findings),
     }
+
+
+def _total(record: dict[str, Any]) -> dict[str, Any]:
+    """``findings_total`` for a log entry, when the record lists only some findings."""
+    total = record.get("findings_total")
+    return {} if total is None else {"findings_total": total}
 
 
 def _withheld(row: Row) -> dict[str, Any]:
@@ -144,6 +153,7 @@ class ReviewQueue:
                 "edit_of": edit_of, "action": action,
                 "categories": record.get("categories", []),
                 "findings": record.get("findings", []),
+                **_total(record),
             }, at)
             row = await tx.fetchrow(f"SELECT {_WITHHELD_COLS} FROM {WITHHELD} WHERE id = ?", id)
             assert row is not None
@@ -224,18 +234,20 @@ class ReviewQueue:
         async with self.db.transaction() as tx:
             await tx.execute(
                 f"INSERT INTO {ITEMS} ({_ITEM_COLS}) VALUES "
-                "(?,?,?,?,?,?,?,?,'open',?,?,?,?,?,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,?)",
+                "(?,?,?,?,?,?,?,?,'open',?,?,?,?,?,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,?,?)",
                 item_id, thread, message_id, withheld_id, sender, sender_role, stage, action,
                 int(record.get("risk", 0)), orjson.dumps(record.get("categories", [])).decode(),
                 orjson.dumps(record.get("findings", [])).decode(), text, at,
                 orjson.dumps(record["earlier_messages"]).decode()
                 if record.get("earlier_messages") else None,
+                record.get("findings_total"),
             )
             if message_id is not None:  # withheld attempts were logged with their findings
                 await log_entry(tx, thread, "moderation.finding", sender, {
                     "item": item_id, "message": message_id, "action": action,
                     "categories": record.get("categories", []),
                     "findings": record.get("findings", []),
+                    **_total(record),
                 }, at)
             return await self.get_item(item_id, tx)
 

@@ -97,4 +97,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"ALTER TABLE {ITEMS} ADD COLUMN earlier_messages TEXT",
         ),
     ),
+    Migration(
+        "moderation",
+        3,
+        "how many findings an item had when its record lists only some",
+        (f"ALTER TABLE {ITEMS} ADD COLUMN findings_total INTEGER",),
+    ),
 )

@@ -42,6 +42,7 @@ import functools
 import logging
 import time
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,6 +63,13 @@ log = logging.getLogger("tsunagu.moderation")
 
 HISTORY_CACHE = 100_000  # (thread, sender) pairs whose recent bodies are kept in memory
 RESTRICTIONS_TTL_S = 5.0
+# Findings of the message itself that its record lists (the log, the review item, the
+# stored row): a hostile 10,000-character message can give a thousand (one per repeated
+# "my LINE is kotaro"), a record 25 times the message's size, written three times. Past
+# this, the record keeps the first ones, the first of each further rule, and the total
+# (``findings_total``); the masking covers every finding, and the original text is kept,
+# so the scan can be run again on it.
+RECORDED_FINDINGS = 100
 
 _ORDER = ("allow", "flag", "mask", "hold", "block")
 
@@ -181,14 +189,17 @@ class ModerationScreener:
             if entries[i].message_id is None:
                 entries[i].message_id = await self._stored_id(thread, sender.user_id,
                                                               entries[i])
+        recorded = _recorded(decision.findings, current)
         record: dict[str, Any] = {
             "action": action,
             "categories": sorted({f.category for f in decision.findings}),
-            "findings": [_finding_dict(f, current, entries) for f in decision.findings],
+            "findings": [_finding_dict(f, current, entries) for f in recorded],
             "risk": decision.risk + (50 if restricted else 0),
             "stage": stage,
             "sender_role": sender_role,
         }
+        if len(recorded) < len(decision.findings):
+            record["findings_total"] = len(decision.findings)
         if restricted:
             record["restricted"] = True
         if decision.sender_warning:
@@ -312,6 +323,25 @@ class ModerationScreener:
     def _announce(self, item: dict[str, Any]) -> None:
         summary = {k: item[k] for k in ("id", "thread", "status", "risk", "action", "categories")}
         self.fanout.publish(Event(role_channel("moderator"), "review", {"item": summary}))
+
+
+def _recorded(findings: Sequence[Finding], current: int) -> Sequence[Finding]:
+    """The findings a record lists (see `RECORDED_FINDINGS`), in their order: every one in
+    the sender's earlier messages (whose masking reads them from the record), the first
+    ``RECORDED_FINDINGS`` of the message itself, and the first of each rule beyond."""
+    if len(findings) <= RECORDED_FINDINGS:
+        return findings
+    out: list[Finding] = []
+    rules: set[str] = set()
+    own = 0
+    for f in findings:
+        if f.message_index != current:
+            out.append(f)
+        elif own < RECORDED_FINDINGS or f.rule not in rules:
+            out.append(f)
+            own += 1
+        rules.add(f.rule)
+    return out
 
 
 def _finding_dict(f: Finding, current: int, entries: list[_Recent]) -> dict[str, Any]:

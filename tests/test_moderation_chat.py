@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from chat.app import SERVICE
@@ -65,6 +66,34 @@ async def test_masked_message_is_masked_for_the_recipient_only(world: dict[str, 
     assert staff["messages"][0]["moderation"]["findings"][0]["category"] == "contact_exchange"
     review = await world["mod"].push("review")
     assert review["item"]["action"] == "mask" and review["item"]["thread"] == tid
+
+
+async def test_a_message_with_a_thousand_findings_keeps_a_bounded_record(
+        world: dict[str, Any]) -> None:
+    """10,000 characters of "my LINE is kotaro ": 1,100 findings (held: an ID is high
+    severity). The record (withheld row, review item, dispute log) lists the first 100 and
+    the total, not a record 25 times the message's size written three times."""
+    node, tid, mod_token = world["node"], world["thread"], world["mod_token"]
+    body = ("my LINE is kotaro " * 560)[:10_000]
+    ok = await world["client"].send(tid, body)
+    assert ok["moderation"]["action"] == "hold" and "message" not in ok
+    pushed_id = (await world["mod"].push("review"))["item"]["id"]
+    status, queue = await node.http("GET", "/v1/moderation/queue", mod_token)
+    [item] = [i for i in queue["items"] if i["id"] == pushed_id]
+    rules = {"contact.messenger", "contact.messenger_id"}
+    assert {f["rule"] for f in item["findings"]} == rules
+    assert len(item["findings"]) == 100 and item["findings_total"] > 1000
+    assert [f["start"] for f in item["findings"]] == sorted(f["start"] for f in item["findings"])
+    [payload] = [orjson.loads(r[0]) for r in await node.app[SERVICE].store.db.fetch(
+        "SELECT payload FROM thread_log WHERE thread_id = ? AND kind = 'moderation.held'", tid)]
+    assert len(payload["findings"]) == 100
+    assert payload["findings_total"] == item["findings_total"]
+    # An ordinary item lists all its findings, and says so.
+    await world["client"].send(tid, LINE_ASK)
+    status, queue = await node.http("GET", "/v1/moderation/queue", mod_token)
+    assert status == 200
+    [small] = [i for i in queue["items"] if i["id"] != item["id"]]
+    assert small["findings_total"] == len(small["findings"]) >= 1
 
 
 async def test_admins_get_the_review_pushes_too(world: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ export const TEXTS = {
     claimed: "あなたが担当しています",
     message: "メッセージ（検出箇所を強調）",
     findings: "検出内容",
+    moreFindings: (shown, total) => `検出 ${total} 件のうち最初の ${shown} 件を表示しています（処置は全件に適用されています。原文は記録に残っています）`,
     category: "分類",
     rule: "ルール",
     severity: "重大度",
@@ -145,6 +146,7 @@ export const TEXTS = {
     claimed: "You have claimed this item",
     message: "Message (findings highlighted)",
     findings: "Findings",
+    moreFindings: (shown, total) => `Showing the first ${shown} of ${total} findings (the action applies to all of them; the original text is kept).`,
     category: "Category",
     rule: "Rule",
     severity: "Severity",
@@ -821,6 +823,9 @@ class Console {
             h("td", {}, h("code", {}, f.rule), ownFindings(findings).includes(f) ? null : h("div", { class: "status" }, t.earlier)),
             h("td", {}, String(f.severity ?? "")),
             h("td", {}, pickText(f.explanation, this.locale)))))),
+        item.findings_total > findings.length
+          ? h("p", { class: "status", id: "more-findings" }, t.moreFindings(findings.length, item.findings_total))
+          : null,
         h("h3", {}, t.decision),
         this.decisionForm(item),
         h("h3", {}, t.log),

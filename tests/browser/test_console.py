@@ -396,6 +396,39 @@ async def test_console_shows_earlier_pieces_of_a_split_finding_with_their_own_sp
     assert errors == []
 
 
+async def test_console_says_when_an_item_lists_only_some_of_its_findings(
+    browser: Any, node: Node
+) -> None:
+    """An item whose record was capped (`findings_total` above the findings listed) says
+    how many it shows of how many, in Japanese and English; a whole one says nothing."""
+    from playwright.async_api import expect
+
+    thread = await node.create_thread(("tanaka", "client"), ("sato", "worker"))
+    finding = {"category": "contact_exchange", "rule": "contact.messenger", "severity": "medium",
+               "start": 3, "end": 7, "message_index": 0, "current": True}
+    base = {"thread": thread["id"], "message_id": None, "withheld_id": "w_1", "status": "open",
+            "risk": 60, "action": "hold", "categories": ["contact_exchange"],
+            "text": "my LINE is kotaro " * 3, "sender": "tanaka",
+            "created_at": "2026-11-23T02:00:00Z", "earlier_messages": []}
+    items = [{**base, "id": "rv_capped", "findings": [finding] * 2, "findings_total": 1110},
+             {**base, "id": "rv_whole", "findings": [finding], "findings_total": 1}]
+
+    async def api(route: Any) -> None:
+        body = {"items": items} if "/queue" in route.request.url else {"messages": []}
+        await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page = await open_console(browser, node, node.token("yamamoto", "moderator"), api=api)
+    errors = page.errors
+    await page.locator("#queue li").first.click()
+    await expect(page.locator("#more-findings")).to_contain_text("1110 件のうち最初の 2 件")
+    await page.locator("#locale").select_option("en")
+    await expect(page.locator("#more-findings")).to_contain_text("first 2 of 1110 findings")
+    await page.locator("#queue li").nth(1).click()
+    await expect(page.locator("#findings tbody tr")).to_have_count(1)
+    await expect(page.locator("#more-findings")).to_have_count(0)
+    assert errors == []
+
+
 # --- against the real review API: a held message seeded through the screener
 
 
