@@ -8,6 +8,7 @@ commit, so a receiver that gets an event can always read it back from storage.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -33,6 +34,11 @@ from .store.base import ScreenedMessage, Store, Withheld
 log = logging.getLogger("tsunagu.service")
 
 SYSTEM_SENDER = "system"
+# A user's ``typing`` in a thread is passed on at most this often (the SDK sends one every
+# 3 s while typing; a client in a loop would otherwise make every participant's
+# connection take each frame). A message from the user ends the interval.
+TYPING_INTERVAL_S = 1.0
+_TYPING_KEPT = 10_000  # past this many (thread, user) entries, the stale ones are dropped
 
 
 @dataclass(slots=True)  # not frozen: see chat.models.Message
@@ -127,6 +133,7 @@ class ChatService:
         # a retry publishes it again: see _published); must not block or raise.
         self.message_observers: list[Callable[[Message], None]] = []
         fanout.observers.append(self._observe)
+        self._typing_at: dict[tuple[str, str], float] = {}  # when each last went out
 
     def _observe(self, event: Event) -> None:
         # A message changed, here or on another node: the store must not answer a retry of
@@ -313,6 +320,8 @@ class ChatService:
         """Publish a stored message to the thread; ``observe``: and tell the message
         observers (only once per message: the call that stored it)."""
         self.fanout.publish(Event(thread_channel(message.thread), "message", {}, message))
+        if self._typing_at:  # the sender's next keystroke is a new "typing"
+            self._typing_at.pop((message.thread, message.sender), None)
         if observe:
             for observer in self.message_observers:
                 observer(message)
@@ -395,14 +404,28 @@ class ChatService:
         )
 
     async def read(self, who: Identity, *, thread: str, seq: int) -> int:
-        pos = await self.store.set_read(thread, who.user_id, seq)
-        self.fanout.publish(
-            Event(thread_channel(thread), "receipt", {"thread": thread, "user": who.user_id,
-                                                      "seq": pos})
-        )
+        """Advance the user's read position; a ``receipt`` goes to the thread only if it
+        moved (a repeated or older ``read`` writes nothing and tells no one)."""
+        pos, advanced = await self.store.advance_read(thread, who.user_id, seq)
+        if advanced:
+            self.fanout.publish(
+                Event(thread_channel(thread), "receipt", {"thread": thread, "user": who.user_id,
+                                                          "seq": pos})
+            )
         return pos
 
     def typing(self, who: Identity, *, thread: str) -> None:
+        """Pass ``typing`` on to the thread, at most once per `TYPING_INTERVAL_S` per user
+        and thread (the others are answered but go no further)."""
+        now = time.monotonic()
+        key = (thread, who.user_id)
+        last = self._typing_at.get(key)
+        if last is not None and now - last < TYPING_INTERVAL_S:
+            return
+        if len(self._typing_at) >= _TYPING_KEPT:
+            self._typing_at = {k: t for k, t in self._typing_at.items()
+                               if now - t < TYPING_INTERVAL_S}
+        self._typing_at[key] = now
         self.fanout.publish(
             Event(thread_channel(thread), "typing", {"thread": thread, "user": who.user_id})
         )

@@ -316,6 +316,7 @@ def find_phones(text: ScanText) -> list[Hit]:
             kw = text.kw.text
             near = _PHONE_WORDS.exists(kw, plain_lower=text.kw_plain)
         n = len(spans)
+        run_digits = "".join([src[a:b] for a, b in spans])  # groups i..j-1: [cum[i]:cum[j]]
         i = 0
         while i < n:
             found = False
@@ -326,7 +327,7 @@ def find_phones(text: ScanText) -> list[Hit]:
                 size = cum[j] - cum[i]
                 if size < MIN_DIGITS:
                     break  # fewer groups hold fewer digits
-                digits = "".join([src[a:b] for a, b in spans[i:j]])
+                digits = run_digits[cum[i]:cum[j]]
                 shaped = j - i == 3 and [b - a for a, b in spans[i:j]] == [3, 3, 4]
                 start = spans[i][0] if i else base
                 if (

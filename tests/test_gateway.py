@@ -366,6 +366,41 @@ async def test_read_sends_receipt_and_clamps(start: Start) -> None:
     assert status == 200 and body["threads"][0]["read_seq"] == 3
 
 
+async def test_a_read_that_moves_nothing_sends_no_receipt(start: Start) -> None:
+    """A repeated or older ``read`` is answered with the position but tells no one (and
+    writes nothing): a client that sends one per render cannot flood the thread."""
+    env = await start()
+    tid, a, b = await pair(env)
+    for i in range(3):
+        await a.send(tid, f"m{i}")
+    assert (await b.request({"type": "read", "thread": tid, "seq": 3}))["seq"] == 3
+    assert (await a.push("receipt"))["seq"] == 3
+    for seq in (3, 3, 1, 2, 1000):
+        assert (await b.request({"type": "read", "thread": tid, "seq": seq}))["seq"] == 3
+    await a.send(tid, "m3")
+    assert (await b.request({"type": "read", "thread": tid, "seq": 4}))["seq"] == 4
+    assert (await a.push("receipt"))["seq"] == 4  # the next receipt: nothing in between
+
+
+async def test_typing_goes_out_at_most_once_a_second_and_again_after_a_message(
+        start: Start) -> None:
+    """A client in a loop sending ``typing``: the others hear it once per second at most;
+    the user's message ends the interval (the next keystroke is a new "typing")."""
+    env = await start()
+    tid, a, b = await pair(env)
+    typing = orjson.dumps({"type": "typing", "thread": tid}).decode()
+    for _ in range(20):  # one burst, handled within milliseconds
+        await a.send_raw(typing)
+    await a.send(tid, "できました")
+    await a.send_raw(typing)
+    await a.send(tid, "もう一点")
+    kinds = [(await b.push(where=lambda f: f["type"] in ("typing", "message")))["type"]
+             for _ in range(4)]
+    assert kinds == ["typing", "message", "typing", "message"]
+    await b.request({"type": "ping"})  # anything else for b has arrived by now
+    assert [f for f in b.drain_pushes() if f["type"] == "typing"] == []
+
+
 async def test_typing_reaches_others_only_and_is_not_stored(start: Start) -> None:
     env = await start()
     node = env.node

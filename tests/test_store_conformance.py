@@ -481,6 +481,14 @@ async def test_set_read_is_monotonic_and_clamped(store: Store) -> None:
         await store.set_read("t1", "eve", 1)
     with pytest.raises(NotFound):
         await store.set_read("nope", "alice", 1)
+    # Whether it moved: only then does the service tell the thread.
+    assert await store.advance_read("t1", "bob", 2) == (2, True)
+    assert await store.advance_read("t1", "bob", 2) == (2, False)
+    assert await store.advance_read("t1", "bob", 1) == (2, False)
+    assert await store.advance_read("t1", "bob", 9) == (5, True)
+    assert await store.advance_read("t1", "bob", 9) == (5, False)
+    with pytest.raises(NotFound):
+        await store.advance_read("t1", "eve", 1)
 
 
 async def test_user_threads_unread_and_order(store: Store) -> None:

@@ -353,9 +353,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def revisions(self, message_id: str) -> list[dict[str, Any]]: ...
 
-    @abc.abstractmethod
     async def set_read(self, thread_id: str, user_id: str, seq: int) -> int:
         """Advance the user's read position (never backwards); return the new position."""
+        return (await self.advance_read(thread_id, user_id, seq))[0]
+
+    @abc.abstractmethod
+    async def advance_read(self, thread_id: str, user_id: str, seq: int) -> tuple[int, bool]:
+        """Advance the user's read position to ``seq`` (never backwards, never past the
+        thread's last message): the position, and whether it moved. When it does not, nothing
+        is written (a repeated ``read`` costs no commit)."""
 
     @abc.abstractmethod
     async def thank(self, thread_id: str, message_id: str, user_id: str, *, at: int

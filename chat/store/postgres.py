@@ -735,22 +735,22 @@ class PostgresStore(Store):
                 for r in rows
             ]
 
-    async def set_read(self, thread_id: str, user_id: str, seq: int) -> int:
+    async def advance_read(self, thread_id: str, user_id: str, seq: int) -> tuple[int, bool]:
         async with self._conn(tx=True) as c:
-            old = await c.fetchval(
-                "SELECT read_seq FROM participants WHERE thread_id = $1 AND user_id = $2 "
-                "FOR UPDATE", thread_id, user_id)
-            value = await c.fetchval(
-                "UPDATE participants SET read_seq = greatest(read_seq, least($1, "
-                "(SELECT last_seq FROM threads WHERE id = $2))) "
-                "WHERE thread_id = $2 AND user_id = $3 RETURNING read_seq",
-                seq, thread_id, user_id,
-            )
-            if value is None:
+            row = await c.fetchrow(
+                "SELECT p.read_seq, t.last_seq FROM participants AS p JOIN threads AS t "
+                "ON t.id = p.thread_id WHERE p.thread_id = $1 AND p.user_id = $2 "
+                "FOR UPDATE OF p", thread_id, user_id)
+            if row is None:
                 raise NotFound(f"{user_id!r} does not take part in {thread_id!r}")
-            if old is not None and value > old:
-                await self._log(c, [evidence.read_entry(thread_id, user_id, value, now_us())])
-            return int(value)
+            old, target = int(row[0]), min(seq, int(row[1]))
+            if target <= old:
+                return old, False
+            await c.execute(
+                "UPDATE participants SET read_seq = $1 WHERE thread_id = $2 AND user_id = $3",
+                target, thread_id, user_id)
+            await self._log(c, [evidence.read_entry(thread_id, user_id, target, now_us())])
+            return target, True
 
     async def thank(
         self, thread_id: str, message_id: str, user_id: str, *, at: int

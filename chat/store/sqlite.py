@@ -608,21 +608,21 @@ class SQLiteStore(Store):
 
         return await self._read(run)
 
-    async def set_read(self, thread_id: str, user_id: str, seq: int) -> int:
-        def run(c: Conn) -> int:
-            old = c.execute("SELECT read_seq FROM participants WHERE thread_id = ? AND user_id = ?",
-                            (thread_id, user_id)).fetchone()
+    async def advance_read(self, thread_id: str, user_id: str, seq: int) -> tuple[int, bool]:
+        def run(c: Conn) -> tuple[int, bool]:
             row = c.execute(
-                "UPDATE participants SET read_seq = max(read_seq, min(?, "
-                "(SELECT last_seq FROM threads WHERE id = ?))) "
-                "WHERE thread_id = ? AND user_id = ? RETURNING read_seq",
-                (seq, thread_id, thread_id, user_id),
-            ).fetchone()
+                "SELECT p.read_seq, t.last_seq FROM participants AS p JOIN threads AS t "
+                "ON t.id = p.thread_id WHERE p.thread_id = ? AND p.user_id = ?",
+                (thread_id, user_id)).fetchone()
             if row is None:
                 raise NotFound(f"{user_id!r} does not take part in {thread_id!r}")
-            if old is not None and row[0] > old[0]:
-                self._log(c, [evidence.read_entry(thread_id, user_id, row[0], now_us())])
-            return int(row[0])
+            old, target = int(row[0]), min(seq, int(row[1]))
+            if target <= old:
+                return old, False
+            c.execute("UPDATE participants SET read_seq = ? WHERE thread_id = ? AND user_id = ?",
+                      (target, thread_id, user_id))
+            self._log(c, [evidence.read_entry(thread_id, user_id, target, now_us())])
+            return target, True
 
         return await self._write(run)
 
