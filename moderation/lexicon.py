@@ -139,6 +139,12 @@ ORDINARY_WORDS: Final = (
     r"ideal|fantastic|poor|solid|decent|sufficient|insufficient|efficient|unpopular|"
     r"illegal|legal|sketchy|shady|lazy|crazy|whose|sadly|forbidden|hidden|chosen|frozen|"
     r"written|proven|"
+    # verbs and words that start a request or a reply ("Slack: add me as admin", "LINE:
+    # check the channel", "Discord: join the server")
+    r"please|pls|add|check|send|join|use|ping|message|dm|call|text|contact|reach|see|ask|"
+    r"tell|let|make|get|go|try|read|reply|write|post|share|invite|follow|find|search|look|"
+    r"open|click|download|install|update|create|start|stop|wait|talk|chat|meet|note|"
+    r"thanks|thank|hi|hello|hey|yes|yeah|nope|sorry|welcome|"
     # time words
     r"today|tomorrow|tonight|yesterday|later|soon|sooner|earlier|noon|night|morning|"
     r"afternoon|evening|weekend|weekday|weekly|daily|monthly|monday|tuesday|wednesday|"
@@ -169,13 +175,28 @@ _MARKED_HANDLE: Final = (
     r"(?=[a-z0-9.\-]*[a-z])[a-z0-9.\-]*(?:[0-9_]|\.[a-z0-9])))"
 )
 
+# "add me as kotaro", "find me as kotaro", "search for me as kotaro" (after the app name,
+# within its window): the word is the name to look up, a handle even of letters only,
+# unless an ordinary word or a role ("add me as a collaborator", "add me as admin").
+_ME_AS: Final = (
+    r"(?:add|find|search for|look for|look up|follow|friend|invite)\s+me\s+as\s+"
+    r"(?!(?:" + "|".join((
+        "admin", "administrator", "editor", "viewer", "owner", "member", "guest",
+        "collaborator", "contributor", "reviewer", "moderator", "developer", "dev",
+        "maintainer", "manager", "friend", "contact", "user", "tester", "designer", "writer",
+        "client", "worker", "partner", "teammate", "colleague", "assistant", "lead", "team",
+        "participant", "speaker", "host", "cohost", "co-host", "approver", "assignee",
+        "watcher", "follower", "subscriber", "recipient", "cc", "bcc")) + r")s?" + _ID_END + ")"
+)
+
 # A messenger ID written after the app name, searched for within a short window: "ID は
 # sakura_0415", "My Discord is pixelfox_88", "find me at @kenji_dev", "→kota_77".  A ":" or
 # "→" glued to a word ("brief: should") is no marker here; right after the app name it is
 # (see `APP_ID_NEXT`).
 APP_ID: Final = (
     r"(?<![a-z0-9])(?:(?:id|handle|user ?name|ユーザー名)\s*(?:は|:|：|→|=|is)?\s*|"
-    r"[:：→=]\s*|(?:is|as|at)\s+" + _MARKED_HANDLE + r")[「『\"'(（]?\s*(?P<id>" + _ID + ")"
+    r"[:：→=]\s*|" + _ME_AS + r"|(?:is|as|at)\s+" + _MARKED_HANDLE + r")"
+    r"[「『\"'(（]?\s*(?P<id>" + _ID + ")"
     r"|(?P<handle>(?<![a-z0-9._])@[a-z0-9_][a-z0-9._]{2,})"
 )
 

@@ -588,6 +588,10 @@ def test_policy_questions_left_reported(policy_text: str) -> None:
         ("my LINE is olive", "LINE", "olive"),
         ("my LINE is crystal", "LINE", "crystal"),
         ("ＬＩＮＥはｋｏｔａｒｏです", "ＬＩＮＥ", "ｋｏｔａｒｏ"),
+        # a name to look up, given later in the sentence ("add/find/search for me as")
+        ("LINE works, add me as kotaro", "LINE", "kotaro"),
+        ("Discord is easier, find me as pixelfox", "Discord", "pixelfox"),
+        ("Telegram, search for me as kenji", "Telegram", "kenji"),
     ],
 )
 def test_handles_stay_caught(handle_case: tuple[str, str, str]) -> None:
@@ -670,3 +674,22 @@ def test_an_ordinary_word_is_no_id(en_text: str) -> None:
 def test_still_reported(still_case: tuple[str, str, str]) -> None:
     text, rule, span = still_case
     assert (rule, span) in _findings(text)
+
+
+@pytest.mark.parametrize(
+    "not_an_id",
+    [
+        # a role or an ordinary word after "add me as" is no name to look up
+        "Slack works, add me as a collaborator",
+        "Slack works for us, add me as admin on the workspace",
+        "LINE works, add me as soon as you can",
+        # a verb after "<app>:" starts a request, it is no ID
+        "Slack: add me as admin please",
+        "Slack: please add me to the channel",
+        "LINE: check the channel settings",
+        "Discord: join the server for the game jam",
+        "Slack: send me the invite link for the workspace",
+    ],
+)
+def test_no_id_in_requests_and_roles(not_an_id: str) -> None:
+    assert [f for f in _findings(not_an_id) if f[0] == "contact.messenger_id"] == []
