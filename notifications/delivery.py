@@ -329,7 +329,9 @@ class DeliveryWorker:
         one-click unsubscribe), an e-mail copy's address is no longer the user's (changed
         or removed), the deposit paid, the contract cancelled, the deadline changed or
         passed (or, for a deadline reminder sent late, the next shorter reminder is due
-        too), the chat thread read in-app. Such a copy is skipped, with the reason. A
+        too), the chat thread read in-app or a newer chat digest of it delivered (on any
+        channel: a re-queued or long-retried old alert). Such a copy is skipped, with the
+        reason. A
         deadline reminder that is still sent but late (retried much later) or was held for
         quiet hours at all, however briefly, is worded again with the time really left now
         (:func:`rules.fire_payload`), not its lead time."""
@@ -339,13 +341,15 @@ class DeliveryWorker:
                                                      if r.kind == "chat"}))
         held = await repo.held_deliveries(self.db, sorted(
             {r.notice for r in rows if r.kind == "deadline_reminder" and r.fail is None}))
+        overtaken = await repo.chat_overtaken(self.db, sorted(
+            {r.notice for r in rows if r.kind == "chat" and r.fail is None}))
         for r in rows:
             if r.fail is not None:
                 continue
             try:
                 self._recheck_one(r, contracts, seqs, now, profiles.get(r.user),
                                   None if prefs is None else prefs.get(r.user, {}),
-                                  held=r.id in held)
+                                  held=r.id in held, overtaken_by=overtaken.get(r.notice))
             except Exception as exc:  # one malformed row fails alone
                 log.warning("delivery %s cannot be checked", r.id, exc_info=True)
                 r.fail = f"failed: cannot be checked ({_why(exc)})"
@@ -355,7 +359,7 @@ class DeliveryWorker:
                      seqs: Mapping[tuple[str, str], int], now: int,
                      prof: UserProfile | None,
                      prefs: Mapping[tuple[str, str], bool] | None = None, *,
-                     held: bool = False) -> None:
+                     held: bool = False, overtaken_by: str | None = None) -> None:
         # (the in-app copy is not a delivery: its inbox row is stored when the notice fires)
         if prefs is not None and not enabled(prefs, r.category, pref_channel(r.channel)):
             r.skip = (f"skipped: the user turned {r.category} notifications off for "
@@ -372,6 +376,9 @@ class DeliveryWorker:
         elif r.kind == "chat":
             if seqs.get((r.thread, r.user), 0) >= int(r.payload.get("last_seq", 0)):
                 r.skip = "skipped: read in-app"
+            elif overtaken_by is not None:  # e.g. a re-queued or long-retried old alert
+                r.skip = ("skipped: a newer chat digest of this conversation was delivered "
+                          f"({overtaken_by})")
         else:
             state = contracts.get(r.thread)
             why = still_applies(r.kind, r.payload, state, now)

@@ -233,6 +233,23 @@ async def read_seqs(tx: Executor, pairs: Sequence[tuple[str, str]]) -> dict[tupl
     return out
 
 
+async def chat_overtaken(tx: Executor, notices: Sequence[str]) -> dict[str, str]:
+    """Chat notices (by id) whose conversation has had a newer chat notice delivered to the
+    user since (a delivery of it ``sent``, on any channel): notice id -> that delivery's id.
+    The newer digest told the user; the older one would alert again about what it covered."""
+    if not notices:
+        return {}
+    rows = await tx.fetch(
+        f"SELECT o.id, d.id FROM {INBOX} AS o JOIN {INBOX} AS n ON n.user_id = o.user_id "
+        "AND n.thread_id = o.thread_id AND n.kind = 'chat' AND n.created_at > o.created_at "
+        f"JOIN {DELIVERIES} AS d ON d.notice_id = n.id AND d.state = 'sent' "
+        f"WHERE o.id IN ({_in(notices)}) ORDER BY o.id, d.id", *notices)
+    out: dict[str, str] = {}
+    for notice, delivery in rows:
+        out.setdefault(str(notice), str(delivery))
+    return out
+
+
 # --- users and preferences
 async def profiles(tx: Executor, users: Sequence[str], *, tz: str, quiet: tuple[str, str]
                    ) -> dict[str, UserProfile]:

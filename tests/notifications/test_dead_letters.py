@@ -228,3 +228,29 @@ async def test_a_dead_chat_alert_is_requeued_while_no_newer_digest_was_delivered
     await pnode.n.delivery.run_until_idle()
     assert len(peers["push"].received) == before + 1
     assert await db.fetchval("SELECT state FROM notify_deliveries WHERE id = ?", did) == "sent"
+
+
+async def test_a_requeued_chat_alert_overtaken_before_it_is_sent_is_skipped(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """The refusal above is checked when the operator asks; a newer digest of the thread
+    can still reach the user between the re-queue and the send. The delivery worker checks
+    again: the old alert is skipped, naming the newer delivery, and nothing is sent."""
+    thread, did, alice = await dead_chat_alert(pnode, peers)
+    db = pnode.n.store.db
+    try:
+        status, body = await pnode.http("POST", f"{DEAD}/{did}/requeue",
+                                        pnode.token("ops", "admin"))
+        assert status == 200 and body["requeued"] is True, body
+        # Not claimed yet (as if the worker were busy): due in an hour.
+        later = pnode.clock.now_us() + 3600 * 1_000_000
+        await db.execute("UPDATE notify_deliveries SET next_at = ? WHERE id = ?", later, did)
+        await alice_says(pnode, alice, thread, "二通目")  # its digest is delivered now
+    finally:
+        await alice.close()
+    before = len(peers["push"].received)
+    pnode.clock.advance(3601)
+    await pnode.n.delivery.run_until_idle()
+    state, why = await db.fetchrow(
+        "SELECT state, last_error FROM notify_deliveries WHERE id = ?", did)
+    assert state == "skipped" and "newer chat digest" in why, why
+    assert len(peers["push"].received) == before
