@@ -307,6 +307,8 @@ def fire_payload(kind: str, payload: dict[str, Any], state: ContractState | None
     (after downtime) says the time really left, not its own lead time. So does a copy that
     was ``held`` (deferred by quiet hours) however short the hold: it is sent later than
     planned by design, not by a scheduler running a little behind."""
+    if kind in _SINCE and state is not None:
+        return _since_payload(kind, payload, state, now)
     if kind != "deadline_reminder" or state is None or now >= state.deadline or \
             not (held or _late(payload, state.deadline, now)):
         return payload
@@ -316,6 +318,28 @@ def fire_payload(kind: str, payload: dict[str, Any], state: ContractState | None
     # Under an hour: worded in whole minutes ("37 min"), which a tenth of an hour is not.
     return {**payload, "hours": max(0.1, round(left / HOUR_US, 1)),
             "minutes": max(1, left // MINUTE_US), "late": True}
+
+
+# Notices that say how long ago something happened ("24 hours since the contract", "3 days
+# since the delivery"): the field, its unit, and the time it counts from.
+_SINCE: dict[str, tuple[str, int]] = {"deposit_unpaid": ("hours", HOUR_US),
+                                      "review_reminder": ("days", DAY_US)}
+
+
+def _since_payload(kind: str, payload: dict[str, Any], state: ContractState,
+                   now: int) -> dict[str, Any]:
+    """A "… since" notice sent later than planned (held for quiet hours, fired after
+    downtime, retried) says the time really passed, in whole units, once that is more than
+    it planned to say: "31 hours since the contract", not "24"."""
+    field, unit = _SINCE[kind]
+    start = state.concluded_at if kind == "deposit_unpaid" else (
+        state.delivered_at if state.delivered_at is not None
+        else payload.get("delivered_at"))
+    planned = payload.get(field)
+    if not isinstance(start, int) or not isinstance(planned, (int, float)):
+        return payload
+    passed = (now - start) // unit
+    return payload if passed <= planned else {**payload, field: int(passed), "late": True}
 
 
 # Notices that only make sense while the deposit is still awaited.

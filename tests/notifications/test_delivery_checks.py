@@ -367,3 +367,30 @@ async def test_a_deadline_reminder_sent_at_once_keeps_its_lead_time(
     titles = [m["notification"]["title"] for m in peers["fcm"].sent
               if m["data"]["kind"] == "deadline_reminder"]
     assert titles == ["納期まであと24時間: ロゴ制作"]
+
+
+async def test_a_held_deposit_reminder_says_the_hours_really_passed(
+        pnode: NotifyNode, peers: dict[str, Any]) -> None:
+    """The "deposit still unpaid" reminder fires 24 h after the contract, at 23:30 in Tokyo:
+    held until 08:00, its copies say the 32 hours that have passed by then, not 24; the
+    in-app copy stored at 23:30 keeps its words."""
+    await register_all(pnode, peers, "alice", "alice-browser")
+    status, _ = await pnode.http("PUT", "/v1/notifications/preferences", pnode.token("alice"),
+                                 {"quiet_hours": {"start": "22:00", "end": "08:00"}})
+    assert status == 200
+    concluded = NIGHT + H // 2 - 24 * H  # 23:30 the day before
+    pnode.clock.set(concluded)
+    await contract(pnode, deadline_h=200)
+    await pnode.tick()
+    await pnode.at(concluded + 24 * H)  # the reminder fires (23:30: held)
+    await pnode.n.delivery.run_until_idle()
+    status, body = await pnode.http("GET", "/v1/notifications", pnode.token("alice"))
+    [stored] = [n for n in body["notifications"] if n["kind"] == "deposit_unpaid"]
+    assert "契約から24時間" in stored["body"]
+    pnode.clock.set(MORNING)
+    await deliver(pnode)
+    [fcm] = [m for m in peers["fcm"].sent if m["data"]["kind"] == "deposit_unpaid"]
+    assert "契約から32時間" in fcm["notification"]["body"], fcm
+    [push] = [p["payload"] for p in peers["push"].received
+              if p["payload"]["kind"] == "deposit_unpaid"]
+    assert "契約から32時間" in push["body"]

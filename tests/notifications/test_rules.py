@@ -97,3 +97,43 @@ def test_a_held_reminder_says_the_time_left_however_short_the_hold(
     params = {**plan.state.params(), **payload}
     assert notice_text(job.kind, params, locale="ja", tz="Asia/Tokyo")[0].startswith(ja)
     assert notice_text(job.kind, params, locale="en", tz="Asia/Tokyo")[0].startswith(en)
+
+
+@pytest.mark.parametrize(("late_min", "ja", "en"), [
+    (0, "契約から24時間", "24 hours since the contract"),
+    (30, "契約から24時間", "24 hours since the contract"),  # not yet a whole hour more
+    (7 * 60, "契約から31時間", "31 hours since the contract"),  # held overnight
+])
+def test_a_deposit_reminder_sent_late_says_the_time_really_passed(
+        late_min: int, ja: str, en: str) -> None:
+    """"24 hours since the contract" sent at 08:00 after a night's hold would understate
+    it: a "… since" notice says the whole hours really passed once they are more."""
+    e = parse_event(ev("contract.concluded", client="a", worker="b", amount=1,
+                       deadline=iso(T0 + 200 * HOUR_US)))
+    plan = apply_event(None, e, T0, RuleConfig())
+    [job] = [j for j in plan.jobs if j.kind == "deposit_unpaid"]
+    assert job.payload["hours"] == 24
+    payload = fire_payload(job.kind, job.payload, plan.state, job.due_at + late_min * MINUTE_US)
+    assert (payload is job.payload) == (late_min < 60)
+    params = {**plan.state.params(), **payload}
+    assert ja in notice_text(job.kind, params, locale="ja", tz="Asia/Tokyo")[1]
+    assert en in notice_text(job.kind, params, locale="en", tz="Asia/Tokyo")[1]
+
+
+@pytest.mark.parametrize(("late_h", "ja", "en"), [
+    (5, "納品から3日", "3 days since the delivery"),
+    (25, "納品から4日", "4 days since the delivery"),
+])
+def test_a_review_reminder_sent_late_says_the_days_really_passed(
+        late_h: int, ja: str, en: str) -> None:
+    e = parse_event(ev("contract.concluded", client="a", worker="b", amount=1,
+                       deadline=iso(T0 + 200 * HOUR_US)))
+    state = apply_event(None, e, T0, RuleConfig()).state
+    state = apply_event(state, parse_event(ev("deposit.paid")), T0 + HOUR_US, RuleConfig()).state
+    plan = apply_event(state, parse_event(ev("delivery.submitted")), T0 + 2 * HOUR_US,
+                       RuleConfig())
+    [job] = [j for j in plan.jobs if j.kind == "review_reminder"]
+    payload = fire_payload(job.kind, job.payload, plan.state, job.due_at + late_h * HOUR_US)
+    params = {**plan.state.params(), **payload}
+    assert ja in notice_text(job.kind, params, locale="ja", tz="Asia/Tokyo")[1]
+    assert en in notice_text(job.kind, params, locale="en", tz="Asia/Tokyo")[1]
