@@ -75,6 +75,8 @@ class Settings:
     rate_per_s: float = 10.0
     rate_burst: int = 30
     max_connections_per_user: int = 16
+    hello_rate_per_s: float = 2.0  # sockets a user may open per second (a reconnect storm)
+    hello_rate_burst: int = 30
     outbound_queue_depth: int = 1024
     hello_timeout_s: float = 10.0
     heartbeat_s: float = 25.0
@@ -191,12 +193,13 @@ def _check(s: Settings) -> None:
         "max_frame_bytes max_body_chars max_title_chars rate_burst max_connections_per_user "
         "outbound_queue_depth history_max_limit max_participants "
         "max_http_body_bytes group_commit_max group_commit_in_flight pg_pool_min pg_pool_max "
-        "http_rate_burst evidence_retention_days gc_young_threshold"
+        "http_rate_burst evidence_retention_days gc_young_threshold hello_rate_burst"
     ).split()
     for name in positive:
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")
-    for name in ("rate_per_s", "http_rate_per_s", "hello_timeout_s", "heartbeat_s",
+    for name in ("rate_per_s", "http_rate_per_s", "hello_rate_per_s", "hello_timeout_s",
+                 "heartbeat_s",
                  "drain_timeout_s", "close_timeout_s", "evidence_checkpoint_interval_s"):
         if getattr(s, name) <= 0:
             raise bad(name, f"must be positive, got {getattr(s, name)}")

@@ -11,6 +11,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 import time
 import weakref
 from typing import Any
@@ -74,6 +75,9 @@ class Gateway:
         self.presence = presence
         self.hub = service.fanout.hub
         self.limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
+        # sockets opened per user: a client reconnecting in a loop costs the node a read of
+        # the user's threads and every participant of them a presence push per attempt
+        self.hello_limiter = RateLimiter(settings.hello_rate_per_s, settings.hello_rate_burst)
         self.connections: set[Connection] = set()
         self._greeting: set[web.WebSocketResponse] = set()  # upgraded, waiting for hello
         self.draining = False
@@ -121,6 +125,11 @@ class Gateway:
             return ws
         if self.presence.connections(identity.user_id) >= s.max_connections_per_user:
             await ws.close(code=CLOSE_TOO_MANY_CONNECTIONS, message=b"too many connections")
+            return ws
+        wait = self.hello_limiter.check(identity.user_id)
+        if wait > 0:
+            await ws.close(code=CLOSE_TOO_MANY_CONNECTIONS,
+                           message=f"reconnecting too fast; retry in {math.ceil(wait)} s".encode())
             return ws
         transport = request.transport
         conn = Connection(ws, identity, self.service.store, queue_depth=s.outbound_queue_depth,

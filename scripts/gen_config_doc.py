@@ -76,6 +76,13 @@ MEANINGS: dict[str, str] = {
     "rate_burst": "Per-user WebSocket burst (bucket size), per node.",
     "max_connections_per_user": "Most simultaneous WebSocket connections of one user on one "
                                 "node; one more is closed with 4029.",
+    "hello_rate_per_s": "WebSocket connections a user may open per second on one node (token "
+                        "bucket refill): a client reconnecting in a loop would make the node "
+                        "read the user's threads and tell every participant of each of them "
+                        "online/offline each time; past it the new socket is closed with 4029 "
+                        "after `hello`.",
+    "hello_rate_burst": "Connections a user may open at once (bucket size), per node: every "
+                        "tab of a browser reconnecting together after a network flap.",
     "outbound_queue_depth": "Frames queued for one connection; a client that lets more pile "
                             "up is disconnected with 4008 (slow consumer).",
     "hello_timeout_s": "Time allowed for the first frame (`hello`); then close 4001.",

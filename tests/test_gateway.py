@@ -619,6 +619,38 @@ async def test_rate_limited_with_retry_after(start: Start) -> None:
     assert status == 200 and [m["body"] for m in page["messages"]] == ["1", "2"]
 
 
+async def test_a_user_reconnecting_in_a_loop_is_closed_4029(start: Start) -> None:
+    """Sockets opened per user are rate limited (a client reconnecting without backoff
+    would make the node read the user's threads and push presence each time): past the
+    burst, a new socket is closed with 4029 after its hello, telling no one; others are
+    not affected; after a pause the user connects again."""
+    env = await start(hello_rate_per_s=4.0, hello_rate_burst=3)
+    node = env.node
+    thread = await node.create_thread(("alice", "client"), ("bob", "worker"))
+    bob = await env.client("bob", "worker")
+    for _ in range(3):
+        c = await env.client("alice")
+        assert (await bob.push("presence"))["status"] == "online"
+        await c.close()
+        assert (await bob.push("presence"))["status"] == "offline"
+    session = aiohttp.ClientSession()
+    try:
+        ws = await session.ws_connect(node.ws_url)
+        await ws.send_json({"type": "hello", "id": "h", "token": node.token("alice")})
+        msg = await ws.receive(timeout=5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4029
+        assert "too fast" in msg.extra
+    finally:
+        await session.close()
+    await env.client("carol")  # others are not affected
+    await asyncio.sleep(0.6)  # two more tokens
+    again = await env.client("alice")
+    assert thread["id"] in again.hello_ok["threads"]
+    assert (await bob.push("presence"))["status"] == "online"  # this one, not the refused
+    await bob.request({"type": "ping"})
+    assert [f for f in bob.drain_pushes() if f["type"] == "presence"] == []
+
+
 async def test_connections_per_user_limit_closes_4029(start: Start) -> None:
     env = await start(max_connections_per_user=2)
     node = env.node

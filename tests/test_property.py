@@ -268,7 +268,8 @@ def _program_test(node: Node, loop: asyncio.AbstractEventLoop) -> Any:
 
 def test_interleavings_deliver_exactly_once_in_order(settings_factory: Any) -> None:
     loop = asyncio.new_event_loop()
-    node = Node(settings_factory(rate_per_s=100000.0, rate_burst=100000))
+    node = Node(settings_factory(rate_per_s=100000.0, rate_burst=100000,
+                                 hello_rate_per_s=100000.0, hello_rate_burst=100000))
     try:
         loop.run_until_complete(node.start())
         _program_test(node, loop)()
