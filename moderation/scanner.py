@@ -282,15 +282,13 @@ class _Checks:
     kotaro ..." took 1.8 s of the event loop before).
     """
 
-    __slots__ = ("_blocked", "_clause_ends", "_quotes", "_refused", "_wide", "plain_lower",
-                 "sentences")
+    __slots__ = ("_clause_ends", "_found", "_quotes", "_wide", "plain_lower", "sentences")
 
     def __init__(self, st: ScanText) -> None:
         self.plain_lower = st.kw_plain
         self.sentences = st.sentences(st.kw)  # of the keyword view
-        self._refused: dict[tuple[int, int], bool] = {}
+        self._found: dict[tuple[int, int, int], bool] = {}  # (pattern, lo, hi) -> found
         self._wide: dict[int, bool] = {}
-        self._blocked: dict[tuple[int, int, int], bool] = {}
         self._clause_ends: dict[tuple[int, int], tuple[list[int], list[int], list[str]]] = {}
         self._quotes: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
 
@@ -303,19 +301,13 @@ class _Checks:
             found = self._wide[id(pattern)] = pre.exists(text, plain_lower=plain)
         return found
 
-    def refused(self, text: str, lo: int, hi: int) -> bool:
-        key = (lo, hi)
-        found = self._refused.get(key)
+    def exists(self, pattern: Prefiltered, text: str, lo: int, hi: int) -> bool:
+        """Whether ``pattern`` occurs in ``[lo, hi)`` (a sentence or clause; a rule's block
+        words, a refusal), asked once per range whatever the number of matches in it."""
+        key = (id(pattern), lo, hi)
+        found = self._found.get(key)
         if found is None:
-            found = self._refused[key] = _REFUSAL.exists(text, lo, hi, plain_lower=self.plain_lower)
-        return found
-
-    def blocked(self, index: int, block: Prefiltered, text: str, lo: int, hi: int) -> bool:
-        """Whether rule ``index``'s block pattern occurs in the sentence ``[lo, hi)``."""
-        key = (index, lo, hi)
-        found = self._blocked.get(key)
-        if found is None:
-            found = self._blocked[key] = block.exists(text, lo, hi, plain_lower=self.plain_lower)
+            found = self._found[key] = pattern.exists(text, lo, hi, plain_lower=self.plain_lower)
         return found
 
     def clause(self, text: str, lo: int, hi: int, a: int, b: int) -> tuple[int, int]:
@@ -448,11 +440,11 @@ def _cue_hits(
                     # the ID is the nearest app's ("no Skype, but LINE works. My ID is ...")
                     if id_follows is None or _ANY_APP.search(text, b, id_follows.start()):
                         continue
-        if block is not None and checks.blocked(index, block, text, lo, hi):
+        if block is not None and checks.exists(block, text, lo, hi):
             continue
         if rule.wide_block is not None and checks.wide_blocked(rule.wide_block, text, plain):
             continue
-        if rule.refusable and checks.refused(text, *checks.clause(text, lo, hi, a, b)):
+        if rule.refusable and checks.exists(_REFUSAL, text, *checks.clause(text, lo, hi, a, b)):
             continue
         if rule.skip_quoted and checks.inside_quotes(text, lo, hi, a, b):
             continue

@@ -384,10 +384,10 @@ class DeliveryWorker:
             why = still_applies(r.kind, r.payload, state, now)
             if why is not None:
                 r.skip = f"skipped: no longer applies ({why})"
-            elif r.kind in ("deadline_reminder", "deposit_unpaid", "review_reminder") and \
-                    state is not None and prof is not None:
+            elif state is not None and prof is not None:
                 # Held (quiet hours) or retried: "72 h left" is no longer true at 08:00,
-                # nor "24 h left" after a hold of 30 min.
+                # nor "24 h left" after a hold of 30 min, nor "24 hours since the contract"
+                # at 08:00 (rules.fire_payload says which notices change, and how).
                 payload = fire_payload(r.kind, r.payload, state, now, held=held)
                 if payload is not r.payload:
                     r.title, r.body = notice_text(r.kind, {**state.params(), **payload},

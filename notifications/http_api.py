@@ -290,12 +290,7 @@ class NotificationsApi:
             if requeued and row[11] == "chat":
                 # A chat alert re-queued after a newer digest of its thread reached the user
                 # would alert about messages that one covered (or that were read since).
-                newer = await tx.fetchval(
-                    f"SELECT d.id FROM {INBOX} AS o JOIN {INBOX} AS n ON n.user_id = o.user_id "
-                    "AND n.thread_id = o.thread_id AND n.kind = 'chat' AND n.created_at > "
-                    f"o.created_at JOIN {DELIVERIES} AS d ON d.notice_id = n.id "
-                    "WHERE o.id = ? AND d.state = 'sent' ORDER BY d.updated_at DESC, d.id "
-                    "LIMIT 1", row[1])
+                newer = (await repo.chat_overtaken(tx, [row[1]])).get(row[1])
                 if newer is not None:
                     raise Conflict(f"delivery {did} is a chat alert of a conversation whose "
                                    f"newer chat digest was delivered since ({newer}); "
