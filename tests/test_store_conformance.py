@@ -664,7 +664,13 @@ async def test_sqlite_checkpoints_run_off_the_commit_path(tmp_path: Path) -> Non
         assert store.checkpoints >= 1
         probe = sqlite3.connect(path)
         try:
-            busy, wal, copied = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            # The store's checkpointer runs every 20 ms: a probe that meets it at work is
+            # told busy (1) and tries again.
+            for _ in range(50):
+                busy, wal, copied = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if busy == 0:
+                    break
+                await asyncio.sleep(0.01)
         finally:
             probe.close()
         assert busy == 0 and wal == copied  # nothing left for a checkpoint to copy
