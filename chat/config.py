@@ -91,7 +91,7 @@ class Settings:
     group_commit_linger_ms: float = 3.0
     group_commit_in_flight: int = 1
     gc_freeze: bool = True
-    gc_young_threshold: int = 2_000
+    gc_young_threshold: int = 50_000
     sqlite_synchronous: str = "FULL"
     sqlite_checkpoint_interval_ms: float = 250.0
     drain_timeout_s: float = 10.0
