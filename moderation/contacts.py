@@ -128,6 +128,11 @@ def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
     spelled = nz.spelled_email(base, weak_at=False, low=text.base_lower)
     if spelled is not base:
         hits.extend(_emails_in(spelled, allow_domains))
+    # Letters spaced out or dotted ("t a n a k a ＠ g m a i l . c o m"): the address is
+    # whole only once they are joined (hits the base view also gave are deduplicated).
+    squeezed = text.squeezed if text.squeezed is not base else None
+    if squeezed is not None:
+        hits.extend(_emails_in(nz.spelled_email(squeezed, weak_at=False), allow_domains))
     # A bare " at " is accepted only with a spelled " dot " or a well-known mail provider.
     low = text.base_lower
     if (
@@ -137,6 +142,10 @@ def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
         weak = nz.spelled_email(base, weak_at=True, low=low)
         if weak is not spelled:
             hits.extend(_emails_in(weak, allow_domains))
+    if squeezed is not None and (
+        _SPACED_DOT.search(squeezed.text) or _FREE_MAIL.search(squeezed.text)
+    ):
+        hits.extend(_emails_in(nz.spelled_email(squeezed, weak_at=True), allow_domains))
     for lo, hi in _tokens_with(src, "@"):
         for m in _REVERSED.finditer(src, lo, hi):
             forward = m.group()[::-1]

@@ -23,10 +23,25 @@ def rules(text: str) -> set[str]:
         "メールは suzuki.w アットマーク mailbox ドット jp まで",
         "moc.liamg@ikuzus — backwards",
         "write to jiro\u200b.k@mailbox.net",
+        # Letters spaced out: the address is whole only once they are joined.
+        "t a n a k a @ g m a i l . c o m",
+        "メールは t a n a k a ＠ g m a i l . c o m です",
+        "email me: t a n a k a at g m a i l dot c o m",
+        "s-a-t-o @ mailbox.net",
     ],
 )
 def test_email_variants(text: str) -> None:
     assert "contact.email" in rules(text)
+
+
+def test_a_spaced_out_address_is_masked_whole_in_the_original() -> None:
+    text = "メールは t a n a k a ＠ g m a i l . c o m です"
+    spans = {text[f.start:f.end] for f in SCANNER.scan(text) if f.rule == "contact.email"}
+    assert spans == {"t a n a k a ＠ g m a i l . c o m"}
+
+
+def test_a_spaced_out_address_at_an_allowed_domain_is_left_alone() -> None:
+    assert "contact.email" not in rules("support: s u p p o r t @ example-platform.jp")
 
 
 @pytest.mark.parametrize(
