@@ -60,6 +60,8 @@ _MAX_TOKENS: Final = 32
 
 def is_placeholder(address: str) -> bool:
     local, _, domain = address.lower().partition("@")
+    if len(local) == 1 and len(domain.partition(".")[0]) == 1:
+        return True  # "a@b.co": a form's example, nobody's address
     return local in _PLACEHOLDER_LOCAL and (
         domain.endswith(_PLACEHOLDER_DOMAINS) or domain in _PLACEHOLDER_HOSTS
     )

@@ -63,7 +63,7 @@ APPS: Final = (
     + anchor_word(
         r"whats\s?app|telegram|te[il]egram|tg|we\s?chat|discord|disc0rd|chat\s?work|"
         r"kakao(?:\s?talk)?|instagram|insta|ig|facebook|fb|messenger|twitter|viber|"
-        r"sk[y*]pe|gmail|g-mail|yahoo\s?mail|hotmail|icloud"
+        r"sk[y*]pe|gmail|g[\s-]mail|yahoo\s?mail|hotmail|icloud"
     )
     + r"|ワッツアップ|テレグラム|微信|ウィーチャット|ディスコード|ディスコ(?![ァ-ヺー])|"
     r"チャットワーク|スラック|シグナル|カカオ(?:トーク)?|インスタ(?:グラム)?|フェイスブック|"
@@ -260,7 +260,9 @@ APP_INTENT: Final = (
         r"are you on|you on|i'?m on|on \S+ as|easier|quicker|faster|icon|qr|"
         # not "I'll reply here"
         r"reply(?! (?:here|in this (?:chat|thread)|on (?:this|the) platform))|"
-        r"friend request|scan|same (?:user ?name|name|handle|id)|connect"
+        r"friend request|scan|same (?:user ?name|name|handle|id)|connect|"
+        r"(?:(?:send|drop) me an?|leave me an?) (?:message|msg|line|dm|text|note) "
+        r"(?:on|via|in|over|at|through)|write (?:to )?me (?:on|via|in|over|at|through)"
     )
     # ":" and a word that is no ordinary one ("Slack: kota_77"; not "Slack: done")
     + r"|[:：→=]\s*@?(?!(?:" + ORDINARY_WORDS + r"|please|thanks|sorry|todo|tbd)" + _ID_END
@@ -272,6 +274,9 @@ APP_INTENT: Final = (
     r"|ＩＤ|アカウント|追加|友だち|友達|検索|連絡|やり取り|やりとり|話し|話せ|招待|参加|"
     r"ＤＭ|ＱＲ|お使い|使って|やって(?:ます|い)|持って|お持ち|申請|出てきます|交換|"
     r"教えて|ユーザー名|表示名|でお送り|スムーズ|繋が|つなが|通話|フォロー|"
+    # a message asked for there, or the channel chosen ("メッセージはLINEでお願いします")
+    r"メッセージ(?:を)?(?:ください|下さい|送って|お送り|いただ|頂|お願い|くれ|ちょうだい)|"
+    r"(?:メッセージ|ご?連絡|やり取り|やりとり|返信|お返事)は[^。\n]{0,20}?で(?:お願い|ください|下さい)|"
     # "the same (name, ID)", not a look ("同じデザインに", "同じような")
     r"同じ(?!(?:ような|ように|よう|感じ|デザイン|色|形|サイズ|レイアウト|仕様))"
 )

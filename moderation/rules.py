@@ -228,7 +228,10 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "contact.channel",
         _c(
-            _a(r"(?:e-?mail|mail|text|call|sms|ring|phone|whatsapp|write)\s+me(?!\s+(?:here|on here))|"
+            _a(r"(?:e-?mail|mail|text|call|sms|ring|phone|whats\s?app)\s+me(?!\s+(?:here|on here))|"
+              # "write me a summary" is work; "write me an email" is not
+              r"write\s+me(?!\s+(?:here|on here))(?!\s+(?:a|an|the|some|up)\s+"
+              r"(?!(?:e-?mail|mail|message|line|note|text)\b))|"
               r"(?:write|message|contact|reach)\s+me\s+(?:there|at|via|by)|"
               r"(?:continue|talk|chat|discuss|communicate|move|switch)\s+(?:this\s+)?"
               r"(?:by|via|over|to)\s+(?:e-?mail|phone|sms|text)")

@@ -73,10 +73,32 @@ def test_phone_variants(text: str) -> None:
         "What's your email? I'll send the files directly.",
         "インスタのアカウント名を教えてください",
         "join me here: https://zoom.us/j/1234567890",
+        # a message asked for on an app, the app chosen as the channel, words split
+        "フェイスブックでメッセージください",
+        "メッセージはLINEでお願いします",
+        "ご連絡はWhatsAppでお願いします",
+        "Send me a message on facebook",
+        "Drop me a line on telegram",
+        "Whats app me",
+        "Let's continue on G mail",
     ],
 )
 def test_contact_exchange(text: str) -> None:
     assert CONTACT in cats(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please write me a summary of the Slack integration",
+        "The Facebook page design: please send me a message when done",
+        "返信はこのチャットでお願いします",
+        "インスタで見かけたような雰囲気のデザインでお願いします。",
+        "We need the email field to accept addresses like a@b.co in the form.",
+    ],
+)
+def test_work_talk_near_those_cues_is_not_reported(text: str) -> None:
+    assert SCANNER.scan(text) == []
 
 
 @pytest.mark.parametrize(
