@@ -389,9 +389,12 @@ PII_SUBJECT: Final = (
         r"forms?|fields?|pickers?|screens?|survey|article|templates?|validation|columns?|"
         r"csv|placeholders?|dummy|test|sandbox|stripe|blur|privacy|regex|office|company|"
         r"companies|customers?|end[- ]users?|reset|zip|staging|project notes|settings|"
-        r"mask|redact\w*|onboarding screen|ui|database|app|apps|collect"
+        r"mask|redact\w*|onboarding screen|ui|database|app|apps|collect|"
+        # the upload feature the worker builds ("the passport photo upload feature is
+        # done"; not a pretext such as "it is for a verification feature")
+        r"upload (?:features?|components?|modules?|endpoints?|widgets?|buttons?)|uploader"
     )
-    + r"|欄|フォーム|画面|アンケート|記事|制度|テンプレ|ダミー|テスト|サンドボックス|"
+    + r"|アップロード(?:機能|ボタン|画面)を?(?:実装|作成|追加|修正)|欄|フォーム|画面|アンケート|記事|制度|テンプレ|ダミー|テスト|サンドボックス|"
     r"モザイク|伏せ字|読み上げ|表記|マクロ|公式サイト|代表番号|店舗|顧客|リセット|"
     r"解凍|マイページ|設定|入力しないで|住所録|登録済み|本人確認済み|アプリ|会員登録"
 )

@@ -258,6 +258,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         "deal.bypass",
         _c(
             _a(r"outside (?:of )?(?:this |the |our )?(?:platform|marketplace|site|app|system)|"
+              # the marketplace by name ("pay outside Upwork")
+              r"(?:outside (?:of )?|off |not (?:through|via) |without )(?:upwork|fiverr|"
+              r"freelancer|lancers|crowdworks|coconala)|"
               r"(?:off|away from) (?:this|the) (?:site|platform|marketplace)|off[- ]platform|"
               r"skip (?:the )?(?:site|platform|marketplace|escrow|fees?|(?:\w+ )?cut)|"
               r"(?:not|n't) (?:go|going|pay|paying) (?:through|via) (?:the )?(?:escrow|platform|site)|"
@@ -266,7 +269,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"(?:platform|site|marketplace) (?:doesn'?t|does not|won'?t|need not) (?:need to )?know|"
               r"(?:close|cancel) (?:this|the) (?:contract|order) and|payment outside|"
               r"(?:cut out|skip|without|lose|drop) the middle ?(?:man|men)")
-            + r"|サイト外|サイトを(?:通さ|介さ|使わ)|(?:運営|プラットフォーム|システム|ここ|こちら)を"
+            + r"|サイト外|サイトを(?:通さ|介さ|使わ)|"
+            r"(?:ランサーズ|クラウドワークス|ココナラ|Lancers|CrowdWorks|coconala)"
+            r"(?:外で|の外で|を(?:通さ|介さ|使わ))|(?:運営|プラットフォーム|システム|ここ|こちら)を"
             r"(?:通さ|介さ|通す?と手間|使わ)|外部で(?:契約|取引|やり取り|お?支払)|"
             r"外で(?:相談|やり取り|契約|取引|お?払|お?支払)|運営に(?:見られ|バレ|ばれ|内緒)|"
             r"別の場所|個人的に(?:契約|取引|お?支払|依頼)|契約し直|"
@@ -489,6 +494,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         block=_EXPENSE_BLOCK,
         window=80,
         refusable=False,
+        # "この商品を購入してください。代金は後日お支払いします": the promise to pay back
+        # is often a sentence of its own
+        cross_sentence=True,
     ),
     CueRule(
         "expense.mlm",

@@ -110,6 +110,10 @@ def test_work_talk_near_those_cues_is_not_reported(text: str) -> None:
         "手数料がもったいないので銀行振込にしましょう。",
         "We can settle the rest off the books.",
         "サイトを通さずに続けませんか",
+        # the marketplace by its name
+        "Pay outside Upwork and I'll give you a bonus",
+        "ランサーズを通さずに直接やりましょう",
+        "CrowdWorksの外で取引しませんか",
     ],
 )
 def test_off_platform_deal(text: str) -> None:
@@ -126,10 +130,25 @@ def test_off_platform_deal(text: str) -> None:
         "Paste the verification code you just got here.",
         "マイナンバーを送ってください",
         "Send your credit card number so I can register you.",
+        # a pretext naming a feature is still a request
+        "本人確認機能を使うので免許証の写真を送ってください",
+        "Send me your passport photo, it is for a verification feature",
     ],
 )
 def test_personal_data_request(text: str) -> None:
     assert PII in cats(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The passport photo upload feature is done.",
+        "パスポート画像のアップロード機能を実装しました",
+        "The Upwork API integration is done",
+    ],
+)
+def test_the_feature_being_built_is_not_a_request(text: str) -> None:
+    assert SCANNER.scan(text) == []
 
 
 def test_phone_request_gets_both_labels() -> None:
@@ -146,6 +165,9 @@ def test_phone_request_gets_both_labels() -> None:
         "Buy the items with your own card and we'll reimburse you later.",
         "広告費を一旦立て替えてください。",
         "スターターキット（9,800円）をご購入いただいた方からお仕事をお渡しします",
+        # the promise to pay back in a sentence of its own
+        "Amazonでこの商品を購入してレビューを書いてください。代金は後日お支払いします",
+        "Please buy these items. I will reimburse you later.",
     ],
 )
 def test_expense_demand(text: str) -> None:
