@@ -63,7 +63,7 @@ APPS: Final = (
     + anchor_word(
         r"whats\s?app|telegram|te[il]egram|tg|we\s?chat|discord|disc0rd|chat\s?work|"
         r"kakao(?:\s?talk)?|instagram|insta|ig|facebook|fb|messenger|twitter|viber|"
-        r"sk[y*]pe|gmail|g[\s-]mail|yahoo\s?mail|hotmail|icloud"
+        r"sk[y*]pe|gmail|g-mail|g mail|yahoo\s?mail|hotmail|icloud"
     )
     + r"|ワッツアップ|テレグラム|微信|ウィーチャット|ディスコード|ディスコ(?![ァ-ヺー])|"
     r"チャットワーク|スラック|シグナル|カカオ(?:トーク)?|インスタ(?:グラム)?|フェイスブック|"
