@@ -299,12 +299,14 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             _a(r"pay\s?pal|venmo|payoneer|zelle|cash\s?app|western union|revolut|crypto|usdt|"
               r"bitcoin|btc|ethereum|bank transfer|wire transfer|(?:via|through|on|by|with|using) "
               r"wise|transferwise")
-            + r"|ペイパル|仮想通貨|暗号資産"
-            r"|(?:銀行)?振り?込(?:み)?(?:に(?:しましょう|します)|で(?:お支払|払|いかが|お願い)|先|"
+            + r"|ペイパル|仮想通貨|暗号資産|手渡し|現金書留|"
+            + _a(r"(?:in|with) cash|cash in hand|hand (?:you|over) (?:the )?cash")
+            + r"|(?:銀行)?振り?込(?:み)?(?:に(?:しましょう|します)|で(?:お支払|払|いかが|お願い)|先|"
             r"します|ます|ください|いたします|しましょう)|お振り?込み(?:ください|します|いたします|を)"
         ),
         cue=_c(
-            W(r"pay\w*|paid|send|sent|settle|transfer|invoice|payments?") + r"|払|振り?込|送金|お送り|送って|宛"
+            W(r"pay\w*|paid|send|sent|settle|transfer|invoice|payments?")
+            + r"|払|振り?込|送金|お送り|送って|送ります|宛"
         ),
         block=_PAY_BLOCK,
     ),

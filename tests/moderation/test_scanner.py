@@ -114,6 +114,10 @@ def test_work_talk_near_those_cues_is_not_reported(text: str) -> None:
         "Pay outside Upwork and I'll give you a bonus",
         "ランサーズを通さずに直接やりましょう",
         "CrowdWorksの外で取引しませんか",
+        # cash
+        "手渡しでお支払いしましょうか",
+        "現金書留で報酬を送ります",
+        "I can pay you in cash when we meet",
     ],
 )
 def test_off_platform_deal(text: str) -> None:
@@ -145,9 +149,12 @@ def test_personal_data_request(text: str) -> None:
         "The passport photo upload feature is done.",
         "パスポート画像のアップロード機能を実装しました",
         "The Upwork API integration is done",
+        "商品の手渡しの場面をイラストにします",
+        "ペイパル決済の報酬計算を修正しました",
+        "The cash register UI is done",
     ],
 )
-def test_the_feature_being_built_is_not_a_request(text: str) -> None:
+def test_work_on_these_things_is_not_reported(text: str) -> None:
     assert SCANNER.scan(text) == []
 
 
