@@ -448,7 +448,8 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"commitment (?:fee|contribution)|onboarding fee|training fee|exam fee|"
               r"certification fee|test fee|starter (?:kit|pack|bundle|package)|materials? fee|"
               r"licen[cs]e fee|setup fee|activation fee|admin fee|seat reservation|"
-              r"enrollment fee|tuition|membership fee")
+              r"enrollment fee|tuition|membership fee|"
+              r"paid (?:training|course|program(?:me)?|membership|plan|subscription)")
             + r"|保証金|預り金|預かり金|登録料|初期費用|入会金|年会費|協力金|研修費|受講料|"
             r"スターターキット|教材費|(?:マニュアル|教材|資料|ツール|テキスト|登録)代|"
             r"ライセンス(?:料|費)|定期購入|オンラインサロン|自己投資|事務手数料|参加費|"
@@ -488,9 +489,10 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         cue=_c(
             W(r"with your (?:own )?card|your own (?:money|card|funds)|yourself|themselves|"
               r"on you|reimburs\w*|pay you back|add it to your payment|gift ?cards?|"
-              r"ad account|codes?|before (?:the|your) first")
+              r"ad account|codes?|before (?:the|your) first|(?:i|we)(?:'ll| will) refund")
             + r"|ご自身で|ご自分で|自分で|自腹|一旦|いったん|お返し|精算|返金|上乗せ|報酬に含|"
             r"代わりに|代理で|後で(?:お)?(?:払|支払|精算|返)|後払い|代金は後|て(?:送って|発送して)|"
+            r"各自|自費|"
             r"ギフト券|ギフトカード|広告費|出稿費|コード|指定|立て替え|立替|立て替"
         ),
         block=_EXPENSE_BLOCK,
@@ -504,10 +506,19 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         "expense.mlm",
         _c(
             _a(r"(?:earn|get|make) (?:a )?commissions? (?:on|for|from) (?:everyone|anyone|each|"
-              r"people|every)|downline|recruit (?:others|friends|people)")
+              r"people|every)|downline|recruit (?:others|friends|people)|"
+              # a reward for bringing people in ("invite 3 friends to unlock higher pay")
+              r"(?:invite|refer|recruit|bring in) (?:\d+ |two |three |four |five |ten )?"
+              r"(?:more )?(?:friends|people|others|members)[^.\n]{0,20}"
+              r"(?:to (?:unlock|earn|get paid|qualify|receive)|for (?:a |your )?(?:bonus|commission|reward))")
             + r"|" + _a(r"join (?:our|my|the) business network")
             + r"|紹介者経由|ダウンライン|紹介料が入|紹介するだけで|ネットワークビジネス|"
-            r"ビジネスネットワークに(?:参加|入|登録)"
+            r"ビジネスネットワークに(?:参加|入|登録)|紹介(?:した|する)?人数に応じて|"
+            r"紹介(?:すると|すれば|するたびに|1人につき|一人につき)[^。\n]{0,10}(?:報酬|紹介料|ボーナス)"
         ),
+        # the referral scheme is what the worker builds or writes about
+        block=_c(W(r"features?|users?|customers?|copy|landing page|campaign|referral "
+                   r"(?:program|feature|system|page)|ui|screens?|points")
+                 + r"|機能|実装|ユーザー|お客様|画面|キャンペーン|ポイント|LP|ＬＰ"),
     ),
 )

@@ -152,6 +152,9 @@ def test_personal_data_request(text: str) -> None:
         "商品の手渡しの場面をイラストにします",
         "ペイパル決済の報酬計算を修正しました",
         "The cash register UI is done",
+        "The referral feature: users invite 3 friends to unlock a free month",
+        "紹介した人数に応じてポイントが貯まる機能を実装します",
+        "If a customer buys the wrong size we refund it later through Stripe",
     ],
 )
 def test_work_on_these_things_is_not_reported(text: str) -> None:
@@ -175,6 +178,11 @@ def test_phone_request_gets_both_labels() -> None:
         # the promise to pay back in a sentence of its own
         "Amazonでこの商品を購入してレビューを書いてください。代金は後日お支払いします",
         "Please buy these items. I will reimburse you later.",
+        "You must first complete our paid training ($150) to get the job",
+        "Invite 3 friends to unlock higher paying tasks",
+        "紹介した人数に応じて報酬がアップします。まずは会員登録（有料）を",
+        "Buy the equipment kit from our store before you begin, we'll refund it later",
+        "作業に必要なソフトは各自ご購入ください（約2万円）",
     ],
 )
 def test_expense_demand(text: str) -> None:
