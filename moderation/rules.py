@@ -49,7 +49,7 @@ RULES: Final[dict[str, RuleInfo]] = {
         _info("deal.fee_avoidance", DEAL, "medium", "手数料回避の提案",
               "Proposes to avoid the platform fee"),
         _info("deal.external_payment", DEAL, "high", "外部の決済手段での支払い",
-              "Payment through an outside method (PayPal, bank transfer, crypto)"),
+              "Payment through an outside method (PayPal, bank transfer, crypto, cash)"),
         _info("deal.bank_details", DEAL, "high", "振込先口座の提示", "Bank details for a direct transfer"),
         _info("deal.separate_payment", DEAL, "medium", "報酬の一部を別途支払う提案",
               "Proposes to pay part of the fee separately"),
