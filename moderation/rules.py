@@ -63,6 +63,9 @@ RULES: Final[dict[str, RuleInfo]] = {
               "Asks for a password or login details"),
         _info("pii.one_time_code", PII, "high", "認証コードの要求", "Asks for a one-time code"),
         _info("pii.card", PII, "high", "クレジットカード情報の要求", "Asks for card details"),
+        _info("pii.personal_details", PII, "medium",
+              "勤務先・収入・顔写真・秘密の質問の答えなどの要求",
+              "Asks for personal details (employer, income, a face photo, security answers)"),
         _info("expense.upfront_fee", EXPENSE, "high", "登録料・講座代・保証金などの負担要求",
               "Demands a fee, deposit, course or membership from the worker"),
         _info("expense.purchase_on_behalf", EXPENSE, "high", "購入代行・立て替えの要求",
@@ -200,6 +203,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             r"(?:phone|mobile|cell|telephone|whatsapp number|電話番号|携帯)"
             r"|(?:電話番号|携帯番号|携帯電話|ケータイ|お電話番号|電話)(?:だけ|も|と[^。\n]{0,15})?を?\s*"
             r"(?:教えて|お知らせ|お教え|お願い|送って|いただけ|頂け|伺え)"
+            # the phone, then the number ("電話で話したほうが早いので、番号教えてもらえますか")
+            r"|お?電話(?:で|の方が|のほうが)[^。\n]{0,20}番号(?:だけ|も)?を?\s*"
+            r"(?:教えて|お知らせ|お教え|伺え)"
         ),
         window=0,
         also=("pii.phone_request",),
@@ -238,7 +244,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             + r"|(?:ショートメール|ＳＭＳ|SMS|お電話|メール)(?:で|に|を)?(?:お願い|ください|下さい|"
             r"ご連絡|連絡|やり取り|やりとり|お話|話し)"
         ),
-        block=_c(r"here|on the platform|this chat|プラットフォーム|こちらのメッセージ|届いた|届き"),
+        # ("faster than this chat" is leaving it)
+        block=_c(r"(?<!than )here|on the platform|(?<!than )this chat|プラットフォーム|"
+                 r"こちらのメッセージ|届いた|届き"),
     ),
     # ---- off_platform_deal ----------------------------------------------------------
     CueRule(
@@ -326,6 +334,20 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         block=_c(lx.ON_PLATFORM + r"|追加契約|追加払い|オプション"),
     ),
     CueRule(
+        # Direct work offered for after the contract, or direct orders advertised: an
+        # invitation to leave the platform whatever the fee.
+        "deal.direct",
+        _c(
+            _a(r"(?:keep|continue|go on) working (?:together )?directly|"
+              r"work (?:together |with (?:me|you|us) )?directly (?:after|once|next|from now)|"
+              r"directly (?:after|once) (?:the|this) (?:contract|project|job) "
+              r"(?:ends|is (?:done|over|finished|closed))")
+            + r"|直接(?:の)?(?:ご依頼|依頼|お取引|取引|ご契約|契約)(?:も|は)?(?:承|受け付|お受け|歓迎|"
+            r"可能|OK|大丈夫|お待ち)"
+        ),
+        block=_c(lx.ON_PLATFORM),
+    ),
+    CueRule(
         # Direct contact offered with a discount or to save the fee: "直接ご連絡いただければ、
         # お安くします", "手数料がかかるので、次回からは直接やり取りしましょう".
         "deal.direct",
@@ -402,6 +424,25 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         block=_c(r"マイページ|settings|設定|登録は|開設|キャンペーン|記事|article|campaign"
                  r"|お送りします|送ります|here is|here's"),
         window=50,
+    ),
+    CueRule(
+        # Nothing the work needs: the employer, the income, the face, the answers that
+        # reset accounts.
+        "pii.personal_details",
+        _c(
+            _a(r"maiden name|security questions?|security answers?|annual (?:income|salary)|"
+              r"your (?:employer|salary|income)|(?:photo|picture) of (?:your face|yourself)|"
+              r"your face photo")
+            + r"|勤務先|お勤め先|年収|収入|顔写真|秘密の質問|母親の旧姓"
+        ),
+        # asked to be sent or told (not "顔写真のトリミングをお願いします")
+        cue=_c(W(r"send|share|upload|attach|submit|provide|give|tell|what(?:'s| is| are)|"
+                 r"your|ur|can i (?:have|get)|could i (?:have|get)|may i (?:have|get)")
+               + r"|教えて|お知らせ|お教え|送って|お送り|送信|送付|添付して|提出|見せて|伺え|お伺い"),
+        # photos that are the work ("修正する顔写真を送ってください")
+        block=_c(lx.PII_SUBJECT + "|" + W(r"retouch\w*|edit\w*|crop\w*|mockups?")
+                 + r"|レタッチ|修正|加工|切り抜|トリミング|補正|素材|合成"),
+        window=40,
     ),
     CueRule(
         "pii.password",

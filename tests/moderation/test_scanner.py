@@ -81,6 +81,8 @@ def test_phone_variants(text: str) -> None:
         "Drop me a line on telegram",
         "Whats app me",
         "Let's continue on G mail",
+        "電話で話したほうが早いので、番号教えてもらえますか",
+        "Text me, it's faster than this chat",
     ],
 )
 def test_contact_exchange(text: str) -> None:
@@ -118,6 +120,9 @@ def test_work_talk_near_those_cues_is_not_reported(text: str) -> None:
         "手渡しでお支払いしましょうか",
         "現金書留で報酬を送ります",
         "I can pay you in cash when we meet",
+        # direct work offered for later, direct orders advertised
+        "Once the contract ends we can keep working together directly",
+        "直接のご依頼も承っております",
     ],
 )
 def test_off_platform_deal(text: str) -> None:
@@ -137,6 +142,11 @@ def test_off_platform_deal(text: str) -> None:
         # a pretext naming a feature is still a request
         "本人確認機能を使うので免許証の写真を送ってください",
         "Send me your passport photo, it is for a verification feature",
+        # nothing the work needs
+        "勤務先と年収を教えてください",
+        "What's your mother's maiden name?",
+        "顔写真を送ってください",
+        "Please send a photo of your face for our records",
     ],
 )
 def test_personal_data_request(text: str) -> None:
@@ -155,6 +165,12 @@ def test_personal_data_request(text: str) -> None:
         "The referral feature: users invite 3 friends to unlock a free month",
         "紹介した人数に応じてポイントが貯まる機能を実装します",
         "If a customer buys the wrong size we refund it later through Stripe",
+        "修正する顔写真を送ってください",
+        "Please upload the face photo crops to the shared folder",
+        "The selfie upload step of the KYC flow is done",
+        "年収別の料金シミュレーターを作成しました",
+        "電話番号の入力欄で、番号を教えてもらう形式にします",
+        "We will keep working together directly through the platform",
     ],
 )
 def test_work_on_these_things_is_not_reported(text: str) -> None:
