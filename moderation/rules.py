@@ -116,6 +116,9 @@ _MY = r"(?:your|ur|ご|あなたの|お)"
 
 _EXPENSE_BLOCK = _c(
     W(
+        # a field of a form the worker builds ("the registration fee field must accept
+        # decimals")
+        r"(?:fee|price|amount|cost) (?:fields?|columns?|inputs?)|"
         r"(?:won'?t|don'?t|do not|will not|never) (?:need to |have to )?(?:buy|pay|purchase)|"
         r"no need to (?:buy|pay|purchase)|already (?:purchased|bought|paid)|"
         r"we(?:'ll| will)? (?:cover|provide|pay for|buy|purchase)|on our (?:side|account)|"
@@ -227,7 +230,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         ),
         cue=_c(W(r"scan|add|contact|connect|me|my|find") + r"|読み取|追加|連絡|同じ|名前|後ろ|前"),
         # A QR code that is the work ("ＱＲの読み取りテストお願いします").
-        block=_c(lx.APP_SUBJECT + "|" + W(r"test|testing|tests|generat\w*|qa")
+        block=_c(lx.APP_SUBJECT + "|" + W(r"test|testing|tests|generat\w*|qa|users|each other")
                  + r"|テスト|検証|動作確認|生成"),
         window=40,
     ),

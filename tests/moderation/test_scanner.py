@@ -171,6 +171,8 @@ def test_personal_data_request(text: str) -> None:
         "年収別の料金シミュレーターを作成しました",
         "電話番号の入力欄で、番号を教えてもらう形式にします",
         "We will keep working together directly through the platform",
+        "The app should let users add each other by QR code.",
+        "The registration fee field must accept decimals.",
     ],
 )
 def test_work_on_these_things_is_not_reported(text: str) -> None:
