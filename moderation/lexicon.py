@@ -234,7 +234,9 @@ _FOLLOW_HANDLE: Final = (
 )
 _ID_WORD: Final = (
     r"(?:(?<![a-z0-9])(?:my|our)\s+|(?:私|僕|わたし|自分|こちら)の"
-    r"|(?<![a-z0-9ァ-ヺー一-龯々])(?<![a-z]\s))"
+    # (not a word's "id" in the same line: "user id", "the id"; a new line, such as the
+    # sender's next message, may start with it)
+    r"|(?<![a-z0-9ァ-ヺー一-龯々])(?<![a-z][ \t\u3000]))"
     r"(?:id|ｉｄ|handle|user ?name|ユーザー名|アカウント名?)"
 )
 APP_ID_FOLLOWS: Final = (

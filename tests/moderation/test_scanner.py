@@ -249,6 +249,20 @@ def test_email_split_over_messages() -> None:
     assert any(f.rule == "contact.email" and f.message_index == 3 for f in findings)
 
 
+@pytest.mark.parametrize(("history", "text"), [
+    (("LINE",), "ID: tanaka_99"),
+    (("Telegram",), "handle: @tanaka_jp"),
+])
+def test_app_name_then_the_id_in_the_next_message(history: tuple[str, ...], text: str) -> None:
+    ids = [f for f in SCANNER.scan(text, history) if f.rule == "contact.messenger_id"]
+    assert [(f.message_index, text[f.start:f.end].lstrip("@")) for f in ids] == [
+        (1, text.rsplit(" ", 1)[1].lstrip("@"))]
+
+
+def test_an_id_on_the_next_line_of_work_talk_is_no_handle() -> None:
+    assert SCANNER.scan("The LINE login button\nid: btn_login_2 in the DOM") == []
+
+
 def test_old_findings_not_repeated() -> None:
     assert SCANNER.scan("thanks!", ("my LINE ID is kota_77",)) == []
 
