@@ -63,11 +63,11 @@ APPS: Final = (
     + anchor_word(
         r"whats\s?app|telegram|te[il]egram|tg|we\s?chat|discord|disc0rd|chat\s?work|"
         r"kakao(?:\s?talk)?|instagram|insta|ig|facebook|fb|messenger|twitter|viber|"
-        r"sk[y*]pe|gmail|g-mail|g mail|yahoo\s?mail|hotmail|icloud"
+        r"sk[y*]pe|gmail|g-mail|g mail|yahoo\s?mail|hotmail|icloud|linkedin|linked in"
     )
     + r"|ワッツアップ|テレグラム|微信|ウィーチャット|ディスコード|ディスコ(?![ァ-ヺー])|"
     r"チャットワーク|スラック|シグナル|カカオ(?:トーク)?|インスタ(?:グラム)?|フェイスブック|"
-    r"メッセンジャー|ツイッター|スカイプ|すかいぷ|ジーメール|"
+    r"メッセンジャー|ツイッター|スカイプ|すかいぷ|ジーメール|リンクトイン|"
     r"(?<![ァ-ヺー])ライン(?![ァ-ヺー])(?![のをがは]?(?:位置|太|細|幅|色|揃|引|調整|長さ|間隔))|"
     r"(?<![ぁ-ゖ])らいん(?=[のではにをがもと]|[^ぁ-ゖ]|$)|"
     + _after(("on", "via", "over", "in", "to", "use", "using", "my", "your", "our", "ur"))
@@ -263,6 +263,7 @@ APP_INTENT: Final = (
         # not "I'll reply here"
         r"reply(?! (?:here|in this (?:chat|thread)|on (?:this|the) platform))|"
         r"friend request|scan|same (?:user ?name|name|handle|id)|connect|"
+        r"(?:video |voice )?calls?|hop on|jump on|"
         r"(?:(?:send|drop) me an?|leave me an?) (?:message|msg|line|dm|text|note) "
         r"(?:on|via|in|over|at|through)|write (?:to )?me (?:on|via|in|over|at|through)"
     )
@@ -360,7 +361,8 @@ ON_PLATFORM: Final = (
         r"(?:to|through|via|on|in|using|from) (?:the |this )?(?:platform|escrow|site|"
         r"marketplace)|escrow|milestones?|platform'?s|settings|profile settings"
     )
-    + r"|プラットフォーム(?:経由|から|を通|上|の|へ|に)|サイト経由|仮払い|エスクロー|"
+    # (its fee is no sign of dealing on it: "プラットフォームの手数料が高いので")
+    + r"|プラットフォーム(?:経由|から|を通|上|の(?!手数料|利用料|システム利用料)|へ|に)|サイト経由|仮払い|エスクロー|"
     r"マイページ|マイルストーン|システム利用料"
 )
 

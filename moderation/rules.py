@@ -279,8 +279,15 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"off the books|under the table|privately|"
               r"(?:platform|site|marketplace) (?:doesn'?t|does not|won'?t|need not) (?:need to )?know|"
               r"(?:close|cancel) (?:this|the) (?:contract|order) and|payment outside|"
-              r"(?:cut out|skip|without|lose|drop) the middle ?(?:man|men)")
+              r"(?:cut out|skip|without|lose|drop) the middle ?(?:man|men)|"
+              r"side deal|deal on the side|keep (?:it|this) between us|"
+              r"(?:no need to|don'?t|do not) (?:involve|tell|notify) (?:the )?(?:site|platform|"
+              r"marketplace|upwork|fiverr)|"
+              r"pay (?:you )?[^.\n]{0,25}(?:another|some other|a different) way"
+              r"(?![^.\n]{0,40}(?:through|via|on|in) (?:the |this )?platform)")
             + r"|サイト外|サイトを(?:通さ|介さ|使わ)|"
+            r"(?:別の|他の|ほかの)(?:方法|手段|ルート)で(?:お)?(?:払|支払|送金|お渡し|振り?込)|"
+            r"個別に(?:お)?(?:支払|払|振り?込|送金)|キャンセルして[^。\n]{0,15}(?:お)?(?:支払|払)|"
             r"(?:ランサーズ|クラウドワークス|ココナラ|Lancers|CrowdWorks|coconala)"
             r"(?:外で|の外で|を(?:通さ|介さ|使わ))|(?:運営|プラットフォーム|システム|ここ|こちら)を"
             r"(?:通さ|介さ|通す?と手間|使わ)|外部で(?:契約|取引|やり取り|お?支払)|"
@@ -293,7 +300,10 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "deal.fee_avoidance",
         _c(
-            _a(r"(?:save|saves|saving|avoid|dodge)\s+(?:us\s+(?:both\s+)?)?(?:\d+\s?%|"
+            _a(r"(?:upwork|fiverr|lancers|crowdworks|coconala|they|the (?:platform|site|marketplace)) "
+              r"(?:takes?|charges?|keeps?) (?:a |an )?\d+\s?%[^.\n]{0,30}"
+              r"(?:avoid|skip|save|dodge|get around|go around|directly)|"
+              r"(?:save|saves|saving|avoid|dodge)\s+(?:us\s+(?:both\s+)?)?(?:\d+\s?%|"
               r"(?:the |on |some |on the )?(?:\d+\s?% )?(?:platform |marketplace |site |service )?"
               r"(?:fees?|commission|cut))|saves? us both|"
               r"no (?:platform |marketplace |site )?(?:fees?|commission) for (?:either|both|any)|"
@@ -356,7 +366,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         "deal.direct",
         _c(
             _a(r"(?:contact|email|message|reach|deal with) (?:me|us) directly")
-            + r"|直接(?:の)?(?:やり取り|やりとり|ご?連絡|ご?依頼|お?取引)"
+            + r"|直接(?:の)?(?:やり取り|やりとり|ご?連絡|ご?依頼|お?取引|お願い)"
         ),
         # Saving the fee, not any mention of it ("contact me directly if the fee needs
         # adjusting"); 今後は/次回から alone are no cue ("今後はこのスレッドでお願いします").

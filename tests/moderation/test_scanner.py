@@ -83,6 +83,8 @@ def test_phone_variants(text: str) -> None:
         "Let's continue on G mail",
         "電話で話したほうが早いので、番号教えてもらえますか",
         "Text me, it's faster than this chat",
+        "Add me on LinkedIn and we'll talk there",
+        "Let's hop on a WhatsApp call",
     ],
 )
 def test_contact_exchange(text: str) -> None:
@@ -123,6 +125,13 @@ def test_work_talk_near_those_cues_is_not_reported(text: str) -> None:
         # direct work offered for later, direct orders advertised
         "Once the contract ends we can keep working together directly",
         "直接のご依頼も承っております",
+        "Upwork takes 20%, let's avoid that",
+        "If you refund the order I'll pay you the full amount another way",
+        "Let's keep it between us, no need to involve the site",
+        "Can we do a side deal for the extra pages?",
+        "プラットフォームの手数料が高いので、次は直接お願いしたいです",
+        "このサイト経由だと高いので別の方法で払います",
+        "契約をキャンセルして、個別にお支払いします",
     ],
 )
 def test_off_platform_deal(text: str) -> None:
@@ -173,6 +182,12 @@ def test_personal_data_request(text: str) -> None:
         "We will keep working together directly through the platform",
         "The app should let users add each other by QR code.",
         "The registration fee field must accept decimals.",
+        "We can pay you another way if the card fails: through the platform wallet",
+        "The API charges 3% per transaction, we should avoid that in the design",
+        "The LinkedIn banner is 1584x396",
+        "The WhatsApp API call returns 400",
+        "プラットフォームの手数料は20%です",
+        "別の方法で実装しました",
     ],
 )
 def test_work_on_these_things_is_not_reported(text: str) -> None:
