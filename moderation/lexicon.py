@@ -73,7 +73,7 @@ APPS: Final = (
     + _after(("on", "via", "over", "in", "to", "use", "using", "my", "your", "our", "ur"))
     + _WORD_APPS
     + r"|" + _WORD_APPS[:-len("(?![a-z0-9])")] + r"(?=\s*(?:id|handle|user ?name)(?![a-z]))|"
-    r"green app|緑の(?:アプリ|やつ)|blue[- ]?bird|青い鳥|paper[- ]?plane|紙飛行機|"
+    r"green app|緑の(?:アプリ|やつ)|(?:別|他|ほか|外部)の(?:アプリ|ツール|SNS|チャット)|blue[- ]?bird|青い鳥|paper[- ]?plane|紙飛行機|"
     # Lower-case "line" is an app only as someone's "line id" given right after it ("my
     # line id is kota_77", "my line id: kota_77"; not "my line id column").
     r"(?:(?<=[^a-z]my )|(?<=^my )|(?<=[^a-z]ur )|(?<=^ur )|(?<=[^a-z]your )|(?<=^your ))"
@@ -279,6 +279,7 @@ APP_INTENT: Final = (
     r"教えて|ユーザー名|表示名|でお送り|スムーズ|繋が|つなが|通話|フォロー|"
     # a message asked for there, or the channel chosen ("メッセージはLINEでお願いします")
     r"メッセージ(?:を)?(?:ください|下さい|送って|お送り|いただ|頂|お願い|くれ|ちょうだい)|"
+    r"直接|(?:に|へ)(?:送って|送信|お送り)|"
     r"(?:メッセージ|ご?連絡|やり取り|やりとり|返信|お返事)は[^。\n]{0,20}?で(?:お願い|ください|下さい)|"
     # "the same (name, ID)", not a look ("同じデザインに", "同じような")
     r"同じ(?!(?:ような|ように|よう|感じ|デザイン|色|形|サイズ|レイアウト|仕様))"

@@ -189,7 +189,8 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             # Proposed, not declined ("連絡先の交換は不要です"; "Do not exchange contact
             # details" is a refusal); "exchange numbers" only with people ("exchange numbers
             # between columns" is spreadsheet work).
-            r"|連絡先(?:を|の)?(?:交換|教え合|共有し(?:ませ|ましょ))"
+            r"|(?:連絡先|メアド|メールアドレス|電話番号|携帯番号)(?:を|の)?"
+            r"(?:交換|教え合|共有し(?:ませ|ましょ))(?!(?:の)?(?:機能|ボタン|画面|フォーム|欄|UI))"
             r"(?!(?:は|が|も|を|の)?(?:一切)?(?:不要|必要(?:ない|ありません|ございません)|"
             r"しない|しません(?!か)|できません|禁止|ご遠慮|お断り|NG|控え|いたしかね|致しかね))"
             r"|" + _a(r"exchange (?:our |each other'?s )?(?:contacts|contact (?:info|details)|"
@@ -224,11 +225,14 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
                       r"same (?:user ?name|handle|name|id|nick(?:name)?) as (?:here|on here|this)|"
                       r"qr code")
             + r"|連絡先[はを]?[^。\n]{0,20}(?:プロフィール|画像|ＱＲ|QR|PDF|添付|ファイル|署名)"
+            # the number or the address on one's own profile ("番号はプロフィールに書いてあります")
+            r"|(?:電話番号|番号|メアド|メールアドレス)[はを]?[^。\n]{0,10}(?:プロフィール|自己紹介|署名)"
             r"|(?:ここ|こちら)(?:の|と)(?:名前|表示名|ユーザー名|アカウント名|ID)?[^。\n]{0,8}同じ"
             r"|(?:ここ|こちら)の(?:名前|表示名|ユーザー名)の(?:後ろ|前|あと)"
             r"|(?:QR|ＱＲ)(?:コード)?[^。\n]{0,20}(?:読み取|追加|友だち|友達|スキャン|連絡)"
         ),
-        cue=_c(W(r"scan|add|contact|connect|me|my|find") + r"|読み取|追加|連絡|同じ|名前|後ろ|前"),
+        cue=_c(W(r"scan|add|contact|connect|me|my|find") + r"|読み取|追加|連絡|同じ|名前|後ろ|前|"
+               r"書いて|記載|載せて|載って"),
         # A QR code that is the work ("ＱＲの読み取りテストお願いします").
         block=_c(lx.APP_SUBJECT + "|" + W(r"test|testing|tests|generat\w*|qa|users|each other")
                  + r"|テスト|検証|動作確認|生成"),
@@ -246,6 +250,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"(?:by|via|over|to)\s+(?:e-?mail|phone|sms|text)")
             + r"|(?:ショートメール|ＳＭＳ|SMS|お電話|メール)(?:で|に|を)?(?:お願い|ください|下さい|"
             r"ご連絡|連絡|やり取り|やりとり|お話|話し)"
+            # one's own address or phone, not the thread ("個人のメールに送ってください")
+            r"|(?:個人|プライベート|私用)の(?:メール|アドレス|メアド|携帯|電話)(?:に|へ|まで|で)"
+            r"|(?:私|僕|自分)の(?:メール|アドレス|メアド)(?:に|へ|まで)"
         ),
         # ("faster than this chat" is leaving it)
         block=_c(r"(?<!than )here|on the platform|(?<!than )this chat|プラットフォーム|"
@@ -289,7 +296,8 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             r"(?:別の|他の|ほかの)(?:方法|手段|ルート)で(?:お)?(?:払|支払|送金|お渡し|振り?込)|"
             r"個別に(?:お)?(?:支払|払|振り?込|送金)|キャンセルして[^。\n]{0,15}(?:お)?(?:支払|払)|"
             r"(?:ランサーズ|クラウドワークス|ココナラ|Lancers|CrowdWorks|coconala)"
-            r"(?:外で|の外で|を(?:通さ|介さ|使わ))|(?:運営|プラットフォーム|システム|ここ|こちら)を"
+            r"(?:外で|の外で|を(?:通さ|介さ|使わ)|以外で(?:も)?(?:ご?依頼|取引|契約|お願い|やり取り|"
+            r"受け付|承))|(?:運営|プラットフォーム|システム|ここ|こちら)を"
             r"(?:通さ|介さ|通す?と手間|使わ)|外部で(?:契約|取引|やり取り|お?支払)|"
             r"外で(?:相談|やり取り|契約|取引|お?払|お?支払)|運営に(?:見られ|バレ|ばれ|内緒)|"
             r"別の場所|個人的に(?:契約|取引|お?支払|依頼)|契約し直|"

@@ -85,6 +85,11 @@ def test_phone_variants(text: str) -> None:
         "Text me, it's faster than this chat",
         "Add me on LinkedIn and we'll talk there",
         "Let's hop on a WhatsApp call",
+        "メアド交換しましょう",
+        "個人のメールに送ってください",
+        "Gmailに直接送ってもらえますか",
+        "電話してもいいですか？番号はプロフィールに書いてあります",
+        "ここだと話しにくいので別のアプリで",
     ],
 )
 def test_contact_exchange(text: str) -> None:
@@ -132,6 +137,7 @@ def test_work_talk_near_those_cues_is_not_reported(text: str) -> None:
         "プラットフォームの手数料が高いので、次は直接お願いしたいです",
         "このサイト経由だと高いので別の方法で払います",
         "契約をキャンセルして、個別にお支払いします",
+        "ココナラ以外でも依頼できますよ",
     ],
 )
 def test_off_platform_deal(text: str) -> None:
@@ -188,6 +194,13 @@ def test_personal_data_request(text: str) -> None:
         "The WhatsApp API call returns 400",
         "プラットフォームの手数料は20%です",
         "別の方法で実装しました",
+        "別のアプリで実装しました",
+        "LINE APIから直接送信する仕組みです",
+        "電話番号の交換機能を実装します",
+        "私の電話で動作確認しました",
+        "ページ番号は画像の下に記載しました",
+        "電話番号はPDFの2ページ目に記載されています（会社案内の制作）",
+        "ココナラ以外での販売実績もあります",
     ],
 )
 def test_work_on_these_things_is_not_reported(text: str) -> None:
