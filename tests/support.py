@@ -8,6 +8,7 @@ pushes, so a test can wait for either.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 from collections.abc import Callable
 from dataclasses import replace
@@ -31,6 +32,9 @@ async def migrate(settings: Settings) -> None:
         await store.migrate()
     finally:
         await store.close()
+
+
+STOP_LIMIT_S = 60.0  # drain (10 s) and the close of every socket fit well inside
 
 
 class Node:
@@ -72,9 +76,19 @@ class Node:
         return self.app[GATEWAY]
 
     async def stop(self) -> None:
-        """Graceful stop: drain (close 1001), then release resources."""
+        """Graceful stop: drain (close 1001), then release resources.
+
+        Bounded: a stop that has not ended after STOP_LIMIT_S fails the test with every
+        task's stack (what it waits for), instead of hanging the suite."""
         if self.runner is not None:
-            await self.runner.cleanup()
+            try:
+                async with asyncio.timeout(STOP_LIMIT_S):
+                    await self.runner.cleanup()
+            except TimeoutError:
+                out = io.StringIO()
+                for task in asyncio.all_tasks():
+                    task.print_stack(file=out)
+                raise AssertionError(f"node stop hung; tasks:\n{out.getvalue()}") from None
             self.runner = None
 
     def token(self, sub: str, *roles: str, ttl: float = 3600, **claims: Any) -> str:
