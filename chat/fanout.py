@@ -34,6 +34,7 @@ import orjson
 from .models import Message
 
 log = logging.getLogger("tsunagu.fanout")
+STOP_WAIT_S = 2.0  # how long stop() waits for its tasks and the client to close
 
 _MESSAGE_FIELDS = tuple(f.name for f in fields(Message))
 REDIS_POOL_MAX = 64  # connections per node (the subscriber holds one)
@@ -230,10 +231,20 @@ class RedisFanOut(FanOut):
             await asyncio.wait_for(self._flush_all(), 2)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._redis.aclose(close_connection_pool=True)
+        # Bounded: a task stuck in its own clean-up (a pub/sub connection that does not
+        # close) must not stop the node from ending.
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=STOP_WAIT_S)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: a task that failed is not logged at exit
+            if pending:
+                log.warning("redis fan-out: %d task(s) did not stop within %.0f s",
+                            len(pending), STOP_WAIT_S)
+        try:
+            await asyncio.wait_for(self._redis.aclose(close_connection_pool=True), STOP_WAIT_S)
+        except Exception as exc:  # a timeout included
+            log.warning("redis fan-out: closing the client failed: %r", exc)
 
     async def _flush_all(self) -> None:
         while self._pending:

@@ -9,7 +9,9 @@ The fast path's one-statement append runs on a pool of its own, with a generic p
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -299,10 +301,10 @@ class PostgresStore(Store):
 
     async def close(self) -> None:
         if self._fast is not None:
-            await self._fast.close()
+            await _close_pool(self._fast)
             self._fast = None
         if self._pool is not None:
-            await self._pool.close()
+            await _close_pool(self._pool)
             self._pool = None
             self.db.pool = None
 
@@ -775,3 +777,19 @@ class PostgresStore(Store):
             received = await c.fetchval("SELECT count(*) FROM thanks WHERE recipient = $1", user_id)
             given = await c.fetchval("SELECT count(*) FROM thanks WHERE user_id = $1", user_id)
             return {"received": int(received), "given": int(given)}
+
+
+POOL_CLOSE_S = 5.0  # how long closing waits for connections still in use
+
+
+async def _close_pool(pool: Any) -> None:
+    """Close ``pool``: ``Pool.close`` waits for every connection to be released, which a
+    connection held by a stuck task never is; past POOL_CLOSE_S the rest are terminated
+    (a shutdown must end)."""
+    try:
+        await asyncio.wait_for(pool.close(), POOL_CLOSE_S)
+    except TimeoutError:
+        logging.getLogger("tsunagu.store").warning(
+            "closing the PostgreSQL pool: connections still in use after %.1f s, terminated",
+            POOL_CLOSE_S)
+        pool.terminate()
