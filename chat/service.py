@@ -425,6 +425,9 @@ class ChatService:
         if len(self._typing_at) >= _TYPING_KEPT:
             self._typing_at = {k: t for k, t in self._typing_at.items()
                                if now - t < TYPING_INTERVAL_S}
+            if len(self._typing_at) >= _TYPING_KEPT // 2:
+                # that many typing at once: forget them rather than sweep on every frame
+                self._typing_at.clear()
         self._typing_at[key] = now
         self.fanout.publish(
             Event(thread_channel(thread), "typing", {"thread": thread, "user": who.user_id})

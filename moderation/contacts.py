@@ -121,6 +121,15 @@ def _emails_between(view: nz.View, lo: int, hi: int, allow: frozenset[str]) -> l
     return hits
 
 
+def _weak_at_fits(src: str, low: str | None) -> bool:
+    """A bare " at " is accepted only with a spelled " dot " or a well-known mail provider
+    (``low``: `normalize.hint_lower` of ``src`` if known, to skip the searches)."""
+    return bool(
+        ((low is None or "dot" in low) and _SPACED_DOT.search(src))
+        or ((low is None or _FREE_MAIL_HINT.search(low)) and _FREE_MAIL.search(src))
+    )
+
+
 def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
     base = text.base
     src = base.text
@@ -135,18 +144,12 @@ def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
     squeezed = text.squeezed if text.squeezed is not base else None
     if squeezed is not None:
         hits.extend(_emails_in(nz.spelled_email(squeezed, weak_at=False), allow_domains))
-    # A bare " at " is accepted only with a spelled " dot " or a well-known mail provider.
     low = text.base_lower
-    if (
-        ((low is None or "dot" in low) and _SPACED_DOT.search(src))
-        or ((low is None or _FREE_MAIL_HINT.search(low)) and _FREE_MAIL.search(src))
-    ):
+    if _weak_at_fits(src, low):
         weak = nz.spelled_email(base, weak_at=True, low=low)
         if weak is not spelled:
             hits.extend(_emails_in(weak, allow_domains))
-    if squeezed is not None and (
-        _SPACED_DOT.search(squeezed.text) or _FREE_MAIL.search(squeezed.text)
-    ):
+    if squeezed is not None and _weak_at_fits(squeezed.text, None):
         hits.extend(_emails_in(nz.spelled_email(squeezed, weak_at=True), allow_domains))
     for lo, hi in _tokens_with(src, "@"):
         for m in _REVERSED.finditer(src, lo, hi):

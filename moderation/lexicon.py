@@ -55,6 +55,11 @@ def _after(words: tuple[str, ...]) -> str:
 # slack", "dm me via signal") or before id/handle/username ("my signal id").
 _WORD_APPS: Final = r"(?:slack|signal|outlook)(?![a-z0-9])"
 
+# The marketplaces by name ("pay outside Upwork", "ランサーズを通さず"): one list for every
+# rule that names them (keyword view, lower case).
+MARKETPLACES: Final = "upwork|fiverr|lancers|crowdworks|coconala"  # not "freelancer": a word too
+MARKETPLACES_JA: Final = "ランサーズ|クラウドワークス|ココナラ|" + MARKETPLACES
+
 # Messaging apps and their euphemisms.  LINE and X are matched case-sensitively; katakana
 # ライン must not be part of a longer katakana word (ガイドライン, オンライン, ラインナップ)
 # nor a drawn line (ラインの位置, ラインを太く, ラインを揃えて).

@@ -277,8 +277,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         _c(
             _a(r"outside (?:of )?(?:this |the |our )?(?:platform|marketplace|site|app|system)|"
               # the marketplace by name ("pay outside Upwork")
-              r"(?:outside (?:of )?|off |not (?:through|via) |without )(?:upwork|fiverr|"
-              r"freelancer|lancers|crowdworks|coconala)|"
+              r"(?:outside (?:of )?|off |not (?:through|via) |without )(?:" + lx.MARKETPLACES + ")|"
               r"(?:off|away from) (?:this|the) (?:site|platform|marketplace)|off[- ]platform|"
               r"skip (?:the )?(?:site|platform|marketplace|escrow|fees?|(?:\w+ )?cut)|"
               r"(?:not|n't) (?:go|going|pay|paying) (?:through|via) (?:the )?(?:escrow|platform|site)|"
@@ -289,14 +288,13 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"(?:cut out|skip|without|lose|drop) the middle ?(?:man|men)|"
               r"side deal|deal on the side|keep (?:it|this) between us|"
               r"(?:no need to|don'?t|do not) (?:involve|tell|notify) (?:the )?(?:site|platform|"
-              r"marketplace|upwork|fiverr)|"
+              r"marketplace|" + lx.MARKETPLACES + ")|"
               r"pay (?:you )?[^.\n]{0,25}(?:another|some other|a different) way"
               r"(?![^.\n]{0,40}(?:through|via|on|in) (?:the |this )?platform)")
             + r"|サイト外|サイトを(?:通さ|介さ|使わ)|"
             r"(?:別の|他の|ほかの)(?:方法|手段|ルート)で(?:お)?(?:払|支払|送金|お渡し|振り?込)|"
             r"個別に(?:お)?(?:支払|払|振り?込|送金)|キャンセルして[^。\n]{0,15}(?:お)?(?:支払|払)|"
-            r"(?:ランサーズ|クラウドワークス|ココナラ|Lancers|CrowdWorks|coconala)"
-            r"(?:外で|の外で|を(?:通さ|介さ|使わ)|以外で(?:も)?(?:ご?依頼|取引|契約|お願い|やり取り|"
+            + "(?:" + lx.MARKETPLACES_JA + r")(?:外で|の外で|を(?:通さ|介さ|使わ)|以外で(?:も)?(?:ご?依頼|取引|契約|お願い|やり取り|"
             r"受け付|承))|(?:運営|プラットフォーム|システム|ここ|こちら)を"
             r"(?:通さ|介さ|通す?と手間|使わ)|外部で(?:契約|取引|やり取り|お?支払)|"
             r"外で(?:相談|やり取り|契約|取引|お?払|お?支払)|運営に(?:見られ|バレ|ばれ|内緒)|"
@@ -308,7 +306,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "deal.fee_avoidance",
         _c(
-            _a(r"(?:upwork|fiverr|lancers|crowdworks|coconala|they|the (?:platform|site|marketplace)) "
+            _a(r"(?:" + lx.MARKETPLACES + r"|they|the (?:platform|site|marketplace)) "
               r"(?:takes?|charges?|keeps?) (?:a |an )?\d+\s?%[^.\n]{0,30}"
               r"(?:avoid|skip|save|dodge|get around|go around|directly)|"
               r"(?:save|saves|saving|avoid|dodge)\s+(?:us\s+(?:both\s+)?)?(?:\d+\s?%|"

@@ -888,3 +888,28 @@ async def test_added_participant_gets_thread_push_and_its_messages(start: Start)
     got = await a.messages(2)  # seq 1 went by before the participant push
     assert [x["seq"] for x in got] == [2, 3]
 
+
+
+def test_typing_memory_stays_bounded_when_many_type_at_once(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``_TYPING_KEPT`` entries the stale ones are swept; if most are fresh (that many
+    users typing at once) they are forgotten instead of swept again on every frame — each
+    first ``typing`` still goes out."""
+    from chat import service as service_mod
+    from chat.auth import Identity
+    from chat.config import load_settings
+    from chat.fanout import LocalFanOut
+    from chat.store import open_store
+
+    monkeypatch.setattr(service_mod, "_TYPING_KEPT", 4)
+    settings = load_settings(env={}, data_dir=str(tmp_path))
+    fan = LocalFanOut()
+    sent: list[Any] = []
+    monkeypatch.setattr(fan, "publish", sent.append)
+    svc = service_mod.ChatService(settings, open_store(settings), fan)
+    who = Identity(user_id="u", roles=frozenset({"client"}), name="u", locale="ja",
+                   tz="Asia/Tokyo", exp=0.0)
+    for i in range(5):
+        svc.typing(who, thread=f"t{i}")
+    assert len(sent) == 5  # every thread's first typing went out
+    assert len(svc._typing_at) == 1  # four fresh entries forgotten, the fifth remembered

@@ -60,6 +60,7 @@ from .schema import (
     all_migrations,
 )
 
+log = logging.getLogger("tsunagu.store")
 MIGRATION_LOCK = 0x7473_756E  # advisory lock id: "tsun"
 _MESSAGE_TYPES = ("text", "text", "bigint", "text", "text", "text", "bigint", "text", "text",
                   "bigint", "bigint", "integer", "integer", "text", "text")  # MESSAGE_COLUMNS
@@ -789,7 +790,7 @@ async def _close_pool(pool: Any) -> None:
     try:
         await asyncio.wait_for(pool.close(), POOL_CLOSE_S)
     except TimeoutError:
-        logging.getLogger("tsunagu.store").warning(
+        log.warning(
             "closing the PostgreSQL pool: connections still in use after %.1f s, terminated",
             POOL_CLOSE_S)
         pool.terminate()
