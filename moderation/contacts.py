@@ -29,6 +29,50 @@ _FREE_MAIL: Final = re.compile(
 # Necessary for `_FREE_MAIL` on the lower-cased text (starts with literals: fast).
 _FREE_MAIL_HINT: Final = re.compile(r"gmail|googlemail|yahoo|outlook|hotmail|icloud|proton|live|aol")
 _SPACED_DOT: Final = re.compile(r"(?i)\sdot\s")
+# An address at a well-known mail provider with the rest of its domain left off ("tanaka@gmail",
+# "tanaka アット gmail", "tanaka at gmail com"): everyone knows what follows.
+_PROVIDERS: Final = (
+    r"gmail|googlemail|yahoo|ymail|outlook|hotmail|icloud|proton(?:mail)?|live|aol"
+    r"|docomo|ezweb|softbank"
+)
+_AT_PROVIDER: Final = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])(?P<local>[A-Za-z0-9](?:[A-Za-z0-9._%+\-]*[A-Za-z0-9_])?)"
+    r"@(?P<provider>" + _PROVIDERS + r")(?![A-Za-z0-9\-@]|\.[A-Za-z0-9])",
+    re.IGNORECASE,
+)
+# After a bare " at ", only providers that are nothing but mail services, and not after an
+# ordinary word ("look at gmail", "good at gmail filters", "my emails at gmail").
+_WEAK_PROVIDERS: Final = frozenset("gmail googlemail hotmail icloud ymail protonmail".split())
+_NOT_LOCAL: Final = frozenset(
+    """a an the i me my us our you your him her them it its this that these those there here
+    is am are was were be been being and or but not no so also only just all both each
+    at on in to of for by via from with into onto using use used uses
+    look looks looked looking check checks checked checking glance peek stare
+    good great better best bad worse worst expert experts skilled new
+    work works worked working team teams people folks staff someone somebody everyone
+    anyone engineers developers friends friend colleague colleagues guys
+    arrive arrived arrives available account accounts address addresses email emails
+    mail mails inbox spam filters filter labels login sign signed signup register
+    registered send sent it's i'm ok okay fine stuff things""".split()
+)
+# "tanaka gmail.com" with no "@" at all: an address only where an account name comes
+# before a provider's own domain and a mail word says what it is (or the name looks like
+# one: digits, dots or underscores in it).
+_PROVIDER_DOMAIN: Final = re.compile(
+    r"(?<![A-Za-z0-9._%+\-@])(?P<local>[A-Za-z0-9](?:[A-Za-z0-9._%+\-]*[A-Za-z0-9_])?)"
+    r"\s+(?P<domain>(?:" + _PROVIDERS + r")\.(?:com|co\.jp|ne\.jp|co\.uk|jp|me|ch))"
+    r"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])",
+    re.IGNORECASE,
+)
+# Necessary for `_PROVIDER_DOMAIN` on the lower-cased text (starts with literals: fast).
+_PROVIDER_DOMAIN_HINT: Final = re.compile(
+    r"(?:gmail|googlemail|yahoo|ymail|outlook|hotmail|icloud|proton|live|aol|docomo|ezweb"
+    r"|softbank)\.(?:com|co|ne|jp|me|ch)"
+)
+_MAIL_CUE: Final = re.compile(
+    r"(?<![a-z])(?:e-?mail|mail|address|addr)(?![a-z])|メアド|めあど|メール|アドレス"
+)
+_ACCOUNT_LIKE: Final = re.compile(r"[0-9._]")
 _PLACEHOLDER_LOCAL: Final = frozenset(
     "example test user name yourname your.name you me foo bar baz sample dummy noreply "
     "no-reply email mail someone somebody john.doe jane.doe jdoe xxx abc info.example".split()
@@ -121,6 +165,46 @@ def _emails_between(view: nz.View, lo: int, hi: int, allow: frozenset[str]) -> l
     return hits
 
 
+def _provider_addresses(view: nz.View, *, weak: bool) -> list[Hit]:
+    """``local@provider`` with no top-level domain (see `_AT_PROVIDER`). ``weak``: the "@"
+    may be a rewritten bare " at ", so no `_NOT_LOCAL` word before it, and a provider of
+    `_WEAK_PROVIDERS` unless the name looks like an account (`_ACCOUNT_LIKE`)."""
+    hits: list[Hit] = []
+    text = view.text
+    for lo, hi in _tokens_with(text, "@"):
+        for m in _AT_PROVIDER.finditer(text, lo, hi):
+            local = m.group("local").lower()
+            if local in _PLACEHOLDER_LOCAL:
+                continue
+            provider = m.group("provider").lower()
+            named = _ACCOUNT_LIKE.search(local) is not None and len(local) >= 3
+            if weak and (local in _NOT_LOCAL or len(local) < 3
+                         or (provider not in _WEAK_PROVIDERS and not named)):
+                continue
+            if provider == "live" and not named:  # "main@live": a word too
+                continue
+            hits.append(Hit("contact.email", view, m.start(), m.end()))
+    return hits
+
+
+def _provider_domains(view: nz.View, low: str) -> list[Hit]:
+    """``local provider.tld`` with no "@" (see `_PROVIDER_DOMAIN`); ``low``: the view's
+    text lower-cased."""
+    hits: list[Hit] = []
+    cue: bool | None = None
+    for m in _PROVIDER_DOMAIN.finditer(view.text):
+        local = m.group("local").lower()
+        if local in _NOT_LOCAL or local in _PLACEHOLDER_LOCAL:
+            continue
+        if _ACCOUNT_LIKE.search(local) is None or len(local) < 3:
+            if cue is None:
+                cue = _MAIL_CUE.search(low) is not None
+            if not cue:
+                continue
+        hits.append(Hit("contact.email", view, m.start(), m.end()))
+    return hits
+
+
 def _weak_at_fits(src: str, low: str | None) -> bool:
     """A bare " at " is accepted only with a spelled " dot " or a well-known mail provider
     (``low``: `normalize.hint_lower` of ``src`` if known, to skip the searches)."""
@@ -133,22 +217,32 @@ def _weak_at_fits(src: str, low: str | None) -> bool:
 def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
     base = text.base
     src = base.text
-    if not nz.may_spell_email(src, text.base_lower):
-        return []
-    hits = _emails_in(base, allow_domains)
-    spelled = nz.spelled_email(base, weak_at=False, low=text.base_lower)
+    low = text.base_lower
+    provider_low = src.lower() if low is None else low
+    hits = (
+        _provider_domains(base, provider_low)
+        if (".co" in provider_low or ".jp" in provider_low or ".me" in provider_low
+            or ".ch" in provider_low) and _PROVIDER_DOMAIN_HINT.search(provider_low) is not None
+        else []
+    )
+    if not nz.may_spell_email(src, low):
+        return hits
+    hits.extend(_emails_in(base, allow_domains))
+    spelled = nz.spelled_email(base, weak_at=False, low=low)
     if spelled is not base:
         hits.extend(_emails_in(spelled, allow_domains))
+    if "@" in spelled.text:
+        hits.extend(_provider_addresses(spelled, weak=False))
     # Letters spaced out or dotted ("t a n a k a ＠ g m a i l . c o m"): the address is
     # whole only once they are joined (hits the base view also gave are deduplicated).
     squeezed = text.squeezed if text.squeezed is not base else None
     if squeezed is not None:
         hits.extend(_emails_in(nz.spelled_email(squeezed, weak_at=False), allow_domains))
-    low = text.base_lower
     if _weak_at_fits(src, low):
         weak = nz.spelled_email(base, weak_at=True, low=low)
         if weak is not spelled:
             hits.extend(_emails_in(weak, allow_domains))
+            hits.extend(_provider_addresses(weak, weak=True))
     if squeezed is not None and _weak_at_fits(squeezed.text, None):
         hits.extend(_emails_in(nz.spelled_email(squeezed, weak_at=True), allow_domains))
     for lo, hi in _tokens_with(src, "@"):

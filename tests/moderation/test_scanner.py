@@ -34,6 +34,52 @@ def test_email_variants(text: str) -> None:
     assert "contact.email" in rules(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        # The provider named, the rest of its domain left off: everyone knows it.
+        ("my email is tanaka at gmail", "tanaka at gmail"),
+        ("tanaka(at)gmail でお願いします", "tanaka(at)gmail"),
+        ("tanakaアットgmail", "tanakaアットgmail"),
+        ("送り先: tanaka@gmail", "tanaka@gmail"),
+        ("send it to tanaka at gmail com", "tanaka at gmail"),
+        ("kota_77 at outlook", "kota_77 at outlook"),
+        # No "@" at all: an account name before a provider's own domain.
+        ("メアドは tanaka gmail.com です", "tanaka gmail.com"),
+        ("tanaka.k gmail.com", "tanaka.k gmail.com"),
+    ],
+)
+def test_an_address_at_a_mail_provider_without_the_rest_of_it(text: str, address: str) -> None:
+    spans = {text[f.start:f.end] for f in SCANNER.scan(text) if f.rule == "contact.email"}
+    assert spans == {address}
+
+
+def test_an_address_at_a_mail_provider_split_over_messages() -> None:
+    findings = SCANNER.scan("gmail.com です", ("メアドは", "tanaka"))
+    assert {(f.message_index, f.rule) for f in findings} == {
+        (1, "contact.email"), (2, "contact.email")}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please look at Gmail settings",
+        "I am good at gmail filters",
+        "the team at gmail shipped it",
+        "my friend at yahoo",
+        "meet at live events",
+        "I only check email at hotmail",
+        "we use yahoo.co.jp mail",
+        "use gmail.com for the form",
+        "email: send from gmail.com",
+        "git push origin main@live",
+        "tanaka@live",
+    ],
+)
+def test_mail_providers_in_work_talk_are_not_addresses(text: str) -> None:
+    assert "contact.email" not in rules(text)
+
+
 def test_a_spaced_out_address_is_masked_whole_in_the_original() -> None:
     text = "メールは t a n a k a ＠ g m a i l . c o m です"
     spans = {text[f.start:f.end] for f in SCANNER.scan(text) if f.rule == "contact.email"}
