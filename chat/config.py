@@ -100,7 +100,7 @@ class Settings:
     moderation_policy: str = ""  # empty: the packaged default policy
     moderation_allow_domains: tuple[str, ...] = ()
     moderation_allow_phrases: tuple[str, ...] = ()
-    moderation_history: int = 5
+    moderation_history: int = 12
     # --- notifications (docs/notifications.md)
     notify_enabled: bool = True
     notify_event_secret: Secret = Secret("")  # noqa: RUF009 - HMAC key for signed events

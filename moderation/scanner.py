@@ -3,8 +3,9 @@
 Theory of operation: the current message and up to `MAX_HISTORY` previous messages of the
 same sender are joined with ``\\n`` into one text, so a phone number, email or ID spread
 over several messages reads as one. Split evasions are short fragments, so a previous
-message contributes only its last `HISTORY_TAIL_CHARS` characters, and a longer one ends the
-look-back: a scan costs about the same whatever the sender wrote before.  Each detector reports hits on a normalized view; hits
+message contributes only its last `HISTORY_TAIL_CHARS` characters, a longer one ends the
+look-back, and so does `HISTORY_BUDGET_CHARS` of them in all: a scan costs about the same
+whatever the sender wrote before.  Each detector reports hits on a normalized view; hits
 are mapped back to the joined original, cut at message boundaries and turned into
 `Finding` records.  Only hits that touch the current message are reported (older ones
 were reported when those messages were sent); a hit that spans messages is reported once
@@ -28,8 +29,9 @@ from moderation.normalize import base, deleet, identity, left_bounded, squeeze
 from moderation.phones import find_phones
 from moderation.rules import CUE_RULES, RULES
 
-MAX_HISTORY: Final = 5
+MAX_HISTORY: Final = 12  # a number sent digit by digit takes 10-11 messages
 HISTORY_TAIL_CHARS: Final = 64  # of each previous message, for split evasions
+HISTORY_BUDGET_CHARS: Final = 320  # of all previous messages together
 
 # Combining marks (dropped by `normalize.base`): a span takes those after its end too.
 _MARK: Final = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
@@ -88,6 +90,28 @@ def _norm_phrase(phrase: str) -> str:
     return deleet(squeeze(base(identity(phrase)))).text.strip()
 
 
+def look_back(history: Sequence[str], max_history: int) -> tuple[list[str], list[int]]:
+    """The parts of ``history`` (oldest first) joined before the current message, oldest
+    first, and where each was cut: at most ``max_history`` messages, only the last
+    `HISTORY_TAIL_CHARS` characters of each, none before a longer one, and none once
+    `HISTORY_BUDGET_CHARS` are taken."""
+    parts: list[str] = []
+    cuts: list[int] = []
+    taken = 0
+    for message in reversed(history[max(0, len(history) - max_history):]):
+        if taken >= HISTORY_BUDGET_CHARS:
+            break
+        cut = max(0, len(message) - HISTORY_TAIL_CHARS)
+        parts.append(message[cut:])
+        cuts.append(cut)
+        if cut:
+            break
+        taken += len(message)
+    parts.reverse()
+    cuts.reverse()
+    return parts, cuts
+
+
 class Scanner:
     """Finds contact exchange, off-platform deals, personal-data requests and expense demands.
 
@@ -126,16 +150,10 @@ class Scanner:
             # contributes at most its last HISTORY_TAIL_CHARS characters, and a longer one
             # ends the look-back (it was scanned whole when it was sent). So the joined text
             # stays small and the cost of a scan does not grow with the sender's history.
-            first = len(history)
-            window = [text]
-            cuts = [0]
-            for message in reversed(history[max(0, len(history) - self._max_history):]):
-                cut = max(0, len(message) - HISTORY_TAIL_CHARS)
-                window.insert(0, message[cut:])
-                cuts.insert(0, cut)
-                first -= 1
-                if cut:
-                    break
+            window, cuts = look_back(history, self._max_history)
+            first = len(history) - len(window)
+            window.append(text)
+            cuts.append(0)
             offsets = []
             pos = 0
             for message in window:

@@ -57,7 +57,7 @@ from chat.store.base import Store, Withheld
 from .findings import Finding
 from .policy import MASK_CHAR, Policy, mask
 from .queue import ReviewQueue
-from .scanner import Scanner
+from .scanner import HISTORY_TAIL_CHARS, Scanner
 
 log = logging.getLogger("tsunagu.moderation")
 
@@ -95,6 +95,15 @@ class _Recent:
         self.message_id = message_id
 
 
+def _remember(recent: deque[_Recent], entry: _Recent) -> None:
+    """Append ``entry``; a message longer than the scanner's tail ends its look-back, so
+    what came before it is never scanned again and is forgotten (a long talker's history
+    holds one message, a short one's up to ``moderation_history``)."""
+    if len(entry.body) > HISTORY_TAIL_CHARS:
+        recent.clear()
+    recent.append(entry)
+
+
 class ModerationScreener:
     def __init__(self, settings: Settings, store: Store, fanout: FanOut,
                  queue: ReviewQueue) -> None:
@@ -103,7 +112,8 @@ class ModerationScreener:
         self.fanout = fanout
         self.queue = queue
         self.scanner = Scanner(allow_domains=platform_domains(settings),
-                               allow_phrases=settings.moderation_allow_phrases)
+                               allow_phrases=settings.moderation_allow_phrases,
+                               max_history=settings.moderation_history)
         self.policy = Policy.load(settings.moderation_policy or None)
         # (thread, sender) -> that sender's recent messages in the thread
         self._recent: OrderedDict[tuple[str, str], deque[_Recent]] = OrderedDict()
@@ -120,7 +130,7 @@ class ModerationScreener:
         recent = deque(maxlen=self.settings.moderation_history)
         for msg in await self.store.history(thread, limit=50):
             if msg.sender == sender and msg.kind == "user" and msg.deleted_at is None:
-                recent.append(_Recent(msg.client_msg_id, msg.body, msg.id))
+                _remember(recent, _Recent(msg.client_msg_id, msg.body, msg.id))
         self._recent[key] = recent
         if len(self._recent) > HISTORY_CACHE:
             self._recent.popitem(last=False)
@@ -169,7 +179,7 @@ class ModerationScreener:
             entries = [e for e in recent if e.key != client_msg_id]
         else:
             entries = list(recent)
-            recent.append(_Recent(client_msg_id, body))
+            _remember(recent, _Recent(client_msg_id, body))
         history = [e.body for e in entries]
         findings = self.scanner.scan(body, history)
         decision = self.policy.decide(findings, stage=stage, sender_role=sender_role)

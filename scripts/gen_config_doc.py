@@ -147,8 +147,11 @@ MEANINGS: dict[str, str] = {
                                 "comma-separated in the environment (a list in the TOML "
                                 "file). Matched after normalization; a finding inside an "
                                 "allowed phrase is dropped.",
-    "moderation_history": "How many earlier messages of the thread moderation looks at "
-                          "(to catch details split over several messages).",
+    "moderation_history": "How many of the sender's earlier messages in the thread "
+                          "moderation looks at, to catch details split over several "
+                          "messages (12: a phone number sent digit by digit). Only their "
+                          "last 64 characters, 320 in all, and none before a message "
+                          "longer than 64 characters.",
     "demo": "**Development only: never turn it on in production.** Creates a demo contract "
             "thread and serves `/demo`, a page that mints tokens for the demo users (client, "
             "worker, moderator) to **anybody who opens it**. Also `serve --demo`. "

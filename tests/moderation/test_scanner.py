@@ -2,7 +2,7 @@ import pytest
 
 from moderation.findings import CONTACT, DEAL, EXPENSE, PII, Finding, make_finding
 from moderation.policy import mask
-from moderation.scanner import Scanner
+from moderation.scanner import HISTORY_BUDGET_CHARS, HISTORY_TAIL_CHARS, Scanner, look_back
 
 SCANNER = Scanner(allow_domains=["example-platform.jp"], allow_phrases=["LINE Pay"])
 
@@ -373,6 +373,27 @@ def test_history_window_takes_only_the_tail_of_a_long_previous_message() -> None
     assert long_first[first.start:first.end] == "090"
     # Fragments further back than a long message are not joined (it ended the look-back).
     assert Scanner().scan("1234", ["090", long_first.replace("090", "です"), "5555"]) == []
+
+
+def test_a_number_sent_digit_by_digit_is_caught() -> None:
+    digits = "09012345678"
+    history = ("電話番号です", *digits[:-1])
+    phone = [f for f in SCANNER.scan(digits[-1], history) if f.rule == "contact.phone"]
+    assert {f.message_index for f in phone} == set(range(1, len(digits) + 1))
+
+
+def test_the_look_back_stops_after_its_budget_of_characters() -> None:
+    """Short messages are joined until HISTORY_BUDGET_CHARS of them are taken: a scan's
+    cost stays bounded however chatty the sender was."""
+    short = "x" * (HISTORY_TAIL_CHARS - 1)
+    history = ["090", *[short] * 11]
+    parts, cuts = look_back(history, 12)
+    assert parts == [short] * (HISTORY_BUDGET_CHARS // len(short) + 1)
+    assert cuts == [0] * len(parts)
+    # Within the budget, every message up to max_history; a longer one ends it, cut.
+    assert look_back(["a", "b", "c"], 2) == (["b", "c"], [0, 0])
+    long = "y" * (HISTORY_TAIL_CHARS + 10)
+    assert look_back(["a", long, "b"], 12) == (["y" * HISTORY_TAIL_CHARS, "b"], [10, 0])
 
 
 # ---- messenger IDs: the span covers the ID, so masking hides it ---------------------------
