@@ -253,6 +253,12 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             # one's own address or phone, not the thread ("個人のメールに送ってください")
             r"|(?:個人|プライベート|私用)の(?:メール|アドレス|メアド|携帯|電話)(?:に|へ|まで|で)"
             r"|(?:私|僕|自分)の(?:メール|アドレス|メアド)(?:に|へ|まで)"
+            # one's own website's contact form ("私のHPのお問い合わせフォームからご連絡ください")
+            r"|(?:私|僕|自分|弊社|当社|うち)の(?:HP|ＨＰ|ホームページ|サイト|ウェブサイト|Webサイト)"
+            r"(?:の)?(?:お?問い?合わせ(?:フォーム)?|フォーム)(?:から|より|で)(?:ご)?"
+            r"(?:連絡|依頼|相談|お問い?合わせ)|"
+            + _a(r"(?:contact|reach|message|email)\s+(?:me|us)\s+(?:through|via|on|using)\s+"
+                 r"(?:my|our)\s+(?:website|site|web ?page|contact form|portfolio site)")
         ),
         # ("faster than this chat" is leaving it)
         block=_c(r"(?<!than )here|on the platform|(?<!than )this chat|プラットフォーム|"
@@ -298,7 +304,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             r"受け付|承))|(?:運営|プラットフォーム|システム|ここ|こちら)を"
             r"(?:通さ|介さ|通す?と手間|使わ)|外部で(?:契約|取引|やり取り|お?支払)|"
             r"外で(?:相談|やり取り|契約|取引|お?払|お?支払)|運営に(?:見られ|バレ|ばれ|内緒)|"
-            r"別の場所|個人的に(?:契約|取引|お?支払|依頼)|契約し直|"
+            r"別の場所|個人的に(?:契約|取引|お?支払|依頼|やり取り|やりとり|連絡)|契約し直|"
             r"個人間で(?:の)?(?:やり取り|やりとり|契約|取引|お?支払)|"
             r"個人で(?:の)?(?:契約|取引)し(?:ませんか|ましょう)"
         ),
@@ -527,6 +533,19 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         window=80,
         refusable=False,
         wide_block=_WORK_PAGE,
+    ),
+    CueRule(
+        # A fee to be paid first: the advance-fee scam ("手数料を先に振り込んでください").
+        "expense.upfront_fee",
+        _c(
+            r"手数料(?:を|の|は|として)?(?:先に|事前に|前もって|まず)(?:お)?"
+            r"(?:振り?込ん?で|振込|支払って|支払い|払って|送金して|入金して)"
+            r"(?:ください|下さい|お願い|いただ|頂|ほしい|欲しい)|"
+            + _a(r"pay (?:a|the) (?:small |one-time )?(?:processing |handling |admin )?fee "
+                 r"(?:first|upfront|up front|in advance|before (?:you|we) (?:start|begin))")
+        ),
+        block=_EXPENSE_BLOCK,
+        refusable=False,
     ),
     CueRule(
         # Everyday words that are a fee only next to a price: "our style course ($79)".

@@ -136,6 +136,10 @@ def test_phone_variants(text: str) -> None:
         "Gmailに直接送ってもらえますか",
         "電話してもいいですか？番号はプロフィールに書いてあります",
         "ここだと話しにくいので別のアプリで",
+        "ｌｉｎｅ ＩＤ：ｔａｎａｋａ",
+        "ラインやってる？",
+        "ご依頼の件、私のHPのお問い合わせフォームからご連絡ください",
+        "Please contact me through my website instead",
     ],
 )
 def test_contact_exchange(text: str) -> None:
@@ -184,6 +188,7 @@ def test_work_talk_near_those_cues_is_not_reported(text: str) -> None:
         "このサイト経由だと高いので別の方法で払います",
         "契約をキャンセルして、個別にお支払いします",
         "ココナラ以外でも依頼できますよ",
+        "個人的にやり取りしたいです",
     ],
 )
 def test_off_platform_deal(text: str) -> None:
@@ -275,6 +280,8 @@ def test_phone_request_gets_both_labels() -> None:
         "紹介した人数に応じて報酬がアップします。まずは会員登録（有料）を",
         "Buy the equipment kit from our store before you begin, we'll refund it later",
         "作業に必要なソフトは各自ご購入ください（約2万円）",
+        "手数料を先に振り込んでください",
+        "You need to pay a small processing fee first",
     ],
 )
 def test_expense_demand(text: str) -> None:
@@ -303,6 +310,14 @@ def test_expense_demand(text: str) -> None:
         "The invoice lists the office phone of our company.",
         "Contact us at info@example-platform.jp for support.",
         "LINE Pay のロゴをバナーに入れてください",
+        "ラインやってる途中です",
+        "個人的に気に入っています",
+        "個人的に連絡するのは控えます",
+        "手数料は先に差し引かれます",
+        "手数料を先にお支払いします",
+        "サイトのお問い合わせフォームを作ってください",
+        "お問い合わせフォームから連絡が来たら通知されるようにしてください",
+        "Please add a contact form to our website",
     ],
 )
 def test_hard_negatives_stay_clean(text: str) -> None:
