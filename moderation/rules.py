@@ -183,7 +183,8 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"may i (?:have|get)|need|let me (?:have|know)")
             + r"\s+(?:me\s+)?(?:your|ur)\s+(?:personal\s+|private\s+|direct\s+)?"
             r"(?:e-?mail|email address|handle|user ?name|id|contact(?: details| info)?|skype|"
-            r"line|whatsapp|telegram|discord|instagram|insta|socials?|メールアドレス|メアド)"
+            r"line|whatsapp|telegram|discord|instagram|insta|ig|fb|tg|snap(?:chat)?|wechat|"
+            r"kakao|socials?|メールアドレス|メアド)(?![a-z0-9])"
             r"|(?:メール(?:アドレス)?|メアド|アカウント名|ユーザー名|LINE\s?ID|連絡先)"
             r"(?:だけ|も|の方)?を?\s*(?:教えて|お知らせ|お教え|伺え|お送りください|送って)"
             # Proposed, not declined ("連絡先の交換は不要です"; "Do not exchange contact
@@ -204,9 +205,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             _a(r"what'?s|what is|send|share|give|can i (?:have|get)|could i (?:have|get)|"
               r"may i (?:have|get)|need|tell me|let me (?:have|know)|drop")
             + r"[^.?!\n。]{0,20}(?:your|ur)\s+(?:personal |private |mobile |cell )?"
-            r"(?:phone|mobile|cell|telephone|whatsapp number|電話番号|携帯)"
+            r"(?:phone|mobile|cell|telephone|whatsapp number|digits|電話番号|携帯)"
             r"|(?:電話番号|携帯番号|携帯電話|ケータイ|お電話番号|電話)(?:だけ|も|と[^。\n]{0,15})?を?\s*"
-            r"(?:教えて|お知らせ|お教え|お願い|送って|いただけ|頂け|伺え)"
+            r"(?:教えて|お知らせ|お教え|お願い|送って|いただけ|頂け|伺え|お伺い|伺って|お聞き)"
             # the phone, then the number ("電話で話したほうが早いので、番号教えてもらえますか")
             r"|お?電話(?:で|の方が|のほうが)[^。\n]{0,20}番号(?:だけ|も)?を?\s*"
             r"(?:教えて|お知らせ|お教え|伺え)"
@@ -217,7 +218,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         "contact.pointer",
         _c(
-            _a(r"e-?mail|contact(?: details| info)?|number|address|id|handle")
+            _a(r"e-?mail|contact(?: details| info)?|number|address|id|handle|mine")
             + r"\s+(?:address\s+)?is\s+(?:in|on)\s+"
             + r"[^.\n]{0,25}?" + W(r"pdf|attach\w*|file|profile|bio|portfolio|website|site|cv|"
                                    r"resume|image|picture|signature")
@@ -246,10 +247,13 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"write\s+me(?!\s+(?:here|on here))(?!\s+(?:a|an|the|some|up)\s+"
               r"(?!(?:e-?mail|mail|message|line|note|text)\b))|"
               r"(?:write|message|contact|reach)\s+me\s+(?:there|at|via|by)|"
-              r"(?:continue|talk|chat|discuss|communicate|move|switch)\s+(?:this\s+)?"
+              r"(?:continue|continuing|talk|talking|chat|chatting|discuss|communicate|"
+              r"communicating|move|switch)\s+(?:this\s+)?"
               r"(?:by|via|over|to)\s+(?:e-?mail|phone|sms|text)")
             + r"|(?:ショートメール|ＳＭＳ|SMS|お電話|メール)(?:で|に|を)?(?:お願い|ください|下さい|"
             r"ご連絡|連絡|やり取り|やりとり|お話|話し)"
+            # a call proposed ("電話で話しませんか"), not one reported ("電話で話した内容")
+            r"|(?<!お)電話で(?:お)?(?:話し|相談し|打ち合わせし|連絡し)(?:ませんか|ましょう|たい)"
             # one's own address or phone, not the thread ("個人のメールに送ってください")
             r"|(?:個人|プライベート|私用)の(?:メール|アドレス|メアド|携帯|電話)(?:に|へ|まで|で)"
             r"|(?:私|僕|自分)の(?:メール|アドレス|メアド)(?:に|へ|まで)"
@@ -293,6 +297,8 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"(?:close|cancel) (?:this|the) (?:contract|order) and|payment outside|"
               r"(?:cut out|skip|without|lose|drop) the middle ?(?:man|men)|"
               r"side deal|deal on the side|keep (?:it|this) between us|"
+              r"take (?:this|the|our) (?:conversation|chat|discussion|talk) (?:to )?(?:somewhere|"
+              r"elsewhere|offline|outside|private)|"
               r"(?:no need to|don'?t|do not) (?:involve|tell|notify) (?:the )?(?:site|platform|"
               r"marketplace|" + lx.MARKETPLACES + ")|"
               r"pay (?:you )?[^.\n]{0,25}(?:another|some other|a different) way"
@@ -355,6 +361,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             _a(r"(?:rest|remaining|remainder|balance)\b[^.\n]{0,30}separately|"
               r"separately\s+(?:pay|send)")
             + r"|別途(?:お)?(?:振り?込|支払|払)"
+            r"|残り(?:は|を|の分は?)?別(?:で|に|の形で)(?:お)?(?:振り?込|支払|払|送金|お渡し)"
         ),
         block=_c(lx.ON_PLATFORM + r"|追加契約|追加払い|オプション"),
     ),
@@ -495,6 +502,14 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         window=60,
     ),
     CueRule(
+        # The code asked for as it arrives ("What's the verification code you just got?").
+        "pii.one_time_code",
+        _c(_a(r"what'?s the (?:\w+ )?code (?:you|that you) (?:just )?(?:got|received|were sent)")
+           + r"|(?:届いた|受け取った|送られてきた)(?:認証|確認)?(?:コード|番号)(?:を|は)"
+           r"[^。\n]{0,10}(?:教えて|送って|お知らせ|何)"),
+        block=_c(r"\b(?:ui|screen|field|form|design)\b|画面|デザイン|欄|実装"),
+    ),
+    CueRule(
         "pii.card",
         _c(
             _a(r"credit card|card number|card details|debit card|cvv|cvc|expiry date|"
@@ -593,7 +608,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             + r"|" + _a(r"join (?:our|my|the) business network")
             + r"|紹介者経由|ダウンライン|紹介料が入|紹介するだけで|ネットワークビジネス|"
             r"ビジネスネットワークに(?:参加|入|登録)|紹介(?:した|する)?人数に応じて|"
-            r"紹介(?:すると|すれば|するたびに|1人につき|一人につき)[^。\n]{0,10}(?:報酬|紹介料|ボーナス)"
+            r"紹介(?:すると|すれば|するたびに|1人につき|一人につき)[^。\n]{0,10}(?:報酬|紹介料|ボーナス)|"
+            r"(?:紹介者|友達|友人|知り合い)を?\s*[0-9０-９一二三四五六七八九十]+人[^。\n]{0,10}"
+            r"(?:集め|紹介|誘)[^。\n]{0,15}(?:報酬|紹介料|ボーナス|倍|アップ|昇格)"
         ),
         # the referral scheme is what the worker builds or writes about
         block=_c(W(r"features?|users?|customers?|copy|landing page|campaign|referral "

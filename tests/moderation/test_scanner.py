@@ -140,6 +140,12 @@ def test_phone_variants(text: str) -> None:
         "ラインやってる？",
         "ご依頼の件、私のHPのお問い合わせフォームからご連絡ください",
         "Please contact me through my website instead",
+        "hit me up on the app with the green icon",
+        "whats ur ig",
+        "drop your digits",
+        "I prefer communicating by email, mine is on my profile",
+        "電話で話しませんか",
+        "お電話番号をお伺いしてもよろしいでしょうか",
     ],
 )
 def test_contact_exchange(text: str) -> None:
@@ -189,6 +195,8 @@ def test_work_talk_near_those_cues_is_not_reported(text: str) -> None:
         "契約をキャンセルして、個別にお支払いします",
         "ココナラ以外でも依頼できますよ",
         "個人的にやり取りしたいです",
+        "let's take this conversation to somewhere more private",
+        "評価のために低い金額で契約して、残りは別で払います",
     ],
 )
 def test_off_platform_deal(text: str) -> None:
@@ -213,6 +221,8 @@ def test_off_platform_deal(text: str) -> None:
         "What's your mother's maiden name?",
         "顔写真を送ってください",
         "Please send a photo of your face for our records",
+        "What's the verification code you just received?",
+        "届いた認証コードを教えてください",
     ],
 )
 def test_personal_data_request(text: str) -> None:
@@ -282,6 +292,7 @@ def test_phone_request_gets_both_labels() -> None:
         "作業に必要なソフトは各自ご購入ください（約2万円）",
         "手数料を先に振り込んでください",
         "You need to pay a small processing fee first",
+        "紹介者を3人集めると報酬が倍になります",
     ],
 )
 def test_expense_demand(text: str) -> None:
@@ -318,6 +329,16 @@ def test_expense_demand(text: str) -> None:
         "サイトのお問い合わせフォームを作ってください",
         "お問い合わせフォームから連絡が来たら通知されるようにしてください",
         "Please add a contact form to our website",
+        "電話で話した内容をまとめます",
+        "the ig feed layout needs work",
+        "the verification code field should accept 6 digits",
+        "what's the verification code length in the spec?",
+        "残りは別のページに載せます",
+        "友達を3人招待する機能を実装してください",
+        "We should take the discussion to the kickoff meeting",
+        "The design feels more private with the dark theme",
+        "Where can I find somewhere private to host the files?",
+        "届いた確認コードを入力する画面を作ります",
     ],
 )
 def test_hard_negatives_stay_clean(text: str) -> None:
