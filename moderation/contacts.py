@@ -37,7 +37,9 @@ _PROVIDERS: Final = (
 )
 _AT_PROVIDER: Final = re.compile(
     r"(?<![A-Za-z0-9._%+\-])(?P<local>[A-Za-z0-9](?:[A-Za-z0-9._%+\-]*[A-Za-z0-9_])?)"
-    r"@(?P<provider>" + _PROVIDERS + r")(?![A-Za-z0-9\-@]|\.[A-Za-z0-9])",
+    r"@(?P<provider>" + _PROVIDERS + r")(?![A-Za-z0-9\-@]|\.[A-Za-z0-9])"
+    # the rest spelled with spaces ("gmail com", "yahoo co jp"): an address for sure
+    r"(?P<tld>\s+(?:com|net|co\s+jp|ne\s+jp|jp)(?![A-Za-z0-9]))?",
     re.IGNORECASE,
 )
 # After a bare " at ", only providers that are nothing but mail services, and not after an
@@ -73,6 +75,10 @@ _MAIL_CUE: Final = re.compile(
     r"(?<![a-z])(?:e-?mail|mail|address|addr)(?![a-z])|メアド|めあど|メール|アドレス"
 )
 _ACCOUNT_LIKE: Final = re.compile(r"[0-9._]")
+_WORDY: Final = re.compile(r"[^\W_]")  # a letter or digit of any script
+_POLITE: Final = re.compile(
+    r"(?i)\b(?:please|pls|plz|thanks|thank you|thx)\b|です|まで|でお願いします|にお願いします"
+    r"|お願いします|よろしく")
 _PLACEHOLDER_LOCAL: Final = frozenset(
     "example test user name yourname your.name you me foo bar baz sample dummy noreply "
     "no-reply email mail someone somebody john.doe jane.doe jdoe xxx abc info.example".split()
@@ -167,24 +173,44 @@ def _emails_between(view: nz.View, lo: int, hi: int, allow: frozenset[str]) -> l
 
 def _provider_addresses(view: nz.View, *, weak: bool) -> list[Hit]:
     """``local@provider`` with no top-level domain (see `_AT_PROVIDER`). ``weak``: the "@"
-    may be a rewritten bare " at ", so no `_NOT_LOCAL` word before it, and a provider of
-    `_WEAK_PROVIDERS` unless the name looks like an account (`_ACCOUNT_LIKE`)."""
+    may be a rewritten bare " at ", so no `_NOT_LOCAL` word before it, a provider of
+    `_WEAK_PROVIDERS` unless the name looks like an account (`_ACCOUNT_LIKE`), and a mail
+    word in the text (`_MAIL_CUE`) or nothing else on its line, unless it does ("the SMTP
+    relay at gmail rejects large files" is work talk)."""
     hits: list[Hit] = []
     text = view.text
+    cue: bool | None = None
     for lo, hi in _tokens_with(text, "@"):
-        for m in _AT_PROVIDER.finditer(text, lo, hi):
+        # (a little past the token: the rest may follow, spelled with spaces)
+        for m in _AT_PROVIDER.finditer(text, lo, hi + 8):
+            if m.start() >= hi:
+                break
             local = m.group("local").lower()
             if local in _PLACEHOLDER_LOCAL:
                 continue
             provider = m.group("provider").lower()
-            named = _ACCOUNT_LIKE.search(local) is not None and len(local) >= 3
+            named = (_ACCOUNT_LIKE.search(local) is not None and len(local) >= 3) or bool(
+                m.group("tld"))
             if weak and (local in _NOT_LOCAL or len(local) < 3
                          or (provider not in _WEAK_PROVIDERS and not named)):
                 continue
             if provider == "live" and not named:  # "main@live": a word too
                 continue
+            if weak and not named:
+                if cue is None:
+                    cue = _MAIL_CUE.search(text.lower()) is not None
+                if not cue and not _alone_on_its_line(text, m.start(), m.end()):
+                    continue
             hits.append(Hit("contact.email", view, m.start(), m.end()))
     return hits
+
+
+def _alone_on_its_line(text: str, start: int, end: int) -> bool:
+    """Nothing but whitespace and punctuation around ``text[start:end]`` on its line."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    rest = text[line_start:start] + text[end:len(text) if line_end < 0 else line_end]
+    return _WORDY.search(_POLITE.sub("", rest)) is None
 
 
 def _provider_domains(view: nz.View, low: str) -> list[Hit]:

@@ -42,7 +42,8 @@ def test_email_variants(text: str) -> None:
         ("tanaka(at)gmail でお願いします", "tanaka(at)gmail"),
         ("tanakaアットgmail", "tanakaアットgmail"),
         ("送り先: tanaka@gmail", "tanaka@gmail"),
-        ("send it to tanaka at gmail com", "tanaka at gmail"),
+        ("send it to tanaka at gmail com", "tanaka at gmail com"),
+        ("tanaka at gmail please", "tanaka at gmail"),
         ("kota_77 at outlook", "kota_77 at outlook"),
         # No "@" at all: an account name before a provider's own domain.
         ("メアドは tanaka gmail.com です", "tanaka gmail.com"),
@@ -74,6 +75,8 @@ def test_an_address_at_a_mail_provider_split_over_messages() -> None:
         "email: send from gmail.com",
         "git push origin main@live",
         "tanaka@live",
+        # a bare " at " and a plain word, with no mail word near: work talk
+        "The SMTP relay at gmail rejects large attachments",
     ],
 )
 def test_mail_providers_in_work_talk_are_not_addresses(text: str) -> None:
@@ -339,6 +342,7 @@ def test_expense_demand(text: str) -> None:
         "The design feels more private with the dark theme",
         "Where can I find somewhere private to host the files?",
         "届いた確認コードを入力する画面を作ります",
+        "個人的に連絡をいただくのは困ります",
     ],
 )
 def test_hard_negatives_stay_clean(text: str) -> None:
