@@ -410,16 +410,23 @@ _EN_WORDS: Final = {
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
 }
 _EN_ALT: Final = "|".join(sorted(_EN_WORDS, key=len, reverse=True))
-_EN_TOKEN: Final = re.compile(r"(?i)\b(?:" + _EN_ALT + r")\b")
+# A run of number words, digits mixed in ("zero nine zero 1234 5678", "0 nine 0 1 2 …"):
+# every run starts with a word (see `_number_word_runs`).
 _EN_RUN: Final = re.compile(
-    r"(?i)(?<![A-Za-z])(?:(?:" + _EN_ALT + r")(?![A-Za-z])[\s,\-.]*){3,}"
+    r"(?i)(?<![A-Za-z])(?:" + _EN_ALT + r")(?![A-Za-z])[\s,\-.]*"
+    r"(?:(?:(?:" + _EN_ALT + r")(?![A-Za-z])|[0-9]+(?![A-Za-z]))[\s,\-.]*){2,}"
 )
-_O_AS_ZERO: Final = re.compile(r"(?<![A-Za-z])[0-9oO](?:[\s\-]?[0-9oO]){2,}(?![A-Za-z])")
-# Necessary for a rewrite by `_O_AS_ZERO` (two digits with only O's between them).
-_O_AS_ZERO_HINT: Final = re.compile(r"[0-9](?:[\s\-]?[oO])*[\s\-]?[0-9]")
-# Also necessary (a rewritten run holds an O next to a digit), and rarer in plain text.
+_EN_OR_DIGITS: Final = re.compile(r"(?i)\b(?:" + _EN_ALT + r")\b|[0-9]+")
+# Letters for digits in a run of digits: O for 0, I, l and | for 1 ("O9O-I234-5678").
+_O_AS_ZERO: Final = re.compile(
+    r"(?<![A-Za-z])[0-9oOIl|](?:[\s\-]?[0-9oOIl|]){2,}(?![A-Za-z])"
+)
+# Necessary for a rewrite by `_O_AS_ZERO` (two digits with only such letters between them).
+_O_AS_ZERO_HINT: Final = re.compile(r"[0-9](?:[\s\-]?[oOIl|])*[\s\-]?[0-9]")
+# Also necessary (a rewritten run holds such a letter next to a digit), and rarer in plain
+# text.
 _O_NEXT_TO_DIGIT: Final = re.compile(
-    r"[oO](?:(?<=[0-9][oO])|(?<=[0-9][\s\-][oO])|(?=[\s\-]?[0-9]))"
+    r"[oOIl|](?:(?<=[0-9].)|(?<=[0-9][\s\-].)|(?=[\s\-]?[0-9]))"
 )
 # A number word not preceded or followed by a letter: where an `_EN_RUN` match can start.
 _EN_HINT: Final = re.compile(
@@ -500,17 +507,22 @@ _ODD_FOLDS: Final = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", 
 
 
 def _english(m: re.Match[str]) -> str:
-    tokens = [t.translate(_ODD_FOLDS).lower() for t in _EN_TOKEN.findall(m.group())]
-    if sum(1 for t in tokens if t not in ("o", "oh")) < 2:
+    tokens = [t.translate(_ODD_FOLDS).lower() for t in _EN_OR_DIGITS.findall(m.group())]
+    words = sum(1 for t in tokens if not t[0].isdigit() and t not in ("o", "oh"))
+    digits = sum(len(t) for t in tokens if t[0].isdigit())
+    if words < 1 or words + digits < 2 or (digits and words + digits < 3):
         return m.group()
-    return "".join(_EN_WORDS[t] for t in tokens) + " "
+    return "".join(t if t[0].isdigit() else _EN_WORDS[t] for t in tokens) + " "
+
+
+_AS_DIGITS: Final = str.maketrans("oOIl|", "00111")
 
 
 def _o_zero(m: re.Match[str]) -> str:
     s = m.group()
     if sum(c.isdigit() for c in s) < 2:
         return s
-    return s.replace("o", "0").replace("O", "0")
+    return s.translate(_AS_DIGITS)
 
 
 def digits(view: View, low: str | None = None) -> View:

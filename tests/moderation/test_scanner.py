@@ -104,6 +104,9 @@ def test_a_spaced_out_address_at_an_allowed_domain_is_left_alone() -> None:
         "my cell is zero nine zero one two three four five six seven eight",
         # Dotless ı / long ſ match under IGNORECASE but lower() keeps them (used to crash).
         "call me: zero nıne zero one two three four fıve ſix seven eight",
+        "call me 0 nine 0 1 2 3 4 5 6 7 8",
+        "my number: O9O-I234-5678",
+        "zero nine zero 1234 5678",
     ],
 )
 def test_phone_variants(text: str) -> None:
@@ -343,6 +346,10 @@ def test_expense_demand(text: str) -> None:
         "Where can I find somewhere private to host the files?",
         "届いた確認コードを入力する画面を作ります",
         "個人的に連絡をいただくのは困ります",
+        "Version one, 2, 3 and four are done",
+        "Use l10n and i18n libraries",
+        "I have one 15 minute call at 3",
+        "The file list has I 2 3 items",
     ],
 )
 def test_hard_negatives_stay_clean(text: str) -> None:
