@@ -79,6 +79,38 @@ PING = _Ping()
 DRAIN = _Drain()
 _NOT_FOLLOWED: frozenset[str] = frozenset()  # shared until a thread is joined after hello
 
+
+class _MessageFrames:
+    """The ``message`` frames of the message being fanned out, one per kind of viewer.
+
+    A message's view depends on its viewer only through whether they sent it (their
+    client_msg_id; the masked body for the others; their side of moderation's warnings)
+    and, when moderation spoke, their locale. A published message reaches its thread's
+    connections one after another in the same step of the loop, so the frame is rendered
+    once per kind of viewer instead of once per connection (in a team thread of ten,
+    twice instead of ten times). Holding the message keeps its identity from being reused.
+    """
+
+    __slots__ = ("frames", "message")
+
+    def __init__(self) -> None:
+        self.message: Message | None = None
+        self.frames: dict[tuple[bool, str | None], str] = {}
+
+    def frame(self, msg: Message, user: str, locale: str) -> str:
+        if msg is not self.message:
+            self.message = msg
+            self.frames = {}
+        key = (user == msg.sender, locale if msg.moderation is not None else None)
+        text = self.frames.get(key)
+        if text is None:
+            text = self.frames[key] = encode(
+                {"type": "message", "message": msg.view(user, locale=locale)})
+        return text
+
+
+_message_frames = _MessageFrames()
+
 Outbound = str | Event | Sync | _Ping | _Drain
 
 
@@ -423,9 +455,7 @@ class Connection:
         self._out.append(frame)
 
     def _push_message(self, msg: Message) -> None:
-        self._emit(
-            encode({"type": "message", "message": msg.view(self.user, locale=self.identity.locale)})
-        )
+        self._emit(_message_frames.frame(msg, self.user, self.identity.locale))
         self.cursors[msg.thread] = msg.seq
         brief = self.threads.get(msg.thread)
         if brief is not None and msg.seq > brief.last_seq:
