@@ -153,6 +153,11 @@ _WORK_PAGE = _c(
     + r"|(?:案内|告知|紹介|募集|販売|申込|申し込み|ランディング)ページ"
     # a page the worker makes ("講座ページのバナーを作成します。オンライン講座 4,980円")
     r"|ページ(?:の(?:バナー|デザイン|レイアウト)|を(?:作成|制作|デザイン|更新|修正))"
+    # an announcement the worker makes of the plan ("月額980円のプランの告知バナーを作って")
+    r"|(?:プラン|会員|講座|セミナー|サロン|コース)の(?:告知|案内|紹介|募集|販売|宣伝)(?:用の?)?"
+    r"(?:バナー|チラシ|画像|ページ|記事|投稿|動画|メール|LP|ＬＰ)"
+    + "|" + _a(r"(?:banner|flyer|ad|post|email|video)s? (?:for|announcing|promoting) (?:the|our|a) "
+               r"(?:new )?(?:plan|course|membership|program(?:me)?|subscription)")
 )
 
 CUE_RULES: Final[tuple[CueRule, ...]] = (

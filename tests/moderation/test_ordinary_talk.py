@@ -631,8 +631,9 @@ def test_an_ordinary_word_is_no_id(en_text: str) -> None:
         # X beside a Y coordinate is no app, X with a handle is
         ("follow me on X: kota_77", "contact.messenger_id", "kota_77"),
         ("my X handle is kota_77, Y is my friend", "contact.messenger_id", "kota_77"),
-        # a format example exempts a company number only, and not one's own
-        ("電話番号の表示形式は090-1234-5678のようにしてください。", "contact.phone", "090-1234-5678"),
+        # a format example exempts a company number or a mobile number that is an obvious
+        # dummy (…-1234-5678), and not one's own
+        ("電話番号の表示形式は090-5521-3390のようにしてください。", "contact.phone", "090-5521-3390"),
         ("私の電話番号は03-1234-5678です", "contact.phone", "03-1234-5678"),
         # a package the worker must buy is no work package
         ("Buy the starter package of 5 courses for $199 first", "expense.upfront_fee",

@@ -107,6 +107,7 @@ def test_a_spaced_out_address_at_an_allowed_domain_is_left_alone() -> None:
         "call me 0 nine 0 1 2 3 4 5 6 7 8",
         "my number: O9O-I234-5678",
         "zero nine zero 1234 5678",
+        "my number is 090-1234-5678, use it as test data",
     ],
 )
 def test_phone_variants(text: str) -> None:
@@ -299,6 +300,7 @@ def test_phone_request_gets_both_labels() -> None:
         "手数料を先に振り込んでください",
         "You need to pay a small processing fee first",
         "紹介者を3人集めると報酬が倍になります",
+        "作業を始める前に有料プラン（月額980円）に登録してください。バナー制作はその後です。",
     ],
 )
 def test_expense_demand(text: str) -> None:
@@ -350,6 +352,11 @@ def test_expense_demand(text: str) -> None:
         "Use l10n and i18n libraries",
         "I have one 15 minute call at 3",
         "The file list has I 2 3 items",
+        "The phone number field should accept 090-1234-5678 format.",
+        "電話番号の表示形式は090-1234-5678のようにしてください。",
+        "Test data: 090-1234-5678",
+        "月額980円のプランの告知バナーを作ってください。",
+        "Please design a banner for the new plan ($9.99 a month).",
     ],
 )
 def test_hard_negatives_stay_clean(text: str) -> None:
