@@ -154,10 +154,13 @@ _WORK_PAGE = _c(
     # a page the worker makes ("講座ページのバナーを作成します。オンライン講座 4,980円")
     r"|ページ(?:の(?:バナー|デザイン|レイアウト)|を(?:作成|制作|デザイン|更新|修正))"
     # an announcement the worker makes of the plan ("月額980円のプランの告知バナーを作って")
-    r"|(?:プラン|会員|講座|セミナー|サロン|コース)の(?:告知|案内|紹介|募集|販売|宣伝)(?:用の?)?"
-    r"(?:バナー|チラシ|画像|ページ|記事|投稿|動画|メール|LP|ＬＰ)"
-    + "|" + _a(r"(?:banner|flyer|ad|post|email|video)s? (?:for|announcing|promoting) (?:the|our|a) "
-               r"(?:new )?(?:plan|course|membership|program(?:me)?|subscription)")
+    # (led by the rarer words, the plan's noun checked behind them: fast to search)
+    r"|(?:告知|案内|紹介|募集|販売|宣伝)(?:(?<=プランの..)|(?<=会員の..)|(?<=講座の..)"
+    r"|(?<=サロンの..)|(?<=コースの..)|(?<=セミナーの..))"
+    r"(?=(?:用の?)?(?:バナー|チラシ|画像|ページ|記事|投稿|動画|メール|LP|ＬＰ))"
+    # (no word boundary before: a pattern led by literals is searched fast)
+    + r"|(?:banner|flyer|post|email|video)s? (?:for|announcing|promoting) (?:the|our|a) "
+    r"(?:new )?(?:plan|course|membership|program(?:me)?|subscription)"
 )
 
 CUE_RULES: Final[tuple[CueRule, ...]] = (
