@@ -93,3 +93,15 @@ def test_only_the_cased_messenger_rule_runs_on_every_text() -> None:
     ordinary talk halved the day that happened. Spell such alternatives out."""
     always = [(i, sc.CUE_RULES[i].rule) for i in sc._GATE._always]
     assert always == [(1, "contact.messenger")]  # LINE / X, matched case-sensitively
+
+
+def test_wide_blocks_keep_few_literal_prefixes() -> None:
+    """A wide block is searched over the whole scanned text whenever its rule's anchor fires,
+    as one regex alternation of its literal prefixes (`Prefiltered`), which `re` tries one
+    by one: a block whose alternatives expand to hundreds of prefixes cost 5k instructions
+    per message on the dev set (BENCHMARKS.md, eighth session)."""
+    wide = {id(r.wide_block): r.wide_block for r in sc.CUE_RULES if r.wide_block is not None}
+    assert wide
+    for pattern in wide.values():
+        prefixes = literal_prefixes(pattern.pattern)
+        assert prefixes is not None and len(prefixes) <= 60, len(prefixes or ())
