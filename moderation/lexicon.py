@@ -78,7 +78,11 @@ APPS: Final = (
     + _after(("on", "via", "over", "in", "to", "use", "using", "my", "your", "our", "ur"))
     + _WORD_APPS
     + r"|" + _WORD_APPS[:-len("(?![a-z0-9])")] + r"(?=\s*(?:id|handle|user ?name)(?![a-z]))|"
-    r"green app|app with the green (?:icon|logo|bubble)|緑の(?:アプリ|やつ)|(?:別|他|ほか|外部)の(?:アプリ|ツール|SNS|チャット)|blue[- ]?bird|青い鳥|paper[- ]?plane|紙飛行機|"
+    r"green app|"
+    # the app described, as the place to talk ("hit me up on the app with the green icon";
+    # not "the app with the green icon is the one we build")
+    r"(?:(?<=on the )|(?<=in the )|(?<=via the )|(?<=use the ))app with the green "
+    r"(?:icon|logo|bubble)|緑の(?:アプリ|やつ)|(?:別|他|ほか|外部)の(?:アプリ|ツール|SNS|チャット)|blue[- ]?bird|青い鳥|paper[- ]?plane|紙飛行機|"
     # Lower-case "line" is an app only as someone's "line id" given right after it ("my
     # line id is kota_77", "my line id: kota_77"; not "my line id column").
     r"(?:(?<=[^a-z]my )|(?<=^my )|(?<=[^a-z]ur )|(?<=^ur )|(?<=[^a-z]your )|(?<=^your ))"

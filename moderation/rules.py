@@ -274,7 +274,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         ),
         # ("faster than this chat" is leaving it)
         block=_c(r"(?<!than )here|on the platform|(?<!than )this chat|プラットフォーム|"
-                 r"こちらのメッセージ|届いた|届き"),
+                 r"こちらのメッセージ|こちらのチャット|このチャット|届いた|届き"),
     ),
     # ---- off_platform_deal ----------------------------------------------------------
     CueRule(
@@ -512,7 +512,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     CueRule(
         # The code asked for as it arrives ("What's the verification code you just got?").
         "pii.one_time_code",
-        _c(_a(r"what'?s the (?:\w+ )?code (?:you|that you) (?:just )?(?:got|received|were sent)")
+        _c(_a(r"what'?s the (?:verification|confirmation|security|one[- ]time|otp|sms|login|"
+              r"auth(?:entication)?|[0-9][- ]digit|six[- ]digit) code (?:you|that you) "
+              r"(?:just )?(?:got|received|were sent)")
            + r"|(?:届いた|受け取った|送られてきた)(?:認証|確認)?(?:コード|番号)(?:を|は)"
            r"[^。\n]{0,10}(?:教えて|送って|お知らせ|何)"),
         block=_c(r"\b(?:ui|screen|field|form|design)\b|画面|デザイン|欄|実装"),

@@ -357,6 +357,8 @@ def test_expense_demand(text: str) -> None:
         "Test data: 090-1234-5678",
         "月額980円のプランの告知バナーを作ってください。",
         "Please design a banner for the new plan ($9.99 a month).",
+        "What's the code you got when the build failed?",
+        "the app with the green icon is the one we build",
     ],
 )
 def test_hard_negatives_stay_clean(text: str) -> None:
