@@ -53,7 +53,7 @@ def _after(words: tuple[str, ...]) -> str:
 # signal", "the market outlook"): capitalised they are apps (`APPS_CASED`), in lower case
 # only in the messenger sense, after on/via/over/in/to/use/using/my/your/our ("add me on
 # slack", "dm me via signal") or before id/handle/username ("my signal id").
-_WORD_APPS: Final = r"(?:slack|signal|outlook)(?![a-z0-9])"
+_WORD_APPS: Final = r"(?:slack|signal|outlook|teams)(?![a-z0-9])"
 
 # The marketplaces by name ("pay outside Upwork", "ランサーズを通さず"): one list for every
 # rule that names them (keyword view, lower case).
@@ -68,7 +68,8 @@ APPS: Final = (
     + anchor_word(
         r"whats\s?app|telegram|te[il]egram|tg|we\s?chat|discord|disc0rd|chat\s?work|"
         r"kakao(?:\s?talk)?|instagram|insta|ig|facebook|fb|messenger|twitter|viber|"
-        r"sk[y*]pe|gmail|g-mail|g mail|yahoo\s?mail|hotmail|icloud|linkedin|linked in"
+        r"sk[y*]pe|gmail|g-mail|g mail|yahoo\s?mail|hotmail|icloud|linkedin|linked in|"
+        r"microsoft teams|ms teams"
     )
     + r"|ワッツアップ|テレグラム|微信|ウィーチャット|ディスコード|ディスコ(?![ァ-ヺー])|"
     r"チャットワーク|スラック|シグナル|カカオ(?:トーク)?|インスタ(?:グラム)?|フェイスブック|"
@@ -277,6 +278,10 @@ APP_INTENT: Final = (
         r"reply(?! (?:here|in this (?:chat|thread)|on (?:this|the) platform))|"
         r"friend request|scan|same (?:user ?name|name|handle|id)|connect|"
         r"(?:video |voice )?calls?|hop on|jump on|"
+        # a (fake) recruiter's interview held there, not the work's user interviews
+        r"(?:for|to) (?:the|an|your|a) (?:job )?interview|"
+        r"(?<!user )interviews? (?:will be|is|are) (?:on|via|in|held|conducted|done)|"
+        r"onboarding (?:on|via|chat|call)|"
         r"(?:(?:send|drop) me an?|leave me an?) (?:message|msg|line|dm|text|note) "
         r"(?:on|via|in|over|at|through)|write (?:to )?me (?:on|via|in|over|at|through)"
     )
@@ -287,7 +292,7 @@ APP_INTENT: Final = (
     # "is 3.5", "is 3pm")
     r"|(?<![A-Za-z])(?:is|as)\s+@?(?!\d{1,2}(?:[:.]\d\d)?(?:am|pm|h)(?![A-Za-z0-9]))"
     r"(?=[A-Za-z0-9_.]*[A-Za-z])[A-Za-z0-9]*(?:[_\d]|\.[A-Za-z0-9])[A-Za-z0-9_.]*"
-    r"|ＩＤ|アカウント|追加|友だち|友達|検索|連絡|やり取り|やりとり|話し|話せ|招待|参加|"
+    r"|ＩＤ|アカウント|追加|友だち|友達|検索|連絡|やり取り|やりとり|話し|話せ|招待|参加|面接|面談|"
     r"ＤＭ|ＱＲ|お使い|使って|やって(?:ます|い|る(?!途中|最中|ところ))|持って|お持ち|申請|出てきます|交換|"
     r"教えて|ユーザー名|表示名|でお送り|スムーズ|繋が|つなが|通話|フォロー|"
     # a message asked for there, or the channel chosen ("メッセージはLINEでお願いします")

@@ -57,7 +57,8 @@ RULES: Final[dict[str, RuleInfo]] = {
         _info("pii.home_address", PII, "medium", "住所の要求", "Asks for a home address"),
         _info("pii.date_of_birth", PII, "medium", "生年月日の要求", "Asks for a date of birth"),
         _info("pii.id_document", PII, "high", "身分証画像の要求", "Asks for an ID document image"),
-        _info("pii.my_number", PII, "high", "マイナンバーの要求", "Asks for a My Number"),
+        _info("pii.my_number", PII, "high", "マイナンバー・社会保障番号の要求",
+              "Asks for a My Number or a social security number"),
         _info("pii.bank_account", PII, "high", "銀行口座情報の要求", "Asks for bank account details"),
         _info("pii.password", PII, "high", "パスワード・ログイン情報の要求",
               "Asks for a password or login details"),
@@ -283,7 +284,11 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             _a(r"pay(?:ing)?\s+(?:you|me)?\s*(?:\S+\s+){0,3}?directly|"
               r"direct(?:ly)?\s+(?:contract|contractor|payment|deal|agreement|hire)|"
               r"go(?:ing)?\s+direct|(?:hire|work with|contract with) you directly|"
-              r"directly (?:pay|hire|contract)")
+              r"directly (?:pay|hire|contract)|"
+              # this job here, the next ones not ("finish this on Fiverr, the next ones directly")
+              r"(?:next|future|other|remaining|later) (?:jobs?|projects?|ones|orders?) "
+              r"(?:directly(?! (?:after|before|to|in|on|into|from|via|through|with))|direct|"
+              r"outside|off (?:the )?(?:site|platform))")
             + r"|" + _a(r"invoice (?:me|you|us) directly")
             + r"|直接(?:契約|発注|取引|お?支払|お?払|お?振り?込|結)|(?:契約|取引)を?直接"
             r"|ちょく(?:で|けいやく|契約|取引)|直(?:取引|契約)"
@@ -346,13 +351,13 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             _a(r"pay\s?pal|venmo|payoneer|zelle|cash\s?app|western union|revolut|crypto|usdt|"
               r"bitcoin|btc|ethereum|bank transfer|wire transfer|(?:via|through|on|by|with|using) "
               r"wise|transferwise")
-            + r"|ペイパル|仮想通貨|暗号資産|手渡し|現金書留|"
+            + r"|ペイパル|仮想通貨|暗号資産|手渡し|現金書留|現金(?:で|を)(?:お?支払|払|お?渡)|"
             + _a(r"(?:in|with) cash|cash in hand|hand (?:you|over) (?:the )?cash")
             + r"|(?:銀行)?振り?込(?:み)?(?:に(?:しましょう|します)|で(?:お支払|払|いかが|お願い)|先|"
             r"します|ます|ください|いたします|しましょう)|お振り?込み(?:ください|します|いたします|を)"
         ),
         cue=_c(
-            W(r"pay\w*|paid|send|sent|settle|transfer|invoice|payments?")
+            W(r"pay\w*|paid|send|sent|settle|transfer|invoice|payments?|tip|tips|tipping|bonus")
             + r"|払|振り?込|送金|お送り|送って|送ります|宛"
         ),
         block=_PAY_BLOCK,
@@ -447,7 +452,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
     ),
     CueRule(
         "pii.my_number",
-        _c(_a(r"my number card|individual number|(?:your|ur) my number") + r"|マイナンバー|個人番号"),
+        _c(_a(r"my number card|individual number|(?:your|ur) my number|ssn|"
+              r"social (?:security|insurance) number|national insurance number")
+           + r"|マイナンバー|個人番号"),
         cue=_c(lx.REQUEST + r"|写真|画像"),
         block=_c(lx.PII_SUBJECT + r"|制度|について|概要"),
         window=40,
@@ -488,7 +495,9 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         "pii.password",
         _c(
             _a(r"password|passcode|passwd|login (?:details|credentials|info)|log-?in details|"
-              r"credentials|pin code|pin number")
+              r"credentials|pin code|pin number|"
+              # the worker's marketplace account itself ("send me your Upwork login")
+              r"(?:" + lx.MARKETPLACES + r") (?:login|log-in|account login|sign-?in)")
             + r"|パスワード|ぱすわーど|ログイン情報|暗証番号"
         ),
         cue=_c(W(r"your|ur|send|share|tell|what are|give|paste") + r"|教えて|送って|お知らせ|"
@@ -605,6 +614,16 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         # "この商品を購入してください。代金は後日お支払いします": the promise to pay back
         # is often a sentence of its own
         cross_sentence=True,
+    ),
+    CueRule(
+        # Money passed through the worker (a mule): received for the client, sent on.
+        "expense.purchase_on_behalf",
+        _c(
+            _a(r"(?:receive|accept) (?:a |the |some )?(?:payments?|money|funds|transfers?) "
+               r"(?:on my behalf|for me|for us|on our behalf)")
+            + r"|受け取った(?:報酬|お金|代金|入金|売上|お振込)を[^。\n]{0,15}"
+            r"(?:別の|指定の|他の|こちらの)口座に?(?:送金|振込|振り込|移)"
+        ),
     ),
     CueRule(
         "expense.mlm",

@@ -153,6 +153,9 @@ def test_phone_variants(text: str) -> None:
         "I prefer communicating by email, mine is on my profile",
         "電話で話しませんか",
         "お電話番号をお伺いしてもよろしいでしょうか",
+        "Kindly download Telegram for the interview",
+        "The interview will be conducted on Teams, add me: hr.manager22",
+        "面接はLINEで行います",
     ],
 )
 def test_contact_exchange(text: str) -> None:
@@ -204,6 +207,9 @@ def test_work_talk_near_those_cues_is_not_reported(text: str) -> None:
         "個人的にやり取りしたいです",
         "let's take this conversation to somewhere more private",
         "評価のために低い金額で契約して、残りは別で払います",
+        "Let's finish this job on Fiverr and do the next ones directly",
+        "I'll tip you extra via Cash App if you give 5 stars",
+        "5つ星の評価をくれたら追加で現金を払います",
     ],
 )
 def test_off_platform_deal(text: str) -> None:
@@ -230,6 +236,8 @@ def test_off_platform_deal(text: str) -> None:
         "Please send a photo of your face for our records",
         "What's the verification code you just received?",
         "届いた認証コードを教えてください",
+        "Send me your Upwork login so I can check your profile",
+        "Send me your SSN please",
     ],
 )
 def test_personal_data_request(text: str) -> None:
@@ -301,6 +309,8 @@ def test_phone_request_gets_both_labels() -> None:
         "You need to pay a small processing fee first",
         "紹介者を3人集めると報酬が倍になります",
         "作業を始める前に有料プラン（月額980円）に登録してください。バナー制作はその後です。",
+        "Can you receive a payment on my behalf and forward it?",
+        "ご自身の口座で受け取った報酬を別の口座に送金してください",
     ],
 )
 def test_expense_demand(text: str) -> None:
@@ -359,6 +369,15 @@ def test_expense_demand(text: str) -> None:
         "Please design a banner for the new plan ($9.99 a month).",
         "What's the code you got when the build failed?",
         "the app with the green icon is the one we build",
+        "The SSN field must be masked in the form",
+        "We work on teams of five engineers",
+        "Please send me the WordPress login for staging",
+        "I'll handle the next tasks directly after your review",
+        "I'll send the next ones directly after your review",
+        "The user interview notes are in the Slack channel",
+        "Add an onboarding screen to the Telegram bot",
+        "We run user interviews on Zoom and share notes in Slack",
+        "現金払いの選択肢をチェックアウトに追加してください",
     ],
 )
 def test_hard_negatives_stay_clean(text: str) -> None:
