@@ -275,7 +275,10 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
         ),
         # ("faster than this chat" is leaving it)
         block=_c(r"(?<!than )here|on the platform|(?<!than )this chat|プラットフォーム|"
-                 r"こちらのメッセージ|こちらのチャット|このチャット|届いた|届き"),
+                 r"こちらのメッセージ|こちらのチャット|このチャット|届いた|届き|"
+                 # the site's customers, not the two parties ("お客様と電話で打ち合わせ
+                 # したい場合の予約ページ")
+                 r"お客様|顧客|ユーザー|(?:したい|たい)(?:場合|方|人|とき|時)"),
     ),
     # ---- off_platform_deal ----------------------------------------------------------
     CueRule(

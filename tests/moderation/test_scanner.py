@@ -378,6 +378,10 @@ def test_expense_demand(text: str) -> None:
         "Add an onboarding screen to the Telegram bot",
         "We run user interviews on Zoom and share notes in Slack",
         "現金払いの選択肢をチェックアウトに追加してください",
+        "お客様と電話で打ち合わせしたい場合の予約ページを作ってください",
+        "採用面接の日程調整フォームを作ってください",
+        "Teamsの通知ボットを作ってください",
+        "現金で払う場合の表示を追加してください",
     ],
 )
 def test_hard_negatives_stay_clean(text: str) -> None:
