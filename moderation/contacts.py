@@ -22,19 +22,17 @@ _COMMON_TLDS: Final = frozenset(
     "com net org jp io co info me biz dev app uk us de fr kr cn tw ca au in xyz ne ac or "
     "edu gov page site email".split()
 )
-_FREE_MAIL: Final = re.compile(
-    r"(?i)(?<![A-Za-z0-9])(?:gmail|googlemail|yahoo|outlook|hotmail|icloud|proton(?:mail)?"
-    r"|live|aol)(?![A-Za-z0-9])"
-)
-# Necessary for `_FREE_MAIL` on the lower-cased text (starts with literals: fast).
-_FREE_MAIL_HINT: Final = re.compile(r"gmail|googlemail|yahoo|outlook|hotmail|icloud|proton|live|aol")
-_SPACED_DOT: Final = re.compile(r"(?i)\sdot\s")
-# An address at a well-known mail provider with the rest of its domain left off ("tanaka@gmail",
-# "tanaka アット gmail", "tanaka at gmail com"): everyone knows what follows.
+# The well-known mail providers: one list for every check that names them.
 _PROVIDERS: Final = (
     r"gmail|googlemail|yahoo|ymail|outlook|hotmail|icloud|proton(?:mail)?|live|aol"
     r"|docomo|ezweb|softbank"
 )
+_FREE_MAIL: Final = re.compile(r"(?i)(?<![A-Za-z0-9])(?:" + _PROVIDERS + r")(?![A-Za-z0-9])")
+# Necessary for `_FREE_MAIL` on the lower-cased text (starts with literals: fast).
+_FREE_MAIL_HINT: Final = re.compile(_PROVIDERS)
+_SPACED_DOT: Final = re.compile(r"(?i)\sdot\s")
+# An address at a provider with the rest of its domain left off ("tanaka@gmail",
+# "tanaka アット gmail", "tanaka at gmail com"): everyone knows what follows.
 _AT_PROVIDER: Final = re.compile(
     r"(?<![A-Za-z0-9._%+\-])(?P<local>[A-Za-z0-9](?:[A-Za-z0-9._%+\-]*[A-Za-z0-9_])?)"
     r"@(?P<provider>" + _PROVIDERS + r")(?![A-Za-z0-9\-@]|\.[A-Za-z0-9])"
@@ -67,10 +65,7 @@ _PROVIDER_DOMAIN: Final = re.compile(
     re.IGNORECASE,
 )
 # Necessary for `_PROVIDER_DOMAIN` on the lower-cased text (starts with literals: fast).
-_PROVIDER_DOMAIN_HINT: Final = re.compile(
-    r"(?:gmail|googlemail|yahoo|ymail|outlook|hotmail|icloud|proton|live|aol|docomo|ezweb"
-    r"|softbank)\.(?:com|co|ne|jp|me|ch)"
-)
+_PROVIDER_DOMAIN_HINT: Final = re.compile(r"(?:" + _PROVIDERS + r")\.(?:com|co|ne|jp|me|ch)")
 _MAIL_CUE: Final = re.compile(
     r"(?<![a-z])(?:e-?mail|mail|address|addr)(?![a-z])|メアド|めあど|メール|アドレス"
 )
@@ -191,16 +186,18 @@ def _provider_addresses(view: nz.View, *, weak: bool) -> list[Hit]:
             provider = m.group("provider").lower()
             named = (_ACCOUNT_LIKE.search(local) is not None and len(local) >= 3) or bool(
                 m.group("tld"))
-            if weak and (local in _NOT_LOCAL or len(local) < 3
-                         or (provider not in _WEAK_PROVIDERS and not named)):
-                continue
             if provider == "live" and not named:  # "main@live": a word too
                 continue
-            if weak and not named:
-                if cue is None:
-                    cue = _MAIL_CUE.search(text.lower()) is not None
-                if not cue and not _alone_on_its_line(text, m.start(), m.end()):
+            if weak:
+                if local in _NOT_LOCAL or len(local) < 3:
                     continue
+                if not named:
+                    if provider not in _WEAK_PROVIDERS:
+                        continue
+                    if cue is None:
+                        cue = _MAIL_CUE.search(text.lower()) is not None
+                    if not cue and not _alone_on_its_line(text, m.start(), m.end()):
+                        continue
             hits.append(Hit("contact.email", view, m.start(), m.end()))
     return hits
 
@@ -245,6 +242,7 @@ def find_emails(text: ScanText, allow_domains: frozenset[str]) -> list[Hit]:
     src = base.text
     low = text.base_lower
     provider_low = src.lower() if low is None else low
+    # (substring tests first: most texts hold none of the domains' endings)
     hits = (
         _provider_domains(base, provider_low)
         if (".co" in provider_low or ".jp" in provider_low or ".me" in provider_low

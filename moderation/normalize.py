@@ -508,9 +508,10 @@ _ODD_FOLDS: Final = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", 
 
 def _english(m: re.Match[str]) -> str:
     tokens = [t.translate(_ODD_FOLDS).lower() for t in _EN_OR_DIGITS.findall(m.group())]
+    # Words other than "o"/"oh": two at least, or one among digits and three in all.
     words = sum(1 for t in tokens if not t[0].isdigit() and t not in ("o", "oh"))
     digits = sum(len(t) for t in tokens if t[0].isdigit())
-    if words < 1 or words + digits < 2 or (digits and words + digits < 3):
+    if words < 1 or words + digits < (3 if digits else 2):
         return m.group()
     return "".join(t if t[0].isdigit() else _EN_WORDS[t] for t in tokens) + " "
 

@@ -160,10 +160,6 @@ def _is_phone(digits: str, plus: bool, shaped: bool, near_word: bool) -> bool:
 _DUMMY_ENDINGS: Final = ("12345678", "00000000", "11111111", "98765432", "87654321", "23456789")
 
 
-def _dummy_number(digits: str) -> bool:
-    return digits.endswith(_DUMMY_ENDINGS)
-
-
 @lru_cache(maxsize=1024)
 def _company_format(digits: str, plus: bool) -> bool:
     """A number a company publishes (landline, free dial, shared cost), not a mobile.
@@ -343,7 +339,7 @@ def find_phones(text: ScanText) -> list[Hit]:
                     _is_phone(digits, plus and i == 0, shaped, near)
                     and (near or _alone_on_lines(src, start, spans[j - 1][1]))
                     and not (data and (_company_format(digits, plus and i == 0)
-                                       or _dummy_number(digits)))
+                                       or digits.endswith(_DUMMY_ENDINGS)))
                 ):
                     hits.append(Hit("contact.phone", view, start, spans[j - 1][1]))
                     i = j

@@ -164,6 +164,9 @@ _WORK_PAGE = _c(
     r"(?:new )?(?:plan|course|membership|program(?:me)?|subscription)"
 )
 
+# The code is a feature the worker builds (its screen, its field), not one to hand over.
+_CODE_FEATURE = _c(r"\b(?:ui|screen|field|form|design)\b|画面|デザイン|欄|実装")
+
 CUE_RULES: Final[tuple[CueRule, ...]] = (
     # ---- contact_exchange -----------------------------------------------------------
     CueRule(
@@ -517,7 +520,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
             + r"|ワンタイム(?:パスワード)?|認証コード|確認コード|認証番号|確認番号|[0-9]桁の(?:コード|番号)"
         ),
         cue=_c(W(r"paste|send|share|tell|give|forward|read") + r"|送って|教えて|こちらに|お知らせ"),
-        block=_c(r"\b(?:ui|screen|field|form|design)\b|画面|デザイン|欄|実装"),
+        block=_CODE_FEATURE,
         cross_sentence=True,
         window=60,
     ),
@@ -529,7 +532,7 @@ CUE_RULES: Final[tuple[CueRule, ...]] = (
               r"(?:just )?(?:got|received|were sent)")
            + r"|(?:届いた|受け取った|送られてきた)(?:認証|確認)?(?:コード|番号)(?:を|は)"
            r"[^。\n]{0,10}(?:教えて|送って|お知らせ|何)"),
-        block=_c(r"\b(?:ui|screen|field|form|design)\b|画面|デザイン|欄|実装"),
+        block=_CODE_FEATURE,
     ),
     CueRule(
         "pii.card",
